@@ -1,0 +1,38 @@
+// Communicator over MPI (Open MPI). The only place in hubel that includes <mpi.h>.
+#pragma once
+
+#include <memory>
+
+#include "comm/communicator.hpp"
+
+namespace hubel::comm {
+
+class MpiCommunicator final : public Communicator {
+ public:
+  // Initializes MPI (thread level "funneled": only the main thread calls MPI).
+  MpiCommunicator(int* argc, char*** argv);
+  ~MpiCommunicator() override;  // MPI_Finalize
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  void allreduce_sum(std::span<float> data) override;
+  void allreduce_sum(std::span<double> data) override;
+  void broadcast(std::span<float> data, int root) override;
+  void barrier() override;
+  // Stops every rank (after an error on one, so that the others do not wait forever).
+  [[noreturn]] void abort(int code);
+
+ private:
+  int rank_ = 0, size_ = 1;
+};
+
+// True when this process was started by mpirun/srun (Open MPI, PMI or PMIx variables).
+bool launched_by_mpi();
+
+// An MpiCommunicator when launched by mpirun or srun, else a LocalCommunicator: a plain
+// `hubel train` needs no MPI initialization.
+std::unique_ptr<Communicator> make_communicator(int* argc, char*** argv);
+
+}  // namespace hubel::comm

@@ -1,0 +1,30 @@
+// The Dataset interface the Trainer reads from: random access to samples by index.
+// Implementations: generated sets (spirals) and, in datasets/, the HDF5 reader.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "framework/shape.hpp"
+#include "framework/tensor.hpp"
+
+namespace hubel::datasets {
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  // Names the data in messages: "spirals(train)", "data/fmnist.h5:/train".
+  virtual std::string name() const = 0;
+  virtual int64_t size() const = 0;
+  virtual Shape sample_shape() const = 0;
+  // Number of classes of the labels; 0 when samples have target values instead.
+  virtual int64_t num_classes() const = 0;
+  // Per-sample shape of target values (regression); empty when there are labels.
+  virtual Shape target_shape() const { return {}; }
+  // Row i of x (and labels[i], or row i of targets) gets sample idx[i]. x has idx.size()
+  // rows; labels is null or targets empty when the set has none of that kind.
+  virtual void read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView targets) const = 0;
+};
+
+}  // namespace hubel::datasets

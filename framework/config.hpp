@@ -1,0 +1,102 @@
+// Config: a checked view of one node of an experiment file (YAML). Every error names the
+// file, the line and column, and the key path; every key a reader does not ask for is an
+// error when the reader calls finish(), so a typo never passes silently.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+namespace hubel {
+
+class Config {
+ public:
+  // Reads a YAML file. Missing file, unreadable file or a YAML syntax error: ConfigError.
+  static Config load_file(const std::string& path);
+  // Parses YAML text; `source` names it in errors (a file name, or "<string>").
+  static Config parse(const std::string& text, const std::string& source = "<string>");
+
+  // Applies "a.b.c=value" (list items by index: "model.layers.2.units=64"). The value is
+  // read as YAML, so numbers stay numbers. Must be called on the root before reading.
+  void apply_override(const std::string& assignment);
+
+  // The source text (for checkpoints and run directories) and the source name.
+  const std::string& text() const;
+  const std::string& source() const;
+
+  bool is_map() const { return node_.IsMap(); }
+  bool is_sequence() const { return node_.IsSequence(); }
+  bool is_scalar() const { return node_.IsScalar(); }
+  bool is_null() const { return !node_.IsDefined() || node_.IsNull(); }
+  // Path from the root: "model.layers[2].units"; "" for the root.
+  const std::string& path() const { return path_; }
+  // "exp.yaml:14:7 (model.layers[2].units)", or "--set model.lr=0.1".
+  std::string where() const;
+  // The path of a key of this map node, for messages: "optimizer.lr".
+  std::string key_path(const std::string& key) const;
+
+  // Does this map have the key? (Asking counts as reading: the key is known.)
+  bool has(const std::string& key) const;
+  // A required child; ConfigError if it is missing.
+  Config at(const std::string& key) const;
+  // An optional child.
+  std::optional<Config> find(const std::string& key) const;
+  // Items of a sequence.
+  std::vector<Config> items() const;
+  // Keys of a map, in file order (all counted as read).
+  std::vector<std::string> keys() const;
+
+  // This scalar (or sequence, for vectors) as T; ConfigError naming the expected type.
+  template <class T>
+  T as() const;
+  // A required value / a value with a default.
+  template <class T>
+  T get(const std::string& key) const {
+    return at(key).as<T>();
+  }
+  template <class T>
+  T get(const std::string& key, const T& fallback) const {
+    auto c = find(key);
+    return c && !c->is_null() ? c->as<T>() : fallback;
+  }
+  // A value from a closed set of choices; the error lists the choices.
+  std::string choice(const std::string& key, const std::vector<std::string>& choices,
+                     const std::string& fallback = "") const;
+
+  // Throws ConfigError for the first key of this map that no one asked for, listing the
+  // keys that are understood here.
+  void finish() const;
+  // Throws ConfigError "<where>: <message>".
+  [[noreturn]] void fail(const std::string& message) const;
+
+  // Renders this node as YAML text (for summaries and error messages).
+  std::string dump() const;
+
+ private:
+  struct Document;
+  Config(std::shared_ptr<Document> doc, YAML::Node node, std::string path);
+  Config child(const YAML::Node& n, const std::string& path) const;
+
+  std::shared_ptr<Document> doc_;
+  YAML::Node node_;
+  std::string path_;
+  // Keys of this map that a reader asked for; shared by copies of this Config.
+  std::shared_ptr<std::set<std::string>> asked_;
+};
+
+template <> std::string Config::as<std::string>() const;
+template <> bool Config::as<bool>() const;
+template <> int Config::as<int>() const;
+template <> int64_t Config::as<int64_t>() const;
+template <> uint64_t Config::as<uint64_t>() const;
+template <> double Config::as<double>() const;
+template <> float Config::as<float>() const;
+template <> std::vector<int64_t> Config::as<std::vector<int64_t>>() const;
+template <> std::vector<std::string> Config::as<std::vector<std::string>>() const;
+
+}  // namespace hubel

@@ -1,0 +1,35 @@
+// Reading experiment files.
+#include "framework/experiment.hpp"
+
+#include "framework/error.hpp"
+#include "framework/registry.hpp"
+
+namespace hubel {
+
+Experiment Experiment::load(const std::string& path, const std::vector<std::string>& overrides) {
+  Config root = Config::load_file(path);
+  for (const auto& o : overrides) root.apply_override(o);
+  return from_config(root);
+}
+
+Experiment Experiment::from_config(Config root) {
+  Experiment e{root, root.at("model"), root.at("data"), root.at("optimizer"), root.find("schedule"), {}};
+  if (auto t = root.find("train")) e.train = TrainOptions::parse(*t);
+  root.finish();
+  return e;
+}
+
+Model build_model(const Config& model, const LayerRegistry& registry) {
+  Model m{Net::from_config(model, registry), nullptr};
+  const Config loss = model.at("loss");
+  if (loss.is_scalar()) {
+    m.loss = registry.make_loss(loss.as<std::string>(), loss);
+  } else {
+    m.loss = registry.make_loss(loss.get<std::string>("type"), loss);
+    loss.finish();
+  }
+  model.finish();
+  return m;
+}
+
+}  // namespace hubel

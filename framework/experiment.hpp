@@ -1,0 +1,39 @@
+// An experiment file: its sections, read and checked. Sections: model, data, optimizer,
+// schedule (optional), train. Unknown sections or keys are errors naming file and line.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "framework/config.hpp"
+#include "framework/loss.hpp"
+#include "framework/net.hpp"
+#include "framework/trainer.hpp"
+
+namespace hubel {
+
+class LayerRegistry;
+
+struct Experiment {
+  Config root;
+  Config model, data, optimizer;
+  std::optional<Config> schedule;
+  TrainOptions train;
+
+  // Loads the file, applies "--set key=value" overrides, checks the top-level sections and
+  // the train section. The other sections are checked by whoever reads them.
+  static Experiment load(const std::string& path, const std::vector<std::string>& overrides = {});
+  static Experiment from_config(Config root);
+};
+
+struct Model {
+  Net net;
+  std::unique_ptr<Loss> loss;
+};
+
+// model: {input: [...], layers: [...], loss: softmax_cross_entropy | {type: ..., ...}}
+Model build_model(const Config& model, const LayerRegistry& registry);
+
+}  // namespace hubel

@@ -1,0 +1,119 @@
+// The Layer interface. A layer validates its input shapes and computes its output shape
+// (pure, before any memory exists), declares its parameters, is bound to its slices of
+// the Net's flat parameter and gradient arenas, and runs forward and backward on a
+// minibatch. Names: x (inputs), y (output), dx, dy, w, dw, b, db.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "framework/error.hpp"
+#include "framework/init.hpp"
+#include "framework/tensor.hpp"
+
+namespace hubel {
+
+// What a layer asks the Net to allocate for it in the arenas.
+struct ParamSpec {
+  std::string name;  // "w", "b", ...: unique within the layer
+  Shape shape;
+  Init init;
+  int64_t fan_in = 1, fan_out = 1;  // for the scaled initializers
+  bool decay = true;                // does weight decay apply (weights yes, biases no)
+};
+
+// A parameter bound to the arenas: w in the parameter arena, dw at the same offset in
+// the gradient arena.
+struct Param {
+  std::string name;
+  Shape shape;
+  float* w = nullptr;
+  float* dw = nullptr;
+  int64_t numel() const { return shape.numel(); }
+};
+
+// Everything a layer gets once, when the Net is built.
+struct Binding {
+  std::span<const Shape> x;  // per-sample input shapes
+  Shape y;                   // per-sample output shape
+  int64_t max_batch = 0;     // forward/backward never see more rows than this
+  std::span<const Param> params;  // in the order of param_specs()
+};
+
+// Per-call information: mode and the identity of the step, so stochastic layers can draw
+// random numbers that depend on (seed, step, sample) and not on threads or ranks.
+struct StepContext {
+  bool training = false;
+  uint64_t seed = 0;
+  uint64_t step = 0;
+  int64_t first_sample = 0;  // global index of row 0 of this minibatch shard
+};
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+
+  const std::string& name() const { return name_; }
+  void set_name(std::string name) { name_ = std::move(name); }
+
+  // The registry's type name ("dense", "relu", ...).
+  virtual std::string type() const = 0;
+  // Number of inputs; 0 means "one or more" (joins such as add and concat).
+  virtual int arity() const { return 1; }
+  // One line describing the configuration, for summaries ("64 units").
+  virtual std::string describe() const { return ""; }
+
+  // Validates the per-sample input shapes and returns the output shape. Pure; throws
+  // ShapeError naming the layer.
+  virtual Shape output_shape(std::span<const Shape> x) const = 0;
+  // The parameters this layer needs for these input shapes.
+  virtual std::vector<ParamSpec> param_specs(std::span<const Shape> /*x*/) const { return {}; }
+  // Called once by the Net after allocation: keep what you need, size your scratch here.
+  virtual void bind(const Binding& b) { params_.assign(b.params.begin(), b.params.end()); }
+
+  // y = f(x). Rows of x and y: the current minibatch size n <= max_batch.
+  virtual void forward(std::span<const ConstTensorView> x, TensorView y, const StepContext& ctx) = 0;
+  // Given dy, writes dx (overwriting; an empty view means that input needs no gradient)
+  // and overwrites the parameter gradients dw with this minibatch's gradient.
+  virtual void backward(std::span<const ConstTensorView> x, ConstTensorView y, ConstTensorView dy,
+                        std::span<const TensorView> dx, const StepContext& ctx) = 0;
+
+  const std::vector<Param>& params() const { return params_; }
+
+ protected:
+  [[noreturn]] void shape_error(const std::string& msg) const {
+    throw ShapeError(cat("layer '", name_, "' (", type(), "): ", msg));
+  }
+  std::vector<Param> params_;
+
+ private:
+  std::string name_;
+};
+
+// The common case: one input.
+class UnaryLayer : public Layer {
+ public:
+  virtual Shape output_shape(const Shape& x) const = 0;
+  virtual std::vector<ParamSpec> param_specs(const Shape& /*x*/) const { return {}; }
+  virtual void forward(ConstTensorView x, TensorView y, const StepContext& ctx) = 0;
+  // dx.empty(): the input needs no gradient (only parameter gradients are wanted).
+  virtual void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                        const StepContext& ctx) = 0;
+
+  Shape output_shape(std::span<const Shape> x) const final {
+    if (x.size() != 1) shape_error(cat("takes one input, got ", x.size()));
+    return output_shape(x[0]);
+  }
+  std::vector<ParamSpec> param_specs(std::span<const Shape> x) const final { return param_specs(x[0]); }
+  void forward(std::span<const ConstTensorView> x, TensorView y, const StepContext& ctx) final {
+    forward(x[0], y, ctx);
+  }
+  void backward(std::span<const ConstTensorView> x, ConstTensorView y, ConstTensorView dy,
+                std::span<const TensorView> dx, const StepContext& ctx) final {
+    backward(x[0], y, dy, dx[0], ctx);
+  }
+};
+
+}  // namespace hubel

@@ -1,0 +1,354 @@
+// The Net: graph construction, shape inference, arenas, forward and backward.
+#include "framework/net.hpp"
+
+#include <algorithm>
+#include <iomanip>
+#include <map>
+#include <ostream>
+
+#include "framework/config.hpp"
+#include "framework/parallel.hpp"
+#include "framework/random.hpp"
+#include "framework/registry.hpp"
+
+namespace hubel {
+
+namespace {
+constexpr int kNetInput = -1;
+}
+
+struct Net::Impl {
+  struct Edge {
+    int node;  // consumer
+    int slot;  // which of its inputs
+  };
+  struct Node {
+    std::unique_ptr<Layer> layer;
+    std::vector<int> inputs;  // producer node per input slot; kNetInput for the network input
+    std::vector<Shape> in_shapes;
+    Shape out;
+    std::vector<ParamSpec> specs;
+    std::vector<Edge> consumers;
+    std::vector<Param> params;
+    bool needs_grad = false;  // has parameters, or feeds from a node that has
+    Tensor y;
+    // One gradient buffer per consumer (at least one): each consumer overwrites its own,
+    // and the extra ones are added into grad[0] in consumer order before backward.
+    std::vector<Tensor> grad;
+    // Per-call views, sized once so the step does not allocate.
+    std::vector<ConstTensorView> x_views;
+    std::vector<TensorView> dx_views;
+    std::vector<int> dx_buffer;  // index into the producer's grad list, per slot
+  };
+
+  Shape input_shape;
+  std::vector<Node> nodes;
+  std::map<std::string, int> by_name;
+  std::map<std::string, int> type_counts;
+  int64_t max_batch = 0;
+  Tensor input;
+  AlignedBuffer params, grads;
+  std::vector<ParamInfo> info;
+  int64_t num_params = 0;
+
+  ConstTensorView output_of(int producer, int64_t n) const {
+    if (producer == kNetInput) return ConstTensorView(input.data(), input_shape.with_batch(n));
+    const Node& p = nodes[producer];
+    return ConstTensorView(p.y.data(), p.out.with_batch(n));
+  }
+  const Shape& shape_of(int producer) const { return producer == kNetInput ? input_shape : nodes[producer].out; }
+  std::string name_of(int producer) const { return producer == kNetInput ? kInput : nodes[producer].layer->name(); }
+};
+
+Net::Net(const Shape& input_sample_shape) : impl_(std::make_unique<Impl>()) {
+  if (input_sample_shape.rank() < 1 || input_sample_shape.rank() > Shape::kMaxRank - 1)
+    throw ShapeError(cat("the network input ", input_sample_shape.str(),
+                         " must have 1 to 4 dimensions per sample (features; or C,W; C,H,W; C,D,H,W)"));
+  for (int64_t d : input_sample_shape)
+    if (d <= 0) throw ShapeError(cat("the network input ", input_sample_shape.str(), " has a non-positive dimension"));
+  impl_->input_shape = input_sample_shape;
+}
+
+Net::Net(Net&&) noexcept = default;
+Net& Net::operator=(Net&&) noexcept = default;
+Net::~Net() = default;
+
+Layer& Net::add(std::unique_ptr<Layer> layer, const std::vector<std::string>& inputs) {
+  Impl& m = *impl_;
+  if (built()) throw Error("Net::add after build(): add every layer before building");
+  if (layer->name().empty()) layer->set_name(cat(layer->type(), ++m.type_counts[layer->type()]));
+  const std::string& name = layer->name();
+  if (name == kInput || m.by_name.count(name))
+    throw ConfigError(cat("layer name '", name, "' is used twice (or is the reserved name 'input'); names must be unique"));
+
+  Impl::Node node;
+  if (inputs.empty()) {
+    node.inputs.push_back(m.nodes.empty() ? kNetInput : static_cast<int>(m.nodes.size()) - 1);
+  } else {
+    for (const auto& in : inputs) {
+      if (in == kInput) {
+        node.inputs.push_back(kNetInput);
+        continue;
+      }
+      auto it = m.by_name.find(in);
+      if (it == m.by_name.end())
+        throw ConfigError(cat("layer '", name, "': input '", in,
+                              "' is not a layer defined before it (layers may only use earlier layers or 'input')"));
+      node.inputs.push_back(it->second);
+    }
+  }
+  const int arity = layer->arity();
+  if (arity > 0 && static_cast<int>(node.inputs.size()) != arity)
+    throw ConfigError(cat("layer '", name, "' (", layer->type(), ") takes ", arity, " input(s); ", node.inputs.size(), " given"));
+  for (int p : node.inputs) node.in_shapes.push_back(m.shape_of(p));
+  node.out = layer->output_shape(node.in_shapes);
+  for (int64_t d : node.out)
+    if (d <= 0) throw ShapeError(cat("layer '", name, "' (", layer->type(), ") would output ", node.out.str(), ": a non-positive size"));
+  if (node.out.rank() < 1 || node.out.rank() > Shape::kMaxRank - 1)
+    throw ShapeError(cat("layer '", name, "' (", layer->type(), ") output ", node.out.str(), " has an unsupported number of dimensions"));
+  node.specs = layer->param_specs(node.in_shapes);
+  std::map<std::string, int> seen;
+  for (const auto& s : node.specs)
+    if (seen[s.name]++) throw Error(cat("layer '", name, "' declares parameter '", s.name, "' twice"));
+  node.needs_grad = !node.specs.empty();
+  const int index = static_cast<int>(m.nodes.size());
+  for (size_t slot = 0; slot < node.inputs.size(); ++slot) {
+    const int p = node.inputs[slot];
+    if (p == kNetInput) continue;
+    node.needs_grad = node.needs_grad || m.nodes[p].needs_grad;
+    m.nodes[p].consumers.push_back({index, static_cast<int>(slot)});
+  }
+  node.layer = std::move(layer);
+  m.by_name[name] = index;
+  m.nodes.push_back(std::move(node));
+  return *m.nodes.back().layer;
+}
+
+Net Net::from_config(const Config& model, const LayerRegistry& registry) {
+  const auto in = model.get<std::vector<int64_t>>("input");
+  Shape input_shape;
+  try {
+    input_shape = Shape(in);
+    for (int64_t d : in)
+      if (d <= 0) throw ShapeError("non-positive dimension");
+    if (in.empty() || in.size() > 4) throw ShapeError("rank");
+  } catch (const ShapeError&) {
+    model.at("input").fail(cat("the input shape is 1 to 4 positive sizes per sample, e.g. [1, 28, 28]; got ",
+                               model.at("input").dump()));
+  }
+  Net net(input_shape);
+  const Config layers = model.at("layers");
+  const auto items = layers.items();
+  if (items.empty()) layers.fail("a model needs at least one layer");
+  for (const auto& item : items) {
+    if (!item.is_map()) item.fail("each layer is a map with at least a 'type', e.g. {type: dense, units: 10}");
+    const std::string type = item.get<std::string>("type");
+    std::vector<std::string> inputs;
+    if (auto i = item.find("inputs")) inputs = i->as<std::vector<std::string>>();
+    std::string name = item.get<std::string>("name", "");
+    try {
+      auto layer = registry.make_layer(type, item);
+      if (!name.empty()) layer->set_name(name);
+      net.add(std::move(layer), inputs);
+    } catch (const ConfigError& e) {
+      const std::string msg = e.what();
+      // Errors already located in the file pass through; others get this layer's place.
+      if (msg.find(item.source()) == 0 || msg.find("--set") == 0) throw;
+      item.fail(msg);
+    } catch (const ShapeError& e) {
+      item.fail(e.what());
+    }
+    item.finish();
+  }
+  return net;
+}
+
+void Net::build(int64_t max_batch, uint64_t seed) {
+  Impl& m = *impl_;
+  if (built()) throw Error("Net::build called twice");
+  if (m.nodes.empty()) throw ConfigError("the network has no layers");
+  if (max_batch <= 0) throw ConfigError(cat("batch size must be positive, got ", max_batch));
+  // Every layer must contribute to the output (the last layer).
+  for (size_t i = 0; i + 1 < m.nodes.size(); ++i)
+    if (m.nodes[i].consumers.empty())
+      throw ConfigError(cat("layer '", m.nodes[i].layer->name(), "' feeds nothing: every layer must lead to the output (the last layer, '",
+                            m.nodes.back().layer->name(), "')"));
+  m.max_batch = max_batch;
+  m.input = Tensor(m.input_shape.with_batch(max_batch));
+
+  // Arena layout: last layer first, so backward fills the gradient arena from offset 0.
+  int64_t offset = 0;
+  for (int i = static_cast<int>(m.nodes.size()) - 1; i >= 0; --i) {
+    for (const auto& s : m.nodes[i].specs) {
+      ParamInfo p{m.nodes[i].layer->name(), s.name, s.shape, offset, s.shape.numel(), s.decay};
+      m.info.push_back(p);
+      m.num_params += p.size;
+      offset += align_floats(p.size);
+    }
+  }
+  m.params = AlignedBuffer(offset);
+  m.grads = AlignedBuffer(offset);
+
+  size_t k = 0;
+  for (int i = static_cast<int>(m.nodes.size()) - 1; i >= 0; --i) {
+    auto& node = m.nodes[i];
+    for (const auto& s : node.specs) {
+      const ParamInfo& p = m.info[k++];
+      node.params.push_back({s.name, s.shape, m.params.data() + p.offset, m.grads.data() + p.offset});
+      Rng rng(hash_combine(hash_combine(seed, hash_string(p.layer)), hash_string(p.name)));
+      initialize({node.params.back().w, static_cast<size_t>(p.size)}, s.init, s.fan_in, s.fan_out, rng);
+    }
+  }
+  for (auto& node : m.nodes) {
+    node.y = Tensor(node.out.with_batch(max_batch));
+    if (node.needs_grad) {
+      const size_t buffers = std::max<size_t>(1, node.consumers.size());
+      for (size_t b = 0; b < buffers; ++b) node.grad.emplace_back(node.out.with_batch(max_batch));
+    }
+    node.x_views.resize(node.inputs.size());
+    node.dx_views.resize(node.inputs.size());
+    node.dx_buffer.assign(node.inputs.size(), -1);
+    node.layer->bind(Binding{node.in_shapes, node.out, max_batch, node.params});
+  }
+  // Which gradient buffer of its producer each input slot writes.
+  for (size_t i = 0; i < m.nodes.size(); ++i) {
+    const auto& consumers = m.nodes[i].consumers;
+    if (!m.nodes[i].needs_grad) continue;
+    for (size_t c = 0; c < consumers.size(); ++c) m.nodes[consumers[c].node].dx_buffer[consumers[c].slot] = static_cast<int>(c);
+  }
+  // A node that needs no gradient never runs backward; a consumer of it gets no dx buffer.
+  if (!m.nodes.back().needs_grad)
+    throw ConfigError("the network has no trainable parameters: there is nothing to train");
+}
+
+bool Net::built() const { return impl_->max_batch > 0; }
+const Shape& Net::input_shape() const { return impl_->input_shape; }
+const Shape& Net::output_shape() const {
+  if (impl_->nodes.empty()) throw Error("the network has no layers");
+  return impl_->nodes.back().out;
+}
+int64_t Net::max_batch() const { return impl_->max_batch; }
+size_t Net::size() const { return impl_->nodes.size(); }
+Layer& Net::layer(size_t i) { return *impl_->nodes.at(i).layer; }
+const Layer& Net::layer(size_t i) const { return *impl_->nodes.at(i).layer; }
+const Layer* Net::find(const std::string& name) const {
+  auto it = impl_->by_name.find(name);
+  return it == impl_->by_name.end() ? nullptr : impl_->nodes[it->second].layer.get();
+}
+
+namespace {
+void check_rows(const Net& net, int64_t n) {
+  if (!net.built()) throw Error("the Net is not built: call build(max_batch, seed) first");
+  if (n <= 0 || n > net.max_batch())
+    throw Error(cat("minibatch of ", n, " rows; this Net was built for 1 to ", net.max_batch()));
+}
+}  // namespace
+
+TensorView Net::input(int64_t n) {
+  check_rows(*this, n);
+  return TensorView(impl_->input.data(), impl_->input_shape.with_batch(n));
+}
+
+ConstTensorView Net::forward(int64_t n, const StepContext& ctx) {
+  check_rows(*this, n);
+  Impl& m = *impl_;
+  for (auto& node : m.nodes) {
+    for (size_t s = 0; s < node.inputs.size(); ++s) node.x_views[s] = m.output_of(node.inputs[s], n);
+    node.layer->forward(node.x_views, TensorView(node.y.data(), node.out.with_batch(n)), ctx);
+  }
+  return m.output_of(static_cast<int>(m.nodes.size()) - 1, n);
+}
+
+TensorView Net::output_grad(int64_t n) {
+  check_rows(*this, n);
+  auto& last = impl_->nodes.back();
+  return TensorView(last.grad[0].data(), last.out.with_batch(n));
+}
+
+void Net::backward(int64_t n, const StepContext& ctx) {
+  check_rows(*this, n);
+  Impl& m = *impl_;
+  for (int i = static_cast<int>(m.nodes.size()) - 1; i >= 0; --i) {
+    auto& node = m.nodes[i];
+    if (!node.needs_grad) continue;
+    const int64_t len = n * node.out.numel();
+    // Fan-out: add the other consumers' gradients into the first, in consumer order.
+    for (size_t b = 1; b < node.grad.size(); ++b) {
+      float* dst = node.grad[0].data();
+      const float* src = node.grad[b].data();
+      parallel_chunks(len, 16384, [&](int64_t b0, int64_t b1) {
+        for (int64_t j = b0; j < b1; ++j) dst[j] += src[j];
+      });
+    }
+    for (size_t s = 0; s < node.inputs.size(); ++s) {
+      const int p = node.inputs[s];
+      node.x_views[s] = m.output_of(p, n);
+      const bool wants = p != kNetInput && m.nodes[p].needs_grad;
+      node.dx_views[s] = wants ? TensorView(m.nodes[p].grad[node.dx_buffer[s]].data(), m.nodes[p].out.with_batch(n)) : TensorView();
+    }
+    node.layer->backward(node.x_views, m.output_of(i, n), ConstTensorView(node.grad[0].data(), node.out.with_batch(n)),
+                         node.dx_views, ctx);
+  }
+}
+
+ConstTensorView Net::activation(const std::string& layer, int64_t n) const {
+  check_rows(*this, n);
+  auto it = impl_->by_name.find(layer);
+  if (it == impl_->by_name.end()) throw Error(cat("no layer named '", layer, "'"));
+  return impl_->output_of(it->second, n);
+}
+
+std::span<float> Net::params() { return impl_->params.span(); }
+std::span<const float> Net::params() const { return impl_->params.span(); }
+std::span<float> Net::grads() { return impl_->grads.span(); }
+std::span<const float> Net::grads() const { return impl_->grads.span(); }
+const std::vector<ParamInfo>& Net::param_info() const { return impl_->info; }
+int64_t Net::num_params() const {
+  if (built()) return impl_->num_params;
+  int64_t total = 0;
+  for (const auto& node : impl_->nodes)
+    for (const auto& s : node.specs) total += s.shape.numel();
+  return total;
+}
+
+void Net::summary(std::ostream& os) const {
+  const Impl& m = *impl_;
+  struct Row {
+    std::string name, type, inputs, shape, params, detail;
+  };
+  std::vector<Row> rows;
+  rows.push_back({"layer", "type", "inputs", "output", "params", ""});
+  rows.push_back({kInput, "input", "", m.input_shape.str(), "0", ""});
+  for (size_t i = 0; i < m.nodes.size(); ++i) {
+    const auto& node = m.nodes[i];
+    std::string ins;
+    const bool sequential = node.inputs.size() == 1 && node.inputs[0] == static_cast<int>(i) - 1;
+    if (!sequential)
+      for (int p : node.inputs) {
+        if (!ins.empty()) ins += ',';
+        ins += m.name_of(p);
+      }
+    int64_t count = 0;
+    for (const auto& s : node.specs) count += s.shape.numel();
+    rows.push_back({node.layer->name(), node.layer->type(), ins, node.out.str(), std::to_string(count), node.layer->describe()});
+  }
+  size_t w[5] = {0, 0, 0, 0, 0};
+  for (const auto& r : rows) {
+    w[0] = std::max(w[0], r.name.size());
+    w[1] = std::max(w[1], r.type.size());
+    w[2] = std::max(w[2], r.inputs.size());
+    w[3] = std::max(w[3], r.shape.size());
+    w[4] = std::max(w[4], r.params.size());
+  }
+  for (const auto& r : rows) {
+    os << std::left << std::setw(w[0] + 2) << r.name << std::setw(w[1] + 2) << r.type;
+    if (w[2] > 6) os << std::setw(w[2] + 2) << r.inputs;
+    os << std::setw(w[3] + 2) << r.shape << std::right << std::setw(w[4]) << r.params << "  " << r.detail << "\n";
+  }
+  const int64_t total = num_params();
+  os << "total: " << m.nodes.size() << " layers, " << total << " parameters (" << std::fixed << std::setprecision(1)
+     << static_cast<double>(total) * 4.0 / 1024.0 << " KiB)\n";
+  os.unsetf(std::ios::floatfield);
+}
+
+}  // namespace hubel

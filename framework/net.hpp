@@ -1,0 +1,91 @@
+// Net: a directed acyclic graph of named layers. A plain list of layers is the common
+// case (each layer feeds the next); a layer may instead name its inputs. Shapes are
+// inferred as layers are added, so every configuration error appears before anything is
+// allocated. build() then allocates, once, the activations, their gradients and the flat
+// parameter and gradient arenas, and initializes the parameters.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "framework/layer.hpp"
+#include "framework/tensor.hpp"
+
+namespace hubel {
+
+class Config;
+class LayerRegistry;
+
+// Where a parameter lives in the flat arenas.
+struct ParamInfo {
+  std::string layer, name;  // "fc1", "w"
+  Shape shape;
+  int64_t offset = 0;       // in floats, 64-byte aligned
+  int64_t size = 0;
+  bool decay = true;
+  std::string full_name() const { return layer + "/" + name; }
+};
+
+class Net {
+ public:
+  // The name of the network's input in `inputs` lists.
+  static constexpr const char* kInput = "input";
+
+  explicit Net(const Shape& input_sample_shape);
+  // Reads model.input and model.layers; checks each layer's keys.
+  static Net from_config(const Config& model, const LayerRegistry& registry);
+
+  Net(Net&&) noexcept;
+  Net& operator=(Net&&) noexcept;
+  ~Net();
+
+  // Adds a layer fed by the named nodes (empty: the previously added node, or the input).
+  // Infers its output shape now; throws ShapeError or ConfigError naming the layer.
+  Layer& add(std::unique_ptr<Layer> layer, const std::vector<std::string>& inputs = {});
+
+  // Allocates everything for minibatches of up to max_batch rows and initializes the
+  // parameters from `seed` (each parameter's stream depends on its layer and name, so
+  // adding a layer does not change the initialization of the others).
+  void build(int64_t max_batch, uint64_t seed);
+  bool built() const;
+
+  const Shape& input_shape() const;
+  const Shape& output_shape() const;
+  int64_t max_batch() const;
+  size_t size() const;  // number of layers
+  Layer& layer(size_t i);
+  const Layer& layer(size_t i) const;
+  const Layer* find(const std::string& name) const;
+
+  // The input buffer, n rows: write a minibatch here, then call forward(n).
+  TensorView input(int64_t n);
+  ConstTensorView forward(int64_t n, const StepContext& ctx);
+  // Where the loss writes d(loss)/d(output) for the n rows of the last forward.
+  TensorView output_grad(int64_t n);
+  // Back-propagates output_grad into every parameter gradient.
+  void backward(int64_t n, const StepContext& ctx);
+  // The output of a named layer from the last forward.
+  ConstTensorView activation(const std::string& layer, int64_t n) const;
+
+  // The flat arenas (same layout): parameters and their gradients. Laid out in reverse
+  // layer order, so backward fills the gradient arena from offset 0 upwards.
+  std::span<float> params();
+  std::span<const float> params() const;
+  std::span<float> grads();
+  std::span<const float> grads() const;
+  const std::vector<ParamInfo>& param_info() const;
+  int64_t num_params() const;  // sum of parameter sizes (without alignment padding)
+
+  // A table: layer, type, inputs, output shape, parameters, configuration.
+  void summary(std::ostream& os) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hubel

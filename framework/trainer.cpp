@@ -1,0 +1,162 @@
+// The training loop.
+#include "framework/trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "framework/config.hpp"
+#include "framework/error.hpp"
+#include "framework/random.hpp"
+
+namespace hubel {
+
+TrainOptions TrainOptions::parse(const Config& c) {
+  TrainOptions o;
+  o.epochs = c.get<int64_t>("epochs", o.epochs);
+  o.batch = c.get<int64_t>("batch", o.batch);
+  o.seed = c.get<uint64_t>("seed", o.seed);
+  o.max_steps = c.get<int64_t>("max_steps", o.max_steps);
+  o.shuffle = c.get<bool>("shuffle", o.shuffle);
+  if (o.epochs <= 0) c.at("epochs").fail(cat("epochs must be positive; got ", o.epochs));
+  if (o.batch <= 0) c.at("batch").fail(cat("batch must be positive; got ", o.batch));
+  if (o.max_steps < 0) c.at("max_steps").fail(cat("max_steps must be >= 0 (0 = no limit); got ", o.max_steps));
+  c.finish();
+  return o;
+}
+
+Trainer::Trainer(Net& net, const Loss& loss, Optimizer& opt, const Schedule& schedule, comm::Communicator& comm,
+                 const TrainOptions& options)
+    : net_(net), loss_(loss), opt_(opt), schedule_(schedule), comm_(comm), o_(options) {
+  if (o_.batch < comm_.size())
+    throw ConfigError(cat("train.batch is ", o_.batch, ", fewer than the ", comm_.size(),
+                          " ranks: the batch is global, each rank takes batch/ranks rows; raise it to at least ", comm_.size()));
+  const int64_t local = (o_.batch + comm_.size() - 1) / comm_.size();
+  if (!net_.built()) throw Error("Trainer: build the Net first");
+  if (net_.max_batch() < local) throw Error(cat("Trainer: the Net was built for ", net_.max_batch(), " rows; this rank needs ", local));
+  shard_.resize(local);
+  labels_.resize(local);
+}
+
+void Trainer::check_data(const datasets::Dataset& data) const {
+  if (data.sample_shape() != net_.input_shape())
+    throw ShapeError(cat(data.name(), ": samples have shape ", data.sample_shape().str(), " but model.input is ",
+                         net_.input_shape().str()));
+  if (data.size() <= 0) throw DataError(cat(data.name(), ": the data set is empty"));
+  loss_.check(net_.output_shape(), data.num_classes());
+  if (data.num_classes() == 0 && data.target_shape() != net_.output_shape())
+    throw ShapeError(cat(data.name(), ": targets have shape ", data.target_shape().str(), " but the network outputs ",
+                         net_.output_shape().str()));
+}
+
+Targets Trainer::targets(int64_t rows) {
+  Targets t;
+  if (!target_values_.shape().rank()) t.labels = labels_.data();
+  else t.values = ConstTensorView(target_values_.data(), target_values_.shape().drop_first().with_batch(rows));
+  return t;
+}
+
+int64_t Trainer::load_shard(const datasets::Dataset& data, const int64_t* order, int64_t n) {
+  // Rank r takes rows [floor(r n / W), floor((r+1) n / W)) of the global minibatch.
+  const int64_t w = comm_.size(), r = comm_.rank();
+  const int64_t begin = r * n / w, end = (r + 1) * n / w;
+  const int64_t rows = end - begin;
+  if (rows == 0) return 0;
+  std::copy(order + begin, order + end, shard_.begin());
+  TensorView tv;
+  if (target_values_.shape().rank()) tv = TensorView(target_values_.data(), data.target_shape().with_batch(rows));
+  data.read({shard_.data(), static_cast<size_t>(rows)}, net_.input(rows), tv.empty() ? labels_.data() : nullptr, tv);
+  return rows;
+}
+
+LossStats Trainer::evaluate(const datasets::Dataset& data) {
+  check_data(data);
+  if (data.num_classes() == 0) target_values_ = Tensor(data.target_shape().with_batch(static_cast<int64_t>(shard_.size())));
+  const int64_t n = data.size();
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  LossStats total;
+  StepContext ctx{false, o_.seed, static_cast<uint64_t>(step_), 0};
+  for (int64_t b = 0; b < n; b += o_.batch) {
+    const int64_t rows_global = std::min(o_.batch, n - b);
+    ctx.first_sample = b + comm_.rank() * rows_global / comm_.size();
+    const int64_t rows = load_shard(data, order.data() + b, rows_global);
+    if (rows == 0) continue;
+    ConstTensorView y = net_.forward(rows, ctx);
+    total += loss_.evaluate(y, targets(rows), TensorView(), 1.0f);
+  }
+  double sums[3] = {total.loss, static_cast<double>(total.correct), static_cast<double>(total.count)};
+  comm_.allreduce_sum(std::span<double>(sums, 3));
+  return {sums[0], static_cast<int64_t>(sums[1]), static_cast<int64_t>(sums[2])};
+}
+
+std::vector<EpochMetrics> Trainer::fit(const datasets::Dataset& train, const datasets::Dataset* test,
+                                       const std::function<void(const EpochMetrics&)>& on_epoch) {
+  check_data(train);
+  if (test) check_data(*test);
+  const int64_t n = train.size();
+  order_.resize(n);
+  if (train.num_classes() == 0) target_values_ = Tensor(train.target_shape().with_batch(static_cast<int64_t>(shard_.size())));
+  std::vector<EpochMetrics> history;
+  bool stop = false;
+  for (int64_t epoch = 0; epoch < o_.epochs && !stop; ++epoch) {
+    // The order of an epoch is a pure function of (seed, epoch).
+    std::iota(order_.begin(), order_.end(), 0);
+    if (o_.shuffle) {
+      Rng rng(hash_combine(o_.seed, 0x5348554646ULL + static_cast<uint64_t>(epoch)));
+      for (int64_t i = n - 1; i > 0; --i) std::swap(order_[i], order_[rng.below(static_cast<uint64_t>(i + 1))]);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    LossStats stats;
+    const double lr = schedule_.lr(epoch, step_);
+    int64_t seen = 0;
+    for (int64_t b = 0; b < n; b += o_.batch) {
+      if (o_.max_steps && step_ >= o_.max_steps) {
+        stop = true;
+        break;
+      }
+      const int64_t rows_global = std::min(o_.batch, n - b);
+      StepContext ctx{true, o_.seed, static_cast<uint64_t>(step_), b + comm_.rank() * rows_global / comm_.size()};
+      const int64_t rows = load_shard(train, order_.data() + b, rows_global);
+      if (rows > 0) {
+        ConstTensorView y = net_.forward(rows, ctx);
+        // Scaling by the global batch makes the sum over ranks the gradient of the mean.
+        const LossStats s = loss_.evaluate(y, targets(rows), net_.output_grad(rows), 1.0f / static_cast<float>(rows_global));
+        if (!std::isfinite(s.loss))
+          throw NumericError(cat("the loss became ", s.loss, " at epoch ", epoch + 1, ", step ", step_ + 1,
+                                 ": training diverged; lower optimizer.lr (now ", lr, ") or check the data"));
+        stats += s;
+        net_.backward(rows, ctx);
+      } else {
+        std::fill(net_.grads().begin(), net_.grads().end(), 0.0f);
+      }
+      if (comm_.size() > 1) comm_.allreduce_sum(net_.grads());
+      opt_.step(net_.params(), net_.grads(), static_cast<float>(lr), 1.0f);
+      ++step_;
+      seen += rows_global;
+    }
+    if (seen == 0) break;
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double sums[3] = {stats.loss, static_cast<double>(stats.correct), static_cast<double>(stats.count)};
+    comm_.allreduce_sum(std::span<double>(sums, 3));
+    EpochMetrics m;
+    m.epoch = epoch + 1;
+    m.steps = step_;
+    m.lr = lr;
+    m.train_loss = sums[0] / sums[2];
+    m.train_accuracy = sums[1] / sums[2];
+    m.seconds = seconds;
+    m.samples_per_second = static_cast<double>(seen) / seconds;
+    if (test) {
+      const LossStats t = evaluate(*test);
+      m.has_test = true;
+      m.test_loss = t.loss / static_cast<double>(t.count);
+      m.test_accuracy = static_cast<double>(t.correct) / static_cast<double>(t.count);
+    }
+    history.push_back(m);
+    if (on_epoch) on_epoch(m);
+  }
+  return history;
+}
+
+}  // namespace hubel

@@ -1,0 +1,76 @@
+// The Trainer: epochs of shuffled minibatches, forward, loss, backward, gradient
+// averaging across ranks, optimizer step; then evaluation on the held-out set.
+// `batch` is the global minibatch: each of the W ranks takes its B/W rows of it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "comm/communicator.hpp"
+#include "datasets/dataset.hpp"
+#include "framework/loss.hpp"
+#include "framework/net.hpp"
+#include "framework/optimizer.hpp"
+#include "framework/schedule.hpp"
+
+namespace hubel {
+
+class Config;
+
+struct TrainOptions {
+  int64_t epochs = 1;
+  int64_t batch = 32;      // global minibatch
+  uint64_t seed = 42;      // initialization, shuffling, stochastic layers
+  int64_t max_steps = 0;   // stop after this many steps; 0 = no limit
+  bool shuffle = true;
+
+  // train: {epochs, batch, seed, max_steps, shuffle}
+  static TrainOptions parse(const Config& c);
+};
+
+struct EpochMetrics {
+  int64_t epoch = 0;  // 1-based
+  int64_t steps = 0;  // global steps so far
+  double lr = 0;
+  double train_loss = 0, train_accuracy = 0;
+  bool has_test = false;
+  double test_loss = 0, test_accuracy = 0;
+  double seconds = 0;         // training time of this epoch (evaluation excluded)
+  double samples_per_second = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(Net& net, const Loss& loss, Optimizer& opt, const Schedule& schedule, comm::Communicator& comm,
+          const TrainOptions& options);
+
+  // Trains; calls on_epoch (on every rank; print on rank 0) after each epoch.
+  std::vector<EpochMetrics> fit(const datasets::Dataset& train, const datasets::Dataset* test,
+                                const std::function<void(const EpochMetrics&)>& on_epoch = {});
+  // Mean loss and accuracy over a whole data set (sharded across ranks, reduced).
+  LossStats evaluate(const datasets::Dataset& data);
+
+  // Checks that the data fits the network and the loss, with messages naming both.
+  void check_data(const datasets::Dataset& data) const;
+
+ private:
+  // Reads this rank's share of global rows [begin, begin + n) of `order` into the Net's
+  // input; returns the number of local rows.
+  int64_t load_shard(const datasets::Dataset& data, const int64_t* order, int64_t n);
+  Targets targets(int64_t rows);
+
+  Net& net_;
+  const Loss& loss_;
+  Optimizer& opt_;
+  const Schedule& schedule_;
+  comm::Communicator& comm_;
+  TrainOptions o_;
+  int64_t step_ = 0;
+  // Sized once: the epoch order, a shard's indices, labels and targets.
+  std::vector<int64_t> order_, shard_;
+  std::vector<int32_t> labels_;
+  Tensor target_values_;
+};
+
+}  // namespace hubel

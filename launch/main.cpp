@@ -1,0 +1,216 @@
+// The hubel command: `hubel train EXP`, `hubel summary EXP`.
+// Exit codes: 0 success; 1 a usage or input error (bad options, experiment file, data);
+// 2 a failure during training (divergence, I/O, MPI).
+#include <boost/program_options.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "comm/mpi_communicator.hpp"
+#include "datasets/open.hpp"
+#include "framework/error.hpp"
+#include "framework/experiment.hpp"
+#include "framework/optimizer.hpp"
+#include "framework/runtime.hpp"
+#include "framework/schedule.hpp"
+#include "framework/trainer.hpp"
+#include "layers/builtin.hpp"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using namespace hubel;
+
+namespace {
+
+constexpr int kOk = 0, kInputError = 1, kTrainingError = 2;
+
+const char* kUsage =
+    "usage: hubel <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  train EXP      train the model an experiment file describes\n"
+    "  summary EXP    print the model: layers, output shapes, parameter counts\n"
+    "\n"
+    "`hubel <command> --help` lists a command's options. Under mpirun or srun, train runs\n"
+    "data-parallel on every rank; without them it is a one-rank run.\n"
+    "exit codes: 0 success, 1 usage or input error, 2 failure during training\n";
+
+struct Common {
+  std::string experiment;
+  std::vector<std::string> sets;
+  int threads = 0;
+  long long seed = -1;
+  std::string run_dir;
+};
+
+po::options_description common_options(Common& c) {
+  po::options_description d("options");
+  d.add_options()("help,h", "show this help")(
+      "set", po::value(&c.sets)->composing(), "override an experiment value: --set optimizer.lr=0.05 (repeatable)")(
+      "threads", po::value(&c.threads), "worker threads of this rank (default: the cores it may use)")(
+      "seed", po::value(&c.seed), "the seed (same as --set train.seed=N)");
+  return d;
+}
+
+// Parses `hubel <cmd> EXP [options]`; returns false when help was printed.
+bool parse(int argc, char** argv, const std::string& cmd, po::options_description& opts, Common& c) {
+  po::positional_options_description pos;
+  pos.add("experiment", 1);
+  po::options_description hidden;
+  hidden.add_options()("experiment", po::value(&c.experiment));
+  po::options_description all;
+  all.add(opts).add(hidden);
+  po::variables_map vm;
+  po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    std::cout << "usage: hubel " << cmd << " EXPERIMENT.yaml [options]\n\n" << opts;
+    return false;
+  }
+  if (c.experiment.empty()) throw po::error("missing the experiment file: hubel " + cmd + " EXPERIMENT.yaml");
+  if (c.threads < 0) throw po::error("--threads must be positive");
+  if (c.seed >= 0) c.sets.push_back("train.seed=" + std::to_string(c.seed));
+  return true;
+}
+
+int cmd_summary(int argc, char** argv) {
+  Common c;
+  auto opts = common_options(c);
+  if (!parse(argc, argv, "summary", opts, c)) return kOk;
+  Experiment exp = Experiment::load(c.experiment, c.sets);
+  Model model = build_model(exp.model, layers::builtin_registry());
+  std::cout << "model of " << c.experiment << " (loss: " << model.loss->type() << ")\n";
+  model.net.summary(std::cout);
+  return kOk;
+}
+
+std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy) {
+  std::ostringstream os;
+  os << std::fixed << "epoch " << std::setw(3) << m.epoch << "/" << epochs << "  lr " << std::setprecision(4) << m.lr
+     << "  train loss " << std::setprecision(4) << m.train_loss;
+  if (accuracy) os << " acc " << std::setprecision(4) << m.train_accuracy;
+  if (m.has_test) {
+    os << "  test loss " << std::setprecision(4) << m.test_loss;
+    if (accuracy) os << " acc " << std::setprecision(4) << m.test_accuracy;
+  }
+  os << "  " << std::setprecision(2) << m.seconds << " s  " << std::setprecision(0) << m.samples_per_second << " samples/s";
+  return os.str();
+}
+
+int cmd_train(int argc, char** argv, comm::Communicator& comm) {
+  Common c;
+  auto opts = common_options(c);
+  opts.add_options()("run-dir", po::value(&c.run_dir), "where metrics and the resolved experiment go (default: runs/<experiment name>)");
+  if (!parse(argc, argv, "train", opts, c)) return kOk;
+  const bool root = comm.rank() == 0;
+
+  // Everything is read and checked before anything is allocated or trained.
+  Experiment exp = Experiment::load(c.experiment, c.sets);
+  Model model = build_model(exp.model, layers::builtin_registry());
+  datasets::Splits data = datasets::open(exp.data);
+  Runtime runtime(c.threads);
+  Net& net = model.net;
+  const int64_t local_batch = (exp.train.batch + comm.size() - 1) / comm.size();
+  net.build(local_batch, exp.train.seed);
+  // Every rank starts from rank 0's parameters.
+  if (comm.size() > 1) comm.broadcast(net.params(), 0);
+  auto optimizer = Optimizer::create(exp.optimizer, net);
+  auto schedule = Schedule::create(exp.schedule, optimizer->base_lr());
+  Trainer trainer(net, *model.loss, *optimizer, *schedule, comm, exp.train);
+  trainer.check_data(*data.train);
+  if (data.test) trainer.check_data(*data.test);
+
+  const fs::path run_dir = c.run_dir.empty() ? fs::path("runs") / fs::path(c.experiment).stem() : fs::path(c.run_dir);
+  std::ofstream metrics;
+  if (root) {
+    std::error_code ec;
+    fs::create_directories(run_dir, ec);
+    if (ec) throw DataError(cat("cannot create the run directory ", run_dir.string(), ": ", ec.message()));
+    std::ofstream(run_dir / "experiment.yaml") << exp.root.text();
+    metrics.open(run_dir / "metrics.csv");
+    if (!metrics) throw DataError(cat("cannot write ", (run_dir / "metrics.csv").string()));
+    metrics << "epoch,steps,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,samples_per_second\n";
+    std::cout << "hubel " << HUBEL_VERSION << ": " << comm.size() << " rank(s) x " << runtime.threads() << " thread(s), experiment "
+              << c.experiment << "\n";
+    std::cout << "data: " << data.train->name() << " " << data.train->size() << " samples of " << data.train->sample_shape().str();
+    if (data.test) std::cout << ", " << data.test->name() << " " << data.test->size() << " samples";
+    std::cout << "\n";
+    net.summary(std::cout);
+    std::cout << "loss " << model.loss->type() << "; optimizer " << optimizer->describe() << "; schedule " << schedule->describe()
+              << "; global batch " << exp.train.batch << ", " << exp.train.epochs << " epochs, seed " << exp.train.seed << "\n";
+  }
+  const bool accuracy = model.loss->reports_accuracy(data.train->num_classes());
+  std::vector<EpochMetrics> history;
+  runtime.run([&] {
+    history = trainer.fit(*data.train, data.test.get(), [&](const EpochMetrics& m) {
+      if (!root) return;
+      std::cout << format_epoch(m, exp.train.epochs, accuracy) << std::endl;
+      metrics << m.epoch << "," << m.steps << "," << m.lr << "," << m.train_loss << "," << m.train_accuracy << ","
+              << (m.has_test ? std::to_string(m.test_loss) : "") << "," << (m.has_test ? std::to_string(m.test_accuracy) : "")
+              << "," << m.seconds << "," << m.samples_per_second << std::endl;
+    });
+  });
+  if (root && !history.empty()) {
+    const auto& last = history.back();
+    std::cout << "done: " << last.steps << " steps";
+    if (last.has_test && accuracy) std::cout << std::fixed << std::setprecision(4) << ", test accuracy " << last.test_accuracy;
+    std::cout << "\nrun directory: " << fs::absolute(run_dir).string() << " (metrics.csv, experiment.yaml)\n";
+  }
+  return kOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::unique_ptr<comm::Communicator> comm;
+  try {
+    comm = comm::make_communicator(&argc, &argv);
+  } catch (const std::exception& e) {
+    std::cerr << "hubel: error: " << e.what() << "\n";
+    return kTrainingError;
+  }
+  const std::string prefix = comm->size() > 1 ? cat("hubel (rank ", comm->rank(), "): error: ") : "hubel: error: ";
+  int code = kOk;
+  try {
+    if (argc < 2) {
+      std::cerr << kUsage;
+      return kInputError;
+    }
+    const std::string cmd = argv[1];
+    if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+      std::cout << kUsage;
+      return kOk;
+    }
+    if (cmd == "--version" || cmd == "version") {
+      std::cout << "hubel " << HUBEL_VERSION << "\n";
+      return kOk;
+    }
+    if (cmd == "train") code = cmd_train(argc - 1, argv + 1, *comm);
+    else if (cmd == "summary") code = cmd_summary(argc - 1, argv + 1);
+    else throw po::error("unknown command '" + cmd + "'");
+  } catch (const po::error& e) {
+    std::cerr << prefix << e.what() << "\n\n" << kUsage;
+    code = kInputError;
+  } catch (const ConfigError& e) {
+    std::cerr << prefix << e.what() << "\n";
+    code = kInputError;
+  } catch (const ShapeError& e) {
+    std::cerr << prefix << e.what() << "\n";
+    code = kInputError;
+  } catch (const DataError& e) {
+    std::cerr << prefix << e.what() << "\n";
+    code = kInputError;
+  } catch (const std::exception& e) {
+    std::cerr << prefix << e.what() << "\n";
+    code = kTrainingError;
+  }
+  // One failing rank stops all of them instead of leaving the others waiting.
+  if (code != kOk && comm->size() > 1) static_cast<comm::MpiCommunicator&>(*comm).abort(code);
+  return code;
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, every Debian package hubel needs to build, test and train.
+# Idempotent: when everything is present it only says so. Run as root (or with sudo).
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config git
+  libtbb-dev
+  libopenmpi-dev openmpi-bin
+  libhdf5-dev hdf5-tools
+  libboost-program-options-dev
+  libyaml-cpp-dev
+  libopenblas-serial-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  dataset-fashion-mnist
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "hubel setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "hubel setup: missing packages (${missing[*]}) and not root; run as root or install them" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "hubel setup: installing ${missing[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "hubel setup: done"

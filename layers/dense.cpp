@@ -1,0 +1,82 @@
+// Dense layer on the BLAS. Work is cut into fixed chunks (rows of the batch for y and dx,
+// output units for dW and db), so results do not depend on the number of threads and the
+// weight gradient needs no reduction across tasks.
+#include "layers/dense.hpp"
+
+#include "framework/config.hpp"
+#include "framework/parallel.hpp"
+#include "layers/gemm.hpp"
+
+namespace hubel::layers {
+
+Dense::Dense(const Options& o) : o_(o) {}
+
+std::unique_ptr<Layer> Dense::from_config(const Config& c) {
+  Options o;
+  o.units = c.get<int64_t>("units");
+  if (o.units <= 0) c.at("units").fail(cat("units must be positive; got ", o.units));
+  o.bias = c.get<bool>("bias", true);
+  if (auto i = c.find("init")) o.w_init = Init::parse(*i);
+  if (auto i = c.find("bias_init")) o.b_init = Init::parse(*i);
+  return std::make_unique<Dense>(o);
+}
+
+std::string Dense::describe() const { return cat(o_.units, " units", o_.bias ? "" : ", no bias", ", init ", o_.w_init.str()); }
+
+Shape Dense::output_shape(const Shape& x) const {
+  if (o_.units <= 0) shape_error(cat("units must be positive; got ", o_.units));
+  if (x.numel() <= 0) shape_error(cat("empty input ", x.str()));
+  return {o_.units};
+}
+
+std::vector<ParamSpec> Dense::param_specs(const Shape& x) const {
+  const int64_t in = x.numel();
+  std::vector<ParamSpec> p{{"w", {o_.units, in}, o_.w_init, in, o_.units, true}};
+  if (o_.bias) p.push_back({"b", {o_.units}, o_.b_init, in, o_.units, false});
+  return p;
+}
+
+void Dense::bind(const Binding& b) {
+  UnaryLayer::bind(b);
+  in_ = b.x[0].numel();
+}
+
+void Dense::forward(ConstTensorView x, TensorView y, const StepContext&) {
+  const int64_t n = x.batch(), in = in_, out = o_.units;
+  const float* w = params_[0].w;
+  const float* bias = o_.bias ? params_[1].w : nullptr;
+  parallel_chunks(n, grain_for(in * out), [&](int64_t r0, int64_t r1) {
+    // y[r0:r1] = x[r0:r1] W^T (+ b)
+    gemm(false, true, r1 - r0, out, in, 1.0f, x.data() + r0 * in, in, w, in, 0.0f, y.data() + r0 * out, out);
+    if (bias)
+      for (int64_t r = r0; r < r1; ++r) {
+        float* yr = y.data() + r * out;
+        for (int64_t j = 0; j < out; ++j) yr[j] += bias[j];
+      }
+  });
+}
+
+void Dense::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx, const StepContext&) {
+  const int64_t n = x.batch(), in = in_, out = o_.units;
+  const float* w = params_[0].w;
+  float* dw = params_[0].dw;
+  float* db = o_.bias ? params_[1].dw : nullptr;
+  // dW[j0:j1] = dy[:, j0:j1]^T x ; db[j] = sum_r dy[r, j] in row order.
+  parallel_chunks(out, grain_for(n * in), [&](int64_t j0, int64_t j1) {
+    gemm(true, false, j1 - j0, in, n, 1.0f, dy.data() + j0, out, x.data(), in, 0.0f, dw + j0 * in, in);
+    if (db) {
+      for (int64_t j = j0; j < j1; ++j) db[j] = 0;
+      for (int64_t r = 0; r < n; ++r) {
+        const float* dyr = dy.data() + r * out;
+        for (int64_t j = j0; j < j1; ++j) db[j] += dyr[j];
+      }
+    }
+  });
+  if (dx.empty()) return;
+  // dx[r0:r1] = dy[r0:r1] W
+  parallel_chunks(n, grain_for(in * out), [&](int64_t r0, int64_t r1) {
+    gemm(false, false, r1 - r0, in, out, 1.0f, dy.data() + r0 * out, out, w, in, 0.0f, dx.data() + r0 * in, in);
+  });
+}
+
+}  // namespace hubel::layers

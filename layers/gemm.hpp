@@ -1,0 +1,18 @@
+// Single-precision matrix products for the layers: the BLAS (run single-threaded inside
+// TBB tasks) and a naive reference kernel the tests compare it with.
+#pragma once
+
+#include <cstdint>
+
+namespace hubel::layers {
+
+// Row-major C[M,N] = alpha * op(A) op(B) + beta * C, op(X) = X or X^T.
+// lda, ldb, ldc are the row strides of A, B and C as stored.
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+// The same contract, three loops, for tests.
+void gemm_reference(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                    int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+}  // namespace hubel::layers

@@ -1,0 +1,50 @@
+// Losses: softmax cross-entropy (fused and numerically stable), least squares (mean
+// squared error) and logistic sigmoid with binary cross-entropy (on logits).
+#pragma once
+
+#include <memory>
+
+#include "framework/loss.hpp"
+
+namespace hubel {
+class Config;
+}
+
+namespace hubel::layers {
+
+// loss = log sum_j exp(y_j) - y_label, computed as m + log sum_j exp(y_j - m), m = max y.
+// dy = softmax(y) - onehot(label).
+class SoftmaxCrossEntropy : public Loss {
+ public:
+  static std::unique_ptr<Loss> from_config(const Config& c);
+  std::string type() const override { return "softmax_cross_entropy"; }
+  void check(const Shape& y, int64_t num_classes) const override;
+  LossStats evaluate(ConstTensorView y, const Targets& t, TensorView dy, float scale) const override;
+};
+
+// loss = mean_j (y_j - t_j)^2 per sample (as PyTorch's MSELoss with mean reduction).
+// With class labels, t is one-hot: `on` for the label, `off` elsewhere (0 and 1 unless set;
+// LeNet-5 with scaled tanh uses -1 and 1).
+class MeanSquaredError : public Loss {
+ public:
+  MeanSquaredError(float on = 1, float off = 0) : on_(on), off_(off) {}
+  static std::unique_ptr<Loss> from_config(const Config& c);
+  std::string type() const override { return "mse"; }
+  void check(const Shape& y, int64_t num_classes) const override;
+  LossStats evaluate(ConstTensorView y, const Targets& t, TensorView dy, float scale) const override;
+
+ private:
+  float on_, off_;
+};
+
+// Per output: max(z,0) - z t + log(1 + exp(-|z|)) = -t log s(z) - (1-t) log(1-s(z)), averaged
+// over the outputs of a sample. Labels: one output (labels 0/1) or one output per class.
+class SigmoidCrossEntropy : public Loss {
+ public:
+  static std::unique_ptr<Loss> from_config(const Config& c);
+  std::string type() const override { return "sigmoid_cross_entropy"; }
+  void check(const Shape& y, int64_t num_classes) const override;
+  LossStats evaluate(ConstTensorView y, const Targets& t, TensorView dy, float scale) const override;
+};
+
+}  // namespace hubel::layers
