@@ -125,7 +125,7 @@ void Config::apply_override(const std::string& assignment) {
         cur.reset(next);
       }
     } else {
-      if (!cur.IsMap() && !cur.IsNull())
+      if (cur.IsDefined() && !cur.IsMap() && !cur.IsNull())
         throw ConfigError(cat("--set ", assignment, ": '", walked, "' is a value, not a section with keys"));
       walked = join_path(walked, p);
       if (last) {

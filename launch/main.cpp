@@ -67,7 +67,9 @@ bool parse(int argc, char** argv, const std::string& cmd, po::options_descriptio
   po::options_description all;
   all.add(opts).add(hidden);
   po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+  // No abbreviations: --thread is a typo, not --threads.
+  const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+  po::store(po::command_line_parser(argc, argv).options(all).positional(pos).style(style).run(), vm);
   po::notify(vm);
   if (vm.count("help")) {
     std::cout << "usage: hubel " << cmd << " EXPERIMENT.yaml [options]\n\n" << opts;

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The README's main command: installs what is missing, builds hubel (reusing ./build),
+# trains the default experiment and says where the results are.
+# usage: launch/run.sh [EXPERIMENT.yaml] [hubel train options...]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash launch/setup.sh
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+if [ ! -f build/CMakeCache.txt ]; then
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+fi
+cmake --build build -j2 --target hubel
+EXP=${1:-launch/experiments/spirals_mlp.yaml}
+shift || true
+RANKS=${HUBEL_RANKS:-2}
+echo "training $EXP on $RANKS ranks"
+mpirun --oversubscribe -np "$RANKS" build/launch/hubel train "$EXP" --threads 1 "$@"

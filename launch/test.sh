@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, configures and builds hubel
+# (Release, -j2) in ./build, and runs every test with ctest.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash launch/setup.sh
+# Open MPI refuses to run as root unless told it is fine (CI and fresh machines run as root).
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DHUBEL_BUILD_TESTS=ON
+cmake --build build -j2
+cd build
+ctest --output-on-failure -j2

@@ -1,0 +1,47 @@
+// Shape arithmetic, tensor storage and views.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+
+#include "framework/error.hpp"
+#include "framework/tensor.hpp"
+
+namespace hubel {
+
+TEST(Shape, NumelRankAndPrinting) {
+  Shape s{2, 3, 4};
+  EXPECT_EQ(s.rank(), 3);
+  EXPECT_EQ(s.numel(), 24);
+  EXPECT_EQ(s.str(), "[2, 3, 4]");
+  EXPECT_EQ(Shape{}.numel(), 1);
+  EXPECT_EQ(s.with_batch(5), (Shape{5, 2, 3, 4}));
+  EXPECT_EQ(s.drop_first(), (Shape{3, 4}));
+  EXPECT_NE(s, (Shape{2, 3}));
+}
+
+TEST(Shape, AtMostFiveDimensions) {
+  EXPECT_NO_THROW((Shape{1, 2, 3, 4, 5}));
+  EXPECT_THROW((Shape{1, 2, 3, 4, 5, 6}), ShapeError);
+  EXPECT_THROW((Shape{1, 2, 3, 4, 5}.with_batch(2)), ShapeError);
+}
+
+TEST(Tensor, AlignedAndZeroed) {
+  Tensor t(Shape{3, 5, 7});
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data()) % 64, 0u);
+  for (float v : t.span()) EXPECT_EQ(v, 0.0f);
+  EXPECT_EQ(t.numel(), 105);
+}
+
+TEST(Tensor, RowViewsAndReshape) {
+  Tensor t(Shape{4, 2, 3});
+  for (int64_t i = 0; i < t.numel(); ++i) t[i] = static_cast<float>(i);
+  TensorView rows = t.view().rows(1, 2);
+  EXPECT_EQ(rows.shape(), (Shape{2, 2, 3}));
+  EXPECT_EQ(rows[0], 6.0f);
+  EXPECT_EQ(rows.stride0(), 6);
+  ConstTensorView flat = t.view().reshaped(Shape{4, 6});
+  EXPECT_EQ(flat[7], 7.0f);
+  EXPECT_EQ(flat.batch(), 4);
+}
+
+}  // namespace hubel

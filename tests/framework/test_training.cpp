@@ -1,0 +1,115 @@
+// One-rank training end to end: an MLP learns the spirals, deterministically, and the
+// thread count does not change a single bit of the weights.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "comm/communicator.hpp"
+#include "datasets/spirals.hpp"
+#include "framework/config.hpp"
+#include "framework/experiment.hpp"
+#include "framework/optimizer.hpp"
+#include "framework/runtime.hpp"
+#include "framework/schedule.hpp"
+#include "framework/trainer.hpp"
+#include "layers/builtin.hpp"
+
+namespace hubel {
+
+namespace {
+
+const char* kMlp =
+    "model:\n"
+    "  input: [2]\n"
+    "  layers:\n"
+    "    - {type: dense, units: 64, init: he_uniform}\n"
+    "    - {type: relu}\n"
+    "    - {type: dense, units: 64, init: he_uniform}\n"
+    "    - {type: relu}\n"
+    "    - {type: dense, units: 2}\n"
+    "  loss: softmax_cross_entropy\n"
+    "data: {}\n"
+    "optimizer: {type: sgd, lr: 0.1, momentum: 0.9, weight_decay: 1.0e-4}\n"
+    "train: {epochs: 30, batch: 32, seed: 42}\n";
+
+struct TrainRun {
+  std::vector<float> weights;
+  std::vector<EpochMetrics> history;
+  double train_accuracy;
+};
+
+TrainRun train(int threads, const std::vector<std::string>& sets = {}) {
+  Runtime runtime(threads);
+  Config c = Config::parse(kMlp, "mlp.yaml");
+  for (const auto& s : sets) c.apply_override(s);
+  Experiment exp = Experiment::from_config(c);
+  Model m = build_model(exp.model, layers::builtin_registry());
+  exp.data.finish();
+  datasets::Spirals train_set({1000, 2, 1.25, 0.03, 7}, "train");
+  datasets::Spirals test_set({500, 2, 1.25, 0.03, 8}, "test");
+  m.net.build(exp.train.batch, exp.train.seed);
+  auto opt = Optimizer::create(exp.optimizer, m.net);
+  auto sched = Schedule::create(exp.schedule, opt->base_lr());
+  comm::LocalCommunicator comm;
+  Trainer trainer(m.net, *m.loss, *opt, *sched, comm, exp.train);
+  TrainRun r;
+  runtime.run([&] {
+    r.history = trainer.fit(train_set, &test_set);
+    const LossStats s = trainer.evaluate(train_set);
+    r.train_accuracy = static_cast<double>(s.correct) / s.count;
+  });
+  r.weights.assign(m.net.params().begin(), m.net.params().end());
+  return r;
+}
+
+}  // namespace
+
+TEST(Training, MlpLearnsSpirals) {
+  const TrainRun r = train(2);
+  ASSERT_EQ(r.history.size(), 30u);
+  EXPECT_GE(r.train_accuracy, 0.95);
+  EXPECT_GE(r.history.back().test_accuracy, 0.95);
+  // A linear classifier gets about 50% on spirals; the first epoch is far from the last.
+  EXPECT_LT(r.history.front().train_accuracy, 0.9);
+  EXPECT_LT(r.history.back().train_loss, 0.2 * r.history.front().train_loss);
+  EXPECT_EQ(r.history.back().steps, 30 * 32);  // ceil(1000 / 32) steps per epoch
+}
+
+TEST(Training, BitwiseIdenticalWhateverTheThreadCount) {
+  const TrainRun one = train(1, {"train.epochs=3"});
+  const TrainRun two = train(2, {"train.epochs=3"});
+  const TrainRun again = train(2, {"train.epochs=3"});
+  ASSERT_EQ(one.weights.size(), two.weights.size());
+  EXPECT_EQ(0, std::memcmp(one.weights.data(), two.weights.data(), one.weights.size() * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(two.weights.data(), again.weights.data(), two.weights.size() * sizeof(float)));
+  EXPECT_EQ(one.history.back().train_loss, two.history.back().train_loss);
+  const TrainRun other = train(2, {"train.epochs=3", "train.seed=43"});
+  EXPECT_NE(0, std::memcmp(one.weights.data(), other.weights.data(), one.weights.size() * sizeof(float)));
+}
+
+TEST(Training, MaxStepsStopsEarly) {
+  const TrainRun r = train(1, {"train.max_steps=10"});
+  ASSERT_EQ(r.history.size(), 1u);
+  EXPECT_EQ(r.history.back().steps, 10);
+}
+
+TEST(Training, DataThatDoesNotFitIsRejected) {
+  Config c = Config::parse(kMlp, "mlp.yaml");
+  Experiment exp = Experiment::from_config(c);
+  Model m = build_model(exp.model, layers::builtin_registry());
+  m.net.build(32, 1);
+  auto opt = Optimizer::create(exp.optimizer, m.net);
+  auto sched = Schedule::create(exp.schedule, opt->base_lr());
+  comm::LocalCommunicator comm;
+  Trainer trainer(m.net, *m.loss, *opt, *sched, comm, exp.train);
+  datasets::Spirals three({100, 3, 1, 0.1, 1}, "three");
+  try {
+    trainer.check_data(three);
+    FAIL() << "three classes accepted by a two-output network";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("make the last layer output 3"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace hubel

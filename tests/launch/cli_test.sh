@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The hubel command on bad and good input: each bad input gives one clear line naming the
+# file, line and key (or layer), and exit code 1; good input trains and exits 0.
+# usage: cli_test.sh HUBEL_BINARY SOURCE_DIR
+set -u
+HUBEL=$1
+SRC=$2
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+failures=0
+
+# expect CODE PATTERN -- ARGS...: run hubel, check the exit code and that output matches.
+expect() {
+  local code=$1 pattern=$2
+  shift 3
+  local out rc
+  out=$("$HUBEL" "$@" 2>&1)
+  rc=$?
+  if [ "$rc" -ne "$code" ] || ! grep -qE -- "$pattern" <<<"$out"; then
+    echo "FAIL: hubel $* -> exit $rc (want $code), output does not match /$pattern/:"
+    echo "$out" | head -20
+    failures=$((failures + 1))
+  else
+    echo "ok: hubel $* -> $code, /$pattern/"
+  fi
+}
+
+DEFAULT_LAYERS="    - {type: dense, units: 16}
+    - {type: relu}
+    - {type: dense, units: 2}"
+good() {  # a valid experiment; $1 replaces the layers list when given
+  local layers=${1:-$DEFAULT_LAYERS}
+  cat <<YAML
+model:
+  input: [2]
+  layers:
+$layers
+  loss: softmax_cross_entropy
+data:
+  spirals: {train: 200, test: 100}
+optimizer: {type: sgd, lr: 0.1}
+train: {epochs: 2, batch: 20, seed: 1}
+YAML
+}
+
+good > "$T/good.yaml"
+expect 0 "test accuracy" -- train "$T/good.yaml" --run-dir "$T/run"
+[ -s "$T/run/metrics.csv" ] && [ "$(wc -l < "$T/run/metrics.csv")" -eq 3 ] || { echo "FAIL: metrics.csv missing or wrong"; failures=$((failures + 1)); }
+expect 0 "total: 3 layers, 82 parameters" -- summary "$T/good.yaml"
+expect 0 "epoch +1/1" -- train "$T/good.yaml" --run-dir "$T/run2" --set train.epochs=1 --threads 1
+
+expect 1 "cannot open the experiment file" -- train "$T/missing.yaml"
+printf 'model: [1, 2\n  x: }\n' > "$T/notyaml.yaml"
+expect 1 "notyaml.yaml:[0-9]+:[0-9]+: not valid YAML" -- train "$T/notyaml.yaml"
+good "    - {type: dense, units: 16}
+    - {type: rleu}
+    - {type: dense, units: 2}" > "$T/type.yaml"
+expect 1 "type.yaml:5:7 \(model.layers\[1\]\): unknown layer type 'rleu'; known types: .*relu" -- train "$T/type.yaml"
+good "    - {type: dense, units: 16, activation: relu}
+    - {type: dense, units: 2}" > "$T/key.yaml"
+expect 1 "key.yaml:4:32 \(model.layers\[0\].activation\): unknown key 'activation'" -- train "$T/key.yaml"
+good "    - {type: dense, units: sixteen}
+    - {type: dense, units: 2}" > "$T/value.yaml"
+expect 1 "value.yaml:4:28 \(model.layers\[0\].units\): expected an integer, found 'sixteen'" -- train "$T/value.yaml"
+good "    - {type: dense, units: 6}
+    - {type: reshape, name: grid, shape: [4, 4]}
+    - {type: dense, units: 2}" > "$T/shape.yaml"
+expect 1 "shape.yaml:5:7 .*layer 'grid' \(reshape\): cannot reshape \[6\]" -- train "$T/shape.yaml"
+good "    - {type: dense, units: 3}" > "$T/classes.yaml"
+expect 1 "outputs \[3\] .* the data has 2 classes" -- train "$T/classes.yaml"
+expect 1 "--set optimizer.lr=fast: expected a number" -- train "$T/good.yaml" --set optimizer.lr=fast
+expect 1 "unknown key 'epoch'" -- train "$T/good.yaml" --set train.epoch=3
+expect 1 "unknown command 'trian'" -- trian "$T/good.yaml"
+expect 1 "missing the experiment file" -- train
+expect 1 "unrecognised option|unrecognized option" -- train "$T/good.yaml" --thread 2
+expect 0 "usage: hubel" -- --help
+expect 0 "--set" -- train --help
+
+# The shipped experiments parse and build.
+for f in "$SRC"/launch/experiments/*.yaml; do
+  expect 0 "parameters" -- summary "$f"
+done
+
+if [ "$failures" -ne 0 ]; then
+  echo "$failures check(s) failed"
+  exit 1
+fi
+echo "all command-line checks passed"
