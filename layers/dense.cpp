@@ -9,6 +9,12 @@
 
 namespace hubel::layers {
 
+namespace {
+// Chunks big enough for the BLAS to reach its speed (about a million multiply-adds, and at
+// least 16 rows of a product), fixed by the shapes alone.
+int64_t gemm_grain(int64_t per_item) { return std::max<int64_t>(16, grain_for(per_item, int64_t{1} << 20)); }
+}  // namespace
+
 Dense::Dense(const Options& o) : o_(o) {}
 
 std::unique_ptr<Layer> Dense::from_config(const Config& c) {
@@ -45,7 +51,7 @@ void Dense::forward(ConstTensorView x, TensorView y, const StepContext&) {
   const int64_t n = x.batch(), in = in_, out = o_.units;
   const float* w = params_[0].w;
   const float* bias = o_.bias ? params_[1].w : nullptr;
-  parallel_chunks(n, grain_for(in * out), [&](int64_t r0, int64_t r1) {
+  parallel_chunks(n, gemm_grain(in * out), [&](int64_t r0, int64_t r1) {
     // y[r0:r1] = x[r0:r1] W^T (+ b)
     gemm(false, true, r1 - r0, out, in, 1.0f, x.data() + r0 * in, in, w, in, 0.0f, y.data() + r0 * out, out);
     if (bias)
@@ -62,7 +68,7 @@ void Dense::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, Ten
   float* dw = params_[0].dw;
   float* db = o_.bias ? params_[1].dw : nullptr;
   // dW[j0:j1] = dy[:, j0:j1]^T x ; db[j] = sum_r dy[r, j] in row order.
-  parallel_chunks(out, grain_for(n * in), [&](int64_t j0, int64_t j1) {
+  parallel_chunks(out, gemm_grain(n * in), [&](int64_t j0, int64_t j1) {
     gemm(true, false, j1 - j0, in, n, 1.0f, dy.data() + j0, out, x.data(), in, 0.0f, dw + j0 * in, in);
     if (db) {
       for (int64_t j = j0; j < j1; ++j) db[j] = 0;
@@ -74,7 +80,7 @@ void Dense::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, Ten
   });
   if (dx.empty()) return;
   // dx[r0:r1] = dy[r0:r1] W
-  parallel_chunks(n, grain_for(in * out), [&](int64_t r0, int64_t r1) {
+  parallel_chunks(n, gemm_grain(in * out), [&](int64_t r0, int64_t r1) {
     gemm(false, false, r1 - r0, in, out, 1.0f, dy.data() + r0 * out, out, w, in, 0.0f, dx.data() + r0 * in, in);
   });
 }
