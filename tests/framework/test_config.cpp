@@ -7,21 +7,15 @@
 #include "framework/config.hpp"
 #include "framework/error.hpp"
 #include "framework/experiment.hpp"
+#include "tests/expect_error.hpp"
 
 namespace hubel {
 
 namespace {
 
-// The message of the ConfigError f throws (fails the test if it throws nothing).
 template <class F>
 std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no ConfigError thrown";
-  return "";
+  return test::error_of<ConfigError>(std::forward<F>(f));
 }
 
 const char* kText =

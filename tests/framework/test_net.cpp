@@ -12,6 +12,7 @@
 #include "layers/dense.hpp"
 #include "layers/joins.hpp"
 #include "layers/losses.hpp"
+#include "tests/expect_error.hpp"
 #include "tests/gradcheck.hpp"
 
 namespace hubel {
@@ -24,16 +25,7 @@ Net net_from(const std::string& yaml) {
   return net;
 }
 
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected exception not thrown";
-  return "";
-}
+using test::error_of;
 
 }  // namespace
 
