@@ -56,13 +56,20 @@ Targets Trainer::targets(int64_t rows) {
   return t;
 }
 
-int64_t Trainer::load_shard(const datasets::Dataset& data, const int64_t* order, int64_t n) {
+void Trainer::prepare_targets(const datasets::Dataset& data) {
+  if (data.num_classes() != 0) return;
+  const Shape s = data.target_shape().with_batch(static_cast<int64_t>(shard_.size()));
+  if (target_values_.shape() != s) target_values_ = Tensor(s);
+}
+
+int64_t Trainer::load_shard(const datasets::Dataset& data, const int64_t* order, int64_t first, int64_t n) {
   // Rank r takes rows [floor(r n / W), floor((r+1) n / W)) of the global minibatch.
   const int64_t w = comm_.size(), r = comm_.rank();
   const int64_t begin = r * n / w, end = (r + 1) * n / w;
   const int64_t rows = end - begin;
   if (rows == 0) return 0;
-  std::copy(order + begin, order + end, shard_.begin());
+  if (order) std::copy(order + first + begin, order + first + end, shard_.begin());
+  else std::iota(shard_.begin(), shard_.begin() + rows, first + begin);
   TensorView tv;
   if (target_values_.shape().rank()) tv = TensorView(target_values_.data(), data.target_shape().with_batch(rows));
   data.read({shard_.data(), static_cast<size_t>(rows)}, net_.input(rows), tv.empty() ? labels_.data() : nullptr, tv);
@@ -71,16 +78,14 @@ int64_t Trainer::load_shard(const datasets::Dataset& data, const int64_t* order,
 
 LossStats Trainer::evaluate(const datasets::Dataset& data) {
   check_data(data);
-  if (data.num_classes() == 0) target_values_ = Tensor(data.target_shape().with_batch(static_cast<int64_t>(shard_.size())));
+  prepare_targets(data);
   const int64_t n = data.size();
-  std::vector<int64_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
   LossStats total;
   StepContext ctx{false, o_.seed, static_cast<uint64_t>(step_), 0};
   for (int64_t b = 0; b < n; b += o_.batch) {
     const int64_t rows_global = std::min(o_.batch, n - b);
     ctx.first_sample = b + comm_.rank() * rows_global / comm_.size();
-    const int64_t rows = load_shard(data, order.data() + b, rows_global);
+    const int64_t rows = load_shard(data, nullptr, b, rows_global);
     if (rows == 0) continue;
     ConstTensorView y = net_.forward(rows, ctx);
     total += loss_.evaluate(y, targets(rows), TensorView(), 1.0f);
@@ -96,7 +101,7 @@ std::vector<EpochMetrics> Trainer::fit(const datasets::Dataset& train, const dat
   if (test) check_data(*test);
   const int64_t n = train.size();
   order_.resize(n);
-  if (train.num_classes() == 0) target_values_ = Tensor(train.target_shape().with_batch(static_cast<int64_t>(shard_.size())));
+  prepare_targets(train);
   std::vector<EpochMetrics> history;
   bool stop = false;
   for (int64_t epoch = 0; epoch < o_.epochs && !stop; ++epoch) {
@@ -117,7 +122,7 @@ std::vector<EpochMetrics> Trainer::fit(const datasets::Dataset& train, const dat
       }
       const int64_t rows_global = std::min(o_.batch, n - b);
       StepContext ctx{true, o_.seed, static_cast<uint64_t>(step_), b + comm_.rank() * rows_global / comm_.size()};
-      const int64_t rows = load_shard(train, order_.data() + b, rows_global);
+      const int64_t rows = load_shard(train, order_.data(), b, rows_global);
       if (rows > 0) {
         ConstTensorView y = net_.forward(rows, ctx);
         // Scaling by the global batch makes the sum over ranks the gradient of the mean.

@@ -55,9 +55,12 @@ class Trainer {
   void check_data(const datasets::Dataset& data) const;
 
  private:
-  // Reads this rank's share of global rows [begin, begin + n) of `order` into the Net's
-  // input; returns the number of local rows.
-  int64_t load_shard(const datasets::Dataset& data, const int64_t* order, int64_t n);
+  // Reads this rank's share of the global minibatch made of samples order[first..first+n)
+  // (or samples first..first+n when order is null) into the Net's input; returns the
+  // number of local rows.
+  int64_t load_shard(const datasets::Dataset& data, const int64_t* order, int64_t first, int64_t n);
+  // Sizes the target buffer for a data set with target values (once per shape).
+  void prepare_targets(const datasets::Dataset& data);
   Targets targets(int64_t rows);
 
   Net& net_;

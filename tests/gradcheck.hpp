@@ -91,6 +91,8 @@ class LayerHarness {
   Tensor& w(size_t i) { return w_[i]; }
   Tensor& dw(size_t i) { return dw_[i]; }
   Tensor& dx(size_t i = 0) { return dx_[i]; }
+  // The dy that backward() feeds the layer (the fixed random r of the objective).
+  const Tensor& dy() const { return r_; }
   const Shape& y_shape() const { return y_shape_; }
 
   void forward(const StepContext& ctx) {

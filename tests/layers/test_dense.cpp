@@ -33,15 +33,19 @@ TEST(Dense, BackwardMatchesHandValues) {
   std::copy(w, w + 6, h.w(0).data());
   const float x[] = {1, 2, 3};
   std::copy(x, x + 3, h.x().data());
-  h.backward({});  // dy is the harness's random r: check against it
-  // dW = dy^T x, db = dy, dx = dy W (computed here from the harness's own dy)
-  const float dy0 = h.dw(1)[0], dy1 = h.dw(1)[1];
-  EXPECT_FLOAT_EQ(h.dw(0)[0], dy0 * 1);
-  EXPECT_FLOAT_EQ(h.dw(0)[2], dy0 * 3);
-  EXPECT_FLOAT_EQ(h.dw(0)[4], dy1 * 2);
-  EXPECT_FLOAT_EQ(h.dx()[0], dy0 * 1 + dy1 * 2);
-  EXPECT_FLOAT_EQ(h.dx()[1], dy1 * 1);
-  EXPECT_FLOAT_EQ(h.dx()[2], -dy0);
+  h.backward({});
+  // dW = dy^T x, db = dy, dx = dy W, with the harness's dy = [d0, d1].
+  const float d0 = h.dy()[0], d1 = h.dy()[1];
+  ASSERT_NE(d0, 0.0f);
+  ASSERT_NE(d1, 0.0f);
+  EXPECT_FLOAT_EQ(h.dw(1)[0], d0);
+  EXPECT_FLOAT_EQ(h.dw(1)[1], d1);
+  EXPECT_FLOAT_EQ(h.dw(0)[0], d0 * 1);
+  EXPECT_FLOAT_EQ(h.dw(0)[2], d0 * 3);
+  EXPECT_FLOAT_EQ(h.dw(0)[4], d1 * 2);
+  EXPECT_FLOAT_EQ(h.dx()[0], d0 * 1 + d1 * 2);
+  EXPECT_FLOAT_EQ(h.dx()[1], d1 * 1);
+  EXPECT_FLOAT_EQ(h.dx()[2], -d0);
 }
 
 TEST(Dense, GradientCheck) {
