@@ -70,6 +70,9 @@ class Layer {
   virtual Shape output_shape(std::span<const Shape> x) const = 0;
   // The parameters this layer needs for these input shapes.
   virtual std::vector<ParamSpec> param_specs(std::span<const Shape> /*x*/) const { return {}; }
+  // Floating-point operations of forward for one sample (a multiply-add counts two), for
+  // summaries and benchmarks. The default counts one per output element.
+  virtual int64_t flops(std::span<const Shape> /*x*/, const Shape& y) const { return y.numel(); }
   // Called once by the Net after allocation: keep what you need, size your scratch here.
   virtual void bind(const Binding& b) { params_.assign(b.params.begin(), b.params.end()); }
 

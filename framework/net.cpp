@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <iomanip>
+#include <sstream>
 #include <map>
 #include <ostream>
 
@@ -311,14 +312,29 @@ int64_t Net::num_params() const {
   return total;
 }
 
+namespace {
+// 1234567 -> "1.23M"
+std::string human(int64_t v) {
+  const char* units[] = {"", "K", "M", "G", "T"};
+  double x = static_cast<double>(v);
+  int u = 0;
+  while (x >= 1000 && u < 4) x /= 1000, ++u;
+  std::ostringstream os;
+  if (u == 0) os << v;
+  else os << std::fixed << std::setprecision(x < 10 ? 2 : x < 100 ? 1 : 0) << x << units[u];
+  return os.str();
+}
+}  // namespace
+
 void Net::summary(std::ostream& os) const {
   const Impl& m = *impl_;
   struct Row {
-    std::string name, type, inputs, shape, params, detail;
+    std::string name, type, inputs, shape, params, flops, detail;
   };
   std::vector<Row> rows;
-  rows.push_back({"layer", "type", "inputs", "output", "params", ""});
-  rows.push_back({kInput, "input", "", m.input_shape.str(), "0", ""});
+  rows.push_back({"layer", "type", "inputs", "output", "params", "flops", ""});
+  rows.push_back({kInput, "input", "", m.input_shape.str(), "0", "0", ""});
+  int64_t total_flops = 0;
   for (size_t i = 0; i < m.nodes.size(); ++i) {
     const auto& node = m.nodes[i];
     std::string ins;
@@ -330,24 +346,30 @@ void Net::summary(std::ostream& os) const {
       }
     int64_t count = 0;
     for (const auto& s : node.specs) count += s.shape.numel();
-    rows.push_back({node.layer->name(), node.layer->type(), ins, node.out.str(), std::to_string(count), node.layer->describe()});
+    const int64_t flops = node.layer->flops(node.in_shapes, node.out);
+    total_flops += flops;
+    rows.push_back({node.layer->name(), node.layer->type(), ins, node.out.str(), std::to_string(count), human(flops),
+                    node.layer->describe()});
   }
-  size_t w[5] = {0, 0, 0, 0, 0};
+  size_t w[6] = {0, 0, 0, 0, 0, 0};
   for (const auto& r : rows) {
     w[0] = std::max(w[0], r.name.size());
     w[1] = std::max(w[1], r.type.size());
     w[2] = std::max(w[2], r.inputs.size());
     w[3] = std::max(w[3], r.shape.size());
     w[4] = std::max(w[4], r.params.size());
+    w[5] = std::max(w[5], r.flops.size());
   }
   for (const auto& r : rows) {
     os << std::left << std::setw(w[0] + 2) << r.name << std::setw(w[1] + 2) << r.type;
     if (w[2] > 6) os << std::setw(w[2] + 2) << r.inputs;
-    os << std::setw(w[3] + 2) << r.shape << std::right << std::setw(w[4]) << r.params << "  " << r.detail << "\n";
+    os << std::setw(w[3] + 2) << r.shape << std::right << std::setw(w[4]) << r.params << "  " << std::setw(w[5])
+       << r.flops << "  " << r.detail << "\n";
   }
   const int64_t total = num_params();
   os << "total: " << m.nodes.size() << " layers, " << total << " parameters (" << std::fixed << std::setprecision(1)
-     << static_cast<double>(total) * 4.0 / 1024.0 << " KiB)\n";
+     << static_cast<double>(total) * 4.0 / 1024.0 << " KiB), " << human(total_flops)
+     << " forward flops per sample\n";
   os.unsetf(std::ios::floatfield);
 }
 

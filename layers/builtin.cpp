@@ -2,9 +2,11 @@
 #include "layers/builtin.hpp"
 
 #include "layers/activations.hpp"
+#include "layers/conv.hpp"
 #include "layers/dense.hpp"
 #include "layers/joins.hpp"
 #include "layers/losses.hpp"
+#include "layers/pool.hpp"
 #include "layers/shape_ops.hpp"
 #include "layers/softmax.hpp"
 
@@ -12,6 +14,19 @@ namespace hubel::layers {
 
 void register_builtin_layers(LayerRegistry& r) {
   r.add_layer("dense", Dense::from_config);
+  // Convolution and pooling: "conv" takes its rank from the input, "conv2d" insists on 2-D.
+  for (int rank = 0; rank <= 3; ++rank) {
+    const std::string s = rank ? std::to_string(rank) + "d" : "";
+    r.add_layer("conv" + s, [rank](const Config& c) { return Conv::from_config(c, rank); });
+    r.add_layer("conv_transpose" + s, [rank](const Config& c) { return ConvTranspose::from_config(c, rank); });
+    r.add_layer("maxpool" + s, [rank](const Config& c) { return Pool::from_config(c, PoolKind::max, rank); });
+    r.add_layer("avgpool" + s, [rank](const Config& c) { return Pool::from_config(c, PoolKind::avg, rank); });
+    r.add_layer("l2pool" + s, [rank](const Config& c) { return Pool::from_config(c, PoolKind::l2, rank); });
+    r.add_layer("subsample" + s, [rank](const Config& c) { return Subsample::from_config(c, rank); });
+  }
+  r.add_layer("global_avgpool", [](const Config& c) { return GlobalPool::from_config(c, PoolKind::avg); });
+  r.add_layer("global_maxpool", [](const Config& c) { return GlobalPool::from_config(c, PoolKind::max); });
+  r.add_layer("maxout", Maxout::from_config);
   r.add_layer("flatten", Reshape::flatten_from_config);
   r.add_layer("reshape", Reshape::from_config);
   r.add_layer("sigmoid", make_sigmoid);

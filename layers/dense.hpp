@@ -27,6 +27,9 @@ class Dense : public UnaryLayer {
   std::string describe() const override;
   Shape output_shape(const Shape& x) const override;
   std::vector<ParamSpec> param_specs(const Shape& x) const override;
+  int64_t flops(std::span<const Shape> x, const Shape& y) const override {
+    return (2 * x[0].numel() + (o_.bias ? 1 : 0)) * y.numel();
+  }
   void bind(const Binding& b) override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
   void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) override;

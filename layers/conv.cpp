@@ -1,0 +1,736 @@
+// Convolution: geometry, the fast im2col + GEMM path, the naive reference path, the
+// transposed convolution and the true convolution of signal processing.
+#include "layers/conv.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "framework/config.hpp"
+#include "framework/parallel.hpp"
+#include "layers/gemm.hpp"
+
+namespace hubel::layers {
+
+namespace {
+
+// Samples per task: enough work (about two million flops) to amortize a task.
+int64_t sample_grain(int64_t flops_per_sample) { return grain_for(flops_per_sample, int64_t{1} << 21); }
+
+// At most this many per-chunk weight-gradient partials, and at most this many bytes of them.
+constexpr int64_t kMaxPartials = 32;
+constexpr int64_t kPartialBytes = int64_t{256} << 20;
+
+int64_t max_partials(int64_t partial_size, int64_t max_batch) {
+  const int64_t by_memory = std::max<int64_t>(1, kPartialBytes / 4 / std::max<int64_t>(partial_size, 1));
+  return std::max<int64_t>(1, std::min({kMaxPartials, by_memory, max_batch}));
+}
+
+// Chunks of samples for backward: fixed by n and the shapes, never by the thread count.
+int64_t backward_chunk(int64_t n, int64_t grain, int64_t partial_slots) {
+  return std::max(grain, (n + partial_slots - 1) / partial_slots);
+}
+
+// out[i] = sum over chunks c (in order) of partials[c * stride + i], for i < size.
+void reduce_partials(const float* partials, int64_t chunks, int64_t stride, int64_t size, float* out) {
+  parallel_chunks(size, 8192, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      float s = partials[i];
+      for (int64_t c = 1; c < chunks; ++c) s += partials[c * stride + i];
+      out[i] = s;
+    }
+  });
+}
+
+BiasKind parse_bias(const Config& c, bool location_allowed) {
+  auto b = c.find("bias");
+  if (!b) return BiasKind::channel;
+  const auto v = b->as<std::string>();
+  if (v == "true" || v == "channel") return BiasKind::channel;
+  if (v == "false" || v == "none") return BiasKind::none;
+  if (v == "location" && location_allowed) return BiasKind::location;
+  b->fail(cat("bias must be true, false, channel", location_allowed ? ", location" : "", " or none; got '", v, "'"));
+}
+
+bool parse_impl(const Config& c) { return c.choice("impl", {"fast", "reference"}, "fast") == "reference"; }
+
+std::string rank_suffix(int rank) { return rank ? cat(rank, "d") : ""; }
+
+std::vector<int64_t> spatial_of(const Shape& x) { return {x.begin() + 1, x.end()}; }
+
+const char* bias_name(BiasKind b) { return b == BiasKind::none ? ", no bias" : b == BiasKind::location ? ", bias per location" : ""; }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Conv
+
+Conv::Conv(Options o) : o_(std::move(o)) {}
+
+std::unique_ptr<Layer> Conv::from_config(const Config& c, int rank) {
+  Options o;
+  o.window = WindowOptions::parse(c, rank, false);
+  if (auto f = c.find("filters")) {
+    o.filters = f->as<int64_t>();
+    if (o.filters <= 0) f->fail(cat("filters must be positive; got ", o.filters));
+  }
+  o.groups = c.get<int64_t>("groups", 1);
+  if (o.groups <= 0) c.at("groups").fail(cat("groups must be positive; got ", o.groups));
+  if (auto t = c.find("connections")) {
+    if (!t->is_sequence() || t->items().empty())
+      t->fail("connections is a list with, for each filter, the list of input channels it reads");
+    for (const auto& row : t->items()) {
+      auto inputs = row.as<std::vector<int64_t>>();
+      if (inputs.empty()) row.fail("a filter must read at least one input channel");
+      std::set<int64_t> seen;
+      for (auto ch : inputs) {
+        if (ch < 0) row.fail(cat("input channel ", ch, " is negative"));
+        if (!seen.insert(ch).second) row.fail(cat("input channel ", ch, " is listed twice"));
+      }
+      o.connections.push_back(std::move(inputs));
+    }
+    if (o.groups != 1) c.at("groups").fail("groups and connections exclude each other (a table can express groups)");
+    const auto rows = static_cast<int64_t>(o.connections.size());
+    if (o.filters && o.filters != rows)
+      c.at("filters").fail(cat("filters is ", o.filters, " but the connection table has ", rows, " rows"));
+    o.filters = rows;
+  }
+  if (!o.filters) c.fail("a convolution needs filters (the number of output channels)");
+  if (auto t = c.find("tiles")) {
+    if (t->is_scalar() && t->as<std::string>() == "all")
+      o.locally_connected = true;
+    else
+      o.tiles = parse_dims(*t, rank, "tiles", 1);
+  }
+  o.bias = parse_bias(c, true);
+  if (auto i = c.find("init")) o.w_init = Init::parse(*i);
+  if (auto i = c.find("bias_init")) o.b_init = Init::parse(*i);
+  o.reference = parse_impl(c);
+  return std::make_unique<Conv>(std::move(o));
+}
+
+std::string Conv::type() const { return "conv" + rank_suffix(o_.window.rank); }
+
+std::string Conv::describe() const {
+  std::string s = cat(o_.filters, " filters ", o_.window.describe());
+  if (o_.groups > 1) s += cat(", ", o_.groups, " groups");
+  if (!o_.connections.empty()) {
+    int64_t n = 0;
+    for (const auto& r : o_.connections) n += static_cast<int64_t>(r.size());
+    s += cat(", table of ", n, " connections");
+  }
+  if (o_.locally_connected) s += ", locally connected";
+  else if (o_.tiles.size() > 1 || o_.tiles[0] > 1) {
+    s += ", tiles ";
+    for (size_t i = 0; i < o_.tiles.size(); ++i) s += cat(i ? "x" : "", o_.tiles[i]);
+  }
+  s += bias_name(o_.bias);
+  if (o_.reference) s += ", reference kernel";
+  return s;
+}
+
+Conv::Geometry Conv::geometry(const Shape& x) const {
+  if (x.rank() < 2 || x.rank() > 4)
+    shape_error(cat("expects [C, W], [C, H, W] or [C, D, H, W]; got ", x.str()));
+  Geometry g;
+  const auto spatial = spatial_of(x);
+  g.w = resolve_window(o_.window, spatial, [this](const std::string& m) { shape_error(m); });
+  g.C = x[0];
+  g.K = o_.filters;
+  if (!o_.connections.empty()) {
+    g.table = true;
+    g.groups = 1;
+    g.Cg = g.C;
+    g.Kg = g.K;
+    g.first_block.assign(1, 0);
+    for (size_t k = 0; k < o_.connections.size(); ++k) {
+      for (auto ch : o_.connections[k])
+        if (ch >= g.C)
+          shape_error(cat("connection table row ", k, " reads input channel ", ch, " but the input has ", g.C,
+                          " channels (0 to ", g.C - 1, ")"));
+      g.first_block.push_back(g.first_block.back() + static_cast<int64_t>(o_.connections[k].size()));
+    }
+    g.blocks = g.first_block.back();
+  } else {
+    g.groups = o_.groups;
+    if (g.C % g.groups)
+      shape_error(cat(g.groups, " groups do not divide the ", g.C, " input channels"));
+    if (g.K % g.groups)
+      shape_error(cat(g.groups, " groups do not divide the ", g.K, " filters"));
+    g.Cg = g.C / g.groups;
+    g.Kg = g.K / g.groups;
+    g.blocks = g.K * g.Cg;
+  }
+  if (o_.locally_connected) {
+    g.tiles = g.w.out;
+  } else {
+    if (o_.tiles.size() != 1 && static_cast<int>(o_.tiles.size()) != g.w.rank)
+      shape_error(cat("tiles has ", o_.tiles.size(), " values but the input has ", g.w.rank, " spatial dimensions"));
+    g.tiles = expand_dims(o_.tiles, g.w.rank, 1);
+    for (int t = 0; t < 3; ++t)
+      if (g.tiles[t] > g.w.out[t])
+        shape_error(cat("tile size ", g.tiles[t], " exceeds the output size ", g.w.out[t],
+                        " (tiles: all makes a locally connected layer)"));
+  }
+  g.T = g.tiles[0] * g.tiles[1] * g.tiles[2];
+  return g;
+}
+
+Shape Conv::output_shape(const Shape& x) const { return geometry(x).w.out_shape(o_.filters); }
+
+std::vector<ParamSpec> Conv::param_specs(const Shape& x) const {
+  const Geometry g = geometry(x);
+  const int64_t kvol = g.kvol();
+  Shape ws;
+  if (g.T > 1) {
+    ws = {g.T, g.blocks, kvol};
+  } else {
+    std::array<int64_t, 5> d{};
+    int r = 0;
+    if (g.table) {
+      d[r++] = g.blocks;
+    } else {
+      d[r++] = g.K;
+      d[r++] = g.Cg;
+    }
+    for (int i = 0; i < g.w.rank; ++i) d[r++] = g.w.k[3 - g.w.rank + i];
+    ws = Shape(std::span<const int64_t>(d.data(), static_cast<size_t>(r)));
+  }
+  // Inputs feeding one output, outputs fed by one input (averaged over a table).
+  const int64_t fan_in = std::max<int64_t>(1, g.blocks * kvol / g.K), fan_out = std::max<int64_t>(1, g.blocks * kvol / g.C);
+  std::vector<ParamSpec> p{{"w", ws, o_.w_init, fan_in, fan_out, true}};
+  if (o_.bias == BiasKind::channel) p.push_back({"b", {g.K}, o_.b_init, fan_in, fan_out, false});
+  if (o_.bias == BiasKind::location) p.push_back({"b", g.w.out_shape(g.K), o_.b_init, fan_in, fan_out, false});
+  return p;
+}
+
+int64_t Conv::flops(std::span<const Shape> x, const Shape&) const {
+  const Geometry g = geometry(x[0]);
+  return 2 * g.blocks * g.kvol() * g.P() + (o_.bias == BiasKind::none ? 0 : g.K * g.P());
+}
+
+void Conv::bind(const Binding& b) {
+  UnaryLayer::bind(b);
+  g_ = geometry(b.x[0]);
+  max_batch_ = b.max_batch;
+  if (o_.reference) return;
+  const int64_t P = g_.P(), CK = g_.C * g_.kvol();
+  order_.clear();
+  tile_begin_.assign(1, 0);
+  if (g_.T > 1) {
+    // Output positions grouped by the weight set they use, each group in natural order.
+    std::vector<int64_t> tile(static_cast<size_t>(P));
+    int64_t p = 0;
+    for (int64_t od = 0; od < g_.w.out[0]; ++od)
+      for (int64_t oh = 0; oh < g_.w.out[1]; ++oh)
+        for (int64_t ow = 0; ow < g_.w.out[2]; ++ow) tile[static_cast<size_t>(p++)] = g_.tile_of(od, oh, ow);
+    for (int64_t t = 0; t < g_.T; ++t) {
+      for (int64_t q = 0; q < P; ++q)
+        if (tile[static_cast<size_t>(q)] == t) order_.push_back(q);
+      tile_begin_.push_back(static_cast<int64_t>(order_.size()));
+    }
+  } else {
+    tile_begin_.push_back(P);
+  }
+  const int64_t dense = g_.T * g_.K * g_.Cg * g_.kvol();
+  if (g_.table) w_dense_ = AlignedBuffer(dense);
+  const int64_t bias = o_.bias == BiasKind::none ? 0 : o_.bias == BiasKind::channel ? g_.K : g_.K * P;
+  partial_size_ = align_floats(dense + bias);
+  partials_ = AlignedBuffer(max_partials(partial_size_, max_batch_) * partial_size_);
+  // cols, dcols; tiled: the same two in tile order, and one [K, P] buffer.
+  scratch_size_ = align_floats(CK * P) * (g_.T > 1 ? 4 : 2) + (g_.T > 1 ? align_floats(g_.K * P) : 0);
+  const int64_t n = scratch_size_;
+  scratch_ = tbb::enumerable_thread_specific<AlignedBuffer>([n] { return AlignedBuffer(n); });
+}
+
+const float* Conv::dense_weights() {
+  const float* w = params_[0].w;
+  if (!g_.table) return w;
+  const int64_t kvol = g_.kvol(), C = g_.C, K = g_.K;
+  float* d = w_dense_.data();
+  for (int64_t t = 0; t < g_.T; ++t)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = g_.first_block[k]; j < g_.first_block[k + 1]; ++j) {
+        const int64_t c = o_.connections[static_cast<size_t>(k)][static_cast<size_t>(j - g_.first_block[k])];
+        std::memcpy(d + ((t * K + k) * C + c) * kvol, w + (t * g_.blocks + j) * kvol, static_cast<size_t>(kvol) * sizeof(float));
+      }
+  return d;
+}
+
+namespace {
+// dst[r][j] = src[r][order[j]] for rows r.
+void gather_columns(const float* src, float* dst, int64_t rows, const std::vector<int64_t>& order) {
+  const int64_t P = static_cast<int64_t>(order.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < P; ++j) dst[r * P + j] = src[r * P + order[static_cast<size_t>(j)]];
+}
+// dst[r][order[j]] = src[r][j].
+void scatter_columns(const float* src, float* dst, int64_t rows, const std::vector<int64_t>& order) {
+  const int64_t P = static_cast<int64_t>(order.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < P; ++j) dst[r * P + order[static_cast<size_t>(j)]] = src[r * P + j];
+}
+}  // namespace
+
+void Conv::forward(ConstTensorView x, TensorView y, const StepContext&) {
+  if (o_.reference) return forward_reference(x, y);
+  const Geometry& g = g_;
+  const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
+  const int64_t in_stride = g.C * g.w.in_vol();
+  const bool pointwise = g.w.is_pointwise(), tiled = g.T > 1;
+  const float* W = dense_weights();
+  const float* bias = o_.bias == BiasKind::none ? nullptr : params_[1].w;
+  parallel_chunks(n, sample_grain(2 * g.blocks * g.kvol() * P), [&](int64_t n0, int64_t n1) {
+    float* cols = scratch_.local().data();
+    float* cols_t = tiled ? cols + 2 * align_floats(CK * P) : nullptr;
+    float* y_t = tiled ? cols + 4 * align_floats(CK * P) : nullptr;
+    for (int64_t i = n0; i < n1; ++i) {
+      const float* xi = x.data() + i * in_stride;
+      float* yi = y.data() + i * K * P;
+      const float* c = xi;
+      if (!pointwise) {
+        im2col(g.w, g.C, xi, cols);
+        c = cols;
+      }
+      if (tiled) gather_columns(c, cols_t, CK, order_);
+      const float* B = tiled ? cols_t : c;
+      float* Y = tiled ? y_t : yi;
+      for (int64_t t = 0; t < g.T; ++t) {
+        const int64_t p0 = tile_begin_[t], pn = tile_begin_[t + 1] - p0;
+        for (int64_t gr = 0; gr < g.groups; ++gr)
+          gemm(false, false, Kg, pn, CgK, 1.0f, W + (t * K + gr * Kg) * CgK, CgK, B + gr * CgK * P + p0, P, 0.0f,
+               Y + gr * Kg * P + p0, P);
+      }
+      if (tiled) scatter_columns(y_t, yi, K, order_);
+      if (o_.bias == BiasKind::channel) {
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t p = 0; p < P; ++p) yi[k * P + p] += bias[k];
+      } else if (o_.bias == BiasKind::location) {
+        for (int64_t q = 0; q < K * P; ++q) yi[q] += bias[q];
+      }
+    }
+  });
+}
+
+void Conv::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx, const StepContext&) {
+  if (o_.reference) return backward_reference(x, dy, dx);
+  const Geometry& g = g_;
+  const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
+  const int64_t in_stride = g.C * g.w.in_vol();
+  const bool pointwise = g.w.is_pointwise(), tiled = g.T > 1;
+  const float* W = dense_weights();
+  const int64_t dense = g.T * K * CgK;
+  const int64_t slots = max_partials(partial_size_, max_batch_);
+  const int64_t chunk = backward_chunk(n, sample_grain(4 * g.blocks * g.kvol() * P), slots);
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  parallel_chunks(chunks, 1, [&](int64_t c0, int64_t c1) {
+    float* cols = scratch_.local().data();
+    float* dcols = cols + align_floats(CK * P);
+    float* cols_t = tiled ? cols + 2 * align_floats(CK * P) : nullptr;
+    float* dcols_t = tiled ? cols + 3 * align_floats(CK * P) : nullptr;
+    float* dy_t = tiled ? cols + 4 * align_floats(CK * P) : nullptr;
+    for (int64_t c = c0; c < c1; ++c) {
+      float* dW = partials_.data() + c * partial_size_;
+      float* db = dW + dense;
+      for (int64_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i) {
+        const bool first = i == c * chunk;
+        const float* xi = x.data() + i * in_stride;
+        const float* dyi = dy.data() + i * K * P;
+        const float* cx = xi;
+        if (!pointwise) {
+          im2col(g.w, g.C, xi, cols);
+          cx = cols;
+        }
+        if (tiled) {
+          gather_columns(cx, cols_t, CK, order_);
+          gather_columns(dyi, dy_t, K, order_);
+        }
+        const float* B = tiled ? cols_t : cx;
+        const float* D = tiled ? dy_t : dyi;
+        for (int64_t t = 0; t < g.T; ++t) {
+          const int64_t p0 = tile_begin_[t], pn = tile_begin_[t + 1] - p0;
+          for (int64_t gr = 0; gr < g.groups; ++gr)
+            gemm(false, true, Kg, CgK, pn, 1.0f, D + gr * Kg * P + p0, P, B + gr * CgK * P + p0, P, first ? 0.0f : 1.0f,
+                 dW + (t * K + gr * Kg) * CgK, CgK);
+        }
+        if (o_.bias == BiasKind::channel) {
+          for (int64_t k = 0; k < K; ++k) {
+            float s = 0;
+            for (int64_t p = 0; p < P; ++p) s += dyi[k * P + p];
+            db[k] = first ? s : db[k] + s;
+          }
+        } else if (o_.bias == BiasKind::location) {
+          for (int64_t q = 0; q < K * P; ++q) db[q] = first ? dyi[q] : db[q] + dyi[q];
+        }
+        if (dx.empty()) continue;
+        float* dxi = dx.data() + i * in_stride;
+        float* target = tiled ? dcols_t : pointwise ? dxi : dcols;
+        for (int64_t t = 0; t < g.T; ++t) {
+          const int64_t p0 = tile_begin_[t], pn = tile_begin_[t + 1] - p0;
+          for (int64_t gr = 0; gr < g.groups; ++gr)
+            gemm(true, false, CgK, pn, Kg, 1.0f, W + (t * K + gr * Kg) * CgK, CgK, D + gr * Kg * P + p0, P, 0.0f,
+                 target + gr * CgK * P + p0, P);
+        }
+        if (tiled) scatter_columns(dcols_t, pointwise ? dxi : dcols, CK, order_);
+        if (!pointwise) col2im(g.w, g.C, dcols, dxi);
+      }
+    }
+  });
+  // Chunk partials, added in chunk order.
+  const int64_t bias_size = o_.bias == BiasKind::none ? 0 : o_.bias == BiasKind::channel ? K : K * P;
+  float* dw_dense = g.table ? partials_.data() : params_[0].dw;
+  reduce_partials(partials_.data(), chunks, partial_size_, dense, dw_dense);
+  if (bias_size) reduce_partials(partials_.data() + dense, chunks, partial_size_, bias_size, params_[1].dw);
+  if (g.table) {
+    const int64_t kvol = g.kvol();
+    float* dw = params_[0].dw;
+    for (int64_t t = 0; t < g.T; ++t)
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = g.first_block[k]; j < g.first_block[k + 1]; ++j) {
+          const int64_t ch = o_.connections[static_cast<size_t>(k)][static_cast<size_t>(j - g.first_block[k])];
+          std::memcpy(dw + (t * g.blocks + j) * kvol, dw_dense + ((t * K + k) * g.C + ch) * kvol,
+                      static_cast<size_t>(kvol) * sizeof(float));
+        }
+  }
+}
+
+// The reference path: the definition, loop by loop, with the weight of each
+// (filter, input channel) pair looked up through the connectivity.
+namespace {
+template <class F>
+void for_each_input(const Conv::Geometry& g, const std::vector<std::vector<int64_t>>& table, int64_t k, F&& f) {
+  if (g.table) {
+    for (int64_t j = g.first_block[k]; j < g.first_block[k + 1]; ++j)
+      f(table[static_cast<size_t>(k)][static_cast<size_t>(j - g.first_block[k])], j);
+  } else {
+    const int64_t gr = k / g.Kg;
+    for (int64_t cl = 0; cl < g.Cg; ++cl) f(gr * g.Cg + cl, k * g.Cg + cl);
+  }
+}
+
+}  // namespace
+
+void Conv::forward_reference(ConstTensorView x, TensorView y) const {
+  const Geometry& g = g_;
+  const int64_t P = g.P(), kvol = g.kvol(), iv = g.w.in_vol();
+  const float* W = params_[0].w;
+  const float* bias = o_.bias == BiasKind::none ? nullptr : params_[1].w;
+  parallel_chunks(x.batch(), 1, [&](int64_t n0, int64_t n1) {
+    for (int64_t i = n0; i < n1; ++i)
+      for (int64_t k = 0; k < g.K; ++k) {
+        int64_t p = 0;
+        for (int64_t od = 0; od < g.w.out[0]; ++od)
+          for (int64_t oh = 0; oh < g.w.out[1]; ++oh)
+            for (int64_t ow = 0; ow < g.w.out[2]; ++ow, ++p) {
+              const int64_t t = g.tile_of(od, oh, ow);
+              double acc = !bias ? 0.0 : o_.bias == BiasKind::channel ? bias[k] : bias[k * P + p];
+              for_each_input(g, o_.connections, k, [&](int64_t c, int64_t blk) {
+                const float* wb = W + (t * g.blocks + blk) * kvol;
+                const float* xc = x.data() + (i * g.C + c) * iv;
+                for_each_tap(g.w, od, oh, ow, [&](int64_t kk, int64_t q) { acc += static_cast<double>(wb[kk]) * xc[q]; });
+              });
+              y.data()[(i * g.K + k) * P + p] = static_cast<float>(acc);
+            }
+      }
+  });
+}
+
+void Conv::backward_reference(ConstTensorView x, ConstTensorView dy, TensorView dx) const {
+  const Geometry& g = g_;
+  const int64_t P = g.P(), kvol = g.kvol(), iv = g.w.in_vol();
+  const float* W = params_[0].w;
+  float* dW = params_[0].dw;
+  float* db = o_.bias == BiasKind::none ? nullptr : params_[1].dw;
+  std::fill(dW, dW + params_[0].numel(), 0.0f);
+  if (db) std::fill(db, db + params_[1].numel(), 0.0f);
+  if (!dx.empty()) std::fill(dx.data(), dx.data() + dx.numel(), 0.0f);
+  for (int64_t i = 0; i < x.batch(); ++i)
+    for (int64_t k = 0; k < g.K; ++k) {
+      int64_t p = 0;
+      for (int64_t od = 0; od < g.w.out[0]; ++od)
+        for (int64_t oh = 0; oh < g.w.out[1]; ++oh)
+          for (int64_t ow = 0; ow < g.w.out[2]; ++ow, ++p) {
+            const int64_t t = g.tile_of(od, oh, ow);
+            const float d = dy.data()[(i * g.K + k) * P + p];
+            if (db) db[o_.bias == BiasKind::channel ? k : k * P + p] += d;
+            for_each_input(g, o_.connections, k, [&](int64_t c, int64_t blk) {
+              const int64_t wo = (t * g.blocks + blk) * kvol;
+              const float* xc = x.data() + (i * g.C + c) * iv;
+              float* dxc = dx.empty() ? nullptr : dx.data() + (i * g.C + c) * iv;
+              for_each_tap(g.w, od, oh, ow, [&](int64_t kk, int64_t q) {
+                dW[wo + kk] += d * xc[q];
+                if (dxc) dxc[q] += d * W[wo + kk];
+              });
+            });
+          }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// ConvTranspose
+
+ConvTranspose::ConvTranspose(Options o) : o_(std::move(o)) {}
+
+std::unique_ptr<Layer> ConvTranspose::from_config(const Config& c, int rank) {
+  Options o;
+  o.window = WindowOptions::parse(c, rank, false);
+  o.filters = c.get<int64_t>("filters");
+  if (o.filters <= 0) c.at("filters").fail(cat("filters must be positive; got ", o.filters));
+  if (auto p = c.find("output_padding")) o.output_padding = parse_dims(*p, rank, "output_padding", 0);
+  o.groups = c.get<int64_t>("groups", 1);
+  if (o.groups <= 0) c.at("groups").fail(cat("groups must be positive; got ", o.groups));
+  o.bias = parse_bias(c, true);
+  if (auto i = c.find("init")) o.w_init = Init::parse(*i);
+  if (auto i = c.find("bias_init")) o.b_init = Init::parse(*i);
+  o.reference = parse_impl(c);
+  return std::make_unique<ConvTranspose>(std::move(o));
+}
+
+std::string ConvTranspose::type() const { return "conv_transpose" + rank_suffix(o_.window.rank); }
+
+std::string ConvTranspose::describe() const {
+  std::string s = cat(o_.filters, " filters ", o_.window.describe());
+  if (!o_.output_padding.empty()) {
+    s += ", output padding ";
+    for (size_t i = 0; i < o_.output_padding.size(); ++i) s += cat(i ? "," : "", o_.output_padding[i]);
+  }
+  if (o_.groups > 1) s += cat(", ", o_.groups, " groups");
+  s += bias_name(o_.bias);
+  if (o_.reference) s += ", reference kernel";
+  return s;
+}
+
+Window ConvTranspose::window(const Shape& x) const {
+  if (x.rank() < 2 || x.rank() > 4)
+    shape_error(cat("expects [C, W], [C, H, W] or [C, D, H, W]; got ", x.str()));
+  if (x[0] % o_.groups) shape_error(cat(o_.groups, " groups do not divide the ", x[0], " input channels"));
+  if (o_.filters % o_.groups) shape_error(cat(o_.groups, " groups do not divide the ", o_.filters, " filters"));
+  const auto spatial = spatial_of(x);
+  return resolve_transposed_window(o_.window, spatial, o_.output_padding, [this](const std::string& m) { shape_error(m); });
+}
+
+Shape ConvTranspose::output_shape(const Shape& x) const { return window(x).in_shape(o_.filters); }
+
+std::vector<ParamSpec> ConvTranspose::param_specs(const Shape& x) const {
+  const Window w = window(x);
+  const int64_t Cg = x[0] / o_.groups, Kg = o_.filters / o_.groups, kvol = w.k_vol();
+  std::array<int64_t, 5> d{x[0], Kg, 0, 0, 0};
+  for (int i = 0; i < w.rank; ++i) d[2 + i] = w.k[3 - w.rank + i];
+  Shape ws(std::span<const int64_t>(d.data(), static_cast<size_t>(2 + w.rank)));
+  std::vector<ParamSpec> p{{"w", ws, o_.w_init, Cg * kvol, Kg * kvol, true}};
+  if (o_.bias == BiasKind::channel) p.push_back({"b", {o_.filters}, o_.b_init, Cg * kvol, Kg * kvol, false});
+  if (o_.bias == BiasKind::location) p.push_back({"b", w.in_shape(o_.filters), o_.b_init, Cg * kvol, Kg * kvol, false});
+  return p;
+}
+
+int64_t ConvTranspose::flops(std::span<const Shape> x, const Shape& y) const {
+  const Window w = window(x[0]);
+  return 2 * x[0][0] * (o_.filters / o_.groups) * w.k_vol() * w.out_vol() + (o_.bias == BiasKind::none ? 0 : y.numel());
+}
+
+void ConvTranspose::bind(const Binding& b) {
+  UnaryLayer::bind(b);
+  w_ = window(b.x[0]);
+  C_ = b.x[0][0];
+  K_ = o_.filters;
+  Cg_ = C_ / o_.groups;
+  Kg_ = K_ / o_.groups;
+  if (o_.reference) return;
+  const int64_t bias = o_.bias == BiasKind::none ? 0 : o_.bias == BiasKind::channel ? K_ : K_ * w_.in_vol();
+  partial_size_ = align_floats(params_[0].numel() + bias);
+  partials_ = AlignedBuffer(max_partials(partial_size_, b.max_batch) * partial_size_);
+  scratch_size_ = align_floats(K_ * w_.k_vol() * w_.out_vol());
+  const int64_t n = scratch_size_;
+  scratch_ = tbb::enumerable_thread_specific<AlignedBuffer>([n] { return AlignedBuffer(n); });
+}
+
+void ConvTranspose::forward(ConstTensorView x, TensorView y, const StepContext&) {
+  if (o_.reference) return forward_reference(x, y);
+  const int64_t n = x.batch(), P = w_.out_vol(), IV = w_.in_vol(), KgK = Kg_ * w_.k_vol();
+  const bool pointwise = w_.is_pointwise();
+  const float* W = params_[0].w;
+  const float* bias = o_.bias == BiasKind::none ? nullptr : params_[1].w;
+  parallel_chunks(n, sample_grain(2 * C_ * KgK * P), [&](int64_t n0, int64_t n1) {
+    float* cols = scratch_.local().data();
+    for (int64_t i = n0; i < n1; ++i) {
+      const float* xi = x.data() + i * C_ * P;
+      float* yi = y.data() + i * K_ * IV;
+      float* target = pointwise ? yi : cols;
+      // cols_g = W_g^T x_g: W_g is [Cg, Kg * kvol].
+      for (int64_t gr = 0; gr < o_.groups; ++gr)
+        gemm(true, false, KgK, P, Cg_, 1.0f, W + gr * Cg_ * KgK, KgK, xi + gr * Cg_ * P, P, 0.0f, target + gr * KgK * P, P);
+      if (!pointwise) col2im(w_, K_, cols, yi);
+      if (o_.bias == BiasKind::channel) {
+        for (int64_t k = 0; k < K_; ++k)
+          for (int64_t q = 0; q < IV; ++q) yi[k * IV + q] += bias[k];
+      } else if (o_.bias == BiasKind::location) {
+        for (int64_t q = 0; q < K_ * IV; ++q) yi[q] += bias[q];
+      }
+    }
+  });
+}
+
+void ConvTranspose::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx, const StepContext&) {
+  if (o_.reference) return backward_reference(x, dy, dx);
+  const int64_t n = x.batch(), P = w_.out_vol(), IV = w_.in_vol(), KgK = Kg_ * w_.k_vol();
+  const bool pointwise = w_.is_pointwise();
+  const float* W = params_[0].w;
+  const int64_t wsize = params_[0].numel();
+  const int64_t slots = max_partials(partial_size_, partials_.size() / partial_size_);
+  const int64_t chunk = backward_chunk(n, sample_grain(4 * C_ * KgK * P), slots);
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  parallel_chunks(chunks, 1, [&](int64_t c0, int64_t c1) {
+    float* cols = scratch_.local().data();
+    for (int64_t c = c0; c < c1; ++c) {
+      float* dW = partials_.data() + c * partial_size_;
+      float* db = dW + wsize;
+      for (int64_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i) {
+        const bool first = i == c * chunk;
+        const float* xi = x.data() + i * C_ * P;
+        const float* dyi = dy.data() + i * K_ * IV;
+        const float* dc = dyi;
+        if (!pointwise) {
+          im2col(w_, K_, dyi, cols);
+          dc = cols;
+        }
+        for (int64_t gr = 0; gr < o_.groups; ++gr) {
+          // dW_g += x_g dcols_g^T; dx_g = W_g dcols_g.
+          gemm(false, true, Cg_, KgK, P, 1.0f, xi + gr * Cg_ * P, P, dc + gr * KgK * P, P, first ? 0.0f : 1.0f,
+               dW + gr * Cg_ * KgK, KgK);
+          if (!dx.empty())
+            gemm(false, false, Cg_, P, KgK, 1.0f, W + gr * Cg_ * KgK, KgK, dc + gr * KgK * P, P, 0.0f,
+                 dx.data() + i * C_ * P + gr * Cg_ * P, P);
+        }
+        if (o_.bias == BiasKind::channel) {
+          for (int64_t k = 0; k < K_; ++k) {
+            float s = 0;
+            for (int64_t q = 0; q < IV; ++q) s += dyi[k * IV + q];
+            db[k] = first ? s : db[k] + s;
+          }
+        } else if (o_.bias == BiasKind::location) {
+          for (int64_t q = 0; q < K_ * IV; ++q) db[q] = first ? dyi[q] : db[q] + dyi[q];
+        }
+      }
+    }
+  });
+  reduce_partials(partials_.data(), chunks, partial_size_, wsize, params_[0].dw);
+  if (o_.bias != BiasKind::none)
+    reduce_partials(partials_.data() + wsize, chunks, partial_size_, params_[1].numel(), params_[1].dw);
+}
+
+void ConvTranspose::forward_reference(ConstTensorView x, TensorView y) const {
+  const int64_t P = w_.out_vol(), IV = w_.in_vol(), kvol = w_.k_vol();
+  const float* W = params_[0].w;
+  const float* bias = o_.bias == BiasKind::none ? nullptr : params_[1].w;
+  parallel_chunks(x.batch(), 1, [&](int64_t n0, int64_t n1) {
+    for (int64_t i = n0; i < n1; ++i) {
+      float* yi = y.data() + i * K_ * IV;
+      for (int64_t q = 0; q < K_ * IV; ++q) yi[q] = !bias ? 0.0f : o_.bias == BiasKind::channel ? bias[q / IV] : bias[q];
+      for (int64_t c = 0; c < C_; ++c) {
+        const int64_t gr = c / Cg_;
+        int64_t p = 0;
+        for (int64_t od = 0; od < w_.out[0]; ++od)
+          for (int64_t oh = 0; oh < w_.out[1]; ++oh)
+            for (int64_t ow = 0; ow < w_.out[2]; ++ow, ++p) {
+              const float v = x.data()[(i * C_ + c) * P + p];
+              for (int64_t kl = 0; kl < Kg_; ++kl) {
+                const int64_t k = gr * Kg_ + kl;
+                const float* wb = W + (c * Kg_ + kl) * kvol;
+                for_each_tap(w_, od, oh, ow, [&](int64_t kk, int64_t q) { yi[k * IV + q] += v * wb[kk]; });
+              }
+            }
+      }
+    }
+  });
+}
+
+void ConvTranspose::backward_reference(ConstTensorView x, ConstTensorView dy, TensorView dx) const {
+  const int64_t P = w_.out_vol(), IV = w_.in_vol(), kvol = w_.k_vol();
+  const float* W = params_[0].w;
+  float* dW = params_[0].dw;
+  float* db = o_.bias == BiasKind::none ? nullptr : params_[1].dw;
+  std::fill(dW, dW + params_[0].numel(), 0.0f);
+  if (db) std::fill(db, db + params_[1].numel(), 0.0f);
+  for (int64_t i = 0; i < x.batch(); ++i) {
+    const float* dyi = dy.data() + i * K_ * IV;
+    if (db)
+      for (int64_t q = 0; q < K_ * IV; ++q) db[o_.bias == BiasKind::channel ? q / IV : q] += dyi[q];
+    for (int64_t c = 0; c < C_; ++c) {
+      const int64_t gr = c / Cg_;
+      int64_t p = 0;
+      for (int64_t od = 0; od < w_.out[0]; ++od)
+        for (int64_t oh = 0; oh < w_.out[1]; ++oh)
+          for (int64_t ow = 0; ow < w_.out[2]; ++ow, ++p) {
+            const float v = x.data()[(i * C_ + c) * P + p];
+            double g = 0;
+            for (int64_t kl = 0; kl < Kg_; ++kl) {
+              const int64_t k = gr * Kg_ + kl;
+              const int64_t wo = (c * Kg_ + kl) * kvol;
+              for_each_tap(w_, od, oh, ow, [&](int64_t kk, int64_t q) {
+                g += static_cast<double>(dyi[k * IV + q]) * W[wo + kk];
+                dW[wo + kk] += v * dyi[k * IV + q];
+              });
+            }
+            if (!dx.empty()) dx.data()[(i * C_ + c) * P + p] = static_cast<float>(g);
+          }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// True convolution
+
+Tensor convolve(ConstTensorView f, ConstTensorView g, ConvolveMode mode) {
+  const int r = f.shape().rank();
+  if (r < 1 || r > 3 || g.shape().rank() != r)
+    throw ShapeError(cat("convolve: f and g need the same rank, 1 to 3; got ", f.shape().str(), " and ", g.shape().str()));
+  Dims3 m{1, 1, 1}, k{1, 1, 1};
+  for (int i = 0; i < r; ++i) {
+    m[3 - r + i] = f.shape()[i];
+    k[3 - r + i] = g.shape()[i];
+  }
+  const float* fp = f.data();
+  const float* gp = g.data();
+  if (mode == ConvolveMode::valid) {
+    bool f_larger = true, g_larger = true;
+    for (int t = 0; t < 3; ++t) {
+      f_larger = f_larger && m[t] >= k[t];
+      g_larger = g_larger && k[t] >= m[t];
+    }
+    if (!f_larger && !g_larger)
+      throw ShapeError(cat("convolve: in valid mode one input must be at least as large as the other in every "
+                           "dimension; got ", f.shape().str(), " and ", g.shape().str()));
+    if (!f_larger) {  // convolution commutes, as numpy and scipy use
+      std::swap(m, k);
+      std::swap(fp, gp);
+    }
+  }
+  Dims3 out{}, start{};
+  for (int t = 0; t < 3; ++t) {
+    switch (mode) {
+      case ConvolveMode::full: out[t] = m[t] + k[t] - 1, start[t] = 0; break;
+      case ConvolveMode::same: out[t] = m[t], start[t] = (k[t] - 1) / 2; break;
+      case ConvolveMode::valid: out[t] = m[t] - k[t] + 1, start[t] = k[t] - 1; break;
+    }
+  }
+  std::array<int64_t, 3> dims{};
+  for (int i = 0; i < r; ++i) dims[i] = out[3 - r + i];
+  Tensor y(Shape(std::span<const int64_t>(dims.data(), static_cast<size_t>(r))));
+  int64_t o = 0;
+  // y[j] = sum_i f[i] g[j - i], j in full coordinates.
+  for (int64_t a = 0; a < out[0]; ++a)
+    for (int64_t b = 0; b < out[1]; ++b)
+      for (int64_t c = 0; c < out[2]; ++c, ++o) {
+        const int64_t j0 = a + start[0], j1 = b + start[1], j2 = c + start[2];
+        double s = 0;
+        for (int64_t i0 = std::max<int64_t>(0, j0 - k[0] + 1); i0 <= std::min(j0, m[0] - 1); ++i0)
+          for (int64_t i1 = std::max<int64_t>(0, j1 - k[1] + 1); i1 <= std::min(j1, m[1] - 1); ++i1)
+            for (int64_t i2 = std::max<int64_t>(0, j2 - k[2] + 1); i2 <= std::min(j2, m[2] - 1); ++i2)
+              s += static_cast<double>(fp[(i0 * m[1] + i1) * m[2] + i2]) *
+                   gp[((j0 - i0) * k[1] + (j1 - i1)) * k[2] + (j2 - i2)];
+        y[o] = static_cast<float>(s);
+      }
+  return y;
+}
+
+}  // namespace hubel::layers

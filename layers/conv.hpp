@@ -1,0 +1,147 @@
+// Convolution layers, 1-D to 3-D from one implementation: Conv (cross-correlation with
+// groups, an input-to-output connection table, tiling from ordinary convolution to
+// locally connected, padding by zeros, reflection or replication) and ConvTranspose (the
+// multiplication by the transposed convolution matrix); and `convolve`, the true
+// convolution (flipped kernel) of numpy's convolve and scipy's convolve2d.
+//
+// Layouts (N is the batch): x [N, C, (D,) (H,) W]; y [N, K, out...]. Weights
+// [K, C/groups, k...]; with a connection table [connections, k...] (one kernel per
+// connected pair, filter by filter); tiled with T weight sets [T, K, C/groups * k_vol].
+// A transposed convolution's weights are [C, K/groups, k...], as in PyTorch.
+//
+// The fast path is im2col + one BLAS product per sample and group, TBB-parallel over
+// fixed chunks of samples; weight gradients are summed per chunk and the chunk partials
+// added in chunk order, so results do not depend on the thread count. A naive reference
+// path (impl: reference) is kept for tests and debugging.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <tbb/enumerable_thread_specific.h>
+
+#include "framework/layer.hpp"
+#include "framework/tensor.hpp"
+#include "layers/window.hpp"
+
+namespace hubel {
+class Config;
+}
+
+namespace hubel::layers {
+
+enum class BiasKind { none, channel, location };
+
+class Conv : public UnaryLayer {
+ public:
+  struct Options {
+    int64_t filters = 0;  // K; with a connection table, 0 means "as many as the table has rows"
+    WindowOptions window;
+    int64_t groups = 1;
+    // connections[k] = the input channels filter k reads (LeNet-5's C3 table). Empty: all.
+    std::vector<std::vector<int64_t>> connections;
+    std::vector<int64_t> tiles{1};  // period of the weight sharing per dimension
+    bool locally_connected = false;  // tiles: all (one weight set per output position)
+    BiasKind bias = BiasKind::channel;
+    Init w_init = Init::scaled(Init::Kind::HeUniform);
+    Init b_init = Init::zeros();
+    bool reference = false;
+  };
+  explicit Conv(Options o);
+  // {type: conv2d, filters: 16, kernel: 5, stride: 1, dilation: 1, padding: same,
+  //  padding_value: zero, rounding: exact, groups: 1, connections: [[0, 1, 2], ...],
+  //  tiles: 1 | [2, 2] | all, bias: channel | location | none, init, bias_init,
+  //  impl: fast | reference}. rank 0 ("conv") takes the rank from the input.
+  static std::unique_ptr<Layer> from_config(const Config& c, int rank);
+
+  std::string type() const override;
+  std::string describe() const override;
+  Shape output_shape(const Shape& x) const override;
+  std::vector<ParamSpec> param_specs(const Shape& x) const override;
+  int64_t flops(std::span<const Shape> x, const Shape& y) const override;
+  void bind(const Binding& b) override;
+  void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
+  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) override;
+
+  // Everything derived from the options and the input shape.
+  struct Geometry {
+    Window w;
+    int64_t C = 0, K = 0, groups = 1, Cg = 0, Kg = 0;  // channels per group in and out
+    bool table = false;
+    std::vector<int64_t> first_block;  // table: filter k's kernels are blocks [first_block[k], first_block[k+1])
+    int64_t blocks = 0;                // kernels per weight set: K*Cg, or the connections
+    Dims3 tiles{1, 1, 1};
+    int64_t T = 1;
+    int64_t P() const { return w.out_vol(); }
+    int64_t kvol() const { return w.k_vol(); }
+    int64_t tile_of(int64_t od, int64_t oh, int64_t ow) const {
+      return ((od % tiles[0]) * tiles[1] + oh % tiles[1]) * tiles[2] + ow % tiles[2];
+    }
+  };
+  Geometry geometry(const Shape& x) const;
+
+ private:
+  void forward_reference(ConstTensorView x, TensorView y) const;
+  void backward_reference(ConstTensorView x, ConstTensorView dy, TensorView dx) const;
+  const float* dense_weights();  // the weights as [T, K, Cg * kvol] (expanding a table)
+
+  Options o_;
+  Geometry g_;
+  int64_t max_batch_ = 0;
+  // Fast-path state, sized at bind.
+  std::vector<int64_t> order_;        // tiled: output positions sorted by tile
+  std::vector<int64_t> tile_begin_;   // tiled: where each tile's positions start in order_
+  AlignedBuffer w_dense_;             // table: expanded weights; gradient partials reduce into it
+  AlignedBuffer partials_;            // per chunk of samples: [dW (dense layout), db]
+  int64_t partial_size_ = 0;
+  int64_t scratch_size_ = 0;
+  tbb::enumerable_thread_specific<AlignedBuffer> scratch_;
+};
+
+class ConvTranspose : public UnaryLayer {
+ public:
+  struct Options {
+    int64_t filters = 0;  // output channels
+    WindowOptions window;
+    std::vector<int64_t> output_padding;
+    int64_t groups = 1;
+    BiasKind bias = BiasKind::channel;
+    Init w_init = Init::scaled(Init::Kind::HeUniform);
+    Init b_init = Init::zeros();
+    bool reference = false;
+  };
+  explicit ConvTranspose(Options o);
+  // {type: conv_transpose2d, filters: 16, kernel: 4, stride: 2, padding: 1,
+  //  output_padding: 0, dilation: 1, groups: 1, bias: channel | none, init, bias_init, impl}
+  static std::unique_ptr<Layer> from_config(const Config& c, int rank);
+
+  std::string type() const override;
+  std::string describe() const override;
+  Shape output_shape(const Shape& x) const override;
+  std::vector<ParamSpec> param_specs(const Shape& x) const override;
+  int64_t flops(std::span<const Shape> x, const Shape& y) const override;
+  void bind(const Binding& b) override;
+  void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
+  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) override;
+
+ private:
+  // w.in is this layer's output (the image), w.out its input positions.
+  Window window(const Shape& x) const;
+  void forward_reference(ConstTensorView x, TensorView y) const;
+  void backward_reference(ConstTensorView x, ConstTensorView dy, TensorView dx) const;
+
+  Options o_;
+  Window w_;
+  int64_t C_ = 0, K_ = 0, Cg_ = 0, Kg_ = 0;
+  AlignedBuffer partials_;
+  int64_t partial_size_ = 0, scratch_size_ = 0;
+  tbb::enumerable_thread_specific<AlignedBuffer> scratch_;
+};
+
+// The true convolution (the kernel flipped) of f and g, both of rank 1 to 3, in numpy /
+// scipy's modes: full (size m+k-1), same (the size of f, centred), valid (m-k+1; needs
+// f at least as large as g in every dimension).
+enum class ConvolveMode { full, same, valid };
+Tensor convolve(ConstTensorView f, ConstTensorView g, ConvolveMode mode);
+
+}  // namespace hubel::layers
