@@ -45,7 +45,7 @@ TEST(Net, SequentialShapesAndParameterCounts) {
   EXPECT_EQ(net.layer(2).name(), "relu1");
   std::ostringstream os;
   net.summary(os);
-  EXPECT_NE(os.str().find("78500  100 units"), std::string::npos) << os.str();
+  EXPECT_NE(os.str().find("78500   157K  100 units"), std::string::npos) << os.str();  // 2*784*100 + 100 flops
   EXPECT_NE(os.str().find("79510 parameters"), std::string::npos) << os.str();
 }
 
