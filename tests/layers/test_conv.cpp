@@ -417,3 +417,33 @@ TEST(Conv, LeNet5ParameterCounts) {
 }
 
 }  // namespace hubel::layers
+
+namespace hubel::layers {
+
+// A whole convolutional net, the modern LeNet in miniature: every parameter gradient
+// through conv, pooling, the table, subsampling, transposed conv and dense layers.
+TEST(Conv, SmallConvNetGradients) {
+  Config c = Config::parse(
+      "input: [2, 8, 8]\n"
+      "layers:\n"
+      "  - {type: conv2d, name: c1, filters: 3, kernel: 3, padding: same}\n"
+      "  - {type: tanh}\n"
+      "  - {type: maxpool2d, kernel: 2}\n"
+      "  - {type: conv2d, name: c2, kernel: 3, connections: [[0], [1, 2], [0, 1, 2]]}\n"
+      "  - {type: subsample2d, name: s2, kernel: 2}\n"
+      "  - {type: conv_transpose2d, name: up, filters: 2, kernel: 2, stride: 2}\n"
+      "  - {type: avgpool2d, kernel: 2}\n"
+      "  - {type: flatten}\n"
+      "  - {type: dense, name: out, units: 3}\n",
+      "net.yaml");
+  Net net = Net::from_config(c, builtin_registry());
+  net.build(3, 9);
+  Rng rng(4);
+  test::randomize(net.input(3).span(), rng);
+  std::vector<int32_t> labels{0, 2, 1};
+  const auto loss = builtin_registry().make_loss("softmax_cross_entropy", Config::parse("{}"));
+  test::GradCheckOptions o;
+  test::check_net_gradients(net, *loss, 3, Targets{labels.data(), {}}, o);
+}
+
+}  // namespace hubel::layers
