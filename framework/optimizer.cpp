@@ -1,32 +1,127 @@
-// Optimizer base: the block list every optimizer iterates, and the factory.
+// Optimizer base: per-parameter multipliers, the block list, clipping, and the factory.
 #include "framework/optimizer.hpp"
 
 #include <algorithm>
+#include <cmath>
 
+#include "framework/adagrad.hpp"
+#include "framework/adam.hpp"
 #include "framework/config.hpp"
 #include "framework/error.hpp"
+#include "framework/parallel.hpp"
+#include "framework/rmsprop.hpp"
 #include "framework/sgd.hpp"
 
 namespace hubel {
 
-Optimizer::Optimizer(const std::vector<ParamInfo>& layout, int64_t arena_size) : size_(arena_size) {
-  // Blocks of at most 16K floats (64 KiB), each with one decay setting. The alignment
-  // padding between parameters is zero in w and g and stays zero.
+namespace {
+
+// Glob match with '*' (any run of characters, '/' included).
+bool glob(const char* p, const char* s) {
+  if (*p == 0) return *s == 0;
+  if (*p == '*') return glob(p + 1, s) || (*s && glob(p, s + 1));
+  return *s && *p == *s && glob(p + 1, s + 1);
+}
+
+bool rule_matches(const ParamRule& r, const ParamInfo& p) {
+  if (r.match.find('/') == std::string::npos) return glob(r.match.c_str(), p.layer.c_str());
+  return glob(r.match.c_str(), p.full_name().c_str());
+}
+
+}  // namespace
+
+Optimizer::Common read_common_options(const Config& c) {
+  Optimizer::Common o;
+  o.lr = c.get<float>("lr");
+  if (!(o.lr > 0) || !std::isfinite(o.lr)) c.at("lr").fail(cat("the learning rate must be positive; got ", o.lr));
+  o.weight_decay = c.get<float>("weight_decay", 0.0f);
+  if (!(o.weight_decay >= 0)) c.at("weight_decay").fail(cat("weight_decay must be >= 0; got ", o.weight_decay));
+  o.clip_norm = c.get<float>("clip_norm", 0.0f);
+  if (!(o.clip_norm >= 0)) c.at("clip_norm").fail(cat("clip_norm must be >= 0 (0: off); got ", o.clip_norm));
+  o.clip_value = c.get<float>("clip_value", 0.0f);
+  if (!(o.clip_value >= 0)) c.at("clip_value").fail(cat("clip_value must be >= 0 (0: off); got ", o.clip_value));
+  if (auto params = c.find("params")) {
+    if (!params->is_sequence()) params->fail("params is a list of {match: pattern, lr_mult: x, decay_mult: y}");
+    for (const auto& item : params->items()) {
+      ParamRule r;
+      r.match = item.get<std::string>("match");
+      if (r.match.empty()) item.at("match").fail("the pattern is empty");
+      if (auto m = item.find("lr_mult")) {
+        r.lr_mult = m->as<float>();
+        r.lr_given = true;
+        if (!(r.lr_mult >= 0)) m->fail(cat("lr_mult must be >= 0 (0 freezes); got ", r.lr_mult));
+      }
+      if (auto m = item.find("decay_mult")) {
+        r.decay_mult = m->as<float>();
+        if (!(r.decay_mult >= 0)) m->fail(cat("decay_mult must be >= 0; got ", r.decay_mult));
+      }
+      item.finish();
+      o.rules.push_back(r);
+    }
+  }
+  return o;
+}
+
+Optimizer::Optimizer(const Common& common, const std::vector<ParamInfo>& layout, int64_t arena_size)
+    : common_(common), size_(arena_size) {
   constexpr int64_t kBlock = 16384;
   std::vector<ParamInfo> sorted = layout;
   std::sort(sorted.begin(), sorted.end(), [](const ParamInfo& a, const ParamInfo& b) { return a.offset < b.offset; });
-  for (const auto& p : sorted)
+  std::vector<bool> used(common.rules.size(), false);
+  for (const auto& p : sorted) {
+    float lr_mult = 1, decay_mult = p.decay ? 1.0f : 0.0f;
+    for (size_t r = 0; r < common.rules.size(); ++r)
+      if (rule_matches(common.rules[r], p)) {
+        used[r] = true;
+        if (common.rules[r].lr_given) lr_mult = common.rules[r].lr_mult;
+        if (common.rules[r].decay_mult >= 0) decay_mult = common.rules[r].decay_mult;
+        break;
+      }
+    // The alignment padding between parameters is zero in w and g and stays zero.
     for (int64_t b = p.offset; b < p.offset + p.size; b += kBlock)
-      blocks_.push_back({b, std::min(p.offset + p.size, b + kBlock), p.decay});
+      blocks_.push_back({b, std::min(p.offset + p.size, b + kBlock), lr_mult, decay_mult});
+  }
+  for (size_t r = 0; r < common.rules.size(); ++r)
+    if (!used[r]) {
+      std::string names;
+      for (size_t i = 0; i < layout.size() && i < 12; ++i) names += (i ? ", " : "") + layout[i].full_name();
+      throw ConfigError(cat("optimizer.params[", r, "]: the pattern '", common.rules[r].match,
+                            "' matches no parameter (parameters are named layer/param: ", names,
+                            layout.size() > 12 ? ", ..." : "", ")"));
+    }
+}
+
+void Optimizer::step(std::span<float> w, std::span<const float> g, float lr, float grad_scale) {
+  if (static_cast<int64_t>(w.size()) != size_ || g.size() != w.size())
+    throw Error(cat("optimizer built for an arena of ", size_, " floats, given ", w.size()));
+  GradTransform t;
+  t.scale = grad_scale;
+  if (common_.clip_value > 0) t.clip = common_.clip_value;
+  last_norm_ = 0;
+  if (common_.clip_norm > 0) {
+    const float* gp = g.data();
+    const double sq = deterministic_sum<double>(size_, 16384, [&](int64_t b, int64_t e) {
+      double s = 0;
+      for (int64_t i = b; i < e; ++i) s += static_cast<double>(gp[i]) * gp[i];
+      return s;
+    });
+    last_norm_ = std::sqrt(sq) * std::abs(grad_scale);
+    if (last_norm_ > common_.clip_norm) t.scale = static_cast<float>(grad_scale * common_.clip_norm / last_norm_);
+  }
+  ++steps_;
+  update(w.data(), g.data(), lr, t);
 }
 
 std::unique_ptr<Optimizer> Optimizer::create(const Config& c, const Net& net) {
-  const std::string type = c.choice("type", {"sgd"});
-  const float lr = c.get<float>("lr");
-  if (!(lr > 0)) c.at("lr").fail(cat("the learning rate must be positive; got ", lr));
+  const std::string type = c.choice("type", {"sgd", "adagrad", "rmsprop", "adam", "adamw"});
+  const Common common = read_common_options(c);
+  const auto& layout = net.param_info();
+  const auto size = static_cast<int64_t>(net.params().size());
   std::unique_ptr<Optimizer> opt;
-  if (type == "sgd") opt = std::make_unique<Sgd>(c, net.param_info(), static_cast<int64_t>(net.params().size()));
-  opt->base_lr_ = lr;
+  if (type == "sgd") opt = Sgd::from_config(c, common, layout, size);
+  else if (type == "adagrad") opt = Adagrad::from_config(c, common, layout, size);
+  else if (type == "rmsprop") opt = Rmsprop::from_config(c, common, layout, size);
+  else opt = Adam::from_config(c, common, layout, size, type == "adamw");
   c.finish();
   return opt;
 }

@@ -1,60 +1,67 @@
 // SGD with weight decay and momentum over the flat arenas.
 #include "framework/sgd.hpp"
 
-#include <tbb/parallel_for.h>
-
 #include "framework/config.hpp"
 #include "framework/error.hpp"
 
 namespace hubel {
 
-Sgd::Sgd(const Options& o, const std::vector<ParamInfo>& layout, int64_t arena_size)
-    : Optimizer(layout, arena_size), o_(o) {
+Sgd::Sgd(const Common& common, const Options& o, const std::vector<ParamInfo>& layout, int64_t arena_size)
+    : Optimizer(common, layout, arena_size), o_(o) {
   if (o_.momentum != 0) velocity_ = AlignedBuffer(arena_size);
 }
 
-namespace {
-Sgd::Options read_options(const Config& c) {
-  Sgd::Options o;
+std::unique_ptr<Optimizer> Sgd::from_config(const Config& c, const Common& common, const std::vector<ParamInfo>& layout,
+                                            int64_t arena_size) {
+  Options o;
   o.momentum = c.get<float>("momentum", 0.0f);
-  o.weight_decay = c.get<float>("weight_decay", 0.0f);
   if (!(o.momentum >= 0 && o.momentum < 1)) c.at("momentum").fail(cat("momentum must be in [0, 1); got ", o.momentum));
-  if (!(o.weight_decay >= 0)) c.at("weight_decay").fail(cat("weight_decay must be >= 0; got ", o.weight_decay));
-  return o;
+  o.nesterov = c.get<bool>("nesterov", false);
+  if (o.nesterov && o.momentum == 0) c.at("nesterov").fail("Nesterov momentum needs momentum > 0");
+  return std::make_unique<Sgd>(common, o, layout, arena_size);
 }
-}  // namespace
 
-Sgd::Sgd(const Config& c, const std::vector<ParamInfo>& layout, int64_t arena_size)
-    : Sgd(read_options(c), layout, arena_size) {}
+std::string Sgd::describe() const {
+  return cat("sgd lr ", common_.lr, o_.momentum ? cat(o_.nesterov ? ", Nesterov momentum " : ", momentum ", o_.momentum) : "",
+             common_.weight_decay ? cat(", weight_decay ", common_.weight_decay) : "");
+}
 
-std::string Sgd::describe() const { return cat("sgd momentum ", o_.momentum, " weight_decay ", o_.weight_decay); }
+bool Sgd::set_momentum(float momentum) {
+  o_.momentum = momentum;
+  if (momentum != 0 && velocity_.size() != size_) velocity_ = AlignedBuffer(size_);
+  return true;
+}
 
-void Sgd::step(std::span<float> w, std::span<const float> g, float lr, float grad_scale) {
-  if (static_cast<int64_t>(w.size()) != size_ || g.size() != w.size())
-    throw Error(cat("optimizer built for an arena of ", size_, " floats, given ", w.size()));
-  float* wp = w.data();
-  const float* gp = g.data();
-  float* vp = velocity_.data();
+void Sgd::update(float* w, const float* g, float lr, const GradTransform& grad) {
+  float* v = velocity_.data();
   const float mu = o_.momentum;
-  tbb::parallel_for(tbb::blocked_range<size_t>(0, blocks_.size(), 1), [&](const tbb::blocked_range<size_t>& r) {
-    for (size_t k = r.begin(); k != r.end(); ++k) {
-      const ArenaBlock& b = blocks_[k];
-      const float wd = b.decay ? o_.weight_decay : 0.0f;
-      if (mu == 0) {
-        for (int64_t i = b.begin; i < b.end; ++i) wp[i] -= lr * (grad_scale * gp[i] + wd * wp[i]);
-      } else {
-        for (int64_t i = b.begin; i < b.end; ++i) {
-          vp[i] = mu * vp[i] - lr * (grad_scale * gp[i] + wd * wp[i]);
-          wp[i] += vp[i];
-        }
+  for_each_block([&](const ArenaBlock& b) {
+    float* __restrict w_ = w;
+    float* __restrict v_ = v;
+    const float* __restrict g_ = g;
+    const GradTransform gt = grad;
+    const float a = lr * b.lr_mult, wd = common_.weight_decay * b.decay_mult;
+    if (mu == 0) {
+      for (int64_t i = b.begin; i < b.end; ++i) w_[i] -= a * (gt(g_[i]) + wd * w_[i]);
+    } else if (!o_.nesterov) {
+      for (int64_t i = b.begin; i < b.end; ++i) {
+        const float vi = mu * v_[i] - a * (gt(g_[i]) + wd * w_[i]);
+        v_[i] = vi;
+        w_[i] += vi;
+      }
+    } else {
+      for (int64_t i = b.begin; i < b.end; ++i) {
+        const float step = a * (gt(g_[i]) + wd * w_[i]);
+        const float vi = mu * v_[i] - step;
+        v_[i] = vi;
+        w_[i] += mu * vi - step;
       }
     }
   });
-  ++steps_;
 }
 
 std::vector<std::pair<std::string, std::span<float>>> Sgd::state() {
-  if (o_.momentum == 0) return {};
+  if (velocity_.size() == 0) return {};
   return {{"velocity", velocity_.span()}};
 }
 

@@ -25,7 +25,7 @@ TrainOptions TrainOptions::parse(const Config& c) {
   return o;
 }
 
-Trainer::Trainer(Net& net, const Loss& loss, Optimizer& opt, const Schedule& schedule, comm::Communicator& comm,
+Trainer::Trainer(Net& net, const Loss& loss, Optimizer& opt, Schedule& schedule, comm::Communicator& comm,
                  const TrainOptions& options)
     : net_(net), loss_(loss), opt_(opt), schedule_(schedule), comm_(comm), o_(options) {
   if (o_.batch < comm_.size())
@@ -99,6 +99,12 @@ std::vector<EpochMetrics> Trainer::fit(const datasets::Dataset& train, const dat
                                        const std::function<void(const EpochMetrics&)>& on_epoch) {
   check_data(train);
   if (test) check_data(*test);
+  if (schedule_.watches_loss() && !schedule_.watches_train_loss() && (!test || test->size() == 0))
+    throw ConfigError("schedule: plateau watches the held-out loss but the data has no test split; add one, or set "
+                      "schedule.monitor: train_loss");
+  if (schedule_.has_momentum() && !opt_.set_momentum(*schedule_.momentum(0)))
+    throw ConfigError(cat("schedule.momentum needs an optimizer with momentum (sgd); optimizer.type is ", opt_.type()));
+  const int64_t steps_per_epoch = (train.size() + o_.batch - 1) / o_.batch;
   const int64_t n = train.size();
   order_.resize(n);
   prepare_targets(train);
@@ -113,13 +119,16 @@ std::vector<EpochMetrics> Trainer::fit(const datasets::Dataset& train, const dat
     }
     const auto t0 = std::chrono::steady_clock::now();
     LossStats stats;
-    const double lr = schedule_.lr(epoch, step_);
+    double lr = schedule_.lr({epoch, step_, steps_per_epoch});
+    const auto momentum = schedule_.momentum(epoch);
+    if (momentum) opt_.set_momentum(*momentum);
     int64_t seen = 0;
     for (int64_t b = 0; b < n; b += o_.batch) {
       if (o_.max_steps && step_ >= o_.max_steps) {
         stop = true;
         break;
       }
+      lr = schedule_.lr({epoch, step_, steps_per_epoch});
       const int64_t rows_global = std::min(o_.batch, n - b);
       StepContext ctx{true, o_.seed, static_cast<uint64_t>(step_), b + comm_.rank() * rows_global / comm_.size()};
       const int64_t rows = load_shard(train, order_.data(), b, rows_global);
@@ -148,6 +157,7 @@ std::vector<EpochMetrics> Trainer::fit(const datasets::Dataset& train, const dat
     m.epoch = epoch + 1;
     m.steps = step_;
     m.lr = lr;
+    m.momentum = momentum ? *momentum : -1.0;
     m.train_loss = sums[0] / sums[2];
     m.train_accuracy = sums[1] / sums[2];
     m.seconds = seconds;
@@ -158,6 +168,7 @@ std::vector<EpochMetrics> Trainer::fit(const datasets::Dataset& train, const dat
       m.test_loss = t.loss / static_cast<double>(t.count);
       m.test_accuracy = static_cast<double>(t.correct) / static_cast<double>(t.count);
     }
+    if (schedule_.watches_loss()) m.lr_reduced = schedule_.end_epoch(schedule_.watches_train_loss() ? m.train_loss : m.test_loss);
     history.push_back(m);
     if (on_epoch) on_epoch(m);
   }

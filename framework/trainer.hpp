@@ -32,7 +32,9 @@ struct TrainOptions {
 struct EpochMetrics {
   int64_t epoch = 0;  // 1-based
   int64_t steps = 0;  // global steps so far
-  double lr = 0;
+  double lr = 0;        // the rate of the epoch's last step
+  double momentum = -1;  // set by a momentum schedule; -1: not scheduled
+  bool lr_reduced = false;  // a plateau schedule reduced the rate after this epoch
   double train_loss = 0, train_accuracy = 0;
   bool has_test = false;
   double test_loss = 0, test_accuracy = 0;
@@ -42,7 +44,7 @@ struct EpochMetrics {
 
 class Trainer {
  public:
-  Trainer(Net& net, const Loss& loss, Optimizer& opt, const Schedule& schedule, comm::Communicator& comm,
+  Trainer(Net& net, const Loss& loss, Optimizer& opt, Schedule& schedule, comm::Communicator& comm,
           const TrainOptions& options);
 
   // Trains; calls on_epoch (on every rank; print on rank 0) after each epoch.
@@ -66,7 +68,7 @@ class Trainer {
   Net& net_;
   const Loss& loss_;
   Optimizer& opt_;
-  const Schedule& schedule_;
+  Schedule& schedule_;
   comm::Communicator& comm_;
   TrainOptions o_;
   int64_t step_ = 0;

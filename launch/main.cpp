@@ -102,6 +102,8 @@ std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy) {
     if (accuracy) os << " acc " << std::setprecision(4) << m.test_accuracy;
   }
   os << "  " << std::setprecision(2) << m.seconds << " s  " << std::setprecision(0) << m.samples_per_second << " samples/s";
+  if (m.momentum >= 0) os << "  momentum " << std::setprecision(2) << m.momentum;
+  if (m.lr_reduced) os << "  (plateau: learning rate reduced)";
   return os.str();
 }
 
@@ -123,7 +125,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   // Every rank starts from rank 0's parameters.
   if (comm.size() > 1) comm.broadcast(net.params(), 0);
   auto optimizer = Optimizer::create(exp.optimizer, net);
-  auto schedule = Schedule::create(exp.schedule, optimizer->base_lr());
+  auto schedule = Schedule::create(exp.schedule, optimizer->base_lr(), exp.train.epochs);
   Trainer trainer(net, *model.loss, *optimizer, *schedule, comm, exp.train);
   trainer.check_data(*data.train);
   if (data.test) trainer.check_data(*data.test);

@@ -50,7 +50,7 @@ TrainRun train(int threads, const std::vector<std::string>& sets = {}) {
   datasets::Spirals test_set({500, 2, 1.25, 0.03, 8}, "test");
   m.net.build(exp.train.batch, exp.train.seed);
   auto opt = Optimizer::create(exp.optimizer, m.net);
-  auto sched = Schedule::create(exp.schedule, opt->base_lr());
+  auto sched = Schedule::create(exp.schedule, opt->base_lr(), exp.train.epochs);
   comm::LocalCommunicator comm;
   Trainer trainer(m.net, *m.loss, *opt, *sched, comm, exp.train);
   TrainRun r;
@@ -94,13 +94,33 @@ TEST(Training, MaxStepsStopsEarly) {
   EXPECT_EQ(r.history.back().steps, 10);
 }
 
+TEST(Training, SchedulesDriveRateAndMomentum) {
+  // A plateau rule demanding 50% improvement per epoch must fire; momentum follows its table.
+  const TrainRun r = train(1, {"train.epochs=4", "schedule={type: plateau, gamma: 0.5, threshold: 0.5, momentum: {0: 0.5, 2: 0.9}}"});
+  ASSERT_EQ(r.history.size(), 4u);
+  EXPECT_FLOAT_EQ(r.history[0].momentum, 0.5f);
+  EXPECT_FLOAT_EQ(r.history[1].momentum, 0.5f);
+  EXPECT_FLOAT_EQ(r.history[2].momentum, 0.9f);
+  int reductions = 0;
+  double lr = 0.1;
+  for (const auto& m : r.history) {
+    EXPECT_NEAR(m.lr, lr, 1e-8);  // the rate of epoch e follows the reductions before it
+    if (m.lr_reduced) ++reductions, lr *= 0.5;
+  }
+  EXPECT_GE(reductions, 1);
+  // Cosine with warm-up: the last epoch ends near zero.
+  const TrainRun c = train(1, {"train.epochs=2", "schedule={type: cosine, warmup_steps: 10}"});
+  EXPECT_LT(c.history.back().lr, 1e-3);
+  EXPECT_THROW(train(1, {"optimizer={type: adam, lr: 0.01}", "schedule={type: constant, momentum: {0: 0.5}}"}), ConfigError);
+}
+
 TEST(Training, DataThatDoesNotFitIsRejected) {
   Config c = Config::parse(kMlp, "mlp.yaml");
   Experiment exp = Experiment::from_config(c);
   Model m = build_model(exp.model, layers::builtin_registry());
   m.net.build(32, 1);
   auto opt = Optimizer::create(exp.optimizer, m.net);
-  auto sched = Schedule::create(exp.schedule, opt->base_lr());
+  auto sched = Schedule::create(exp.schedule, opt->base_lr(), exp.train.epochs);
   comm::LocalCommunicator comm;
   Trainer trainer(m.net, *m.loss, *opt, *sched, comm, exp.train);
   datasets::Spirals three({100, 3, 1, 0.1, 1}, "three");

@@ -22,7 +22,7 @@ int main() {
   Model m = build_model(exp.model, layers::builtin_registry());
   m.net.build(exp.train.batch, exp.train.seed);
   auto opt = Optimizer::create(exp.optimizer, m.net);
-  auto sched = Schedule::create(exp.schedule, opt->base_lr());
+  auto sched = Schedule::create(exp.schedule, opt->base_lr(), exp.train.epochs);
   comm::LocalCommunicator comm;
   datasets::Spirals data({400, 2, 1.0, 0.05, 3}, "train");
   Runtime runtime(1);
