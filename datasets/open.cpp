@@ -1,9 +1,14 @@
 // The data section of an experiment.
 #include "datasets/open.hpp"
 
+#include <numeric>
+
+#include "datasets/hdf5_dataset.hpp"
 #include "datasets/spirals.hpp"
+#include "datasets/subset.hpp"
 #include "framework/config.hpp"
 #include "framework/error.hpp"
+#include "framework/random.hpp"
 
 namespace hubel::datasets {
 
@@ -29,8 +34,126 @@ Splits open_spirals(const Config& c) {
   if (test > 0) {
     o.samples = test;
     o.seed = seed + 0x9e3779b9ULL;  // an independent draw from the same distribution
+    s.heldout = std::make_unique<Spirals>(o, "test");
     s.test = std::make_unique<Spirals>(o, "test");
+    s.heldout_name = "test";
   }
+  return s;
+}
+
+std::unique_ptr<Transform> read_transform(const Config& data, const std::string& file, const Dataset& train, bool uint8) {
+  TransformOptions t;
+  t.scale = data.get<float>("scale", uint8 ? 1.0f / 255.0f : 1.0f);
+  if (!(t.scale > 0) || !std::isfinite(t.scale)) data.at("scale").fail(cat("scale must be positive; got ", t.scale));
+  const Shape in = train.sample_shape();
+  const int64_t C = in[0];
+  if (auto n = data.find("normalize")) {
+    if (n->is_scalar()) {
+      const auto v = n->as<std::string>();
+      if (v == "file") {
+        const FileStats st = read_file_stats(file);
+        if (static_cast<int64_t>(st.mean.size()) != C)
+          n->fail(cat(file, " has ", st.mean.size(), " channel means for ", C, " channels; convert it again with hubel convert"));
+        for (int64_t c = 0; c < C; ++c) {
+          t.mean.push_back(static_cast<float>(st.mean[c] * t.scale));
+          t.std.push_back(static_cast<float>(std::max(st.std[c], 1e-12) * t.scale));
+        }
+      } else if (v != "none" && v != "false") {
+        n->fail(cat("normalize is none, file, or {mean: [...], std: [...]}; got '", v, "'"));
+      }
+    } else {
+      const auto mean = n->get<std::vector<double>>("mean"), std = n->get<std::vector<double>>("std");
+      n->finish();
+      if (static_cast<int64_t>(mean.size()) != C || static_cast<int64_t>(std.size()) != C)
+        n->fail(cat("normalize needs one mean and one std per channel (", C, ")"));
+      for (int64_t c = 0; c < C; ++c) {
+        if (!(std[c] > 0)) n->fail(cat("std ", std[c], " cannot divide"));
+        t.mean.push_back(static_cast<float>(mean[c]));
+        t.std.push_back(static_cast<float>(std[c]));
+      }
+    }
+  }
+  if (data.get<bool>("mean_image", false)) {
+    FileStats st = read_file_stats(file);
+    if (st.mean_image.numel() != in.numel())
+      data.at("mean_image").fail(cat(file, " has no mean image of the samples' shape ", in.str()));
+    t.mean_image = Tensor(in);
+    for (int64_t i = 0; i < in.numel(); ++i) t.mean_image[i] = st.mean_image[i] * t.scale;
+  }
+  const int r = in.rank() - 1;
+  if (auto p = data.find("pad")) {
+    std::vector<int64_t> pad = p->is_sequence() ? p->as<std::vector<int64_t>>() : std::vector<int64_t>{p->as<int64_t>()};
+    if (pad.size() != 1 && static_cast<int>(pad.size()) != r) p->fail(cat("pad needs 1 or ", r, " values"));
+    for (int i = 0; i < r; ++i) {
+      const int64_t v = pad.size() == 1 ? pad[0] : pad[static_cast<size_t>(i)];
+      if (v < 0 || v > 1024) p->fail(cat("pad must be in [0, 1024]; got ", v));
+      t.pad[3 - r + i] = v;
+    }
+  }
+  if (auto a = data.find("augment")) {
+    t.crop_pad = a->get<int64_t>("crop_pad", 0);
+    if (t.crop_pad < 0 || t.crop_pad > 1024) a->at("crop_pad").fail(cat("crop_pad must be in [0, 1024]; got ", t.crop_pad));
+    t.flip = a->get<bool>("flip", false);
+    a->finish();
+  }
+  return std::make_unique<Transform>(std::move(t), in);
+}
+
+Splits open_file(const Config& data) {
+  Splits s;
+  const auto file = data.get<std::string>("file");
+  const auto train_split = data.get<std::string>("train", "train");
+  auto fail_at = [&](const Config& where, auto&& f) {
+    try {
+      return f();
+    } catch (const DataError& e) {
+      where.fail(e.what());
+    }
+  };
+  auto train = fail_at(data.at("file"), [&] { return std::make_shared<Hdf5Dataset>(file, train_split); });
+  const bool uint8 = train->is_uint8();
+  std::string test_split;
+  if (auto t = data.find("test")) test_split = t->as<std::string>();
+  if (!test_split.empty())
+    s.test = fail_at(data.at("test"), [&] { return std::make_unique<Hdf5Dataset>(file, test_split); });
+  if (auto v = data.find("val")) {
+    const auto name = v->as<std::string>();
+    s.heldout = fail_at(*v, [&] { return std::make_unique<Hdf5Dataset>(file, name); });
+    s.heldout_name = "val";
+  }
+  if (auto f = data.find("val_fraction")) {
+    if (s.heldout) f->fail("give val (a split in the file) or val_fraction (a part of train), not both");
+    const double frac = f->as<double>();
+    if (!(frac > 0 && frac < 1)) f->fail(cat("val_fraction must be in (0, 1); got ", frac));
+    const auto seed = data.get<uint64_t>("val_seed", 1);
+    std::vector<int64_t> order(static_cast<size_t>(train->size()));
+    std::iota(order.begin(), order.end(), 0);
+    Rng rng(hash_combine(seed, 0x56414cULL));
+    for (int64_t i = static_cast<int64_t>(order.size()) - 1; i > 0; --i)
+      std::swap(order[i], order[rng.below(static_cast<uint64_t>(i + 1))]);
+    const auto k = static_cast<int64_t>(frac * static_cast<double>(order.size()));
+    if (k == 0 || k == train->size()) f->fail(cat("val_fraction ", frac, " of ", train->size(), " samples leaves a split empty"));
+    std::vector<int64_t> val(order.begin(), order.begin() + k), rest(order.begin() + k, order.end());
+    std::sort(val.begin(), val.end());
+    std::sort(rest.begin(), rest.end());
+    s.heldout = std::make_unique<Subset>(train, std::move(val), cat("val: ", frac * 100, "% of ", train_split));
+    s.train = std::make_unique<Subset>(train, std::move(rest), cat("train: the rest of ", train_split));
+    s.heldout_name = "val";
+  }
+  if (!s.train) s.train = std::make_unique<Subset>(train, [&] {
+    std::vector<int64_t> all(static_cast<size_t>(train->size()));
+    std::iota(all.begin(), all.end(), 0);
+    return all;
+  }(), train_split);
+  if (!s.heldout && !test_split.empty()) {
+    s.heldout = std::make_unique<Hdf5Dataset>(file, test_split);
+    s.heldout_name = "test";
+  }
+  for (const Dataset* d : {s.heldout.get(), s.test.get()})
+    if (d && (d->sample_shape() != train->sample_shape() || d->num_classes() != train->num_classes()))
+      data.fail(cat(d->name(), " has samples ", d->sample_shape().str(), " and ", d->num_classes(), " classes, but ",
+                    train->name(), " has ", train->sample_shape().str(), " and ", train->num_classes()));
+  s.transform = read_transform(data, file, *train, uint8);
   return s;
 }
 
@@ -39,10 +162,16 @@ Splits open_spirals(const Config& c) {
 Splits open(const Config& data) {
   Splits s;
   if (auto sp = data.find("spirals")) {
+    if (data.has("file")) data.fail("give spirals or file, not both");
     s = open_spirals(*sp);
+  } else if (data.has("file")) {
+    s = open_file(data);
   } else {
-    data.fail("no data source: give 'spirals: {...}' (a generated set)");
+    data.fail("no data source: give 'file: <an HDF5 file>' (see hubel convert) or 'spirals: {...}' (a generated set)");
   }
+  s.drop_last = data.get<bool>("drop_last", false);
+  s.prefetch = data.get<int>("prefetch", 2);
+  if (s.prefetch < 0 || s.prefetch > 16) data.at("prefetch").fail(cat("prefetch must be in [0, 16]; got ", s.prefetch));
   data.finish();
   return s;
 }

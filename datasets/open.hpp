@@ -1,9 +1,12 @@
-// Opens the train and test sets an experiment's `data` section describes.
+// Opens what an experiment's `data` section describes: the training set, the held-out set
+// evaluated after each epoch, the test set, and the transforms between them and the net.
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "datasets/dataset.hpp"
+#include "datasets/transform.hpp"
 
 namespace hubel {
 class Config;
@@ -13,10 +16,18 @@ namespace hubel::datasets {
 
 struct Splits {
   std::unique_ptr<Dataset> train;
-  std::unique_ptr<Dataset> test;  // may be null: no held-out evaluation
+  std::unique_ptr<Dataset> heldout;  // evaluated after each epoch: val if there is one, else test; may be null
+  std::unique_ptr<Dataset> test;     // may be null
+  std::string heldout_name;          // "val" or "test"
+  std::unique_ptr<Transform> transform;  // null: samples go to the network as stored
+  bool drop_last = false;
+  int prefetch = 2;
 };
 
-// data: {spirals: {train: 2000, test: 1000, classes: 2, turns: 1.5, noise: 0.05, seed: 7}}
+// data: {file: data/fashion-mnist.h5, train: train, test: test, val: val | val_fraction: 0.1,
+//        scale: 0.00392, normalize: none | file | {mean: [...], std: [...]}, mean_image: false,
+//        pad: 2, augment: {crop_pad: 4, flip: true}, drop_last: false, prefetch: 2}
+// or data: {spirals: {train: 2000, test: 1000, classes: 2, turns: 1.5, noise: 0.05, seed: 7}}
 Splits open(const Config& data);
 
 }  // namespace hubel::datasets

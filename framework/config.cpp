@@ -277,6 +277,13 @@ std::vector<int64_t> Config::as<std::vector<int64_t>>() const {
   return out;
 }
 template <>
+std::vector<double> Config::as<std::vector<double>>() const {
+  if (node_.IsScalar()) return {as<double>()};
+  std::vector<double> out;
+  for (const auto& item : items()) out.push_back(item.as<double>());
+  return out;
+}
+template <>
 std::vector<std::string> Config::as<std::vector<std::string>>() const {
   if (node_.IsScalar()) return {as<std::string>()};
   std::vector<std::string> out;

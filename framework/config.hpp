@@ -97,6 +97,7 @@ template <> uint64_t Config::as<uint64_t>() const;
 template <> double Config::as<double>() const;
 template <> float Config::as<float>() const;
 template <> std::vector<int64_t> Config::as<std::vector<int64_t>>() const;
+template <> std::vector<double> Config::as<std::vector<double>>() const;
 template <> std::vector<std::string> Config::as<std::vector<std::string>>() const;
 
 }  // namespace hubel

@@ -34,11 +34,9 @@ Trainer::Trainer(Net& net, const Loss& loss, Optimizer& opt, Schedule& schedule,
   const int64_t local = (o_.batch + comm_.size() - 1) / comm_.size();
   if (!net_.built()) throw Error("Trainer: build the Net first");
   if (net_.max_batch() < local) throw Error(cat("Trainer: the Net was built for ", net_.max_batch(), " rows; this rank needs ", local));
-  shard_.resize(local);
-  labels_.resize(local);
 }
 
-void Trainer::check_data(const datasets::Dataset& data) const {
+void Trainer::check_data(const datasets::BatchSource& data) const {
   if (data.sample_shape() != net_.input_shape())
     throw ShapeError(cat(data.name(), ": samples have shape ", data.sample_shape().str(), " but model.input is ",
                          net_.input_shape().str()));
@@ -49,105 +47,80 @@ void Trainer::check_data(const datasets::Dataset& data) const {
                          net_.output_shape().str()));
 }
 
-Targets Trainer::targets(int64_t rows) {
-  Targets t;
-  if (!target_values_.shape().rank()) t.labels = labels_.data();
-  else t.values = ConstTensorView(target_values_.data(), target_values_.shape().drop_first().with_batch(rows));
-  return t;
+// Copies a batch into the Net's input; returns the targets the loss reads.
+Targets Trainer::load(const datasets::Batch& b) {
+  if (b.rows > 0) {
+    if (b.rows > net_.max_batch()) throw Error(cat("Trainer: a batch of ", b.rows, " rows for a Net built for ", net_.max_batch()));
+    TensorView in = net_.input(b.rows);
+    std::copy(b.x.data(), b.x.data() + in.numel(), in.data());
+  }
+  return Targets{b.labels, b.targets};
 }
 
-void Trainer::prepare_targets(const datasets::Dataset& data) {
-  if (data.num_classes() != 0) return;
-  const Shape s = data.target_shape().with_batch(static_cast<int64_t>(shard_.size()));
-  if (target_values_.shape() != s) target_values_ = Tensor(s);
-}
-
-int64_t Trainer::load_shard(const datasets::Dataset& data, const int64_t* order, int64_t first, int64_t n) {
-  // Rank r takes rows [floor(r n / W), floor((r+1) n / W)) of the global minibatch.
-  const int64_t w = comm_.size(), r = comm_.rank();
-  const int64_t begin = r * n / w, end = (r + 1) * n / w;
-  const int64_t rows = end - begin;
-  if (rows == 0) return 0;
-  if (order) std::copy(order + first + begin, order + first + end, shard_.begin());
-  else std::iota(shard_.begin(), shard_.begin() + rows, first + begin);
-  TensorView tv;
-  if (target_values_.shape().rank()) tv = TensorView(target_values_.data(), data.target_shape().with_batch(rows));
-  data.read({shard_.data(), static_cast<size_t>(rows)}, net_.input(rows), tv.empty() ? labels_.data() : nullptr, tv);
-  return rows;
-}
-
-LossStats Trainer::evaluate(const datasets::Dataset& data) {
+LossStats Trainer::evaluate(datasets::BatchSource& data) {
   check_data(data);
-  prepare_targets(data);
-  const int64_t n = data.size();
   LossStats total;
   StepContext ctx{false, o_.seed, static_cast<uint64_t>(step_), 0};
-  for (int64_t b = 0; b < n; b += o_.batch) {
-    const int64_t rows_global = std::min(o_.batch, n - b);
-    ctx.first_sample = b + comm_.rank() * rows_global / comm_.size();
-    const int64_t rows = load_shard(data, nullptr, b, rows_global);
-    if (rows == 0) continue;
-    ConstTensorView y = net_.forward(rows, ctx);
-    total += loss_.evaluate(y, targets(rows), TensorView(), 1.0f);
+  data.start(0, 0);
+  datasets::Batch b;
+  while (data.next(b)) {
+    if (b.rows == 0) continue;
+    ctx.first_sample = b.first_sample;
+    const Targets t = load(b);
+    ConstTensorView y = net_.forward(b.rows, ctx);
+    total += loss_.evaluate(y, t, TensorView(), 1.0f);
   }
   double sums[3] = {total.loss, static_cast<double>(total.correct), static_cast<double>(total.count)};
   comm_.allreduce_sum(std::span<double>(sums, 3));
   return {sums[0], static_cast<int64_t>(sums[1]), static_cast<int64_t>(sums[2])};
 }
 
-std::vector<EpochMetrics> Trainer::fit(const datasets::Dataset& train, const datasets::Dataset* test,
+std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::BatchSource* test,
                                        const std::function<void(const EpochMetrics&)>& on_epoch) {
   check_data(train);
   if (test) check_data(*test);
   if (schedule_.watches_loss() && !schedule_.watches_train_loss() && (!test || test->size() == 0))
-    throw ConfigError("schedule: plateau watches the held-out loss but the data has no test split; add one, or set "
+    throw ConfigError("schedule: plateau watches the held-out loss but the data has no held-out split; add one, or set "
                       "schedule.monitor: train_loss");
   if (schedule_.has_momentum() && !opt_.set_momentum(*schedule_.momentum(0)))
     throw ConfigError(cat("schedule.momentum needs an optimizer with momentum (sgd); optimizer.type is ", opt_.type()));
-  const int64_t steps_per_epoch = (train.size() + o_.batch - 1) / o_.batch;
-  const int64_t n = train.size();
-  order_.resize(n);
-  prepare_targets(train);
+  const int64_t steps_per_epoch = std::max<int64_t>(1, train.batches_per_epoch());
   std::vector<EpochMetrics> history;
   bool stop = false;
   for (int64_t epoch = 0; epoch < o_.epochs && !stop; ++epoch) {
-    // The order of an epoch is a pure function of (seed, epoch).
-    std::iota(order_.begin(), order_.end(), 0);
-    if (o_.shuffle) {
-      Rng rng(hash_combine(o_.seed, 0x5348554646ULL + static_cast<uint64_t>(epoch)));
-      for (int64_t i = n - 1; i > 0; --i) std::swap(order_[i], order_[rng.below(static_cast<uint64_t>(i + 1))]);
-    }
     const auto t0 = std::chrono::steady_clock::now();
     LossStats stats;
     double lr = schedule_.lr({epoch, step_, steps_per_epoch});
     const auto momentum = schedule_.momentum(epoch);
     if (momentum) opt_.set_momentum(*momentum);
     int64_t seen = 0;
-    for (int64_t b = 0; b < n; b += o_.batch) {
+    train.start(epoch, 0);
+    datasets::Batch b;
+    while (true) {
       if (o_.max_steps && step_ >= o_.max_steps) {
         stop = true;
         break;
       }
+      if (!train.next(b)) break;
       lr = schedule_.lr({epoch, step_, steps_per_epoch});
-      const int64_t rows_global = std::min(o_.batch, n - b);
-      StepContext ctx{true, o_.seed, static_cast<uint64_t>(step_), b + comm_.rank() * rows_global / comm_.size()};
-      const int64_t rows = load_shard(train, order_.data(), b, rows_global);
-      if (rows > 0) {
-        ConstTensorView y = net_.forward(rows, ctx);
+      StepContext ctx{true, o_.seed, static_cast<uint64_t>(step_), b.first_sample};
+      if (b.rows > 0) {
+        const Targets t = load(b);
+        ConstTensorView y = net_.forward(b.rows, ctx);
         // Scaling by the global batch makes the sum over ranks the gradient of the mean.
-        const LossStats s = loss_.evaluate(y, targets(rows), net_.output_grad(rows), 1.0f / static_cast<float>(rows_global));
+        const LossStats s = loss_.evaluate(y, t, net_.output_grad(b.rows), 1.0f / static_cast<float>(b.rows_global));
         if (!std::isfinite(s.loss))
           throw NumericError(cat("the loss became ", s.loss, " at epoch ", epoch + 1, ", step ", step_ + 1,
                                  ": training diverged; lower optimizer.lr (now ", lr, ") or check the data"));
         stats += s;
-        net_.backward(rows, ctx);
+        net_.backward(b.rows, ctx);
       } else {
         std::fill(net_.grads().begin(), net_.grads().end(), 0.0f);
       }
       if (comm_.size() > 1) comm_.allreduce_sum(net_.grads());
       opt_.step(net_.params(), net_.grads(), static_cast<float>(lr), 1.0f);
       ++step_;
-      seen += rows_global;
+      seen += b.rows_global;
     }
     if (seen == 0) break;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "comm/communicator.hpp"
-#include "datasets/dataset.hpp"
+#include "datasets/batch_source.hpp"
 #include "framework/loss.hpp"
 #include "framework/net.hpp"
 #include "framework/optimizer.hpp"
@@ -47,23 +47,18 @@ class Trainer {
   Trainer(Net& net, const Loss& loss, Optimizer& opt, Schedule& schedule, comm::Communicator& comm,
           const TrainOptions& options);
 
-  // Trains; calls on_epoch (on every rank; print on rank 0) after each epoch.
-  std::vector<EpochMetrics> fit(const datasets::Dataset& train, const datasets::Dataset* test,
+  // Trains; calls on_epoch (on every rank; print on rank 0) after each epoch. test (may be
+  // null) is evaluated after each epoch.
+  std::vector<EpochMetrics> fit(datasets::BatchSource& train, datasets::BatchSource* test,
                                 const std::function<void(const EpochMetrics&)>& on_epoch = {});
-  // Mean loss and accuracy over a whole data set (sharded across ranks, reduced).
-  LossStats evaluate(const datasets::Dataset& data);
+  // Summed loss and accuracy over a whole data set (sharded across ranks, reduced).
+  LossStats evaluate(datasets::BatchSource& data);
 
   // Checks that the data fits the network and the loss, with messages naming both.
-  void check_data(const datasets::Dataset& data) const;
+  void check_data(const datasets::BatchSource& data) const;
 
  private:
-  // Reads this rank's share of the global minibatch made of samples order[first..first+n)
-  // (or samples first..first+n when order is null) into the Net's input; returns the
-  // number of local rows.
-  int64_t load_shard(const datasets::Dataset& data, const int64_t* order, int64_t first, int64_t n);
-  // Sizes the target buffer for a data set with target values (once per shape).
-  void prepare_targets(const datasets::Dataset& data);
-  Targets targets(int64_t rows);
+  Targets load(const datasets::Batch& b);
 
   Net& net_;
   const Loss& loss_;
@@ -72,10 +67,6 @@ class Trainer {
   comm::Communicator& comm_;
   TrainOptions o_;
   int64_t step_ = 0;
-  // Sized once: the epoch order, a shard's indices, labels and targets.
-  std::vector<int64_t> order_, shard_;
-  std::vector<int32_t> labels_;
-  Tensor target_values_;
 };
 
 }  // namespace hubel

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "comm/mpi_communicator.hpp"
+#include "datasets/convert.hpp"
+#include "datasets/loader.hpp"
 #include "datasets/open.hpp"
 #include "framework/error.hpp"
 #include "framework/experiment.hpp"
@@ -35,7 +37,9 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  train EXP      train the model an experiment file describes\n"
-    "  summary EXP    print the model: layers, output shapes, parameter counts\n"
+    "  summary EXP    print the model: layers, output shapes, parameter counts, FLOPs\n"
+    "  convert idx|cifar10 DIR OUT.h5\n"
+    "                 convert IDX (MNIST, Fashion-MNIST) or CIFAR-10 binary files to HDF5\n"
     "\n"
     "`hubel <command> --help` lists a command's options. Under mpirun or srun, train runs\n"
     "data-parallel on every rank; without them it is a one-rank run.\n"
@@ -107,6 +111,57 @@ std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy) {
   return os.str();
 }
 
+int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
+  std::string format, dir, out, classes;
+  int compress = 0;
+  int64_t chunk_rows = 256;
+  po::options_description opts("options");
+  opts.add_options()("help,h", "show this help")(
+      "classes", po::value(&classes), "class names: mnist, fashion-mnist, cifar10, or a comma-separated list")(
+      "compress", po::value(&compress), "gzip level 1-9 for the images (default 0: uncompressed, fastest to read)")(
+      "chunk-rows", po::value(&chunk_rows), "samples per HDF5 chunk (default 256)");
+  po::options_description hidden;
+  hidden.add_options()("format", po::value(&format))("dir", po::value(&dir))("out", po::value(&out));
+  po::positional_options_description pos;
+  pos.add("format", 1).add("dir", 1).add("out", 1);
+  po::options_description all;
+  all.add(opts).add(hidden);
+  po::variables_map vm;
+  const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+  po::store(po::command_line_parser(argc, argv).options(all).positional(pos).style(style).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    std::cout << "usage: hubel convert idx DIR OUT.h5 [options]\n"
+                 "       hubel convert cifar10 DIR OUT.h5 [options]\n\n"
+                 "idx: DIR holds train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and\n"
+                 "     t10k-labels-idx1-ubyte, each optionally .gz (e.g. /usr/share/datasets/fashion-mnist)\n"
+                 "cifar10: DIR holds data_batch_1.bin ... data_batch_5.bin and test_batch.bin\n"
+                 "The output is written under a temporary name and renamed when complete.\n\n"
+              << opts;
+    return kOk;
+  }
+  if (format != "idx" && format != "cifar10")
+    throw po::error(format.empty() ? "missing the input format: hubel convert idx|cifar10 DIR OUT.h5"
+                                   : "unknown input format '" + format + "' (idx or cifar10)");
+  if (dir.empty() || out.empty()) throw po::error("usage: hubel convert " + format + " DIR OUT.h5");
+  if (compress < 0 || compress > 9) throw po::error("--compress must be 0 to 9");
+  if (chunk_rows < 1) throw po::error("--chunk-rows must be positive");
+  if (comm.rank() != 0) return kOk;
+  datasets::ConvertOptions o;
+  o.classes = classes;
+  o.write.deflate = compress;
+  o.write.chunk_rows = chunk_rows;
+  const fs::path parent = fs::path(out).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    if (ec) throw DataError(cat("cannot create ", parent.string(), ": ", ec.message()));
+  }
+  const std::string summary = format == "idx" ? datasets::convert_idx_dir(dir, out, o) : datasets::convert_cifar10_dir(dir, out, o);
+  std::cout << "wrote " << summary << "\n";
+  return kOk;
+}
+
 int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   Common c;
   auto opts = common_options(c);
@@ -127,8 +182,18 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   auto optimizer = Optimizer::create(exp.optimizer, net);
   auto schedule = Schedule::create(exp.schedule, optimizer->base_lr(), exp.train.epochs);
   Trainer trainer(net, *model.loss, *optimizer, *schedule, comm, exp.train);
-  trainer.check_data(*data.train);
-  if (data.test) trainer.check_data(*data.test);
+  datasets::LoaderOptions lo{exp.train.batch, comm.rank(), comm.size(), exp.train.shuffle, data.drop_last, true,
+                             exp.train.seed, data.prefetch};
+  datasets::Loader train_loader(*data.train, data.transform.get(), lo);
+  // Held-out and test sets: in order, every sample, no augmentation.
+  datasets::LoaderOptions eval_lo = lo;
+  eval_lo.shuffle = eval_lo.drop_last = eval_lo.augment = false;
+  std::unique_ptr<datasets::Loader> heldout, test;
+  if (data.heldout) heldout = std::make_unique<datasets::Loader>(*data.heldout, data.transform.get(), eval_lo);
+  if (data.test && data.heldout_name != "test") test = std::make_unique<datasets::Loader>(*data.test, data.transform.get(), eval_lo);
+  trainer.check_data(train_loader);
+  if (heldout) trainer.check_data(*heldout);
+  if (test) trainer.check_data(*test);
 
   const fs::path run_dir = c.run_dir.empty() ? fs::path("runs") / fs::path(c.experiment).stem() : fs::path(c.run_dir);
   std::ofstream metrics;
@@ -143,8 +208,10 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     std::cout << "hubel " << HUBEL_VERSION << ": " << comm.size() << " rank(s) x " << runtime.threads() << " thread(s), experiment "
               << c.experiment << "\n";
     std::cout << "data: " << data.train->name() << " " << data.train->size() << " samples of " << data.train->sample_shape().str();
-    if (data.test) std::cout << ", " << data.test->name() << " " << data.test->size() << " samples";
+    if (heldout) std::cout << "; held out (" << data.heldout_name << "): " << data.heldout->name() << " " << data.heldout->size() << " samples";
+    if (test) std::cout << "; test: " << data.test->name() << " " << data.test->size() << " samples";
     std::cout << "\n";
+    if (data.transform) std::cout << "transforms: " << data.transform->describe() << "\n";
     net.summary(std::cout);
     std::cout << "loss " << model.loss->type() << "; optimizer " << optimizer->describe() << "; schedule " << schedule->describe()
               << "; global batch " << exp.train.batch << ", " << exp.train.epochs << " epochs, seed " << exp.train.seed << "\n";
@@ -152,7 +219,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   const bool accuracy = model.loss->reports_accuracy(data.train->num_classes());
   std::vector<EpochMetrics> history;
   runtime.run([&] {
-    history = trainer.fit(*data.train, data.test.get(), [&](const EpochMetrics& m) {
+    history = trainer.fit(train_loader, heldout.get(), [&](const EpochMetrics& m) {
       if (!root) return;
       std::cout << format_epoch(m, exp.train.epochs, accuracy) << std::endl;
       metrics << m.epoch << "," << m.steps << "," << m.lr << "," << m.train_loss << "," << m.train_accuracy << ","
@@ -160,10 +227,21 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
               << "," << m.seconds << "," << m.samples_per_second << std::endl;
     });
   });
+  // A val split guided training: the test split is measured once, at the end.
+  double test_accuracy = -1;
+  if (test && !history.empty()) {
+    LossStats t;
+    runtime.run([&] { t = trainer.evaluate(*test); });
+    test_accuracy = static_cast<double>(t.correct) / static_cast<double>(t.count);
+  } else if (!history.empty() && history.back().has_test && data.heldout_name == "test") {
+    test_accuracy = history.back().test_accuracy;
+  }
   if (root && !history.empty()) {
     const auto& last = history.back();
     std::cout << "done: " << last.steps << " steps";
-    if (last.has_test && accuracy) std::cout << std::fixed << std::setprecision(4) << ", test accuracy " << last.test_accuracy;
+    if (accuracy && last.has_test && data.heldout_name == "val")
+      std::cout << std::fixed << std::setprecision(4) << ", val accuracy " << last.test_accuracy;
+    if (accuracy && test_accuracy >= 0) std::cout << std::fixed << std::setprecision(4) << ", test accuracy " << test_accuracy;
     std::cout << "\nrun directory: " << fs::absolute(run_dir).string() << " (metrics.csv, experiment.yaml)\n";
   }
   return kOk;
@@ -197,6 +275,7 @@ int main(int argc, char** argv) {
     }
     if (cmd == "train") code = cmd_train(argc - 1, argv + 1, *comm);
     else if (cmd == "summary") code = cmd_summary(argc - 1, argv + 1);
+    else if (cmd == "convert") code = cmd_convert(argc - 1, argv + 1, *comm);
     else throw po::error("unknown command '" + cmd + "'");
   } catch (const po::error& e) {
     std::cerr << prefix << e.what() << "\n\n" << kUsage;

@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config git
   libtbb-dev
   libopenmpi-dev openmpi-bin
-  libhdf5-dev hdf5-tools
+  libhdf5-dev hdf5-tools zlib1g-dev
   libboost-program-options-dev
   libyaml-cpp-dev
   libopenblas-serial-dev

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "comm/communicator.hpp"
+#include "datasets/loader.hpp"
 #include "datasets/spirals.hpp"
 #include "framework/config.hpp"
 #include "framework/experiment.hpp"
@@ -53,10 +54,14 @@ TrainRun train(int threads, const std::vector<std::string>& sets = {}) {
   auto sched = Schedule::create(exp.schedule, opt->base_lr(), exp.train.epochs);
   comm::LocalCommunicator comm;
   Trainer trainer(m.net, *m.loss, *opt, *sched, comm, exp.train);
+  datasets::LoaderOptions lo{exp.train.batch, 0, 1, exp.train.shuffle, false, true, exp.train.seed, 2};
+  datasets::Loader train_loader(train_set, nullptr, lo);
+  lo.shuffle = false;
+  datasets::Loader test_loader(test_set, nullptr, lo), train_eval(train_set, nullptr, lo);
   TrainRun r;
   runtime.run([&] {
-    r.history = trainer.fit(train_set, &test_set);
-    const LossStats s = trainer.evaluate(train_set);
+    r.history = trainer.fit(train_loader, &test_loader);
+    const LossStats s = trainer.evaluate(train_eval);
     r.train_accuracy = static_cast<double>(s.correct) / s.count;
   });
   r.weights.assign(m.net.params().begin(), m.net.params().end());
@@ -124,8 +129,9 @@ TEST(Training, DataThatDoesNotFitIsRejected) {
   comm::LocalCommunicator comm;
   Trainer trainer(m.net, *m.loss, *opt, *sched, comm, exp.train);
   datasets::Spirals three({100, 3, 1, 0.1, 1}, "three");
+  datasets::Loader loader(three, nullptr, {32, 0, 1, true, false, false, 1, 0});
   try {
-    trainer.check_data(three);
+    trainer.check_data(loader);
     FAIL() << "three classes accepted by a two-output network";
   } catch (const ShapeError& e) {
     EXPECT_NE(std::string(e.what()).find("make the last layer output 3"), std::string::npos) << e.what();

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "comm/communicator.hpp"
+#include "datasets/loader.hpp"
 #include "datasets/spirals.hpp"
 #include "framework/config.hpp"
 #include "framework/experiment.hpp"
@@ -27,7 +28,8 @@ int main() {
   datasets::Spirals data({400, 2, 1.0, 0.05, 3}, "train");
   Runtime runtime(1);
   Trainer trainer(m.net, *m.loss, *opt, *sched, comm, exp.train);
-  auto h = runtime.run([&] { return trainer.fit(data, nullptr); });
+  datasets::Loader loader(data, nullptr, {exp.train.batch, 0, 1, true, false, false, exp.train.seed, 2});
+  auto h = runtime.run([&] { return trainer.fit(loader, nullptr); });
   std::printf("consumer: loss %.4f -> %.4f\n", h.front().train_loss, h.back().train_loss);
   return h.back().train_loss < h.front().train_loss ? 0 : 1;
 }

@@ -1,0 +1,361 @@
+// HDF5 helpers: handles, errors with file and object path, typed reads and writes.
+#include "datasets/hdf5.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "framework/error.hpp"
+
+namespace hubel::h5 {
+
+std::recursive_mutex& lock() {
+  static std::recursive_mutex m;
+  static const bool quiet = [] {
+    // Our errors say what went wrong; HDF5's stack dump on stderr would only confuse.
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    return true;
+  }();
+  (void)quiet;
+  return m;
+}
+
+namespace {
+using Guard = std::lock_guard<std::recursive_mutex>;
+}  // namespace
+
+Handle& Handle::operator=(Handle&& o) noexcept {
+  if (this != &o) {
+    if (id_ >= 0 && close_) close_(id_);
+    id_ = o.id_;
+    close_ = o.close_;
+    o.id_ = -1;
+  }
+  return *this;
+}
+
+Handle::~Handle() {
+  if (id_ >= 0 && close_) {
+    Guard g(lock());
+    close_(id_);
+  }
+}
+
+std::string temporary_name(const std::string& path) { return cat(path, ".tmp.", ::getpid()); }
+
+void durable_rename(const std::string& tmp, const std::string& path) {
+  auto sync = [](const std::string& p, int flags) {
+    const int fd = ::open(p.c_str(), flags);
+    if (fd < 0) throw DataError(cat(p, ": cannot open to sync: ", std::strerror(errno)));
+    const int rc = ::fsync(fd);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) throw DataError(cat(p, ": fsync failed: ", std::strerror(err)));
+  };
+  sync(tmp, O_RDONLY);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw DataError(cat("cannot rename ", tmp, " to ", path, ": ", std::strerror(errno)));
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  sync(dir.empty() ? "." : dir.string(), O_RDONLY | O_DIRECTORY);
+}
+
+void fail(const File& f, const std::string& object, const std::string& message) {
+  throw DataError(cat(f.path(), object.empty() ? "" : ":", object, ": ", message));
+}
+
+File File::open_read(const std::string& path) {
+  Guard g(lock());
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw DataError(cat(path, ": no such file"));
+  if (std::filesystem::is_directory(path, ec)) throw DataError(cat(path, ": is a directory, not an HDF5 file"));
+  const htri_t is = H5Fis_hdf5(path.c_str());
+  if (is <= 0) throw DataError(cat(path, ": not an HDF5 file (or unreadable, or truncated)"));
+  const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (id < 0) throw DataError(cat(path, ": cannot open the HDF5 file (truncated or damaged?)"));
+  File f;
+  f.h_ = Handle(id, H5Fclose);
+  f.path_ = path;
+  return f;
+}
+
+File File::create(const std::string& path) {
+  Guard g(lock());
+  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (id < 0) throw DataError(cat(path, ": cannot create the HDF5 file (does the directory exist and is it writable?)"));
+  File f;
+  f.h_ = Handle(id, H5Fclose);
+  f.path_ = path;
+  return f;
+}
+
+void File::flush() {
+  Guard g(lock());
+  if (H5Fflush(h_.get(), H5F_SCOPE_GLOBAL) < 0) fail(*this, "", "flushing to disk failed");
+}
+
+void File::close() {
+  Guard g(lock());
+  h_ = Handle();
+}
+
+bool File::exists(const std::string& object) const {
+  Guard g(lock());
+  // Check each prefix: H5Lexists fails on a path whose parent is missing.
+  size_t pos = 0;
+  while (true) {
+    pos = object.find('/', pos + 1);
+    const std::string prefix = object.substr(0, pos);
+    if (prefix.empty() || prefix == "/") {
+      if (pos == std::string::npos) return true;
+      continue;
+    }
+    if (H5Lexists(h_.get(), prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    if (pos == std::string::npos) return true;
+  }
+}
+
+void File::create_group(const std::string& path) {
+  Guard g(lock());
+  Handle grp(H5Gcreate2(h_.get(), path.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+  if (!grp.valid()) fail(*this, path, "cannot create the group");
+}
+
+Handle open_dataset(const File& f, const std::string& path, size_t cache_bytes) {
+  Guard g(lock());
+  if (!f.exists(path)) fail(f, path, "missing dataset");
+  Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
+  if (cache_bytes) H5Pset_chunk_cache(dapl.get(), 12421, cache_bytes, 1.0);
+  Handle d(H5Dopen2(f.id(), path.c_str(), dapl.get()), H5Dclose);
+  if (!d.valid()) fail(f, path, "not a dataset, or unreadable");
+  return d;
+}
+
+namespace {
+
+std::vector<hsize_t> to_hsize(const std::vector<int64_t>& v) { return {v.begin(), v.end()}; }
+
+Handle open_object(const File& f, const std::string& object) {
+  if (object != "/" && !f.exists(object)) fail(f, object, "missing object");
+  Handle o(H5Oopen(f.id(), object.c_str(), H5P_DEFAULT), H5Oclose);
+  if (!o.valid()) fail(f, object, "cannot open");
+  return o;
+}
+
+Handle open_attribute(const File& f, const std::string& object, const std::string& name, bool& found) {
+  Handle o = open_object(f, object);
+  found = H5Aexists(o.get(), name.c_str()) > 0;
+  if (!found) return {};
+  Handle a(H5Aopen(o.get(), name.c_str(), H5P_DEFAULT), H5Aclose);
+  if (!a.valid()) fail(f, object, cat("cannot open attribute '", name, "'"));
+  return a;
+}
+
+void write_attr(File& f, const std::string& object, const std::string& name, hid_t type, const std::vector<hsize_t>& dims,
+                const void* data) {
+  Handle o = open_object(f, object);
+  if (H5Aexists(o.get(), name.c_str()) > 0) H5Adelete(o.get(), name.c_str());
+  Handle space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+               H5Sclose);
+  Handle a(H5Acreate2(o.get(), name.c_str(), type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  if (!a.valid() || H5Awrite(a.get(), type, data) < 0) fail(f, object, cat("cannot write attribute '", name, "'"));
+}
+
+Handle string_type() {
+  Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(t.get(), H5T_VARIABLE);
+  H5Tset_cset(t.get(), H5T_CSET_UTF8);
+  return t;
+}
+
+std::vector<std::string> read_strings(const File& f, const std::string& object, const std::string& name, hid_t attr) {
+  Handle ftype(H5Aget_type(attr), H5Tclose);
+  if (H5Tget_class(ftype.get()) != H5T_STRING) fail(f, object, cat("attribute '", name, "' is not a string"));
+  Handle space(H5Aget_space(attr), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0 || n > (1 << 20)) fail(f, object, cat("attribute '", name, "' has an unreasonable size"));
+  std::vector<std::string> out;
+  if (H5Tis_variable_str(ftype.get()) > 0) {
+    Handle mem = string_type();
+    std::vector<char*> ptrs(static_cast<size_t>(n), nullptr);
+    if (H5Aread(attr, mem.get(), ptrs.data()) < 0) fail(f, object, cat("cannot read attribute '", name, "'"));
+    for (char* p : ptrs) out.emplace_back(p ? p : "");
+    H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, ptrs.data());
+  } else {
+    const size_t len = H5Tget_size(ftype.get());
+    if (len > (1 << 20)) fail(f, object, cat("attribute '", name, "' has an unreasonable size"));
+    std::vector<char> buf(static_cast<size_t>(n) * len);
+    Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem.get(), len);
+    if (H5Aread(attr, mem.get(), buf.data()) < 0) fail(f, object, cat("cannot read attribute '", name, "'"));
+    for (hssize_t i = 0; i < n; ++i) {
+      const char* p = buf.data() + static_cast<size_t>(i) * len;
+      out.emplace_back(p, strnlen(p, len));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+DatasetInfo dataset_info(const File& f, const std::string& path) {
+  Guard g(lock());
+  Handle d = open_dataset(f, path);
+  Handle space(H5Dget_space(d.get()), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 0 || rank > 8) fail(f, path, "unreadable dataspace");
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  Handle type(H5Dget_type(d.get()), H5Tclose);
+  DatasetInfo info;
+  info.dims.assign(dims.begin(), dims.end());
+  info.type_class = H5Tget_class(type.get());
+  info.type_size = H5Tget_size(type.get());
+  info.is_signed = info.type_class == H5T_INTEGER && H5Tget_sign(type.get()) == H5T_SGN_2;
+  return info;
+}
+
+void create_dataset(File& f, const std::string& path, hid_t native_type, const std::vector<int64_t>& dims,
+                    int64_t chunk_rows, int deflate, bool checksum) {
+  Guard g(lock());
+  const auto hd = to_hsize(dims);
+  Handle space(H5Screate_simple(static_cast<int>(hd.size()), hd.data(), nullptr), H5Sclose);
+  Handle plist(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if ((chunk_rows > 0 || deflate > 0 || checksum) && !dims.empty() && dims[0] > 0) {
+    std::vector<hsize_t> chunk = hd;
+    chunk[0] = static_cast<hsize_t>(std::clamp<int64_t>(chunk_rows > 0 ? chunk_rows : dims[0], 1, dims[0]));
+    H5Pset_chunk(plist.get(), static_cast<int>(chunk.size()), chunk.data());
+    if (checksum) H5Pset_fletcher32(plist.get());
+    if (deflate > 0) {
+      H5Pset_shuffle(plist.get());
+      H5Pset_deflate(plist.get(), static_cast<unsigned>(deflate));
+    }
+  }
+  Handle d(H5Dcreate2(f.id(), path.c_str(), native_type, space.get(), H5P_DEFAULT, plist.get(), H5P_DEFAULT), H5Dclose);
+  if (!d.valid()) fail(f, path, "cannot create the dataset");
+}
+
+void write_rows(File& f, const std::string& path, hid_t native_type, int64_t first, int64_t count, const void* data) {
+  Guard g(lock());
+  Handle d = open_dataset(f, path);
+  Handle fspace(H5Dget_space(d.get()), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(fspace.get());
+  std::vector<hsize_t> dims(static_cast<size_t>(rank)), start(static_cast<size_t>(rank), 0);
+  H5Sget_simple_extent_dims(fspace.get(), dims.data(), nullptr);
+  start[0] = static_cast<hsize_t>(first);
+  dims[0] = static_cast<hsize_t>(count);
+  H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, dims.data(), nullptr);
+  Handle mspace(H5Screate_simple(rank, dims.data(), nullptr), H5Sclose);
+  if (H5Dwrite(d.get(), native_type, mspace.get(), fspace.get(), H5P_DEFAULT, data) < 0)
+    fail(f, path, "writing failed (disk full?)");
+}
+
+void write_dataset(File& f, const std::string& path, hid_t native_type, const std::vector<int64_t>& dims,
+                   const void* data, bool checksum) {
+  Guard g(lock());
+  create_dataset(f, path, native_type, dims, 0, 0, checksum);
+  Handle d = open_dataset(f, path);
+  if (H5Dwrite(d.get(), native_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) fail(f, path, "writing failed (disk full?)");
+}
+
+void read_dataset(const File& f, const std::string& path, hid_t native_type, void* data) {
+  Guard g(lock());
+  Handle d = open_dataset(f, path);
+  if (H5Dread(d.get(), native_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    fail(f, path, "reading failed (a damaged file, or a checksum mismatch)");
+}
+
+void read_rows(const File& f, const Handle& d, const std::string& path, hid_t native_type, const int64_t* rows,
+               int64_t count, void* data) {
+  if (count <= 0) return;
+  Guard g(lock());
+  Handle fspace(H5Dget_space(d.get()), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(fspace.get());
+  std::vector<hsize_t> dims(static_cast<size_t>(rank)), start(static_cast<size_t>(rank), 0), block;
+  H5Sget_simple_extent_dims(fspace.get(), dims.data(), nullptr);
+  block = dims;
+  // The union of the contiguous runs of rows, in one selection.
+  H5Sselect_none(fspace.get());
+  for (int64_t i = 0; i < count;) {
+    int64_t j = i + 1;
+    while (j < count && rows[j] == rows[j - 1] + 1) ++j;
+    if (rows[i] < 0 || rows[j - 1] >= static_cast<int64_t>(dims[0])) fail(f, path, cat("row ", rows[i], " out of range"));
+    start[0] = static_cast<hsize_t>(rows[i]);
+    block[0] = static_cast<hsize_t>(j - i);
+    H5Sselect_hyperslab(fspace.get(), H5S_SELECT_OR, start.data(), nullptr, block.data(), nullptr);
+    i = j;
+  }
+  block[0] = static_cast<hsize_t>(count);
+  Handle mspace(H5Screate_simple(rank, block.data(), nullptr), H5Sclose);
+  if (H5Dread(d.get(), native_type, mspace.get(), fspace.get(), H5P_DEFAULT, data) < 0)
+    fail(f, path, "reading failed (a damaged file, or a checksum mismatch)");
+}
+
+void write_attribute(File& f, const std::string& object, const std::string& name, const std::string& value) {
+  Guard g(lock());
+  Handle t = string_type();
+  const char* p = value.c_str();
+  write_attr(f, object, name, t.get(), {}, &p);
+}
+
+void write_attribute(File& f, const std::string& object, const std::string& name, const std::vector<std::string>& value) {
+  Guard g(lock());
+  Handle t = string_type();
+  std::vector<const char*> ptrs;
+  for (const auto& s : value) ptrs.push_back(s.c_str());
+  write_attr(f, object, name, t.get(), {static_cast<hsize_t>(value.size())}, ptrs.data());
+}
+
+void write_attribute(File& f, const std::string& object, const std::string& name, const std::vector<double>& value) {
+  Guard g(lock());
+  write_attr(f, object, name, H5T_NATIVE_DOUBLE, {static_cast<hsize_t>(value.size())}, value.data());
+}
+
+void write_attribute(File& f, const std::string& object, const std::string& name, int64_t value) {
+  Guard g(lock());
+  write_attr(f, object, name, H5T_NATIVE_INT64, {}, &value);
+}
+
+std::optional<std::string> read_string_attribute(const File& f, const std::string& object, const std::string& name) {
+  auto v = read_strings_attribute(f, object, name);
+  if (!v) return std::nullopt;
+  if (v->size() != 1) fail(f, object, cat("attribute '", name, "' should be one string; it has ", v->size()));
+  return (*v)[0];
+}
+
+std::optional<std::vector<std::string>> read_strings_attribute(const File& f, const std::string& object,
+                                                               const std::string& name) {
+  Guard g(lock());
+  bool found = false;
+  Handle a = open_attribute(f, object, name, found);
+  if (!found) return std::nullopt;
+  return read_strings(f, object, name, a.get());
+}
+
+std::optional<std::vector<double>> read_doubles_attribute(const File& f, const std::string& object, const std::string& name) {
+  Guard g(lock());
+  bool found = false;
+  Handle a = open_attribute(f, object, name, found);
+  if (!found) return std::nullopt;
+  Handle type(H5Aget_type(a.get()), H5Tclose);
+  const auto cls = H5Tget_class(type.get());
+  if (cls != H5T_FLOAT && cls != H5T_INTEGER) fail(f, object, cat("attribute '", name, "' is not numeric"));
+  Handle space(H5Aget_space(a.get()), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0 || n > (1 << 24)) fail(f, object, cat("attribute '", name, "' has an unreasonable size"));
+  std::vector<double> v(static_cast<size_t>(n));
+  if (H5Aread(a.get(), H5T_NATIVE_DOUBLE, v.data()) < 0) fail(f, object, cat("cannot read attribute '", name, "'"));
+  return v;
+}
+
+std::optional<int64_t> read_int_attribute(const File& f, const std::string& object, const std::string& name) {
+  auto v = read_doubles_attribute(f, object, name);
+  if (!v) return std::nullopt;
+  if (v->size() != 1) fail(f, object, cat("attribute '", name, "' should be one number"));
+  return static_cast<int64_t>((*v)[0]);
+}
+
+}  // namespace hubel::h5

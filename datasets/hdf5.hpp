@@ -1,0 +1,108 @@
+// Small RAII helpers over the HDF5 C API, shared by datasets and checkpoints: handles
+// that close themselves, errors that name the file and the object path (HDF5's own
+// error stack printing is switched off), and typed reads and writes of datasets and
+// attributes. The Debian libhdf5 is not built thread-safe, so every call made through
+// these helpers holds one process-wide lock.
+#pragma once
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hubel::h5 {
+
+// The lock every HDF5 call in hubel holds.
+std::recursive_mutex& lock();
+
+// An owned hid_t, closed with the function that matches its kind.
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle() = default;
+  Handle(hid_t id, Closer close) : id_(id), close_(close) {}
+  Handle(Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
+  Handle& operator=(Handle&& o) noexcept;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle();
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+
+ private:
+  hid_t id_ = -1;
+  Closer close_ = nullptr;
+};
+
+class File {
+ public:
+  // Opens for reading; a missing, unreadable or non-HDF5 file is a DataError naming it.
+  static File open_read(const std::string& path);
+  // Creates (truncating) for writing.
+  static File create(const std::string& path);
+  const std::string& path() const { return path_; }
+  hid_t id() const { return h_.get(); }
+  // Flushes HDF5's buffers to the operating system.
+  void flush();
+  void close();
+
+  bool exists(const std::string& object) const;  // a group or dataset at this path
+  void create_group(const std::string& path);
+
+ private:
+  Handle h_;
+  std::string path_;
+};
+
+// A temporary name next to `path` for writing it atomically: "<path>.tmp.<pid>".
+std::string temporary_name(const std::string& path);
+// fsync of the file, rename over `path`, fsync of the directory: after it returns, the
+// new file is in place and durable; before, the old one (if any) is intact.
+void durable_rename(const std::string& tmp, const std::string& path);
+
+// "file.h5:/train/images: <message>"
+[[noreturn]] void fail(const File& f, const std::string& object, const std::string& message);
+
+// Dataset metadata.
+struct DatasetInfo {
+  std::vector<int64_t> dims;
+  H5T_class_t type_class = H5T_NO_CLASS;
+  size_t type_size = 0;
+  bool is_signed = false;
+};
+DatasetInfo dataset_info(const File& f, const std::string& path);
+
+// Creates a dataset of the given native type and dims, chunked along the first dimension
+// with chunk_rows rows (0: contiguous), optionally deflate-compressed (level 1-9) and with
+// the Fletcher-32 checksum filter.
+void create_dataset(File& f, const std::string& path, hid_t native_type, const std::vector<int64_t>& dims,
+                    int64_t chunk_rows = 0, int deflate = 0, bool checksum = false);
+// Writes rows [first, first + count) of a dataset created above from `data`.
+void write_rows(File& f, const std::string& path, hid_t native_type, int64_t first, int64_t count, const void* data);
+// Writes a whole dataset in one call (creates it).
+void write_dataset(File& f, const std::string& path, hid_t native_type, const std::vector<int64_t>& dims,
+                   const void* data, bool checksum = false);
+// Reads a whole dataset converted to native_type into data (sized by the caller).
+void read_dataset(const File& f, const std::string& path, hid_t native_type, void* data);
+// Opens a dataset to keep (for repeated reads), with a chunk cache of cache_bytes.
+Handle open_dataset(const File& f, const std::string& path, size_t cache_bytes = 0);
+// Reads the rows listed (ascending, distinct) of an open dataset into consecutive rows of
+// data, with one hyperslab selection (the union of the contiguous runs) and one read call.
+void read_rows(const File& f, const Handle& dataset, const std::string& path, hid_t native_type, const int64_t* rows,
+               int64_t count, void* data);
+
+// Attributes on an object (a group, a dataset, or "/").
+void write_attribute(File& f, const std::string& object, const std::string& name, const std::string& value);
+void write_attribute(File& f, const std::string& object, const std::string& name, const std::vector<std::string>& value);
+void write_attribute(File& f, const std::string& object, const std::string& name, const std::vector<double>& value);
+void write_attribute(File& f, const std::string& object, const std::string& name, int64_t value);
+std::optional<std::string> read_string_attribute(const File& f, const std::string& object, const std::string& name);
+std::optional<std::vector<std::string>> read_strings_attribute(const File& f, const std::string& object,
+                                                               const std::string& name);
+std::optional<std::vector<double>> read_doubles_attribute(const File& f, const std::string& object, const std::string& name);
+std::optional<int64_t> read_int_attribute(const File& f, const std::string& object, const std::string& name);
+
+}  // namespace hubel::h5

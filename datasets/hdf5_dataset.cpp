@@ -1,0 +1,199 @@
+// Writing and reading the hubel dataset format.
+#include "datasets/hdf5_dataset.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "framework/error.hpp"
+
+namespace hubel::datasets {
+
+namespace {
+
+constexpr int64_t kFormatVersion = 1;
+constexpr int64_t kMaxSamples = int64_t{1} << 31;
+constexpr int64_t kMaxSampleBytes = int64_t{1} << 30;
+
+std::vector<int64_t> dims_with(int64_t n, const Shape& s) {
+  std::vector<int64_t> d{n};
+  d.insert(d.end(), s.begin(), s.end());
+  return d;
+}
+
+void write_contents(h5::File& f, const DatasetContents& c, const WriteOptions& o) {
+  h5::write_attribute(f, "/", "format", std::string("hubel-dataset"));
+  h5::write_attribute(f, "/", "format_version", kFormatVersion);
+  h5::write_attribute(f, "/", "source", c.source);
+  h5::write_attribute(f, "/", "classes", c.classes);
+  h5::write_attribute(f, "/", "num_classes", static_cast<int64_t>(c.classes.size()));
+  const DatasetContents::Split* train = nullptr;
+  for (const auto& s : c.splits) {
+    if (s.size() * s.sample_shape.numel() != static_cast<int64_t>(s.images.size()))
+      throw Error(cat("split ", s.name, ": ", s.images.size(), " image bytes for ", s.size(), " samples of ", s.sample_shape.str()));
+    f.create_group("/" + s.name);
+    const std::string images = "/" + s.name + "/images", labels = "/" + s.name + "/labels";
+    h5::create_dataset(f, images, H5T_NATIVE_UINT8, dims_with(s.size(), s.sample_shape), o.chunk_rows, o.deflate, true);
+    if (s.size() > 0) h5::write_rows(f, images, H5T_NATIVE_UINT8, 0, s.size(), s.images.data());
+    h5::create_dataset(f, labels, H5T_NATIVE_INT32, {s.size()}, 0, 0, false);
+    if (s.size() > 0) h5::write_rows(f, labels, H5T_NATIVE_INT32, 0, s.size(), s.labels.data());
+    h5::write_attribute(f, "/" + s.name, "count", s.size());
+    if (s.name == "train") train = &s;
+  }
+  if (!train) train = c.splits.empty() ? nullptr : &c.splits[0];
+  if (!train || train->size() == 0) return;
+  // Per-channel mean and standard deviation, and the mean image, over the train split.
+  const int64_t C = train->sample_shape[0], per = train->sample_shape.numel() / C, n = train->size();
+  std::vector<double> sum(static_cast<size_t>(train->sample_shape.numel()), 0.0), mean(C, 0.0), sq(C, 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* img = train->images.data() + i * C * per;
+    for (int64_t j = 0; j < C * per; ++j) {
+      sum[static_cast<size_t>(j)] += img[j];
+      sq[static_cast<size_t>(j / per)] += static_cast<double>(img[j]) * img[j];
+    }
+  }
+  std::vector<float> mean_image(sum.size());
+  for (size_t j = 0; j < sum.size(); ++j) {
+    mean_image[j] = static_cast<float>(sum[j] / static_cast<double>(n));
+    mean[j / static_cast<size_t>(per)] += sum[j];
+  }
+  std::vector<double> stdev(C);
+  for (int64_t ch = 0; ch < C; ++ch) {
+    const double count = static_cast<double>(n * per);
+    mean[ch] /= count;
+    stdev[ch] = std::sqrt(std::max(0.0, sq[ch] / count - mean[ch] * mean[ch]));
+  }
+  h5::write_attribute(f, "/", "mean", mean);
+  h5::write_attribute(f, "/", "std", stdev);
+  h5::write_dataset(f, "/mean_image", H5T_NATIVE_FLOAT, {train->sample_shape.begin(), train->sample_shape.end()},
+                    mean_image.data());
+}
+
+}  // namespace
+
+void write_dataset_file(const std::string& path, const DatasetContents& contents, const WriteOptions& o) {
+  const std::string tmp = h5::temporary_name(path);
+  try {
+    h5::File f = h5::File::create(tmp);
+    write_contents(f, contents, o);
+    f.flush();
+    f.close();
+    h5::durable_rename(tmp, path);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw;
+  }
+}
+
+FileStats read_file_stats(const std::string& path) {
+  h5::File f = h5::File::open_read(path);
+  FileStats s;
+  if (auto m = h5::read_doubles_attribute(f, "/", "mean")) s.mean = *m;
+  if (auto m = h5::read_doubles_attribute(f, "/", "std")) s.std = *m;
+  if (s.mean.size() != s.std.size()) h5::fail(f, "/", "the mean and std attributes have different lengths");
+  for (double v : s.std)
+    if (!(v >= 0)) h5::fail(f, "/", "the std attribute has a negative or NaN value");
+  if (auto c = h5::read_strings_attribute(f, "/", "classes")) s.classes = *c;
+  if (auto src = h5::read_string_attribute(f, "/", "source")) s.source = *src;
+  if (f.exists("/mean_image")) {
+    const auto info = h5::dataset_info(f, "/mean_image");
+    if (info.dims.empty() || info.dims.size() > 4 || info.type_class != H5T_FLOAT)
+      h5::fail(f, "/mean_image", "expected a float array of rank 1 to 4");
+    int64_t total = 1;
+    for (auto d : info.dims) {
+      if (d <= 0 || d > kMaxSampleBytes) h5::fail(f, "/mean_image", "absurd dimensions");
+      total *= d;
+    }
+    if (total > kMaxSampleBytes) h5::fail(f, "/mean_image", "absurd size");
+    s.mean_image = Tensor(Shape(std::span<const int64_t>(info.dims.data(), info.dims.size())));
+    h5::read_dataset(f, "/mean_image", H5T_NATIVE_FLOAT, s.mean_image.data());
+  }
+  return s;
+}
+
+Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split)
+    : path_(path), split_(split), file_(h5::File::open_read(path)) {
+  const std::string group = "/" + split, images = group + "/images", labels = group + "/labels";
+  if (!file_.exists(group)) {
+    std::string have;
+    for (const char* s : {"train", "test", "val"})
+      if (file_.exists(std::string("/") + s)) have += std::string(have.empty() ? "" : ", ") + s;
+    h5::fail(file_, group, cat("no such split", have.empty() ? "" : cat(" (the file has: ", have, ")")));
+  }
+  const auto info = h5::dataset_info(file_, images);
+  if (info.dims.size() < 3 || info.dims.size() > 5)
+    h5::fail(file_, images, cat("expected [N, C, W], [N, C, H, W] or [N, C, D, H, W]; the dataset has rank ", info.dims.size()));
+  for (size_t i = 1; i < info.dims.size(); ++i)
+    if (info.dims[i] <= 0) h5::fail(file_, images, "a sample dimension is zero");
+  if (info.type_class == H5T_INTEGER && info.type_size == 1 && !info.is_signed) uint8_ = true;
+  else if (info.type_class == H5T_FLOAT && info.type_size == 4) uint8_ = false;
+  else h5::fail(file_, images, cat("images must be uint8 or float32; found ",
+                                   info.type_class == H5T_INTEGER ? (info.is_signed ? "int" : "uint") : info.type_class == H5T_FLOAT ? "float" : "a non-numeric type",
+                                   info.type_size * 8));
+  n_ = info.dims[0];
+  if (n_ > kMaxSamples) h5::fail(file_, images, cat(n_, " samples: more than hubel reads (", kMaxSamples, ")"));
+  shape_ = Shape(std::span<const int64_t>(info.dims.data() + 1, info.dims.size() - 1));
+  if (shape_.numel() > kMaxSampleBytes || shape_.numel() <= 0) h5::fail(file_, images, cat("absurd sample shape ", shape_.str()));
+
+  const auto linfo = h5::dataset_info(file_, labels);
+  if (linfo.dims.size() != 1 || linfo.type_class != H5T_INTEGER)
+    h5::fail(file_, labels, "labels must be a 1-D integer dataset");
+  if (linfo.dims[0] != n_)
+    h5::fail(file_, labels, cat("there are ", linfo.dims[0], " labels but ", n_, " images in ", images));
+  labels_.resize(static_cast<size_t>(n_));
+  if (n_ > 0) h5::read_dataset(file_, labels, H5T_NATIVE_INT32, labels_.data());
+
+  auto classes = h5::read_int_attribute(file_, "/", "num_classes");
+  if (!classes) {
+    if (auto names = h5::read_strings_attribute(file_, "/", "classes")) classes = static_cast<int64_t>(names->size());
+  }
+  if (!classes || *classes <= 0) {
+    int32_t mx = -1;
+    for (auto l : labels_) mx = std::max(mx, l);
+    classes = mx + 1;
+  }
+  classes_ = *classes;
+  for (int64_t i = 0; i < n_; ++i)
+    if (labels_[i] < 0 || labels_[i] >= classes_)
+      h5::fail(file_, labels, cat("label ", labels_[i], " of sample ", i, " is outside [0, ", classes_, ")"));
+  // A chunk cache large enough for the whole split when it is modest (compressed files
+  // then decompress each chunk once), at most 128 MiB.
+  const int64_t bytes = n_ * shape_.numel() * (uint8_ ? 1 : 4);
+  images_ = h5::open_dataset(file_, images, static_cast<size_t>(std::min<int64_t>(bytes + (1 << 20), int64_t{128} << 20)));
+}
+
+void Hdf5Dataset::read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView) const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  const int64_t n = static_cast<int64_t>(idx.size()), per = shape_.numel(), elem = uint8_ ? 1 : 4;
+  order_.resize(idx.size());
+  for (int64_t i = 0; i < n; ++i) {
+    if (idx[i] < 0 || idx[i] >= n_) throw DataError(cat(name(), ": sample ", idx[i], " out of range [0, ", n_, ")"));
+    order_[i] = {idx[i], i};
+  }
+  std::sort(order_.begin(), order_.end());
+  rows_.clear();
+  for (int64_t i = 0; i < n; ++i)
+    if (i == 0 || order_[i].first != order_[i - 1].first) rows_.push_back(order_[i].first);
+  const int64_t need = static_cast<int64_t>(rows_.size()) * per * elem;
+  if (static_cast<int64_t>(raw_.size()) < need) raw_.resize(static_cast<size_t>(need));
+  h5::read_rows(file_, images_, name() + "/images", uint8_ ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, rows_.data(),
+                static_cast<int64_t>(rows_.size()), raw_.data());
+  // Scatter: the k-th distinct row goes to every destination that asked for it.
+  int64_t k = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    if (i == 0 || order_[i].first != order_[i - 1].first) ++k;
+    const int64_t dst = order_[i].second;
+    float* out = x.data() + dst * per;
+    if (uint8_) {
+      const uint8_t* src = raw_.data() + k * per;
+      for (int64_t j = 0; j < per; ++j) out[j] = src[j];
+    } else {
+      std::memcpy(out, raw_.data() + k * per * 4, static_cast<size_t>(per) * 4);
+    }
+    if (labels) labels[dst] = labels_[static_cast<size_t>(order_[i].first)];
+  }
+}
+
+}  // namespace hubel::datasets

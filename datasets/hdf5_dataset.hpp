@@ -1,0 +1,86 @@
+// The hubel dataset format in HDF5, and the reader.
+//
+//   /                      attributes: format = "hubel-dataset", format_version = 1,
+//                          source (where the data came from), classes (names),
+//                          num_classes, mean and std (per channel, over the train split,
+//                          in the units of the stored images)
+//   /mean_image            float32 [C, (D,) H, W]: the mean train image
+//   /<split>/images        uint8 or float32 [N, C, (D,) H, W], chunked along N
+//   /<split>/labels        int32 [N]
+//
+// Splits are groups: /train, /test, optionally /val. h5ls -r and h5dump show it as is.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "datasets/dataset.hpp"
+#include "datasets/hdf5.hpp"
+
+namespace hubel::datasets {
+
+// A data set in memory, as converters build it, to be written in the format above.
+struct DatasetContents {
+  struct Split {
+    std::string name;             // "train", "test", "val"
+    Shape sample_shape;           // [C, H, W] (or [C, W], [C, D, H, W])
+    std::vector<uint8_t> images;  // N * sample_shape.numel() bytes
+    std::vector<int32_t> labels;  // N
+    int64_t size() const { return static_cast<int64_t>(labels.size()); }
+  };
+  std::vector<Split> splits;
+  std::vector<std::string> classes;
+  std::string source;
+};
+
+struct WriteOptions {
+  int64_t chunk_rows = 256;  // rows per HDF5 chunk
+  int deflate = 0;           // 0: uncompressed (fastest random reads); 1-9: gzip level
+};
+
+// Writes to `path` atomically: a temporary file in the same directory, flushed and
+// synced, renamed into place only when complete; on any error the temporary file is
+// removed and an existing file at `path` is untouched.
+void write_dataset_file(const std::string& path, const DatasetContents& contents, const WriteOptions& o = {});
+
+// Statistics the file carries, for normalization.
+struct FileStats {
+  std::vector<double> mean, std;  // per channel, in stored units; empty if absent
+  Tensor mean_image;              // empty if absent
+  std::vector<std::string> classes;
+  std::string source;
+};
+FileStats read_file_stats(const std::string& path);
+
+// One split of a file in the format above. Opening checks everything (datasets present,
+// rank, types, label range, matching counts) and reports the file and dataset path.
+class Hdf5Dataset : public Dataset {
+ public:
+  Hdf5Dataset(const std::string& path, const std::string& split);
+  std::string name() const override { return path_ + ":/" + split_; }
+  int64_t size() const override { return n_; }
+  Shape sample_shape() const override { return shape_; }
+  int64_t num_classes() const override { return classes_; }
+  // x gets the stored values as floats (0-255 for uint8 images).
+  void read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView targets) const override;
+  bool is_uint8() const { return uint8_; }
+
+ private:
+  std::string path_, split_;
+  h5::File file_;
+  h5::Handle images_;
+  Shape shape_;
+  int64_t n_ = 0, classes_ = 0;
+  bool uint8_ = true;
+  std::vector<int32_t> labels_;
+  // Read scratch, reused: sorted (row, destination) pairs and the raw rows.
+  mutable std::mutex mutex_;
+  mutable std::vector<std::pair<int64_t, int64_t>> order_;
+  mutable std::vector<int64_t> rows_;
+  mutable std::vector<uint8_t> raw_;
+};
+
+}  // namespace hubel::datasets

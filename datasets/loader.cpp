@@ -1,0 +1,160 @@
+// The Loader: sharding, shuffling, transforms, prefetching.
+#include "datasets/loader.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+#include "framework/error.hpp"
+#include "framework/random.hpp"
+
+namespace hubel::datasets {
+
+Loader::Loader(const Dataset& data, const Transform* transform, const LoaderOptions& o)
+    : data_(data), transform_(transform), o_(o) {
+  if (o_.world < 1 || o_.rank < 0 || o_.rank >= o_.world) throw Error(cat("Loader: rank ", o_.rank, " of ", o_.world));
+  if (o_.batch <= 0) throw ConfigError(cat("train.batch must be positive; got ", o_.batch));
+  if (o_.batch % o_.world != 0)
+    throw ConfigError(cat("train.batch is ", o_.batch, ", not a multiple of the ", o_.world,
+                          " ranks: the batch is global and every rank takes an equal share; use a multiple of ", o_.world));
+  if (o_.prefetch < 0 || o_.prefetch > 16) throw ConfigError(cat("data.prefetch must be in [0, 16]; got ", o_.prefetch));
+  if (transform_ && transform_->input_shape() != data_.sample_shape())
+    throw ShapeError(cat(data_.name(), ": samples are ", data_.sample_shape().str(), " but the transform expects ",
+                         transform_->input_shape().str()));
+  const int64_t n = data_.size();
+  batches_ = o_.drop_last ? n / o_.batch : (n + o_.batch - 1) / o_.batch;
+  local_max_ = o_.batch / o_.world;
+  order_.resize(static_cast<size_t>(n));
+  // Every buffer the epochs need, allocated (and touched) once.
+  slots_.resize(static_cast<size_t>(o_.prefetch + 1));
+  for (auto& s : slots_) {
+    s.x = Tensor(sample_shape().with_batch(local_max_));
+    if (transform_) s.raw = Tensor(data_.sample_shape().with_batch(local_max_));
+    if (data_.num_classes() > 0) s.labels.resize(static_cast<size_t>(local_max_));
+    else s.targets = Tensor(data_.target_shape().with_batch(local_max_));
+    s.ids.resize(static_cast<size_t>(local_max_));
+  }
+}
+
+Loader::~Loader() { stop(); }
+
+std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
+  std::vector<int64_t> order(static_cast<size_t>(data_.size()));
+  std::iota(order.begin(), order.end(), 0);
+  if (o_.shuffle) {
+    Rng rng(hash_combine(o_.seed, 0x5348554646ULL + static_cast<uint64_t>(epoch)));
+    for (int64_t i = static_cast<int64_t>(order.size()) - 1; i > 0; --i)
+      std::swap(order[i], order[rng.below(static_cast<uint64_t>(i + 1))]);
+  }
+  return order;
+}
+
+void Loader::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  stopping_ = false;
+}
+
+void Loader::start(int64_t epoch, int64_t batch) {
+  stop();
+  if (batch < 0 || batch > batches_) throw Error(cat("Loader: batch ", batch, " of an epoch of ", batches_));
+  epoch_ = epoch;
+  next_ = batch;
+  end_ = batches_;
+  error_ = nullptr;
+  held_ = -1;
+  for (auto& s : slots_) s.ready = false;
+  // The permutation, in place (no allocation): the same draws as epoch_order().
+  std::iota(order_.begin(), order_.end(), 0);
+  if (o_.shuffle) {
+    Rng rng(hash_combine(o_.seed, 0x5348554646ULL + static_cast<uint64_t>(epoch)));
+    for (int64_t i = static_cast<int64_t>(order_.size()) - 1; i > 0; --i)
+      std::swap(order_[i], order_[rng.below(static_cast<uint64_t>(i + 1))]);
+  }
+  if (o_.prefetch > 0 && next_ < end_) thread_ = std::thread([this, first = next_, end = end_] { produce(first, end); });
+}
+
+void Loader::fill(Slot& s, int64_t k) {
+  const int64_t n = data_.size();
+  const int64_t first = k * o_.batch, m = std::min(o_.batch, n - first);
+  const int64_t begin = o_.rank * m / o_.world, end = (o_.rank + 1) * m / o_.world, rows = end - begin;
+  std::copy(order_.begin() + first + begin, order_.begin() + first + end, s.ids.begin());
+  const std::span<const int64_t> ids(s.ids.data(), static_cast<size_t>(rows));
+  TensorView targets;
+  if (s.targets.shape().rank()) targets = TensorView(s.targets.data(), data_.target_shape().with_batch(rows));
+  const TensorView x(s.x.data(), sample_shape().with_batch(rows));
+  if (rows > 0) {
+    if (transform_) {
+      const TensorView raw(s.raw.data(), data_.sample_shape().with_batch(rows));
+      data_.read(ids, raw, s.labels.empty() ? nullptr : s.labels.data(), targets);
+      transform_->apply(raw, ids, o_.seed, epoch_, o_.augment, x);
+    } else {
+      data_.read(ids, x, s.labels.empty() ? nullptr : s.labels.data(), targets);
+    }
+  }
+  s.batch = Batch{x, s.labels.empty() ? nullptr : s.labels.data(), targets, rows, m, k, first + begin};
+}
+
+void Loader::produce(int64_t first, int64_t end) {
+  const auto S = static_cast<int64_t>(slots_.size());
+  for (int64_t k = first; k < end; ++k) {
+    Slot& s = slots_[static_cast<size_t>(k % S)];
+    {
+      // Wait until the slot is free: not ready and not held by the consumer.
+      std::unique_lock<std::mutex> lock(mutex_);
+      cv_.wait(lock, [&] { return stopping_ || (!s.ready && held_ != k % S); });
+      if (stopping_) return;
+    }
+    try {
+      fill(s, k);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      error_ = std::current_exception();
+      cv_.notify_all();
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      s.ready = true;
+    }
+    cv_.notify_all();
+  }
+}
+
+bool Loader::next(Batch& b) {
+  const auto S = static_cast<int64_t>(slots_.size());
+  if (o_.prefetch == 0) {
+    if (next_ >= end_) return false;
+    fill(slots_[0], next_++);
+    b = slots_[0].batch;
+    return true;
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (held_ >= 0) {  // the consumer is done with the previous slot
+    slots_[static_cast<size_t>(held_)].ready = false;
+    held_ = -1;
+    cv_.notify_all();
+  }
+  if (next_ >= end_) {
+    lock.unlock();
+    stop();
+    return false;
+  }
+  Slot& s = slots_[static_cast<size_t>(next_ % S)];
+  cv_.wait(lock, [&] { return s.ready || error_; });
+  if (!s.ready && error_) {
+    auto e = error_;
+    lock.unlock();
+    stop();
+    std::rethrow_exception(e);
+  }
+  held_ = next_ % S;
+  ++next_;
+  b = s.batch;
+  return true;
+}
+
+}  // namespace hubel::datasets

@@ -1,0 +1,83 @@
+// The Loader: splits each global minibatch across ranks, shuffles by (seed, epoch),
+// applies the transforms, and reads ahead on one background thread.
+//
+// Epoch e's order is a permutation drawn from (seed, e), the same on every rank. Global
+// minibatch k is the samples at positions [kB, kB + B) of that order; rank r of W takes
+// rows [r m / W, (r + 1) m / W) of its m rows (B / W each for a full batch; B must be a
+// multiple of W). The last, smaller minibatch is kept or dropped by option. With
+// prefetch > 0 a thread reads and transforms the next minibatches into a ring of
+// prefetch + 1 buffers allocated once, while the current one trains.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "datasets/batch_source.hpp"
+#include "datasets/dataset.hpp"
+#include "datasets/transform.hpp"
+
+namespace hubel::datasets {
+
+struct LoaderOptions {
+  int64_t batch = 32;  // the global minibatch
+  int rank = 0, world = 1;
+  bool shuffle = true;
+  bool drop_last = false;
+  bool augment = false;  // apply the transform's random parts (training only)
+  uint64_t seed = 42;
+  int prefetch = 2;      // minibatches read ahead; 0 reads synchronously in next()
+};
+
+class Loader : public BatchSource {
+ public:
+  // transform may be null (samples are used as stored). Both must outlive the Loader.
+  Loader(const Dataset& data, const Transform* transform, const LoaderOptions& o);
+  ~Loader() override;
+
+  std::string name() const override { return data_.name(); }
+  Shape sample_shape() const override { return transform_ ? transform_->output_shape() : data_.sample_shape(); }
+  int64_t num_classes() const override { return data_.num_classes(); }
+  Shape target_shape() const override { return data_.target_shape(); }
+  int64_t size() const override { return data_.size(); }
+  int64_t batches_per_epoch() const override { return batches_; }
+  void start(int64_t epoch, int64_t batch = 0) override;
+  bool next(Batch& b) override;
+
+  // The order of an epoch (positions -> sample indices), for tests.
+  std::vector<int64_t> epoch_order(int64_t epoch) const;
+  const LoaderOptions& options() const { return o_; }
+
+ private:
+  struct Slot {
+    Tensor raw, x, targets;
+    std::vector<int32_t> labels;
+    std::vector<int64_t> ids;
+    Batch batch;
+    bool ready = false;
+  };
+  void fill(Slot& s, int64_t k);
+  void stop();
+  void produce(int64_t first, int64_t end);
+
+  const Dataset& data_;
+  const Transform* transform_;
+  LoaderOptions o_;
+  int64_t batches_ = 0, local_max_ = 0;
+  int64_t epoch_ = 0, next_ = 0, end_ = 0;
+  std::vector<int64_t> order_;
+  std::vector<Slot> slots_;
+  int64_t held_ = -1;  // the slot the consumer holds
+  // Prefetching.
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::exception_ptr error_;
+};
+
+}  // namespace hubel::datasets

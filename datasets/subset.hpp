@@ -1,0 +1,35 @@
+// A subset of a Dataset by index list: how a fraction of the training set is held out.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "datasets/dataset.hpp"
+
+namespace hubel::datasets {
+
+class Subset : public Dataset {
+ public:
+  Subset(std::shared_ptr<const Dataset> base, std::vector<int64_t> indices, std::string label)
+      : base_(std::move(base)), idx_(std::move(indices)), label_(std::move(label)) {}
+  std::string name() const override { return base_->name() + " (" + label_ + ")"; }
+  int64_t size() const override { return static_cast<int64_t>(idx_.size()); }
+  Shape sample_shape() const override { return base_->sample_shape(); }
+  int64_t num_classes() const override { return base_->num_classes(); }
+  Shape target_shape() const override { return base_->target_shape(); }
+  void read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView targets) const override {
+    // Called from one thread at a time (the loader's); the mapping buffer is reused.
+    mapped_.resize(idx.size());
+    for (size_t i = 0; i < idx.size(); ++i) mapped_[i] = idx_.at(static_cast<size_t>(idx[i]));
+    base_->read(mapped_, x, labels, targets);
+  }
+
+ private:
+  std::shared_ptr<const Dataset> base_;
+  std::vector<int64_t> idx_;
+  std::string label_;
+  mutable std::vector<int64_t> mapped_;
+};
+
+}  // namespace hubel::datasets
