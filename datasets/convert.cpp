@@ -221,8 +221,11 @@ std::string summary(const DatasetContents& c, const std::string& out) {
 std::string convert_idx_dir(const std::string& dir, const std::string& out, const ConvertOptions& o) {
   DatasetContents c;
   const fs::path d(dir);
-  c.splits.push_back(read_idx(find_one(d, "train-images-idx3-ubyte").string(), find_one(d, "train-labels-idx1-ubyte").string(), "train"));
-  c.splits.push_back(read_idx(find_one(d, "t10k-images-idx3-ubyte").string(), find_one(d, "t10k-labels-idx1-ubyte").string(), "test"));
+  // Looked up in this order, so a missing file is reported in a predictable order.
+  const auto train_images = find_one(d, "train-images-idx3-ubyte"), train_labels = find_one(d, "train-labels-idx1-ubyte");
+  const auto test_images = find_one(d, "t10k-images-idx3-ubyte"), test_labels = find_one(d, "t10k-labels-idx1-ubyte");
+  c.splits.push_back(read_idx(train_images.string(), train_labels.string(), "train"));
+  c.splits.push_back(read_idx(test_images.string(), test_labels.string(), "test"));
   c.classes = class_names(o.classes, label_count(c));
   c.source = cat("IDX files in ", fs::absolute(d).string());
   write_dataset_file(out, c, o.write);
