@@ -277,21 +277,29 @@ void read_rows(const File& f, const Handle& d, const std::string& path, hid_t na
   std::vector<hsize_t> dims(static_cast<size_t>(rank)), start(static_cast<size_t>(rank), 0), block;
   H5Sget_simple_extent_dims(fspace.get(), dims.data(), nullptr);
   block = dims;
-  // The union of the contiguous runs of rows, in one selection.
-  H5Sselect_none(fspace.get());
+  // One read per contiguous run of rows. (A single selection made as the union of the runs
+  // is what HDF5 offers for this, but building it costs milliseconds for 64 scattered rows
+  // in HDF5 1.10; a read of one run costs microseconds.)
+  auto* out = static_cast<char*>(data);
+  const size_t row_bytes = [&] {
+    size_t b = H5Tget_size(native_type);
+    for (int i = 1; i < rank; ++i) b *= dims[static_cast<size_t>(i)];
+    return b;
+  }();
+  int64_t done = 0;
   for (int64_t i = 0; i < count;) {
     int64_t j = i + 1;
     while (j < count && rows[j] == rows[j - 1] + 1) ++j;
     if (rows[i] < 0 || rows[j - 1] >= static_cast<int64_t>(dims[0])) fail(f, path, cat("row ", rows[i], " out of range"));
     start[0] = static_cast<hsize_t>(rows[i]);
     block[0] = static_cast<hsize_t>(j - i);
-    H5Sselect_hyperslab(fspace.get(), H5S_SELECT_OR, start.data(), nullptr, block.data(), nullptr);
+    H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, block.data(), nullptr);
+    Handle mspace(H5Screate_simple(rank, block.data(), nullptr), H5Sclose);
+    if (H5Dread(d.get(), native_type, mspace.get(), fspace.get(), H5P_DEFAULT, out + done * row_bytes) < 0)
+      fail(f, path, "reading failed (a damaged file, or a checksum mismatch)");
+    done += j - i;
     i = j;
   }
-  block[0] = static_cast<hsize_t>(count);
-  Handle mspace(H5Screate_simple(rank, block.data(), nullptr), H5Sclose);
-  if (H5Dread(d.get(), native_type, mspace.get(), fspace.get(), H5P_DEFAULT, data) < 0)
-    fail(f, path, "reading failed (a damaged file, or a checksum mismatch)");
 }
 
 void write_attribute(File& f, const std::string& object, const std::string& name, const std::string& value) {

@@ -34,7 +34,7 @@ void write_contents(h5::File& f, const DatasetContents& c, const WriteOptions& o
       throw Error(cat("split ", s.name, ": ", s.images.size(), " image bytes for ", s.size(), " samples of ", s.sample_shape.str()));
     f.create_group("/" + s.name);
     const std::string images = "/" + s.name + "/images", labels = "/" + s.name + "/labels";
-    h5::create_dataset(f, images, H5T_NATIVE_UINT8, dims_with(s.size(), s.sample_shape), o.chunk_rows, o.deflate, true);
+    h5::create_dataset(f, images, H5T_NATIVE_UINT8, dims_with(s.size(), s.sample_shape), o.chunk_rows, o.deflate, false);
     if (s.size() > 0) h5::write_rows(f, images, H5T_NATIVE_UINT8, 0, s.size(), s.images.data());
     h5::create_dataset(f, labels, H5T_NATIVE_INT32, {s.size()}, 0, 0, false);
     if (s.size() > 0) h5::write_rows(f, labels, H5T_NATIVE_INT32, 0, s.size(), s.labels.data());
@@ -113,8 +113,8 @@ FileStats read_file_stats(const std::string& path) {
   return s;
 }
 
-Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split)
-    : path_(path), split_(split), file_(h5::File::open_read(path)) {
+Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int64_t memory_bytes)
+    : path_(path), split_(split), file_(h5::File::open_read(path)), memory_bytes_(memory_bytes) {
   const std::string group = "/" + split, images = group + "/images", labels = group + "/labels";
   if (!file_.exists(group)) {
     std::string have;
@@ -167,6 +167,26 @@ Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split)
 void Hdf5Dataset::read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView) const {
   std::lock_guard<std::mutex> guard(mutex_);
   const int64_t n = static_cast<int64_t>(idx.size()), per = shape_.numel(), elem = uint8_ ? 1 : 4;
+  const int64_t row_bytes = per * elem;
+  if (n_ * row_bytes <= memory_bytes_) {
+    if (resident_.empty() && n_ > 0) {
+      std::vector<uint8_t> all(static_cast<size_t>(n_ * row_bytes));
+      h5::read_dataset(file_, "/" + split_ + "/images", uint8_ ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, all.data());
+      resident_ = std::move(all);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      if (idx[i] < 0 || idx[i] >= n_) throw DataError(cat(name(), ": sample ", idx[i], " out of range [0, ", n_, ")"));
+      const uint8_t* src = resident_.data() + idx[i] * row_bytes;
+      float* out = x.data() + i * per;
+      if (uint8_) {
+        for (int64_t j = 0; j < per; ++j) out[j] = src[j];
+      } else {
+        std::memcpy(out, src, static_cast<size_t>(row_bytes));
+      }
+      if (labels) labels[i] = labels_[static_cast<size_t>(idx[i])];
+    }
+    return;
+  }
   order_.resize(idx.size());
   for (int64_t i = 0; i < n; ++i) {
     if (idx[i] < 0 || idx[i] >= n_) throw DataError(cat(name(), ": sample ", idx[i], " out of range [0, ", n_, ")"));
@@ -178,7 +198,7 @@ void Hdf5Dataset::read(std::span<const int64_t> idx, TensorView x, int32_t* labe
     if (i == 0 || order_[i].first != order_[i - 1].first) rows_.push_back(order_[i].first);
   const int64_t need = static_cast<int64_t>(rows_.size()) * per * elem;
   if (static_cast<int64_t>(raw_.size()) < need) raw_.resize(static_cast<size_t>(need));
-  h5::read_rows(file_, images_, name() + "/images", uint8_ ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, rows_.data(),
+  h5::read_rows(file_, images_, "/" + split_ + "/images", uint8_ ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, rows_.data(),
                 static_cast<int64_t>(rows_.size()), raw_.data());
   // Scatter: the k-th distinct row goes to every destination that asked for it.
   int64_t k = -1;

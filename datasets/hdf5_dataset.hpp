@@ -59,7 +59,11 @@ FileStats read_file_stats(const std::string& path);
 // rank, types, label range, matching counts) and reports the file and dataset path.
 class Hdf5Dataset : public Dataset {
  public:
-  Hdf5Dataset(const std::string& path, const std::string& split);
+  // A split no larger than memory_bytes is read whole, in one call, the first time a
+  // sample is asked for, and served from memory after; a larger one is read row runs at
+  // a time with hyperslab selections.
+  static constexpr int64_t kDefaultMemoryBytes = int64_t{1} << 30;
+  Hdf5Dataset(const std::string& path, const std::string& split, int64_t memory_bytes = kDefaultMemoryBytes);
   std::string name() const override { return path_ + ":/" + split_; }
   int64_t size() const override { return n_; }
   Shape sample_shape() const override { return shape_; }
@@ -75,7 +79,9 @@ class Hdf5Dataset : public Dataset {
   Shape shape_;
   int64_t n_ = 0, classes_ = 0;
   bool uint8_ = true;
+  int64_t memory_bytes_ = 0;
   std::vector<int32_t> labels_;
+  mutable std::vector<uint8_t> resident_;  // the whole split, once read (when it fits)
   // Read scratch, reused: sorted (row, destination) pairs and the raw rows.
   mutable std::mutex mutex_;
   mutable std::vector<std::pair<int64_t, int64_t>> order_;

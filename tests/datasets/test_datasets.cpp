@@ -96,7 +96,7 @@ TEST(Idx, RoundTripThroughHdf5GzippedOrNot) {
     const std::string out = d / "out.h5";
     const auto summary = convert_idx_dir(d.path.string(), out, {"a,b,c,d,e", {3, gz ? 4 : 0}});
     EXPECT_NE(summary.find("train 10 x [1, 4, 3]; test 4 x [1, 4, 3]; 5 classes"), std::string::npos) << summary;
-    Hdf5Dataset train(out, "train"), test(out, "test");
+    Hdf5Dataset train(out, "train", gz ? 0 : Hdf5Dataset::kDefaultMemoryBytes), test(out, "test");  // row reads, or resident
     EXPECT_EQ(train.size(), 10);
     EXPECT_EQ(test.size(), 4);
     EXPECT_EQ(train.sample_shape(), (Shape{1, 4, 3}));
@@ -254,7 +254,7 @@ TEST(Hdf5Dataset, ReadingChecksEverything) {
   std::ofstream(d / "cut.h5", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
   EXPECT_THROW(
       {
-        Hdf5Dataset cut(d / "cut.h5", "train");
+        Hdf5Dataset cut(d / "cut.h5", "train", 0);
         std::vector<int64_t> all(300);
         std::iota(all.begin(), all.end(), 0);
         Tensor x(Shape{300, 1, 4, 3});
