@@ -76,10 +76,28 @@ expect 1 "unrecognised option|unrecognized option" -- train "$T/good.yaml" --thr
 expect 0 "usage: hubel" -- --help
 expect 0 "--set" -- train --help
 
+# hubel convert: errors name the file; the real Fashion-MNIST converts and LeNet trains on it.
+expect 1 "unknown input format 'png'" -- convert png "$T" "$T/x.h5"
+expect 1 "neither train-labels-idx1-ubyte nor train-labels-idx1-ubyte.gz is there|neither train-images" -- convert idx "$T" "$T/x.h5"
+[ ! -e "$T/x.h5" ] || { echo "FAIL: a failed conversion left $T/x.h5"; failures=$((failures + 1)); }
+FM=/usr/share/datasets/fashion-mnist
+if [ -d "$FM" ]; then
+  expect 0 "train 60000 x \[1, 28, 28\]; test 10000 x \[1, 28, 28\]; 10 classes" -- convert idx "$FM" "$T/fm.h5" --classes fashion-mnist
+  expect 0 "test accuracy 0\.[5-9]" -- train "$SRC/launch/experiments/lenet_modern.yaml" --run-dir "$T/lenet" \
+    --set data.file="$T/fm.h5" --set train.epochs=1 --set train.max_steps=150 --threads 2
+  expect 1 "fm.h5:/val: no such split \(the file has: train, test\)" -- train "$SRC/launch/experiments/lenet_modern.yaml" \
+    --set data.file="$T/fm.h5" --set data.val=val
+  expect 1 "not a multiple of the|batch" -- train "$SRC/launch/experiments/lenet_modern.yaml" --set data.file="$T/fm.h5" --set train.batch=0
+else
+  echo "FAIL: $FM is missing (launch/setup.sh installs dataset-fashion-mnist)"
+  failures=$((failures + 1))
+fi
+
 # The shipped experiments parse and build.
 for f in "$SRC"/launch/experiments/*.yaml; do
   expect 0 "parameters" -- summary "$f"
 done
+expect 0 "c3 +conv2d +\[16, 10, 10\] +1516 " -- summary "$SRC/launch/experiments/lenet5.yaml"
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures check(s) failed"
