@@ -5,6 +5,7 @@
 
 #include <climits>
 #include <cstdlib>
+#include <vector>
 
 #include "framework/error.hpp"
 
@@ -30,7 +31,14 @@ void in_pieces(std::span<T> data, F&& f) {
 
 }  // namespace
 
-MpiCommunicator::MpiCommunicator(int* argc, char*** argv) {
+// Request slots: an id indexes a slot; a completed request leaves MPI_REQUEST_NULL there,
+// and free slots are reused, so the step allocates nothing once the pool has grown.
+struct MpiCommunicator::Pending {
+  std::vector<MPI_Request> slots;
+  std::vector<int64_t> free;
+};
+
+MpiCommunicator::MpiCommunicator(int* argc, char*** argv) : pending_(std::make_unique<Pending>()) {
   int provided = 0;
   check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "initialization");
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
@@ -53,6 +61,47 @@ void MpiCommunicator::allreduce_sum(std::span<double> data) {
 
 void MpiCommunicator::broadcast(std::span<float> data, int root) {
   in_pieces(data, [root](float* p, int n) { check(MPI_Bcast(p, n, MPI_FLOAT, root, MPI_COMM_WORLD), "broadcast"); });
+}
+
+void MpiCommunicator::broadcast(std::span<double> data, int root) {
+  in_pieces(data, [root](double* p, int n) { check(MPI_Bcast(p, n, MPI_DOUBLE, root, MPI_COMM_WORLD), "broadcast"); });
+}
+
+Communicator::Request MpiCommunicator::start_allreduce_sum(std::span<float> data) {
+  if (data.size() > static_cast<size_t>(INT_MAX)) throw Error("a non-blocking allreduce of more than 2^31 floats");
+  Pending& p = *pending_;
+  int64_t id;
+  if (!p.free.empty()) {
+    id = p.free.back();
+    p.free.pop_back();
+  } else {
+    id = static_cast<int64_t>(p.slots.size());
+    p.slots.push_back(MPI_REQUEST_NULL);
+  }
+  check(MPI_Iallreduce(MPI_IN_PLACE, data.data(), static_cast<int>(data.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                       &p.slots[static_cast<size_t>(id)]),
+        "non-blocking allreduce");
+  return id;
+}
+
+bool MpiCommunicator::test(Request r) {
+  Pending& p = *pending_;
+  MPI_Request& req = p.slots.at(static_cast<size_t>(r));
+  int done = 0;
+  check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "test");
+  if (done) p.free.push_back(r);
+  return done != 0;
+}
+
+void MpiCommunicator::progress() {
+  // One MPI_Test on any pending request drives Open MPI's progress engine for all of them.
+  for (auto& req : pending_->slots)
+    if (req != MPI_REQUEST_NULL) {
+      // A completed request becomes MPI_REQUEST_NULL; its slot is released by test(id).
+      int flag = 0;
+      MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+      return;
+    }
 }
 
 void MpiCommunicator::barrier() { check(MPI_Barrier(MPI_COMM_WORLD), "barrier"); }

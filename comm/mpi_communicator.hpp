@@ -20,12 +20,18 @@ class MpiCommunicator final : public Communicator {
   void allreduce_sum(std::span<float> data) override;
   void allreduce_sum(std::span<double> data) override;
   void broadcast(std::span<float> data, int root) override;
+  void broadcast(std::span<double> data, int root) override;
   void barrier() override;
+  Request start_allreduce_sum(std::span<float> data) override;
+  bool test(Request r) override;
+  void progress() override;
   // Stops every rank (after an error on one, so that the others do not wait forever).
   [[noreturn]] void abort(int code);
 
  private:
   int rank_ = 0, size_ = 1;
+  struct Pending;  // the MPI requests in flight
+  std::unique_ptr<Pending> pending_;
 };
 
 // True when this process was started by mpirun/srun (Open MPI, PMI or PMIx variables).

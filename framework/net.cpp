@@ -32,6 +32,7 @@ struct Net::Impl {
     std::vector<Edge> consumers;
     std::vector<Param> params;
     bool needs_grad = false;  // has parameters, or feeds from a node that has
+    int64_t grads_done = 0;   // after this node's backward, gradients [0, grads_done) are final
     Tensor y;
     // One gradient buffer per consumer (at least one): each consumer overwrites its own,
     // and the extra ones are added into grad[0] in consumer order before backward.
@@ -186,6 +187,7 @@ void Net::build(int64_t max_batch, uint64_t seed) {
       m.num_params += p.size;
       offset += align_floats(p.size);
     }
+    m.nodes[i].grads_done = offset;
   }
   m.params = AlignedBuffer(offset);
   m.grads = AlignedBuffer(offset);
@@ -266,7 +268,9 @@ TensorView Net::output_grad(int64_t n) {
   return TensorView(last.grad[0].data(), last.out.with_batch(n));
 }
 
-void Net::backward(int64_t n, const StepContext& ctx) {
+void Net::backward(int64_t n, const StepContext& ctx) { backward(n, ctx, {}); }
+
+void Net::backward(int64_t n, const StepContext& ctx, const std::function<void(int64_t)>& on_progress) {
   check_rows(*this, n);
   Impl& m = *impl_;
   for (int i = static_cast<int>(m.nodes.size()) - 1; i >= 0; --i) {
@@ -289,7 +293,9 @@ void Net::backward(int64_t n, const StepContext& ctx) {
     }
     node.layer->backward(node.x_views, m.output_of(i, n), ConstTensorView(node.grad[0].data(), node.out.with_batch(n)),
                          node.dx_views, ctx);
+    if (on_progress && !node.specs.empty()) on_progress(node.grads_done);
   }
+  if (on_progress) on_progress(static_cast<int64_t>(m.grads.size()));
 }
 
 ConstTensorView Net::activation(const std::string& layer, int64_t n) const {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -68,6 +69,9 @@ class Net {
   TensorView output_grad(int64_t n);
   // Back-propagates output_grad into every parameter gradient.
   void backward(int64_t n, const StepContext& ctx);
+  // The same, calling on_progress(p) whenever gradients [0, p) of the arena are final (the
+  // arena is filled from offset 0), so their allreduce can start while backward goes on.
+  void backward(int64_t n, const StepContext& ctx, const std::function<void(int64_t)>& on_progress);
   // The output of a named layer from the last forward.
   ConstTensorView activation(const std::string& layer, int64_t n) const;
 

@@ -7,6 +7,7 @@
 
 #include "framework/config.hpp"
 #include "framework/error.hpp"
+#include "framework/parallel.hpp"
 #include "framework/random.hpp"
 
 namespace hubel {
@@ -18,6 +19,12 @@ TrainOptions TrainOptions::parse(const Config& c) {
   o.seed = c.get<uint64_t>("seed", o.seed);
   o.max_steps = c.get<int64_t>("max_steps", o.max_steps);
   o.shuffle = c.get<bool>("shuffle", o.shuffle);
+  o.accumulate = c.get<int64_t>("accumulate", o.accumulate);
+  o.bucket_mb = c.get<double>("bucket_mb", o.bucket_mb);
+  o.comm_timeout = c.get<double>("comm_timeout", o.comm_timeout);
+  if (o.accumulate < 1) c.at("accumulate").fail(cat("accumulate must be at least 1; got ", o.accumulate));
+  if (!(o.bucket_mb > 0)) c.at("bucket_mb").fail(cat("bucket_mb must be positive; got ", o.bucket_mb));
+  if (!(o.comm_timeout >= 0)) c.at("comm_timeout").fail(cat("comm_timeout must be >= 0 (0: wait forever); got ", o.comm_timeout));
   if (o.epochs <= 0) c.at("epochs").fail(cat("epochs must be positive; got ", o.epochs));
   if (o.batch <= 0) c.at("batch").fail(cat("batch must be positive; got ", o.batch));
   if (o.max_steps < 0) c.at("max_steps").fail(cat("max_steps must be >= 0 (0 = no limit); got ", o.max_steps));
@@ -27,13 +34,21 @@ TrainOptions TrainOptions::parse(const Config& c) {
 
 Trainer::Trainer(Net& net, const Loss& loss, Optimizer& opt, Schedule& schedule, comm::Communicator& comm,
                  const TrainOptions& options)
-    : net_(net), loss_(loss), opt_(opt), schedule_(schedule), comm_(comm), o_(options) {
+    : net_(net),
+      loss_(loss),
+      opt_(opt),
+      schedule_(schedule),
+      comm_(comm),
+      o_(options),
+      sync_(comm, static_cast<int64_t>(net.grads().size()), static_cast<int64_t>(options.bucket_mb * (1 << 20) / 4),
+            options.comm_timeout) {
   if (o_.batch < comm_.size())
     throw ConfigError(cat("train.batch is ", o_.batch, ", fewer than the ", comm_.size(),
                           " ranks: the batch is global, each rank takes batch/ranks rows; raise it to at least ", comm_.size()));
   const int64_t local = (o_.batch + comm_.size() - 1) / comm_.size();
   if (!net_.built()) throw Error("Trainer: build the Net first");
   if (net_.max_batch() < local) throw Error(cat("Trainer: the Net was built for ", net_.max_batch(), " rows; this rank needs ", local));
+  if (o_.accumulate > 1) accum_ = Tensor(Shape{static_cast<int64_t>(net_.grads().size())});
 }
 
 void Trainer::check_data(const datasets::BatchSource& data) const {
@@ -84,7 +99,7 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
                       "schedule.monitor: train_loss");
   if (schedule_.has_momentum() && !opt_.set_momentum(*schedule_.momentum(0)))
     throw ConfigError(cat("schedule.momentum needs an optimizer with momentum (sgd); optimizer.type is ", opt_.type()));
-  const int64_t steps_per_epoch = std::max<int64_t>(1, train.batches_per_epoch());
+  const int64_t steps_per_epoch = std::max<int64_t>(1, (train.batches_per_epoch() + o_.accumulate - 1) / o_.accumulate);
   std::vector<EpochMetrics> history;
   bool stop = false;
   for (int64_t epoch = 0; epoch < o_.epochs && !stop; ++epoch) {
@@ -101,26 +116,47 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
         stop = true;
         break;
       }
-      if (!train.next(b)) break;
-      lr = schedule_.lr({epoch, step_, steps_per_epoch});
-      StepContext ctx{true, o_.seed, static_cast<uint64_t>(step_), b.first_sample};
-      if (b.rows > 0) {
-        const Targets t = load(b);
-        ConstTensorView y = net_.forward(b.rows, ctx);
-        // Scaling by the global batch makes the sum over ranks the gradient of the mean.
-        const LossStats s = loss_.evaluate(y, t, net_.output_grad(b.rows), 1.0f / static_cast<float>(b.rows_global));
-        if (!std::isfinite(s.loss))
-          throw NumericError(cat("the loss became ", s.loss, " at epoch ", epoch + 1, ", step ", step_ + 1,
-                                 ": training diverged; lower optimizer.lr (now ", lr, ") or check the data"));
-        stats += s;
-        net_.backward(b.rows, ctx);
-      } else {
-        std::fill(net_.grads().begin(), net_.grads().end(), 0.0f);
+      // One optimizer step: `accumulate` micro-batches (fewer at the end of an epoch).
+      // Losses are summed (scale 1), gradients too; the optimizer divides by the rows.
+      int64_t rows_total = 0;
+      const std::span<float> grads = net_.grads();
+      sync_.begin(grads, step_);
+      for (int64_t micro = 0; micro < o_.accumulate; ++micro) {
+        if (!train.next(b)) break;
+        lr = schedule_.lr({epoch, step_, steps_per_epoch});
+        StepContext ctx{true, o_.seed, static_cast<uint64_t>(step_), b.first_sample};
+        const bool last = micro + 1 == o_.accumulate;
+        if (b.rows > 0) {
+          const Targets t = load(b);
+          ConstTensorView y = net_.forward(b.rows, ctx);
+          const LossStats s = loss_.evaluate(y, t, net_.output_grad(b.rows), 1.0f);
+          if (!std::isfinite(s.loss))
+            throw NumericError(cat("the loss became ", s.loss, " at epoch ", epoch + 1, ", step ", step_ + 1, " (rank ",
+                                   comm_.rank(), "): training diverged; lower optimizer.lr (now ", lr, ") or check the data"));
+          stats += s;
+          // Without accumulation, each bucket's allreduce starts as soon as backward has filled it.
+          if (o_.accumulate == 1) net_.backward(b.rows, ctx, [&](int64_t done) { sync_.ready(done); });
+          else net_.backward(b.rows, ctx);
+        } else {
+          std::fill(grads.begin(), grads.end(), 0.0f);
+        }
+        if (o_.accumulate > 1) {
+          float* acc = accum_.data();
+          const float* g = grads.data();
+          const bool first = micro == 0;
+          parallel_chunks(static_cast<int64_t>(grads.size()), 16384, [&](int64_t b0, int64_t b1) {
+            for (int64_t j = b0; j < b1; ++j) acc[j] = first ? g[j] : acc[j] + g[j];
+          });
+        }
+        rows_total += b.rows_global;
+        if (last) break;
       }
-      if (comm_.size() > 1) comm_.allreduce_sum(net_.grads());
-      opt_.step(net_.params(), net_.grads(), static_cast<float>(lr), 1.0f);
+      if (rows_total == 0) break;
+      if (o_.accumulate > 1) std::copy(accum_.data(), accum_.data() + grads.size(), grads.data());
+      sync_.finish();
+      opt_.step(net_.params(), grads, static_cast<float>(lr), 1.0f / static_cast<float>(rows_total));
       ++step_;
-      seen += b.rows_global;
+      seen += rows_total;
     }
     if (seen == 0) break;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "comm/communicator.hpp"
+#include "comm/gradient_sync.hpp"
 #include "datasets/batch_source.hpp"
 #include "framework/loss.hpp"
 #include "framework/net.hpp"
@@ -24,8 +25,11 @@ struct TrainOptions {
   uint64_t seed = 42;      // initialization, shuffling, stochastic layers
   int64_t max_steps = 0;   // stop after this many steps; 0 = no limit
   bool shuffle = true;
+  int64_t accumulate = 1;      // micro-batches (of `batch` each) per optimizer step
+  double bucket_mb = 1.0;      // gradient allreduce bucket size (MiB), see GradientSync
+  double comm_timeout = 300;   // seconds a rank waits for the others' gradients before giving up
 
-  // train: {epochs, batch, seed, max_steps, shuffle}
+  // train: {epochs, batch, seed, max_steps, shuffle, accumulate, bucket_mb, comm_timeout}
   static TrainOptions parse(const Config& c);
 };
 
@@ -67,6 +71,8 @@ class Trainer {
   comm::Communicator& comm_;
   TrainOptions o_;
   int64_t step_ = 0;
+  comm::GradientSync sync_;
+  Tensor accum_;  // the sum of the micro-batches' gradients, when accumulating
 };
 
 }  // namespace hubel

@@ -180,6 +180,9 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   // Every rank starts from rank 0's parameters.
   if (comm.size() > 1) comm.broadcast(net.params(), 0);
   auto optimizer = Optimizer::create(exp.optimizer, net);
+  // ... and from rank 0's optimizer state (all zeros now; a resumed run's saved state later).
+  if (comm.size() > 1)
+    for (auto& [name, state] : optimizer->state()) comm.broadcast(state, 0);
   auto schedule = Schedule::create(exp.schedule, optimizer->base_lr(), exp.train.epochs);
   Trainer trainer(net, *model.loss, *optimizer, *schedule, comm, exp.train);
   datasets::LoaderOptions lo{exp.train.batch, comm.rank(), comm.size(), exp.train.shuffle, data.drop_last, true,
