@@ -30,6 +30,9 @@ class Communicator {
   virtual bool test(Request r) = 0;
   // Progresses every pending request once (lets MPI move data while backward computes).
   virtual void progress() {}
+  // May one other thread make the blocking calls while this one computes (never both at
+  // once)? MPI: when initialized with MPI_THREAD_SERIALIZED or better.
+  virtual bool allows_worker_thread() const { return false; }
 };
 
 // One process, no MPI: reductions and broadcasts are identities.

@@ -40,7 +40,8 @@ struct MpiCommunicator::Pending {
 
 MpiCommunicator::MpiCommunicator(int* argc, char*** argv) : pending_(std::make_unique<Pending>()) {
   int provided = 0;
-  check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "initialization");
+  check(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided), "initialization");
+  serialized_ = provided >= MPI_THREAD_SERIALIZED;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
 }

@@ -9,7 +9,8 @@ namespace hubel::comm {
 
 class MpiCommunicator final : public Communicator {
  public:
-  // Initializes MPI (thread level "funneled": only the main thread calls MPI).
+  // Initializes MPI asking for MPI_THREAD_SERIALIZED: the gradient sync's communication
+  // thread and the main thread call MPI, never at the same time.
   MpiCommunicator(int* argc, char*** argv);
   ~MpiCommunicator() override;  // MPI_Finalize
   MpiCommunicator(const MpiCommunicator&) = delete;
@@ -25,11 +26,13 @@ class MpiCommunicator final : public Communicator {
   Request start_allreduce_sum(std::span<float> data) override;
   bool test(Request r) override;
   void progress() override;
+  bool allows_worker_thread() const override { return serialized_; }
   // Stops every rank (after an error on one, so that the others do not wait forever).
   [[noreturn]] void abort(int code);
 
  private:
   int rank_ = 0, size_ = 1;
+  bool serialized_ = false;
   struct Pending;  // the MPI requests in flight
   std::unique_ptr<Pending> pending_;
 };
