@@ -109,7 +109,7 @@ const char* kCnn =
     "    - {type: conv2d, filters: 6, kernel: 3}\n"
     "    - {type: tanh}\n"
     "    - {type: flatten}\n"
-    "    - {type: dense, units: 3000}\n"  // an arena of three allreduce pieces
+    "    - {type: dense, units: 23000}\n"  // an arena of three allreduce pieces
     "    - {type: relu}\n"
     "    - {type: dense, units: 3}\n"
     "  loss: softmax_cross_entropy\n"
@@ -167,7 +167,7 @@ TEST(DataParallel, NRanksEqualOneRank) {
 
 TEST(DataParallel, BitwiseAcrossRunsThreadsAndBucketSizes) {
   const TrainResult a = train(world(), 1);
-  const TrainResult b = train(world(), 2);
+  const TrainResult b = train(world(), 2, {"train.bucket_mb=100"});  // one bucket of three pieces
   const TrainResult c = train(world(), 2, {"train.bucket_mb=0.01"});  // one piece per bucket: three buckets
   EXPECT_GT(a.weights.size(), 2u * comm::GradientSync::kPiece);
   ASSERT_EQ(a.weights.size(), b.weights.size());
