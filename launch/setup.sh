@@ -10,7 +10,7 @@ PACKAGES=(
   libhdf5-dev hdf5-tools zlib1g-dev
   libboost-program-options-dev
   libyaml-cpp-dev
-  libopenblas-serial-dev
+  libopenblas-pthread-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
 )

@@ -6,6 +6,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash launch/setup.sh
 # Open MPI refuses to run as root unless told it is fine (CI and fresh machines run as root).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# OpenBLAS computes on the calling thread only (hubel sets this too; the variable also
+# keeps it from starting an idle thread pool).
+export OPENBLAS_NUM_THREADS=1
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DHUBEL_BUILD_TESTS=ON
 cmake --build build -j2
 cd build

@@ -4,6 +4,8 @@
 
 extern "C" void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float* a,
                             int lda, const float* b, int ldb, float beta, float* c, int ldc);
+// OpenBLAS's thread control, when the BLAS is OpenBLAS (weak: other BLAS lack it).
+extern "C" __attribute__((weak)) void openblas_set_num_threads(int);
 
 namespace hubel::layers {
 
@@ -13,6 +15,12 @@ constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  // Threads belong to TBB: every BLAS call runs on the calling task's thread only.
+  static const bool single = [] {
+    if (openblas_set_num_threads) openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)single;
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
     for (int64_t i = 0; i < m; ++i)
