@@ -108,7 +108,8 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
     double lr = schedule_.lr({epoch, step_, steps_per_epoch});
     const auto momentum = schedule_.momentum(epoch);
     if (momentum) opt_.set_momentum(*momentum);
-    int64_t seen = 0;
+    int64_t seen = 0, steps_this_epoch = 0;
+    double wait_seconds = 0;
     train.start(epoch, 0);
     datasets::Batch b;
     while (true) {
@@ -153,7 +154,10 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
       }
       if (rows_total == 0) break;
       if (o_.accumulate > 1) std::copy(accum_.data(), accum_.data() + grads.size(), grads.data());
+      const auto w0 = std::chrono::steady_clock::now();
       sync_.finish();
+      wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+      ++steps_this_epoch;
       opt_.step(net_.params(), grads, static_cast<float>(lr), 1.0f / static_cast<float>(rows_total));
       ++step_;
       seen += rows_total;
@@ -171,6 +175,7 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
     m.train_accuracy = sums[1] / sums[2];
     m.seconds = seconds;
     m.samples_per_second = static_cast<double>(seen) / seconds;
+    m.comm_wait_ms = steps_this_epoch ? 1e3 * wait_seconds / static_cast<double>(steps_this_epoch) : 0;
     if (test) {
       const LossStats t = evaluate(*test);
       m.has_test = true;

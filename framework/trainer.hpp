@@ -44,6 +44,7 @@ struct EpochMetrics {
   double test_loss = 0, test_accuracy = 0;
   double seconds = 0;         // training time of this epoch (evaluation excluded)
   double samples_per_second = 0;
+  double comm_wait_ms = 0;    // per step: time the rank waited for the gradient allreduce after backward
 };
 
 class Trainer {

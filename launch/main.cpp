@@ -106,6 +106,7 @@ std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy) {
     if (accuracy) os << " acc " << std::setprecision(4) << m.test_accuracy;
   }
   os << "  " << std::setprecision(2) << m.seconds << " s  " << std::setprecision(0) << m.samples_per_second << " samples/s";
+  if (m.comm_wait_ms > 0) os << "  comm wait " << std::setprecision(2) << m.comm_wait_ms << " ms/step";
   if (m.momentum >= 0) os << "  momentum " << std::setprecision(2) << m.momentum;
   if (m.lr_reduced) os << "  (plateau: learning rate reduced)";
   return os.str();
@@ -207,7 +208,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     std::ofstream(run_dir / "experiment.yaml") << exp.root.text();
     metrics.open(run_dir / "metrics.csv");
     if (!metrics) throw DataError(cat("cannot write ", (run_dir / "metrics.csv").string()));
-    metrics << "epoch,steps,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,samples_per_second\n";
+    metrics << "epoch,steps,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,samples_per_second,comm_wait_ms\n";
     std::cout << "hubel " << HUBEL_VERSION << ": " << comm.size() << " rank(s) x " << runtime.threads() << " thread(s), experiment "
               << c.experiment << "\n";
     std::cout << "data: " << data.train->name() << " " << data.train->size() << " samples of " << data.train->sample_shape().str();
@@ -227,7 +228,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
       std::cout << format_epoch(m, exp.train.epochs, accuracy) << std::endl;
       metrics << m.epoch << "," << m.steps << "," << m.lr << "," << m.train_loss << "," << m.train_accuracy << ","
               << (m.has_test ? std::to_string(m.test_loss) : "") << "," << (m.has_test ? std::to_string(m.test_accuracy) : "")
-              << "," << m.seconds << "," << m.samples_per_second << std::endl;
+              << "," << m.seconds << "," << m.samples_per_second << "," << m.comm_wait_ms << std::endl;
     });
   });
   // A val split guided training: the test split is measured once, at the end.
