@@ -58,6 +58,29 @@ std::string rank_suffix(int rank) { return rank ? cat(rank, "d") : ""; }
 
 std::vector<int64_t> spatial_of(const Shape& x) { return {x.begin() + 1, x.end()}; }
 
+// y[k][q] += b[k] (channel) or b[k][q] (location), for one sample of K planes of V values.
+void add_bias(BiasKind kind, const float* b, int64_t K, int64_t V, float* y) {
+  if (kind == BiasKind::channel) {
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t q = 0; q < V; ++q) y[k * V + q] += b[k];
+  } else if (kind == BiasKind::location) {
+    for (int64_t q = 0; q < K * V; ++q) y[q] += b[q];
+  }
+}
+
+// The bias gradient of one sample, written (first sample of a chunk) or added.
+void bias_gradient(BiasKind kind, const float* dy, int64_t K, int64_t V, bool first, float* db) {
+  if (kind == BiasKind::channel) {
+    for (int64_t k = 0; k < K; ++k) {
+      float s = 0;
+      for (int64_t q = 0; q < V; ++q) s += dy[k * V + q];
+      db[k] = first ? s : db[k] + s;
+    }
+  } else if (kind == BiasKind::location) {
+    for (int64_t q = 0; q < K * V; ++q) db[q] = first ? dy[q] : db[q] + dy[q];
+  }
+}
+
 const char* bias_name(BiasKind b) { return b == BiasKind::none ? ", no bias" : b == BiasKind::location ? ", bias per location" : ""; }
 
 }  // namespace
@@ -302,12 +325,7 @@ void Conv::forward(ConstTensorView x, TensorView y, const StepContext&) {
                Y + gr * Kg * P + p0, P);
       }
       if (tiled) scatter_columns(y_t, yi, K, order_);
-      if (o_.bias == BiasKind::channel) {
-        for (int64_t k = 0; k < K; ++k)
-          for (int64_t p = 0; p < P; ++p) yi[k * P + p] += bias[k];
-      } else if (o_.bias == BiasKind::location) {
-        for (int64_t q = 0; q < K * P; ++q) yi[q] += bias[q];
-      }
+      add_bias(o_.bias, bias, K, P, yi);
     }
   });
 }
@@ -353,15 +371,7 @@ void Conv::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, Tens
             gemm(false, true, Kg, CgK, pn, 1.0f, D + gr * Kg * P + p0, P, B + gr * CgK * P + p0, P, first ? 0.0f : 1.0f,
                  dW + (t * K + gr * Kg) * CgK, CgK);
         }
-        if (o_.bias == BiasKind::channel) {
-          for (int64_t k = 0; k < K; ++k) {
-            float s = 0;
-            for (int64_t p = 0; p < P; ++p) s += dyi[k * P + p];
-            db[k] = first ? s : db[k] + s;
-          }
-        } else if (o_.bias == BiasKind::location) {
-          for (int64_t q = 0; q < K * P; ++q) db[q] = first ? dyi[q] : db[q] + dyi[q];
-        }
+        bias_gradient(o_.bias, dyi, K, P, first, db);
         if (dx.empty()) continue;
         float* dxi = dx.data() + i * in_stride;
         float* target = tiled ? dcols_t : pointwise ? dxi : dcols;
@@ -560,12 +570,7 @@ void ConvTranspose::forward(ConstTensorView x, TensorView y, const StepContext&)
       for (int64_t gr = 0; gr < o_.groups; ++gr)
         gemm(true, false, KgK, P, Cg_, 1.0f, W + gr * Cg_ * KgK, KgK, xi + gr * Cg_ * P, P, 0.0f, target + gr * KgK * P, P);
       if (!pointwise) col2im(w_, K_, cols, yi);
-      if (o_.bias == BiasKind::channel) {
-        for (int64_t k = 0; k < K_; ++k)
-          for (int64_t q = 0; q < IV; ++q) yi[k * IV + q] += bias[k];
-      } else if (o_.bias == BiasKind::location) {
-        for (int64_t q = 0; q < K_ * IV; ++q) yi[q] += bias[q];
-      }
+      add_bias(o_.bias, bias, K_, IV, yi);
     }
   });
 }
@@ -601,15 +606,7 @@ void ConvTranspose::backward(ConstTensorView x, ConstTensorView, ConstTensorView
             gemm(false, false, Cg_, P, KgK, 1.0f, W + gr * Cg_ * KgK, KgK, dc + gr * KgK * P, P, 0.0f,
                  dx.data() + i * C_ * P + gr * Cg_ * P, P);
         }
-        if (o_.bias == BiasKind::channel) {
-          for (int64_t k = 0; k < K_; ++k) {
-            float s = 0;
-            for (int64_t q = 0; q < IV; ++q) s += dyi[k * IV + q];
-            db[k] = first ? s : db[k] + s;
-          }
-        } else if (o_.bias == BiasKind::location) {
-          for (int64_t q = 0; q < K_ * IV; ++q) db[q] = first ? dyi[q] : db[q] + dyi[q];
-        }
+        bias_gradient(o_.bias, dyi, K_, IV, first, db);
       }
     }
   });
