@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "datasets/dataset.hpp"
-#include "datasets/hdf5.hpp"
+#include "framework/hdf5.hpp"
 
 namespace hubel::datasets {
 

@@ -20,6 +20,7 @@ struct Experiment {
   Config root;
   Config model, data, optimizer;
   std::optional<Config> schedule;
+  std::optional<Config> checkpoint;  // read by the hubel command
   TrainOptions train;
 
   // Loads the file, applies "--set key=value" overrides, checks the top-level sections and

@@ -72,6 +72,13 @@ Targets Trainer::load(const datasets::Batch& b) {
   return Targets{b.labels, b.targets};
 }
 
+void Trainer::set_start(int64_t epoch, int64_t batch, int64_t step, std::vector<EpochMetrics> history) {
+  start_epoch_ = epoch;
+  start_batch_ = batch;
+  step_ = step;
+  history_ = std::move(history);
+}
+
 LossStats Trainer::evaluate(datasets::BatchSource& data) {
   check_data(data);
   LossStats total;
@@ -100,9 +107,11 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
   if (schedule_.has_momentum() && !opt_.set_momentum(*schedule_.momentum(0)))
     throw ConfigError(cat("schedule.momentum needs an optimizer with momentum (sgd); optimizer.type is ", opt_.type()));
   const int64_t steps_per_epoch = std::max<int64_t>(1, (train.batches_per_epoch() + o_.accumulate - 1) / o_.accumulate);
-  std::vector<EpochMetrics> history;
+  std::vector<EpochMetrics> history = history_;
   bool stop = false;
-  for (int64_t epoch = 0; epoch < o_.epochs && !stop; ++epoch) {
+  stop_epoch_ = o_.epochs;
+  stop_batch_ = 0;
+  for (int64_t epoch = start_epoch_; epoch < o_.epochs && !stop; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     LossStats stats;
     double lr = schedule_.lr({epoch, step_, steps_per_epoch});
@@ -110,11 +119,17 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
     if (momentum) opt_.set_momentum(*momentum);
     int64_t seen = 0, steps_this_epoch = 0;
     double wait_seconds = 0;
-    train.start(epoch, 0);
+    // A resumed run starts its first epoch where the checkpoint stopped.
+    int64_t batches_done = epoch == start_epoch_ ? std::min(start_batch_, train.batches_per_epoch()) : 0;
+    if (batches_done == train.batches_per_epoch() && batches_done > 0) continue;  // stopped right at its end
+    train.start(epoch, batches_done);
+    bool interrupted = false;
     datasets::Batch b;
     while (true) {
       if (o_.max_steps && step_ >= o_.max_steps) {
         stop = true;
+        stop_epoch_ = epoch;
+        stop_batch_ = batches_done;
         break;
       }
       // One optimizer step: `accumulate` micro-batches (fewer at the end of an epoch).
@@ -124,6 +139,7 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
       sync_.begin(grads, step_);
       for (int64_t micro = 0; micro < o_.accumulate; ++micro) {
         if (!train.next(b)) break;
+        ++batches_done;
         lr = schedule_.lr({epoch, step_, steps_per_epoch});
         StepContext ctx{true, o_.seed, static_cast<uint64_t>(step_), b.first_sample};
         const bool last = micro + 1 == o_.accumulate;
@@ -161,7 +177,16 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
       opt_.step(net_.params(), grads, static_cast<float>(lr), 1.0f / static_cast<float>(rows_total));
       ++step_;
       seen += rows_total;
+      if (step_hook_ && step_hook_(epoch, batches_done, step_)) {
+        stop = interrupted = true;
+        stop_epoch_ = epoch;
+        stop_batch_ = batches_done;
+        break;
+      }
     }
+    // Stopped inside the epoch by the hook (a checkpoint on a signal): its metrics would be
+    // partial; the resumed run reports the epoch.
+    if (interrupted && batches_done < train.batches_per_epoch()) break;
     if (seen == 0) break;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double sums[3] = {stats.loss, static_cast<double>(stats.correct), static_cast<double>(stats.count)};

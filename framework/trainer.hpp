@@ -56,6 +56,19 @@ class Trainer {
   // null) is evaluated after each epoch.
   std::vector<EpochMetrics> fit(datasets::BatchSource& train, datasets::BatchSource* test,
                                 const std::function<void(const EpochMetrics&)>& on_epoch = {});
+  // Continue a run: the next step is minibatch `batch` of `epoch`, `step` steps were done,
+  // and `history` holds the epochs finished before (fit returns it extended).
+  void set_start(int64_t epoch, int64_t batch, int64_t step, std::vector<EpochMetrics> history);
+  // Called on every rank after each optimizer step with the position reached (the epoch,
+  // the minibatches of it done, the steps); returning true stops training there, on every
+  // rank (the hook must answer the same on all ranks).
+  using StepHook = std::function<bool(int64_t epoch, int64_t batches_done, int64_t step)>;
+  void set_step_hook(StepHook hook) { step_hook_ = std::move(hook); }
+  int64_t step() const { return step_; }
+  // Where fit stopped: the epoch, and the minibatches of it done (0: at its start).
+  int64_t stop_epoch() const { return stop_epoch_; }
+  int64_t stop_batch() const { return stop_batch_; }
+
   // Summed loss and accuracy over a whole data set (sharded across ranks, reduced).
   LossStats evaluate(datasets::BatchSource& data);
 
@@ -72,6 +85,9 @@ class Trainer {
   comm::Communicator& comm_;
   TrainOptions o_;
   int64_t step_ = 0;
+  int64_t start_epoch_ = 0, start_batch_ = 0, stop_epoch_ = 0, stop_batch_ = 0;
+  std::vector<EpochMetrics> history_;
+  StepHook step_hook_;
   comm::GradientSync sync_;
   Tensor accum_;  // the sum of the micro-batches' gradients, when accumulating
 };

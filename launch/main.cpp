@@ -3,7 +3,9 @@
 // 2 a failure during training (divergence, I/O, MPI).
 #include <boost/program_options.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +18,7 @@
 #include "datasets/convert.hpp"
 #include "datasets/loader.hpp"
 #include "datasets/open.hpp"
+#include "framework/checkpoint.hpp"
 #include "framework/error.hpp"
 #include "framework/experiment.hpp"
 #include "framework/optimizer.hpp"
@@ -163,11 +166,49 @@ int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
   return kOk;
 }
 
+// SIGTERM or SIGUSR1 (what schedulers send before a time limit): finish the step, write a
+// checkpoint, exit 0.
+std::atomic<int> g_signal{0};
+extern "C" void on_signal(int sig) { g_signal = sig; }
+
+struct CheckpointOptions {
+  std::string dir;
+  int64_t every_steps = 0, every_epochs = 1;
+  double every_minutes = 0;
+  int keep = 3;
+};
+
+CheckpointOptions read_checkpoint_options(const std::optional<Config>& c, const fs::path& run_dir) {
+  CheckpointOptions o;
+  o.dir = (run_dir / "checkpoints").string();
+  if (!c || c->is_null()) return o;
+  o.dir = c->get<std::string>("dir", o.dir);
+  o.every_steps = c->get<int64_t>("every_steps", 0);
+  o.every_epochs = c->get<int64_t>("every_epochs", 1);
+  o.every_minutes = c->get<double>("every_minutes", 0);
+  o.keep = c->get<int>("keep", 3);
+  if (o.every_steps < 0) c->at("every_steps").fail("every_steps must be >= 0 (0: off)");
+  if (o.every_epochs < 0) c->at("every_epochs").fail("every_epochs must be >= 0 (0: off)");
+  if (!(o.every_minutes >= 0)) c->at("every_minutes").fail("every_minutes must be >= 0 (0: off)");
+  if (o.keep < 1) c->at("keep").fail("keep must be at least 1");
+  c->finish();
+  return o;
+}
+
 int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   Common c;
+  std::string resume;
   auto opts = common_options(c);
-  opts.add_options()("run-dir", po::value(&c.run_dir), "where metrics and the resolved experiment go (default: runs/<experiment name>)");
+  opts.add_options()("run-dir", po::value(&c.run_dir), "where metrics and the resolved experiment go (default: runs/<experiment name>)")(
+      "resume", po::value(&resume), "continue from a checkpoint: a file, a checkpoint directory, or auto (the run's own)")(
+      "weights-only", "with --resume: take only the weights, start the optimizer, schedule and data from the beginning");
   if (!parse(argc, argv, "train", opts, c)) return kOk;
+  const bool weights_only = [&] {
+    for (int i = 1; i < argc; ++i)
+      if (std::string(argv[i]) == "--weights-only") return true;
+    return false;
+  }();
+  if (weights_only && resume.empty()) throw po::error("--weights-only needs --resume FILE");
   const bool root = comm.rank() == 0;
 
   // Everything is read and checked before anything is allocated or trained.
@@ -178,14 +219,41 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   Net& net = model.net;
   const int64_t local_batch = (exp.train.batch + comm.size() - 1) / comm.size();
   net.build(local_batch, exp.train.seed);
-  // Every rank starts from rank 0's parameters.
-  if (comm.size() > 1) comm.broadcast(net.params(), 0);
   auto optimizer = Optimizer::create(exp.optimizer, net);
-  // ... and from rank 0's optimizer state (all zeros now; a resumed run's saved state later).
-  if (comm.size() > 1)
-    for (auto& [name, state] : optimizer->state()) comm.broadcast(state, 0);
   auto schedule = Schedule::create(exp.schedule, optimizer->base_lr(), exp.train.epochs);
   Trainer trainer(net, *model.loss, *optimizer, *schedule, comm, exp.train);
+  const fs::path run_dir = c.run_dir.empty() ? fs::path("runs") / fs::path(c.experiment).stem() : fs::path(c.run_dir);
+  const CheckpointOptions ck = read_checkpoint_options(exp.checkpoint, run_dir);
+  const CheckpointDir checkpoints(ck.dir, ck.keep);
+  std::vector<EpochMetrics> past;
+  std::string resumed_from;
+  if (!resume.empty()) {
+    std::optional<std::string> path;
+    if (resume == "auto") path = checkpoints.newest_good();
+    else if (fs::is_directory(resume)) path = CheckpointDir(resume, ck.keep).newest_good();
+    else path = resume;
+    if (!path && resume != "auto") throw DataError(cat(resume, ": no readable checkpoint there"));
+    if (path) {
+      resumed_from = *path;
+      if (weights_only) {
+        load_checkpoint(*path, net, nullptr, nullptr);
+      } else {
+        const CheckpointMeta meta = load_checkpoint(*path, net, optimizer.get(), schedule.get());
+        if (meta.seed != exp.train.seed && root)
+          std::cout << "note: the checkpoint was trained with seed " << meta.seed << "; continuing with train.seed "
+                    << exp.train.seed << "\n";
+        trainer.set_start(meta.epoch, meta.batch, meta.step, meta.history);
+        past = meta.history;
+      }
+    } else if (root) {
+      std::cout << "no checkpoint in " << ck.dir << ": starting from the beginning\n";
+    }
+  }
+  // Every rank starts from rank 0's parameters and optimizer state.
+  if (comm.size() > 1) {
+    comm.broadcast(net.params(), 0);
+    for (auto& [name, state] : optimizer->state()) comm.broadcast(state, 0);
+  }
   datasets::LoaderOptions lo{exp.train.batch, comm.rank(), comm.size(), exp.train.shuffle, data.drop_last, true,
                              exp.train.seed, data.prefetch};
   datasets::Loader train_loader(*data.train, data.transform.get(), lo);
@@ -199,16 +267,17 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   if (heldout) trainer.check_data(*heldout);
   if (test) trainer.check_data(*test);
 
-  const fs::path run_dir = c.run_dir.empty() ? fs::path("runs") / fs::path(c.experiment).stem() : fs::path(c.run_dir);
   std::ofstream metrics;
   if (root) {
     std::error_code ec;
     fs::create_directories(run_dir, ec);
     if (ec) throw DataError(cat("cannot create the run directory ", run_dir.string(), ": ", ec.message()));
     std::ofstream(run_dir / "experiment.yaml") << exp.root.text();
-    metrics.open(run_dir / "metrics.csv");
+    const bool append = !resumed_from.empty() && fs::exists(run_dir / "metrics.csv");
+    metrics.open(run_dir / "metrics.csv", append ? std::ios::app : std::ios::trunc);
     if (!metrics) throw DataError(cat("cannot write ", (run_dir / "metrics.csv").string()));
-    metrics << "epoch,steps,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,samples_per_second,comm_wait_ms\n";
+    if (!append) metrics << "epoch,steps,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,samples_per_second,comm_wait_ms\n";
+    if (!resumed_from.empty()) std::cout << "resumed from " << resumed_from << (weights_only ? " (weights only)" : "") << "\n";
     std::cout << "hubel " << HUBEL_VERSION << ": " << comm.size() << " rank(s) x " << runtime.threads() << " thread(s), experiment "
               << c.experiment << "\n";
     std::cout << "data: " << data.train->name() << " " << data.train->size() << " samples of " << data.train->sample_shape().str();
@@ -221,9 +290,52 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
               << "; global batch " << exp.train.batch << ", " << exp.train.epochs << " epochs, seed " << exp.train.seed << "\n";
   }
   const bool accuracy = model.loss->reports_accuracy(data.train->num_classes());
+  // Checkpoints: every K steps, every T minutes, every E epochs, on a signal, and at the end.
+  CheckpointMeta meta;
+  meta.seed = exp.train.seed;
+  meta.ranks = comm.size();
+  meta.experiment = exp.root.text();
+  meta.hubel_version = HUBEL_VERSION;
+  int64_t last_written = -1;
+  auto write_checkpoint = [&](int64_t epoch, int64_t batch, int64_t step) {
+    if (batch >= train_loader.batches_per_epoch()) ++epoch, batch = 0;
+    meta.epoch = epoch;
+    meta.batch = batch;
+    meta.step = step;
+    meta.schedule = schedule->state();
+    meta.history = past;
+    if (root) {
+      const std::string path = checkpoints.write(net, *optimizer, *schedule, meta);
+      std::cout << "checkpoint: " << path << "\n" << std::flush;
+    }
+    comm.barrier();  // no rank goes on before rank 0 has written (a failure there aborts all)
+    last_written = step;
+  };
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGUSR1, on_signal);
+  auto last_time = std::chrono::steady_clock::now();
+  bool stopped_by_signal = false;
+  trainer.set_step_hook([&](int64_t epoch, int64_t batches_done, int64_t step) {
+    // Ranks agree on signals and on rank 0's clock: one tiny allreduce per step.
+    const bool due = ck.every_minutes > 0 &&
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - last_time).count() >= 60 * ck.every_minutes;
+    std::vector<double> flags{g_signal != 0 ? 1.0 : 0.0, root && due ? 1.0 : 0.0};
+    if (comm.size() > 1) comm.allreduce_sum(flags);
+    const bool signalled = flags[0] > 0;
+    if (signalled || flags[1] > 0 || (ck.every_steps > 0 && step % ck.every_steps == 0)) {
+      write_checkpoint(epoch, batches_done, step);
+      last_time = std::chrono::steady_clock::now();
+    }
+    stopped_by_signal = signalled;
+    return signalled;
+  });
   std::vector<EpochMetrics> history;
   runtime.run([&] {
     history = trainer.fit(train_loader, heldout.get(), [&](const EpochMetrics& m) {
+      past.push_back(m);
+      // (Not when max_steps cut the epoch short: the final checkpoint records where.)
+      const bool cut = trainer.stop_epoch() == m.epoch - 1 && trainer.stop_batch() > 0;
+      if (!cut && ck.every_epochs > 0 && m.epoch % ck.every_epochs == 0) write_checkpoint(m.epoch, 0, m.steps);
       if (!root) return;
       std::cout << format_epoch(m, exp.train.epochs, accuracy) << std::endl;
       metrics << m.epoch << "," << m.steps << "," << m.lr << "," << m.train_loss << "," << m.train_accuracy << ","
@@ -231,6 +343,13 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
               << "," << m.seconds << "," << m.samples_per_second << "," << m.comm_wait_ms << std::endl;
     });
   });
+  if (stopped_by_signal) {
+    if (root)
+      std::cout << "stopped by signal " << g_signal << " at step " << trainer.step() << "; resume with: hubel train "
+                << c.experiment << " --resume auto" << (c.run_dir.empty() ? "" : " --run-dir " + c.run_dir) << "\n";
+    return kOk;
+  }
+  if (last_written != trainer.step() && trainer.step() > 0) write_checkpoint(trainer.stop_epoch(), trainer.stop_batch(), trainer.step());
   // A val split guided training: the test split is measured once, at the end.
   double test_accuracy = -1;
   if (test && !history.empty()) {

@@ -1,5 +1,5 @@
 // HDF5 helpers: handles, errors with file and object path, typed reads and writes.
-#include "datasets/hdf5.hpp"
+#include "framework/hdf5.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -120,7 +120,9 @@ bool File::exists(const std::string& object) const {
 
 void File::create_group(const std::string& path) {
   Guard g(lock());
-  Handle grp(H5Gcreate2(h_.get(), path.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+  Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl.get(), 1);
+  Handle grp(H5Gcreate2(h_.get(), path.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
   if (!grp.valid()) fail(*this, path, "cannot create the group");
 }
 
@@ -234,7 +236,9 @@ void create_dataset(File& f, const std::string& path, hid_t native_type, const s
       H5Pset_deflate(plist.get(), static_cast<unsigned>(deflate));
     }
   }
-  Handle d(H5Dcreate2(f.id(), path.c_str(), native_type, space.get(), H5P_DEFAULT, plist.get(), H5P_DEFAULT), H5Dclose);
+  Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl.get(), 1);  // "/model/c1/w" creates /model and /model/c1
+  Handle d(H5Dcreate2(f.id(), path.c_str(), native_type, space.get(), lcpl.get(), plist.get(), H5P_DEFAULT), H5Dclose);
   if (!d.valid()) fail(f, path, "cannot create the dataset");
 }
 

@@ -1,0 +1,323 @@
+// Checkpoints: writing, validating, reading; the checkpoint directory.
+#include "framework/checkpoint.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "framework/error.hpp"
+#include "framework/hdf5.hpp"
+
+namespace hubel {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kFormatVersion = 1;
+const char* kFormat = "hubel-checkpoint";
+
+std::vector<int64_t> dims_of(const Shape& s) { return {s.begin(), s.end()}; }
+
+struct Column {
+  const char* name;
+  double EpochMetrics::*field;
+};
+const Column kColumns[] = {{"lr", &EpochMetrics::lr},
+                           {"train_loss", &EpochMetrics::train_loss},
+                           {"train_accuracy", &EpochMetrics::train_accuracy},
+                           {"test_loss", &EpochMetrics::test_loss},
+                           {"test_accuracy", &EpochMetrics::test_accuracy},
+                           {"seconds", &EpochMetrics::seconds},
+                           {"samples_per_second", &EpochMetrics::samples_per_second}};
+
+void write_params(h5::File& f, const std::string& group, const Net& net, std::span<const float> arena) {
+  for (const auto& p : net.param_info())
+    h5::write_dataset(f, group + "/" + p.full_name(), H5T_NATIVE_FLOAT, dims_of(p.shape), arena.data() + p.offset, true);
+}
+
+void write_meta(h5::File& f, const CheckpointMeta& m) {
+  h5::write_attribute(f, "/", "format", std::string(kFormat));
+  h5::write_attribute(f, "/", "format_version", kFormatVersion);
+  h5::write_attribute(f, "/", "hubel_version", m.hubel_version);
+  h5::write_attribute(f, "/", "experiment", m.experiment);
+  h5::write_attribute(f, "/", "epoch", m.epoch);
+  h5::write_attribute(f, "/", "batch", m.batch);
+  h5::write_attribute(f, "/", "step", m.step);
+  h5::write_attribute(f, "/", "seed", static_cast<int64_t>(m.seed));
+  h5::write_attribute(f, "/", "ranks", static_cast<int64_t>(m.ranks));
+  f.create_group("/schedule");
+  const auto& s = m.schedule;
+  h5::write_attribute(f, "/schedule", "state", std::vector<double>{s.factor, std::isfinite(s.best) ? s.best : -1.0,
+                                                                   static_cast<double>(s.bad_epochs),
+                                                                   static_cast<double>(s.cooldown_left),
+                                                                   static_cast<double>(s.reductions), std::isfinite(s.best) ? 1.0 : 0.0});
+  f.create_group("/metrics");
+  const int64_t n = static_cast<int64_t>(m.history.size());
+  std::vector<double> col(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) col[i] = static_cast<double>(m.history[i].epoch);
+  if (n) h5::write_dataset(f, "/metrics/epoch", H5T_NATIVE_DOUBLE, {n}, col.data());
+  for (int64_t i = 0; i < n; ++i) col[i] = static_cast<double>(m.history[i].steps);
+  if (n) h5::write_dataset(f, "/metrics/steps", H5T_NATIVE_DOUBLE, {n}, col.data());
+  for (const auto& c : kColumns) {
+    const bool test_column = std::string(c.name).rfind("test_", 0) == 0;
+    for (int64_t i = 0; i < n; ++i)
+      col[i] = test_column && !m.history[i].has_test ? std::nan("") : m.history[i].*(c.field);
+    if (n) h5::write_dataset(f, std::string("/metrics/") + c.name, H5T_NATIVE_DOUBLE, {n}, col.data());
+  }
+}
+
+void check_format(const h5::File& f) {
+  const auto format = h5::read_string_attribute(f, "/", "format");
+  if (!format || *format != kFormat)
+    h5::fail(f, "", "not a hubel checkpoint (no format = \"hubel-checkpoint\" attribute): an incomplete or foreign file");
+  const auto version = h5::read_int_attribute(f, "/", "format_version");
+  if (!version || *version > kFormatVersion)
+    h5::fail(f, "", cat("checkpoint format version ", version ? *version : -1, " is newer than this hubel reads (",
+                        kFormatVersion, ")"));
+}
+
+int64_t required_int(const h5::File& f, const char* name) {
+  const auto v = h5::read_int_attribute(f, "/", name);
+  if (!v) h5::fail(f, "", cat("the checkpoint lacks its '", name, "' attribute"));
+  return *v;
+}
+
+CheckpointMeta read_meta(const h5::File& f) {
+  check_format(f);
+  CheckpointMeta m;
+  m.epoch = required_int(f, "epoch");
+  m.batch = required_int(f, "batch");
+  m.step = required_int(f, "step");
+  m.seed = static_cast<uint64_t>(required_int(f, "seed"));
+  m.ranks = static_cast<int>(required_int(f, "ranks"));
+  if (m.epoch < 0 || m.batch < 0 || m.step < 0) h5::fail(f, "", "negative epoch, batch or step");
+  m.experiment = h5::read_string_attribute(f, "/", "experiment").value_or("");
+  m.hubel_version = h5::read_string_attribute(f, "/", "hubel_version").value_or("");
+  if (auto s = h5::read_doubles_attribute(f, "/schedule", "state"); s && s->size() == 6) {
+    m.schedule.factor = (*s)[0];
+    m.schedule.best = (*s)[5] > 0 ? (*s)[1] : std::numeric_limits<double>::infinity();
+    m.schedule.bad_epochs = static_cast<int64_t>((*s)[2]);
+    m.schedule.cooldown_left = static_cast<int64_t>((*s)[3]);
+    m.schedule.reductions = static_cast<int64_t>((*s)[4]);
+  }
+  if (f.exists("/metrics/epoch")) {
+    const auto info = h5::dataset_info(f, "/metrics/epoch");
+    if (info.dims.size() != 1 || info.dims[0] > 1'000'000) h5::fail(f, "/metrics/epoch", "not a history");
+    const auto n = info.dims[0];
+    std::vector<double> col(static_cast<size_t>(n));
+    m.history.resize(static_cast<size_t>(n));
+    auto read_col = [&](const std::string& name) {
+      const auto ci = h5::dataset_info(f, "/metrics/" + name);
+      if (ci.dims != info.dims) h5::fail(f, "/metrics/" + name, "a history column of another length");
+      h5::read_dataset(f, "/metrics/" + name, H5T_NATIVE_DOUBLE, col.data());
+    };
+    read_col("epoch");
+    for (int64_t i = 0; i < n; ++i) m.history[i].epoch = static_cast<int64_t>(col[i]);
+    read_col("steps");
+    for (int64_t i = 0; i < n; ++i) m.history[i].steps = static_cast<int64_t>(col[i]);
+    for (const auto& c : kColumns) {
+      read_col(c.name);
+      for (int64_t i = 0; i < n; ++i) m.history[i].*(c.field) = col[i];
+    }
+    for (auto& h : m.history) h.has_test = !std::isnan(h.test_loss);
+  }
+  return m;
+}
+
+// Reads group/<layer>/<param> for every parameter of the net into arena.
+void read_params(const h5::File& f, const std::string& group, const Net& net, std::span<float> arena) {
+  for (const auto& p : net.param_info()) {
+    const std::string path = group + "/" + p.full_name();
+    if (!f.exists(path)) {
+      std::string have;
+      for (const auto& q : read_checkpoint_params(f.path())) {
+        if (have.size() > 200) {
+          have += ", ...";
+          break;
+        }
+        have += (have.empty() ? "" : ", ") + q.name;
+      }
+      h5::fail(f, path, cat("the model has parameter ", p.full_name(), " ", p.shape.str(),
+                            " but the checkpoint does not: it was written for another model (it has: ", have, ")"));
+    }
+    const auto info = h5::dataset_info(f, path);
+    if (info.dims != dims_of(p.shape)) {
+      const Shape stored(std::span<const int64_t>(info.dims.data(), std::min<size_t>(info.dims.size(), Shape::kMaxRank)));
+      h5::fail(f, path, cat("parameter ", p.full_name(), " has shape ", stored.str(), " in the checkpoint but ",
+                            p.shape.str(), " in the model"));
+    }
+    if (info.type_class != H5T_FLOAT) h5::fail(f, path, "not a float array");
+    h5::read_dataset(f, path, H5T_NATIVE_FLOAT, arena.data() + p.offset);
+  }
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, const Net& net, Optimizer& opt, const Schedule&, const CheckpointMeta& meta) {
+  const std::string tmp = h5::temporary_name(path);
+  try {
+    h5::File f = h5::File::create(tmp);
+    write_meta(f, meta);
+    write_params(f, "/model", net, net.params());
+    f.create_group("/optimizer");
+    h5::write_attribute(f, "/optimizer", "type", opt.type());
+    h5::write_attribute(f, "/optimizer", "steps", opt.steps());
+    for (auto& [name, state] : opt.state()) write_params(f, "/optimizer/" + name, net, state);
+    f.flush();
+    f.close();
+    h5::durable_rename(tmp, path);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+}
+
+CheckpointMeta read_checkpoint_meta(const std::string& path) {
+  const h5::File f = h5::File::open_read(path);
+  return read_meta(f);
+}
+
+CheckpointMeta load_checkpoint(const std::string& path, Net& net, Optimizer* opt, Schedule* schedule) {
+  const h5::File f = h5::File::open_read(path);
+  CheckpointMeta m = read_meta(f);
+  // Read into scratch first: a failure half-way leaves the net as it was.
+  std::vector<float> params(net.params().size(), 0.0f);
+  read_params(f, "/model", net, params);
+  std::vector<std::pair<std::string, std::vector<float>>> states;
+  if (opt) {
+    const auto type = h5::read_string_attribute(f, "/optimizer", "type");
+    if (!type) h5::fail(f, "/optimizer", "the checkpoint has no optimizer state");
+    if (*type != opt->type())
+      h5::fail(f, "/optimizer", cat("the checkpoint's optimizer is ", *type, " but the experiment's is ", opt->type(),
+                                    ": resume with the same optimizer, or with --weights-only to start a new one from these weights"));
+    for (auto& [name, state] : opt->state()) {
+      if (!f.exists("/optimizer/" + name))
+        h5::fail(f, "/optimizer/" + name, cat("missing optimizer state '", name, "' (was the optimizer configured differently?)"));
+      states.emplace_back(name, std::vector<float>(state.size(), 0.0f));
+      read_params(f, "/optimizer/" + name, net, states.back().second);
+    }
+  }
+  std::copy(params.begin(), params.end(), net.params().begin());
+  if (opt) {
+    auto st = opt->state();
+    for (size_t i = 0; i < st.size(); ++i) std::copy(states[i].second.begin(), states[i].second.end(), st[i].second.begin());
+    opt->set_steps(h5::read_int_attribute(f, "/optimizer", "steps").value_or(m.step));
+  }
+  if (schedule) schedule->set_state(m.schedule);
+  return m;
+}
+
+std::vector<StoredParam> read_checkpoint_params(const std::string& path) {
+  const h5::File f = h5::File::open_read(path);
+  std::vector<StoredParam> out;
+  std::lock_guard<std::recursive_mutex> g(h5::lock());
+  // Visit /model/<layer>/<param>.
+  struct Ctx {
+    const h5::File* f;
+    std::vector<StoredParam>* out;
+  } ctx{&f, &out};
+  if (!f.exists("/model")) return out;
+  H5Ovisit(f.id(), H5_INDEX_NAME, H5_ITER_NATIVE,
+           [](hid_t, const char* name, const H5O_info_t* info, void* data) -> herr_t {
+             auto* c = static_cast<Ctx*>(data);
+             const std::string n(name);
+             if (info->type != H5O_TYPE_DATASET || n.rfind("model/", 0) != 0) return 0;
+             const auto di = h5::dataset_info(*c->f, "/" + n);
+             StoredParam p;
+             p.name = n.substr(6);
+             int64_t total = 1;
+             for (auto d : di.dims) total *= d;
+             if (di.dims.size() > Shape::kMaxRank || total > (int64_t{1} << 31)) return 0;
+             p.shape = Shape(std::span<const int64_t>(di.dims.data(), di.dims.size()));
+             p.values.resize(static_cast<size_t>(total));
+             h5::read_dataset(*c->f, "/" + n, H5T_NATIVE_FLOAT, p.values.data());
+             c->out->push_back(std::move(p));
+             return 0;
+           },
+           &ctx);
+  return out;
+}
+
+void export_weights(const std::string& path, const Net& net) {
+  const std::string tmp = h5::temporary_name(path);
+  try {
+    h5::File f = h5::File::create(tmp);
+    h5::write_attribute(f, "/", "format", std::string("hubel-weights"));
+    h5::write_attribute(f, "/", "format_version", kFormatVersion);
+    write_params(f, "/model", net, net.params());
+    f.flush();
+    f.close();
+    h5::durable_rename(tmp, path);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+}
+
+namespace {
+// Steps of the checkpoints in a directory, newest first.
+std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& dir) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("ckpt-", 0) != 0 || name.size() < 9 || name.substr(name.size() - 3) != ".h5") continue;
+    char* end = nullptr;
+    const long long step = std::strtoll(name.c_str() + 5, &end, 10);
+    if (end && std::string(end) == ".h5") out.emplace_back(step, e.path().string());
+  }
+  std::sort(out.rbegin(), out.rend());
+  return out;
+}
+
+bool readable(const std::string& path) {
+  try {
+    const h5::File f = h5::File::open_read(path);
+    read_meta(f);
+    for (const auto& p : read_checkpoint_params(path)) (void)p;  // reading verifies the checksums
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+}  // namespace
+
+std::string CheckpointDir::write(const Net& net, Optimizer& opt, const Schedule& schedule, const CheckpointMeta& meta) const {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) throw DataError(cat("cannot create the checkpoint directory ", dir_, ": ", ec.message()));
+  char name[64];
+  std::snprintf(name, sizeof name, "ckpt-%09lld.h5", static_cast<long long>(meta.step));
+  const std::string path = (fs::path(dir_) / name).string();
+  save_checkpoint(path, net, opt, schedule, meta);
+  // The pointer, replaced atomically too.
+  const std::string latest = (fs::path(dir_) / "latest").string(), tmp = h5::temporary_name(latest);
+  {
+    std::ofstream out(tmp);
+    out << name << "\n";
+    if (!out.flush()) throw DataError(cat("cannot write ", tmp));
+  }
+  h5::durable_rename(tmp, latest);
+  const auto all = list_checkpoints(dir_);
+  for (size_t i = static_cast<size_t>(std::max(keep_, 1)); i < all.size(); ++i) fs::remove(all[i].second, ec);
+  return path;
+}
+
+std::optional<std::string> CheckpointDir::newest_good() const {
+  std::ifstream in(fs::path(dir_) / "latest");
+  std::string name;
+  if (in >> name) {
+    const std::string path = (fs::path(dir_) / name).string();
+    if (readable(path)) return path;
+  }
+  for (const auto& [step, path] : list_checkpoints(dir_))
+    if (readable(path)) return path;
+  return std::nullopt;
+}
+
+}  // namespace hubel

@@ -1,0 +1,81 @@
+// Checkpoints in HDF5: everything a run needs to continue exactly where it stopped.
+//
+//   /                        attributes: format = "hubel-checkpoint", format_version,
+//                            hubel_version, experiment (the file's full text), epoch,
+//                            batch (minibatches of that epoch done), step, seed, ranks
+//   /model/<layer>/<param>   float32, the parameter's true shape (Fletcher-32 checksum)
+//   /optimizer               attributes: type, steps
+//   /optimizer/<state>/<layer>/<param>   velocity, moments, accumulators, same shapes
+//   /schedule                attributes: the plateau schedule's state
+//   /metrics/<column>        float64 [epochs]: the history so far (epoch, lr, losses, ...)
+//
+// Files are written under a temporary name, synced, and renamed into place; a `latest`
+// file in the same directory names the newest complete checkpoint, and is replaced the
+// same way.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "framework/net.hpp"
+#include "framework/optimizer.hpp"
+#include "framework/schedule.hpp"
+#include "framework/trainer.hpp"
+
+namespace hubel {
+
+struct CheckpointMeta {
+  int64_t epoch = 0;  // the epoch to continue in (from 0)
+  int64_t batch = 0;  // minibatches of that epoch already trained
+  int64_t step = 0;   // optimizer steps so far
+  uint64_t seed = 0;
+  int ranks = 1;      // of the run that wrote it (a resume may use any number)
+  std::string experiment;
+  std::string hubel_version;
+  Schedule::State schedule;
+  std::vector<EpochMetrics> history;
+};
+
+// Writes a checkpoint atomically (see above). Throws DataError naming the file on failure;
+// whatever was at `path` before is then untouched.
+void save_checkpoint(const std::string& path, const Net& net, Optimizer& opt, const Schedule& schedule,
+                     const CheckpointMeta& meta);
+
+// Reads a checkpoint into net, and (unless null) into the optimizer and schedule. Checks
+// that it is a complete hubel checkpoint whose parameters match the net by name and shape
+// (the error names the first mismatch), and that the optimizer type matches; a damaged
+// file (bad checksum, truncation) is a DataError.
+CheckpointMeta load_checkpoint(const std::string& path, Net& net, Optimizer* opt, Schedule* schedule);
+
+// Only the metadata and the history (hubel inspect).
+CheckpointMeta read_checkpoint_meta(const std::string& path);
+// The parameters as stored: (layer/param, shape, values), for hubel inspect.
+struct StoredParam {
+  std::string name;
+  Shape shape;
+  std::vector<float> values;
+};
+std::vector<StoredParam> read_checkpoint_params(const std::string& path);
+
+// A small file with /model only, for inference elsewhere.
+void export_weights(const std::string& path, const Net& net);
+
+// A directory of checkpoints "ckpt-<step>.h5" with a `latest` pointer, keeping the newest n.
+class CheckpointDir {
+ public:
+  CheckpointDir(std::string dir, int keep) : dir_(std::move(dir)), keep_(keep) {}
+  const std::string& dir() const { return dir_; }
+  // Writes the checkpoint of this step, points `latest` at it, removes the oldest beyond keep.
+  std::string write(const Net& net, Optimizer& opt, const Schedule& schedule, const CheckpointMeta& meta) const;
+  // The checkpoint to resume from: the one `latest` names if it reads back whole, else the
+  // newest that does; nullopt when there is none.
+  std::optional<std::string> newest_good() const;
+
+ private:
+  std::string dir_;
+  int keep_;
+};
+
+}  // namespace hubel
