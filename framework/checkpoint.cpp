@@ -128,7 +128,18 @@ CheckpointMeta read_meta(const h5::File& f) {
 
 // Reads group/<layer>/<param> for every parameter of the net into arena.
 void read_params(const h5::File& f, const std::string& group, const Net& net, std::span<float> arena) {
-  for (const auto& p : net.param_info()) {
+  // In the model's order (the arena holds the last layer first), so a mismatch is reported
+  // at the first layer that differs.
+  const auto& info = net.param_info();
+  std::vector<const ParamInfo*> order;
+  for (size_t end = info.size(); end > 0;) {
+    size_t begin = end - 1;
+    while (begin > 0 && info[begin - 1].layer == info[end - 1].layer) --begin;
+    for (size_t i = begin; i < end; ++i) order.push_back(&info[i]);
+    end = begin;
+  }
+  for (const ParamInfo* pp : order) {
+    const ParamInfo& p = *pp;
     const std::string path = group + "/" + p.full_name();
     if (!f.exists(path)) {
       std::string have;
