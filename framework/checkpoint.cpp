@@ -193,6 +193,14 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
 
 CheckpointMeta load_checkpoint(const std::string& path, Net& net, Optimizer* opt, Schedule* schedule) {
   const h5::File f = h5::File::open_read(path);
+  if (h5::read_string_attribute(f, "/", "format") == std::optional<std::string>("hubel-weights")) {
+    // Exported weights: nothing but /model.
+    if (opt || schedule) h5::fail(f, "", "holds weights only: resume from it with --weights-only");
+    std::vector<float> params(net.params().size(), 0.0f);
+    read_params(f, "/model", net, params);
+    std::copy(params.begin(), params.end(), net.params().begin());
+    return {};
+  }
   CheckpointMeta m = read_meta(f);
   // Read into scratch first: a failure half-way leaves the net as it was.
   std::vector<float> params(net.params().size(), 0.0f);
@@ -259,6 +267,25 @@ void export_weights(const std::string& path, const Net& net) {
     h5::write_attribute(f, "/", "format", std::string("hubel-weights"));
     h5::write_attribute(f, "/", "format_version", kFormatVersion);
     write_params(f, "/model", net, net.params());
+    f.flush();
+    f.close();
+    h5::durable_rename(tmp, path);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+}
+
+void export_weights(const std::string& path, const std::string& checkpoint) {
+  read_checkpoint_meta(checkpoint);  // a hubel checkpoint, whole
+  const auto params = read_checkpoint_params(checkpoint);
+  const std::string tmp = h5::temporary_name(path);
+  try {
+    h5::File f = h5::File::create(tmp);
+    h5::write_attribute(f, "/", "format", std::string("hubel-weights"));
+    h5::write_attribute(f, "/", "format_version", kFormatVersion);
+    for (const auto& p : params) h5::write_dataset(f, "/model/" + p.name, H5T_NATIVE_FLOAT, dims_of(p.shape), p.values.data(), true);
     f.flush();
     f.close();
     h5::durable_rename(tmp, path);

@@ -59,8 +59,9 @@ struct StoredParam {
 };
 std::vector<StoredParam> read_checkpoint_params(const std::string& path);
 
-// A small file with /model only, for inference elsewhere.
+// A small file with /model only, for inference elsewhere: from a net, or from a checkpoint.
 void export_weights(const std::string& path, const Net& net);
+void export_weights(const std::string& path, const std::string& checkpoint);
 
 // A directory of checkpoints "ckpt-<step>.h5" with a `latest` pointer, keeping the newest n.
 class CheckpointDir {

@@ -41,6 +41,9 @@ const char* kUsage =
     "commands:\n"
     "  train EXP      train the model an experiment file describes\n"
     "  summary EXP    print the model: layers, output shapes, parameter counts, FLOPs\n"
+    "  eval EXP --checkpoint FILE\n"
+    "                 loss, accuracy and confusion matrix of a checkpoint on a split\n"
+    "  inspect FILE   a checkpoint: experiment, position, metrics, parameters (--export-weights OUT.h5)\n"
     "  convert idx|cifar10 DIR OUT.h5\n"
     "                 convert IDX (MNIST, Fashion-MNIST) or CIFAR-10 binary files to HDF5\n"
     "\n"
@@ -113,6 +116,114 @@ std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy) {
   if (m.momentum >= 0) os << "  momentum " << std::setprecision(2) << m.momentum;
   if (m.lr_reduced) os << "  (plateau: learning rate reduced)";
   return os.str();
+}
+
+int cmd_inspect(int argc, char** argv) {
+  std::string file, out;
+  po::options_description opts("options");
+  opts.add_options()("help,h", "show this help")("export-weights", po::value(&out),
+                                                  "write the weights alone (/model) to this HDF5 file");
+  po::options_description hidden;
+  hidden.add_options()("file", po::value(&file));
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  po::options_description all;
+  all.add(opts).add(hidden);
+  po::variables_map vm;
+  const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+  po::store(po::command_line_parser(argc, argv).options(all).positional(pos).style(style).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    std::cout << "usage: hubel inspect CHECKPOINT.h5 [--export-weights OUT.h5]\n\n" << opts;
+    return kOk;
+  }
+  if (file.empty()) throw po::error("missing the checkpoint: hubel inspect CHECKPOINT.h5");
+  const CheckpointMeta m = read_checkpoint_meta(file);
+  const auto params = read_checkpoint_params(file);
+  std::cout << file << ": hubel checkpoint written by hubel " << m.hubel_version << " on " << m.ranks << " rank(s)\n"
+            << "position: epoch " << m.epoch + 1 << ", " << m.batch << " minibatches into it, step " << m.step << ", seed "
+            << m.seed << "\n";
+  if (!m.history.empty()) {
+    std::cout << "metrics:\n  epoch    steps        lr  train_loss  train_acc   test_loss   test_acc\n";
+    for (const auto& h : m.history)
+      std::cout << std::fixed << std::setprecision(4) << "  " << std::setw(5) << h.epoch << std::setw(9) << h.steps << std::setw(10)
+                << h.lr << std::setw(12) << h.train_loss << std::setw(11) << h.train_accuracy << std::setw(12)
+                << (h.has_test ? h.test_loss : 0.0) << std::setw(11) << (h.has_test ? h.test_accuracy : 0.0) << "\n";
+  }
+  std::cout << "parameters:\n";
+  int64_t total = 0;
+  for (const auto& p : params) {
+    double sq = 0;
+    for (float v : p.values) sq += static_cast<double>(v) * v;
+    total += static_cast<int64_t>(p.values.size());
+    std::cout << "  " << std::left << std::setw(24) << p.name << std::setw(18) << p.shape.str() << std::right << std::setw(10)
+              << p.values.size() << "  norm " << std::setprecision(4) << std::sqrt(sq) << "\n";
+  }
+  std::cout << "  total " << total << " parameters\n";
+  std::cout << "experiment:\n" << m.experiment << (m.experiment.empty() || m.experiment.back() == '\n' ? "" : "\n");
+  if (!out.empty()) {
+    export_weights(out, file);
+    std::cout << "weights written to " << out << "\n";
+  }
+  return kOk;
+}
+
+int cmd_eval(int argc, char** argv, comm::Communicator& comm) {
+  Common c;
+  std::string checkpoint, split = "test";
+  auto opts = common_options(c);
+  opts.add_options()("checkpoint", po::value(&checkpoint), "the checkpoint (or exported weights) to evaluate")(
+      "split", po::value(&split), "the data split: test (default), train, or val");
+  if (!parse(argc, argv, "eval", opts, c)) return kOk;
+  if (checkpoint.empty()) throw po::error("missing --checkpoint FILE");
+  Experiment exp = Experiment::load(c.experiment, c.sets);
+  Model model = build_model(exp.model, layers::builtin_registry());
+  datasets::Splits data = datasets::open(exp.data);
+  const datasets::Dataset* set = split == "train" ? data.train.get() : split == "test" ? data.test.get() : split == "val" && data.heldout_name == "val" ? data.heldout.get() : nullptr;
+  if (!set) throw ConfigError(cat("the experiment's data has no '", split, "' split"));
+  Runtime runtime(c.threads);
+  const int64_t local = (exp.train.batch + comm.size() - 1) / comm.size();
+  model.net.build(local, exp.train.seed);
+  load_checkpoint(checkpoint, model.net, nullptr, nullptr);
+  datasets::Loader loader(*set, data.transform.get(), {exp.train.batch, comm.rank(), comm.size(), false, false, false, exp.train.seed, data.prefetch});
+  const int64_t K = set->num_classes();
+  std::vector<double> confusion(static_cast<size_t>(std::max<int64_t>(K, 1) * std::max<int64_t>(K, 1)), 0.0), sums(3, 0.0);
+  runtime.run([&] {
+    loader.start(0);
+    datasets::Batch b;
+    while (loader.next(b)) {
+      if (b.rows == 0) continue;
+      TensorView in = model.net.input(b.rows);
+      std::copy(b.x.data(), b.x.data() + in.numel(), in.data());
+      const ConstTensorView y = model.net.forward(b.rows, {false, exp.train.seed, 0, b.first_sample});
+      const LossStats s = model.loss->evaluate(y, Targets{b.labels, b.targets}, TensorView(), 1.0f);
+      sums[0] += s.loss, sums[1] += static_cast<double>(s.correct), sums[2] += static_cast<double>(s.count);
+      if (K > 0 && b.labels && y.stride0() == K)
+        for (int64_t r = 0; r < b.rows; ++r) {
+          const float* row = y.data() + r * K;
+          const int64_t pred = std::max_element(row, row + K) - row;
+          confusion[static_cast<size_t>(b.labels[r] * K + pred)] += 1;
+        }
+    }
+  });
+  comm.allreduce_sum(sums);
+  comm.allreduce_sum(confusion);
+  if (comm.rank() != 0) return kOk;
+  std::cout << std::fixed << std::setprecision(4) << checkpoint << " on " << set->name() << ": " << static_cast<int64_t>(sums[2])
+            << " samples, loss " << sums[0] / sums[2];
+  if (model.loss->reports_accuracy(K)) std::cout << ", accuracy " << sums[1] / sums[2];
+  std::cout << "\n";
+  if (K > 0 && K <= 100) {
+    std::cout << "confusion matrix (rows: true class, columns: predicted):\n       ";
+    for (int64_t j = 0; j < K; ++j) std::cout << std::setw(7) << j;
+    std::cout << "\n";
+    for (int64_t i = 0; i < K; ++i) {
+      std::cout << std::setw(7) << i;
+      for (int64_t j = 0; j < K; ++j) std::cout << std::setw(7) << static_cast<int64_t>(confusion[static_cast<size_t>(i * K + j)]);
+      std::cout << "\n";
+    }
+  }
+  return kOk;
 }
 
 int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
@@ -399,6 +510,8 @@ int main(int argc, char** argv) {
     if (cmd == "train") code = cmd_train(argc - 1, argv + 1, *comm);
     else if (cmd == "summary") code = cmd_summary(argc - 1, argv + 1);
     else if (cmd == "convert") code = cmd_convert(argc - 1, argv + 1, *comm);
+    else if (cmd == "inspect") code = cmd_inspect(argc - 1, argv + 1);
+    else if (cmd == "eval") code = cmd_eval(argc - 1, argv + 1, *comm);
     else throw po::error("unknown command '" + cmd + "'");
   } catch (const po::error& e) {
     std::cerr << prefix << e.what() << "\n\n" << kUsage;

@@ -85,6 +85,12 @@ if [ -d "$FM" ]; then
   expect 0 "train 60000 x \[1, 28, 28\]; test 10000 x \[1, 28, 28\]; 10 classes" -- convert idx "$FM" "$T/fm.h5" --classes fashion-mnist
   expect 0 "test accuracy 0\.[5-9]" -- train "$SRC/launch/experiments/lenet_modern.yaml" --run-dir "$T/lenet" \
     --set data.file="$T/fm.h5" --set train.epochs=1 --set train.max_steps=150 --threads 2
+  CK="$T/lenet/checkpoints/ckpt-000000150.h5"
+  expect 0 "position: epoch 1, 150 minibatches into it, step 150" -- inspect "$CK" --export-weights "$T/w.h5"
+  expect 0 "10000 samples, loss [0-9.]+, accuracy 0\.[5-9].*" -- eval "$SRC/launch/experiments/lenet_modern.yaml" \
+    --checkpoint "$T/w.h5" --set data.file="$T/fm.h5" --threads 2
+  expect 0 "confusion matrix" -- eval "$SRC/launch/experiments/lenet_modern.yaml" --checkpoint "$CK" --set data.file="$T/fm.h5" --split train
+  expect 1 "not a hubel checkpoint|cannot open the HDF5 file|not an HDF5 file" -- inspect "$T/fm.h5"
   expect 1 "fm.h5:/val: no such split \(the file has: train, test\)" -- train "$SRC/launch/experiments/lenet_modern.yaml" \
     --set data.file="$T/fm.h5" --set data.val=val
   expect 1 "not a multiple of the|batch" -- train "$SRC/launch/experiments/lenet_modern.yaml" --set data.file="$T/fm.h5" --set train.batch=0
