@@ -59,6 +59,21 @@ grep -q "stopped by signal 15 .*resume with: hubel train .* --resume auto" "$T/s
 "$HUBEL" train "$E" "${COMMON[@]}" --set train.epochs=1500 --run-dir "$T/s" --resume auto > "$T/log" 2>&1 || fail "resume after SIGTERM"
 same "$(last "$T/s0")" "$(last "$T/s")" && echo "ok: resumed after SIGTERM = uninterrupted" || fail "resumed after SIGTERM differs"
 
+# SIGKILL while checkpoints are being written (one every step): whatever moment it lands,
+# `latest` and the previous checkpoints stay loadable and the run resumes.
+for delay in 0.3 0.45 0.6; do
+  "$HUBEL" train "$E" "${COMMON[@]}" --set train.epochs=1500 --set checkpoint.every_steps=1 --run-dir "$T/k" > /dev/null 2>&1 &
+  pid=$!
+  sleep $delay
+  kill -KILL $pid
+  wait $pid 2>/dev/null
+  out=$("$HUBEL" train "$E" "${COMMON[@]}" --set train.epochs=1500 --set train.max_steps=1 --run-dir "$T/k" --resume auto 2>&1)
+  rc=$?
+  [ $rc -eq 0 ] && grep -q "resumed from" <<<"$out" && echo "ok: killed after ${delay}s while writing checkpoints; resumed" \
+    || { fail "resume after SIGKILL (exit $rc)"; tail -3 <<<"$out"; }
+  rm -rf "$T/k"
+done
+
 # Damaged checkpoints: refused by name; --resume auto falls back to the newest good one.
 "$HUBEL" train "$E" "${COMMON[@]}" --run-dir "$T/d" > "$T/log" 2>&1
 newest=$(last "$T/d")
