@@ -4,6 +4,7 @@
 #include "layers/activations.hpp"
 #include "layers/conv.hpp"
 #include "layers/dense.hpp"
+#include "layers/dropout.hpp"
 #include "layers/joins.hpp"
 #include "layers/losses.hpp"
 #include "layers/pool.hpp"
@@ -36,6 +37,7 @@ void register_builtin_layers(LayerRegistry& r) {
   r.add_layer("leaky_relu", make_leaky_relu);
   r.add_layer("elu", make_elu);
   r.add_layer("softmax", Softmax::from_config);
+  r.add_layer("dropout", Dropout::from_config);
   r.add_layer("add", Add::from_config);
   r.add_layer("concat", Concat::from_config);
 
