@@ -73,18 +73,7 @@ void write_contents(h5::File& f, const DatasetContents& c, const WriteOptions& o
 }  // namespace
 
 void write_dataset_file(const std::string& path, const DatasetContents& contents, const WriteOptions& o) {
-  const std::string tmp = h5::temporary_name(path);
-  try {
-    h5::File f = h5::File::create(tmp);
-    write_contents(f, contents, o);
-    f.flush();
-    f.close();
-    h5::durable_rename(tmp, path);
-  } catch (...) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    throw;
-  }
+  h5::write_file_atomically(path, [&](h5::File& f) { write_contents(f, contents, o); });
 }
 
 FileStats read_file_stats(const std::string& path) {

@@ -167,23 +167,14 @@ void read_params(const h5::File& f, const std::string& group, const Net& net, st
 }  // namespace
 
 void save_checkpoint(const std::string& path, const Net& net, Optimizer& opt, const Schedule&, const CheckpointMeta& meta) {
-  const std::string tmp = h5::temporary_name(path);
-  try {
-    h5::File f = h5::File::create(tmp);
+  h5::write_file_atomically(path, [&](h5::File& f) {
     write_meta(f, meta);
     write_params(f, "/model", net, net.params());
     f.create_group("/optimizer");
     h5::write_attribute(f, "/optimizer", "type", opt.type());
     h5::write_attribute(f, "/optimizer", "steps", opt.steps());
     for (auto& [name, state] : opt.state()) write_params(f, "/optimizer/" + name, net, state);
-    f.flush();
-    f.close();
-    h5::durable_rename(tmp, path);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
-  }
+  });
 }
 
 CheckpointMeta read_checkpoint_meta(const std::string& path) {
@@ -260,40 +251,27 @@ std::vector<StoredParam> read_checkpoint_params(const std::string& path) {
   return out;
 }
 
+namespace {
+void write_weights_header(h5::File& f) {
+  h5::write_attribute(f, "/", "format", std::string("hubel-weights"));
+  h5::write_attribute(f, "/", "format_version", kFormatVersion);
+}
+}  // namespace
+
 void export_weights(const std::string& path, const Net& net) {
-  const std::string tmp = h5::temporary_name(path);
-  try {
-    h5::File f = h5::File::create(tmp);
-    h5::write_attribute(f, "/", "format", std::string("hubel-weights"));
-    h5::write_attribute(f, "/", "format_version", kFormatVersion);
+  h5::write_file_atomically(path, [&](h5::File& f) {
+    write_weights_header(f);
     write_params(f, "/model", net, net.params());
-    f.flush();
-    f.close();
-    h5::durable_rename(tmp, path);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
-  }
+  });
 }
 
 void export_weights(const std::string& path, const std::string& checkpoint) {
   read_checkpoint_meta(checkpoint);  // a hubel checkpoint, whole
   const auto params = read_checkpoint_params(checkpoint);
-  const std::string tmp = h5::temporary_name(path);
-  try {
-    h5::File f = h5::File::create(tmp);
-    h5::write_attribute(f, "/", "format", std::string("hubel-weights"));
-    h5::write_attribute(f, "/", "format_version", kFormatVersion);
+  h5::write_file_atomically(path, [&](h5::File& f) {
+    write_weights_header(f);
     for (const auto& p : params) h5::write_dataset(f, "/model/" + p.name, H5T_NATIVE_FLOAT, dims_of(p.shape), p.values.data(), true);
-    f.flush();
-    f.close();
-    h5::durable_rename(tmp, path);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
-  }
+  });
 }
 
 namespace {

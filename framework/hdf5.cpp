@@ -63,6 +63,21 @@ void durable_rename(const std::string& tmp, const std::string& path) {
   sync(dir.empty() ? "." : dir.string(), O_RDONLY | O_DIRECTORY);
 }
 
+void write_file_atomically(const std::string& path, const std::function<void(File&)>& write) {
+  const std::string tmp = temporary_name(path);
+  try {
+    File f = File::create(tmp);
+    write(f);
+    f.flush();
+    f.close();
+    durable_rename(tmp, path);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw;
+  }
+}
+
 void fail(const File& f, const std::string& object, const std::string& message) {
   throw DataError(cat(f.path(), object.empty() ? "" : ":", object, ": ", message));
 }

@@ -8,6 +8,7 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -62,6 +63,12 @@ std::string temporary_name(const std::string& path);
 // fsync of the file, rename over `path`, fsync of the directory: after it returns, the
 // new file is in place and durable; before, the old one (if any) is intact.
 void durable_rename(const std::string& tmp, const std::string& path);
+
+// Creates `path` atomically: write() fills a file at a temporary name next to it, which is
+// then flushed, synced and renamed into place; on any error the temporary file is removed
+// and whatever was at `path` is untouched.
+class File;
+void write_file_atomically(const std::string& path, const std::function<void(File&)>& write);
 
 // "file.h5:/train/images: <message>"
 [[noreturn]] void fail(const File& f, const std::string& object, const std::string& message);

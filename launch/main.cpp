@@ -57,6 +57,7 @@ struct Common {
   int threads = 0;
   long long seed = -1;
   std::string run_dir;
+  po::variables_map vm;
 };
 
 po::options_description common_options(Common& c) {
@@ -68,19 +69,30 @@ po::options_description common_options(Common& c) {
   return d;
 }
 
-// Parses `hubel <cmd> EXP [options]`; returns false when help was printed.
-bool parse(int argc, char** argv, const std::string& cmd, po::options_description& opts, Common& c) {
+// Parses options and the positional arguments, bound in order to `positional`. Options are
+// never abbreviated: --thread is a typo, not --threads.
+po::variables_map parse_command(int argc, char** argv, const po::options_description& opts,
+                                const std::vector<std::pair<const char*, std::string*>>& positional) {
   po::positional_options_description pos;
-  pos.add("experiment", 1);
   po::options_description hidden;
-  hidden.add_options()("experiment", po::value(&c.experiment));
+  for (const auto& [name, target] : positional) {
+    pos.add(name, 1);
+    hidden.add_options()(name, po::value(target));
+  }
   po::options_description all;
   all.add(opts).add(hidden);
   po::variables_map vm;
-  // No abbreviations: --thread is a typo, not --threads.
   const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
   po::store(po::command_line_parser(argc, argv).options(all).positional(pos).style(style).run(), vm);
   po::notify(vm);
+  return vm;
+}
+
+// Parses `hubel <cmd> EXP [options]` into c (c.vm keeps the switches); returns false when
+// help was printed.
+bool parse(int argc, char** argv, const std::string& cmd, po::options_description& opts, Common& c) {
+  const po::variables_map vm = parse_command(argc, argv, opts, {{"experiment", &c.experiment}});
+  c.vm = vm;
   if (vm.count("help")) {
     std::cout << "usage: hubel " << cmd << " EXPERIMENT.yaml [options]\n\n" << opts;
     return false;
@@ -123,16 +135,7 @@ int cmd_inspect(int argc, char** argv) {
   po::options_description opts("options");
   opts.add_options()("help,h", "show this help")("export-weights", po::value(&out),
                                                   "write the weights alone (/model) to this HDF5 file");
-  po::options_description hidden;
-  hidden.add_options()("file", po::value(&file));
-  po::positional_options_description pos;
-  pos.add("file", 1);
-  po::options_description all;
-  all.add(opts).add(hidden);
-  po::variables_map vm;
-  const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-  po::store(po::command_line_parser(argc, argv).options(all).positional(pos).style(style).run(), vm);
-  po::notify(vm);
+  const po::variables_map vm = parse_command(argc, argv, opts, {{"file", &file}});
   if (vm.count("help")) {
     std::cout << "usage: hubel inspect CHECKPOINT.h5 [--export-weights OUT.h5]\n\n" << opts;
     return kOk;
@@ -235,16 +238,7 @@ int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
       "classes", po::value(&classes), "class names: mnist, fashion-mnist, cifar10, or a comma-separated list")(
       "compress", po::value(&compress), "gzip level 1-9 for the images (default 0: uncompressed, fastest to read)")(
       "chunk-rows", po::value(&chunk_rows), "samples per HDF5 chunk (default 256)");
-  po::options_description hidden;
-  hidden.add_options()("format", po::value(&format))("dir", po::value(&dir))("out", po::value(&out));
-  po::positional_options_description pos;
-  pos.add("format", 1).add("dir", 1).add("out", 1);
-  po::options_description all;
-  all.add(opts).add(hidden);
-  po::variables_map vm;
-  const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-  po::store(po::command_line_parser(argc, argv).options(all).positional(pos).style(style).run(), vm);
-  po::notify(vm);
+  const po::variables_map vm = parse_command(argc, argv, opts, {{"format", &format}, {"dir", &dir}, {"out", &out}});
   if (vm.count("help")) {
     std::cout << "usage: hubel convert idx DIR OUT.h5 [options]\n"
                  "       hubel convert cifar10 DIR OUT.h5 [options]\n\n"
@@ -314,11 +308,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
       "resume", po::value(&resume), "continue from a checkpoint: a file, a checkpoint directory, or auto (the run's own)")(
       "weights-only", "with --resume: take only the weights, start the optimizer, schedule and data from the beginning");
   if (!parse(argc, argv, "train", opts, c)) return kOk;
-  const bool weights_only = [&] {
-    for (int i = 1; i < argc; ++i)
-      if (std::string(argv[i]) == "--weights-only") return true;
-    return false;
-  }();
+  const bool weights_only = c.vm.count("weights-only") > 0;
   if (weights_only && resume.empty()) throw po::error("--weights-only needs --resume FILE");
   const bool root = comm.rank() == 0;
 
