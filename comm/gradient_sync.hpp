@@ -84,6 +84,22 @@ class GradientSync {
       comm_.progress();
     }
   }
+  // A small blocking allreduce (layer statistics such as synchronized batch norm's) in
+  // the middle of a step. It goes through the same thread as the buckets, after those
+  // already started, so every rank makes its MPI calls in the same order.
+  void reduce(std::span<double> data) {
+    if (comm_.size() == 1) return;
+    if (!worker_.joinable()) {
+      comm_.allreduce_sum(data);
+      return;
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    side_ = data;
+    side_pending_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return !side_pending_ || error_; });
+    if (error_) std::rethrow_exception(error_);
+  }
   // Starts the remaining buckets and waits for all of them.
   void finish() {
     if (comm_.size() == 1) return;
@@ -121,12 +137,29 @@ class GradientSync {
     const int64_t begin = bucket * bucket_, end = std::min(size_, begin + bucket_);
     for (int64_t b = begin; b < end; b += kPiece) requests_[static_cast<size_t>(b / kPiece)] = comm_.start_allreduce_sum(piece(b));
   }
-  // The communication thread: reduces issued buckets in order, piece by piece.
+  // The communication thread: reduces issued buckets in order, piece by piece, and a
+  // side request once every bucket issued before it is done (the main thread issues
+  // nothing while it waits for the side request).
   void work() {
     std::unique_lock<std::mutex> lock(mutex_);
     while (true) {
-      cv_.wait(lock, [&] { return quit_ || done_ < issued_; });
+      cv_.wait(lock, [&] { return quit_ || done_ < issued_ || side_pending_; });
       if (quit_) return;
+      if (done_ == issued_ && side_pending_) {
+        lock.unlock();
+        try {
+          comm_.allreduce_sum(side_);
+        } catch (...) {
+          lock.lock();
+          error_ = std::current_exception();
+          cv_.notify_all();
+          continue;
+        }
+        lock.lock();
+        side_pending_ = false;
+        cv_.notify_all();
+        continue;
+      }
       const int64_t bucket = done_;
       lock.unlock();
       try {
@@ -154,6 +187,8 @@ class GradientSync {
   std::mutex mutex_;
   std::condition_variable cv_;
   bool quit_ = false;
+  std::span<double> side_;
+  bool side_pending_ = false;
   std::exception_ptr error_;
 };
 

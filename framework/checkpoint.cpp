@@ -32,9 +32,15 @@ const Column kColumns[] = {{"lr", &EpochMetrics::lr},
                            {"seconds", &EpochMetrics::seconds},
                            {"samples_per_second", &EpochMetrics::samples_per_second}};
 
-void write_params(h5::File& f, const std::string& group, const Net& net, std::span<const float> arena) {
+// Which entries of the arena a group holds: the whole model state, or (optimizer state)
+// the trainable parameters only.
+enum class Entries { all, trainable };
+
+void write_params(h5::File& f, const std::string& group, const Net& net, std::span<const float> arena,
+                  Entries which = Entries::all) {
   for (const auto& p : net.param_info())
-    h5::write_dataset(f, group + "/" + p.full_name(), H5T_NATIVE_FLOAT, dims_of(p.shape), arena.data() + p.offset, true);
+    if (which == Entries::all || p.trainable)
+      h5::write_dataset(f, group + "/" + p.full_name(), H5T_NATIVE_FLOAT, dims_of(p.shape), arena.data() + p.offset, true);
 }
 
 void write_meta(h5::File& f, const CheckpointMeta& m) {
@@ -127,17 +133,14 @@ CheckpointMeta read_meta(const h5::File& f) {
 }
 
 // Reads group/<layer>/<param> for every parameter of the net into arena.
-void read_params(const h5::File& f, const std::string& group, const Net& net, std::span<float> arena) {
+void read_params(const h5::File& f, const std::string& group, const Net& net, std::span<float> arena,
+                 Entries which = Entries::all) {
   // In the model's order (the arena holds the last layer first), so a mismatch is reported
   // at the first layer that differs.
-  const auto& info = net.param_info();
   std::vector<const ParamInfo*> order;
-  for (size_t end = info.size(); end > 0;) {
-    size_t begin = end - 1;
-    while (begin > 0 && info[begin - 1].layer == info[end - 1].layer) --begin;
-    for (size_t i = begin; i < end; ++i) order.push_back(&info[i]);
-    end = begin;
-  }
+  for (const auto& p : net.param_info())
+    if (which == Entries::all || p.trainable) order.push_back(&p);
+  std::stable_sort(order.begin(), order.end(), [](const ParamInfo* a, const ParamInfo* b) { return a->node < b->node; });
   for (const ParamInfo* pp : order) {
     const ParamInfo& p = *pp;
     const std::string path = group + "/" + p.full_name();
@@ -169,11 +172,11 @@ void read_params(const h5::File& f, const std::string& group, const Net& net, st
 void save_checkpoint(const std::string& path, const Net& net, Optimizer& opt, const Schedule&, const CheckpointMeta& meta) {
   h5::write_file_atomically(path, [&](h5::File& f) {
     write_meta(f, meta);
-    write_params(f, "/model", net, net.params());
+    write_params(f, "/model", net, net.state());
     f.create_group("/optimizer");
     h5::write_attribute(f, "/optimizer", "type", opt.type());
     h5::write_attribute(f, "/optimizer", "steps", opt.steps());
-    for (auto& [name, state] : opt.state()) write_params(f, "/optimizer/" + name, net, state);
+    for (auto& [name, state] : opt.state()) write_params(f, "/optimizer/" + name, net, state, Entries::trainable);
   });
 }
 
@@ -187,14 +190,14 @@ CheckpointMeta load_checkpoint(const std::string& path, Net& net, Optimizer* opt
   if (h5::read_string_attribute(f, "/", "format") == std::optional<std::string>("hubel-weights")) {
     // Exported weights: nothing but /model.
     if (opt || schedule) h5::fail(f, "", "holds weights only: resume from it with --weights-only");
-    std::vector<float> params(net.params().size(), 0.0f);
+    std::vector<float> params(net.state().size(), 0.0f);
     read_params(f, "/model", net, params);
-    std::copy(params.begin(), params.end(), net.params().begin());
+    std::copy(params.begin(), params.end(), net.state().begin());
     return {};
   }
   CheckpointMeta m = read_meta(f);
   // Read into scratch first: a failure half-way leaves the net as it was.
-  std::vector<float> params(net.params().size(), 0.0f);
+  std::vector<float> params(net.state().size(), 0.0f);
   read_params(f, "/model", net, params);
   std::vector<std::pair<std::string, std::vector<float>>> states;
   if (opt) {
@@ -207,10 +210,10 @@ CheckpointMeta load_checkpoint(const std::string& path, Net& net, Optimizer* opt
       if (!f.exists("/optimizer/" + name))
         h5::fail(f, "/optimizer/" + name, cat("missing optimizer state '", name, "' (was the optimizer configured differently?)"));
       states.emplace_back(name, std::vector<float>(state.size(), 0.0f));
-      read_params(f, "/optimizer/" + name, net, states.back().second);
+      read_params(f, "/optimizer/" + name, net, states.back().second, Entries::trainable);
     }
   }
-  std::copy(params.begin(), params.end(), net.params().begin());
+  std::copy(params.begin(), params.end(), net.state().begin());
   if (opt) {
     auto st = opt->state();
     for (size_t i = 0; i < st.size(); ++i) std::copy(states[i].second.begin(), states[i].second.end(), st[i].second.begin());
@@ -261,7 +264,7 @@ void write_weights_header(h5::File& f) {
 void export_weights(const std::string& path, const Net& net) {
   h5::write_file_atomically(path, [&](h5::File& f) {
     write_weights_header(f);
-    write_params(f, "/model", net, net.params());
+    write_params(f, "/model", net, net.state());
   });
 }
 

@@ -22,6 +22,12 @@ struct ParamSpec {
   Init init;
   int64_t fan_in = 1, fan_out = 1;  // for the scaled initializers
   bool decay = true;                // does weight decay apply (weights yes, biases no)
+  // A buffer is state the layer updates itself in forward (batch norm's running
+  // statistics): saved in checkpoints, never touched by the optimizer, no gradient.
+  bool buffer = false;
+  // For buffers that differ between ranks (per-rank statistics): the Trainer replaces
+  // them by their mean over ranks after every step, so every rank evaluates alike.
+  bool average_over_ranks = false;
 };
 
 // A parameter bound to the arenas: w in the parameter arena, dw at the same offset in
@@ -42,6 +48,16 @@ struct Binding {
   std::span<const Param> params;  // in the order of param_specs()
 };
 
+// Sums over the ranks of a data-parallel run, for layers whose forward or backward needs
+// statistics of the global minibatch (synchronized batch norm). Every rank must call it
+// the same number of times in the same order.
+class Reducer {
+ public:
+  virtual ~Reducer() = default;
+  // In place: every rank ends with the element-wise sum over ranks.
+  virtual void sum(std::span<double> data) = 0;
+};
+
 // Per-call information: mode and the identity of the step, so stochastic layers can draw
 // random numbers that depend on (seed, step, sample) and not on threads or ranks.
 struct StepContext {
@@ -49,6 +65,7 @@ struct StepContext {
   uint64_t seed = 0;
   uint64_t step = 0;
   int64_t first_sample = 0;  // global index of row 0 of this minibatch shard
+  Reducer* ranks = nullptr;  // null: one rank (or no cross-rank statistics wanted)
 };
 
 class Layer {
@@ -62,6 +79,8 @@ class Layer {
   virtual std::string type() const = 0;
   // Number of inputs; 0 means "one or more" (joins such as add and concat).
   virtual int arity() const { return 1; }
+  // Does training forward/backward call StepContext::ranks (every rank must then run it)?
+  virtual bool reduces_across_ranks() const { return false; }
   // One line describing the configuration, for summaries ("64 units").
   virtual std::string describe() const { return ""; }
 

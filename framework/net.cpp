@@ -31,7 +31,8 @@ struct Net::Impl {
     std::vector<ParamSpec> specs;
     std::vector<Edge> consumers;
     std::vector<Param> params;
-    bool needs_grad = false;  // has parameters, or feeds from a node that has
+    bool frozen = false;
+    bool needs_grad = false;  // has trainable parameters, or feeds from a node that has
     int64_t grads_done = 0;   // after this node's backward, gradients [0, grads_done) are final
     Tensor y;
     // One gradient buffer per consumer (at least one): each consumer overwrites its own,
@@ -51,7 +52,7 @@ struct Net::Impl {
   Tensor input;
   AlignedBuffer params, grads;
   std::vector<ParamInfo> info;
-  int64_t num_params = 0;
+  int64_t trainable_size = 0;  // floats of the arenas' trainable prefix
 
   ConstTensorView output_of(int producer, int64_t n) const {
     if (producer == kNetInput) return ConstTensorView(input.data(), input_shape.with_batch(n));
@@ -112,13 +113,10 @@ Layer& Net::add(std::unique_ptr<Layer> layer, const std::vector<std::string>& in
   std::map<std::string, int> seen;
   for (const auto& s : node.specs)
     if (seen[s.name]++) throw Error(cat("layer '", name, "' declares parameter '", s.name, "' twice"));
-  node.needs_grad = !node.specs.empty();
   const int index = static_cast<int>(m.nodes.size());
   for (size_t slot = 0; slot < node.inputs.size(); ++slot) {
     const int p = node.inputs[slot];
-    if (p == kNetInput) continue;
-    node.needs_grad = node.needs_grad || m.nodes[p].needs_grad;
-    m.nodes[p].consumers.push_back({index, static_cast<int>(slot)});
+    if (p != kNetInput) m.nodes[p].consumers.push_back({index, static_cast<int>(slot)});
   }
   node.layer = std::move(layer);
   m.by_name[name] = index;
@@ -177,29 +175,49 @@ void Net::build(int64_t max_batch, uint64_t seed) {
                             m.nodes.back().layer->name(), "')"));
   m.max_batch = max_batch;
   m.input = Tensor(m.input_shape.with_batch(max_batch));
+  // Which nodes run backward: those with trainable parameters and all that follow them.
+  for (auto& node : m.nodes) {
+    node.needs_grad = false;
+    for (const auto& s : node.specs) node.needs_grad = node.needs_grad || (!s.buffer && !node.frozen);
+    for (int p : node.inputs) node.needs_grad = node.needs_grad || (p != kNetInput && m.nodes[p].needs_grad);
+  }
 
-  // Arena layout: last layer first, so backward fills the gradient arena from offset 0.
+  // Arena layout: trainable parameters last layer first, so backward fills the gradient
+  // arena from offset 0; then frozen parameters and buffers.
+  std::vector<std::vector<int64_t>> offsets(m.nodes.size());
   int64_t offset = 0;
-  for (int i = static_cast<int>(m.nodes.size()) - 1; i >= 0; --i) {
-    for (const auto& s : m.nodes[i].specs) {
-      ParamInfo p{m.nodes[i].layer->name(), s.name, s.shape, offset, s.shape.numel(), s.decay};
-      m.info.push_back(p);
-      m.num_params += p.size;
-      offset += align_floats(p.size);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int i = static_cast<int>(m.nodes.size()) - 1; i >= 0; --i) {
+      auto& node = m.nodes[i];
+      offsets[i].resize(node.specs.size());
+      for (size_t j = 0; j < node.specs.size(); ++j) {
+        const auto& s = node.specs[j];
+        const bool trainable = !s.buffer && !node.frozen;
+        if (trainable != (pass == 0)) continue;
+        ParamInfo p{node.layer->name(), s.name, s.shape, offset, s.shape.numel(), s.decay && trainable};
+        p.trainable = trainable;
+        p.buffer = s.buffer;
+        p.average_over_ranks = s.buffer && s.average_over_ranks;
+        p.node = i;
+        m.info.push_back(p);
+        offsets[i][j] = offset;
+        offset += align_floats(p.size);
+      }
+      if (pass == 0) node.grads_done = offset;
     }
-    m.nodes[i].grads_done = offset;
+    if (pass == 0) m.trainable_size = offset;
   }
   m.params = AlignedBuffer(offset);
   m.grads = AlignedBuffer(offset);
 
-  size_t k = 0;
-  for (int i = static_cast<int>(m.nodes.size()) - 1; i >= 0; --i) {
+  for (size_t i = 0; i < m.nodes.size(); ++i) {
     auto& node = m.nodes[i];
-    for (const auto& s : node.specs) {
-      const ParamInfo& p = m.info[k++];
-      node.params.push_back({s.name, s.shape, m.params.data() + p.offset, m.grads.data() + p.offset});
-      Rng rng(hash_combine(hash_combine(seed, hash_string(p.layer)), hash_string(p.name)));
-      initialize({node.params.back().w, static_cast<size_t>(p.size)}, s.init, s.fan_in, s.fan_out, rng);
+    for (size_t j = 0; j < node.specs.size(); ++j) {
+      const auto& s = node.specs[j];
+      const int64_t off = offsets[i][j];
+      node.params.push_back({s.name, s.shape, m.params.data() + off, m.grads.data() + off});
+      Rng rng(hash_combine(hash_combine(seed, hash_string(node.layer->name())), hash_string(s.name)));
+      initialize({node.params.back().w, static_cast<size_t>(s.shape.numel())}, s.init, s.fan_in, s.fan_out, rng);
     }
   }
   for (auto& node : m.nodes) {
@@ -221,7 +239,19 @@ void Net::build(int64_t max_batch, uint64_t seed) {
   }
   // A node that needs no gradient never runs backward; a consumer of it gets no dx buffer.
   if (!m.nodes.back().needs_grad)
-    throw ConfigError("the network has no trainable parameters: there is nothing to train");
+    throw ConfigError("the network has no trainable parameters (are all layers frozen?): there is nothing to train");
+}
+
+void Net::freeze(const std::string& layer) {
+  if (built()) throw Error("Net::freeze after build(): freeze layers before building");
+  auto it = impl_->by_name.find(layer);
+  if (it == impl_->by_name.end()) throw ConfigError(cat("cannot freeze '", layer, "': there is no layer of that name"));
+  impl_->nodes[it->second].frozen = true;
+}
+
+bool Net::frozen(const std::string& layer) const {
+  auto it = impl_->by_name.find(layer);
+  return it != impl_->by_name.end() && impl_->nodes[it->second].frozen;
 }
 
 bool Net::built() const { return impl_->max_batch > 0; }
@@ -293,9 +323,9 @@ void Net::backward(int64_t n, const StepContext& ctx, const std::function<void(i
     }
     node.layer->backward(node.x_views, m.output_of(i, n), ConstTensorView(node.grad[0].data(), node.out.with_batch(n)),
                          node.dx_views, ctx);
-    if (on_progress && !node.specs.empty()) on_progress(node.grads_done);
+    if (on_progress) on_progress(node.grads_done);
   }
-  if (on_progress) on_progress(static_cast<int64_t>(m.grads.size()));
+  if (on_progress) on_progress(m.trainable_size);
 }
 
 ConstTensorView Net::activation(const std::string& layer, int64_t n) const {
@@ -305,16 +335,31 @@ ConstTensorView Net::activation(const std::string& layer, int64_t n) const {
   return impl_->output_of(it->second, n);
 }
 
-std::span<float> Net::params() { return impl_->params.span(); }
-std::span<const float> Net::params() const { return impl_->params.span(); }
-std::span<float> Net::grads() { return impl_->grads.span(); }
-std::span<const float> Net::grads() const { return impl_->grads.span(); }
+std::span<float> Net::params() { return impl_->params.span().first(static_cast<size_t>(impl_->trainable_size)); }
+std::span<const float> Net::params() const { return impl_->params.span().first(static_cast<size_t>(impl_->trainable_size)); }
+std::span<float> Net::grads() { return impl_->grads.span().first(static_cast<size_t>(impl_->trainable_size)); }
+std::span<const float> Net::grads() const { return impl_->grads.span().first(static_cast<size_t>(impl_->trainable_size)); }
+std::span<float> Net::state() { return impl_->params.span(); }
+std::span<const float> Net::state() const { return impl_->params.span(); }
 const std::vector<ParamInfo>& Net::param_info() const { return impl_->info; }
+
+// Parameter values (frozen included), trainable ones, buffer values.
 int64_t Net::num_params() const {
-  if (built()) return impl_->num_params;
   int64_t total = 0;
   for (const auto& node : impl_->nodes)
-    for (const auto& s : node.specs) total += s.shape.numel();
+    for (const auto& s : node.specs) total += s.buffer ? 0 : s.shape.numel();
+  return total;
+}
+int64_t Net::num_trainable() const {
+  int64_t total = 0;
+  for (const auto& node : impl_->nodes)
+    for (const auto& s : node.specs) total += s.buffer || node.frozen ? 0 : s.shape.numel();
+  return total;
+}
+int64_t Net::num_buffer_values() const {
+  int64_t total = 0;
+  for (const auto& node : impl_->nodes)
+    for (const auto& s : node.specs) total += s.buffer ? s.shape.numel() : 0;
   return total;
 }
 
@@ -351,11 +396,13 @@ void Net::summary(std::ostream& os) const {
         ins += m.name_of(p);
       }
     int64_t count = 0;
-    for (const auto& s : node.specs) count += s.shape.numel();
+    for (const auto& s : node.specs)
+      if (!s.buffer) count += s.shape.numel();
     const int64_t flops = node.layer->flops(node.in_shapes, node.out);
     total_flops += flops;
-    rows.push_back({node.layer->name(), node.layer->type(), ins, node.out.str(), std::to_string(count), human(flops),
-                    node.layer->describe()});
+    std::string detail = node.layer->describe();
+    if (node.frozen) detail += detail.empty() ? "frozen" : ", frozen";
+    rows.push_back({node.layer->name(), node.layer->type(), ins, node.out.str(), std::to_string(count), human(flops), detail});
   }
   size_t w[6] = {0, 0, 0, 0, 0, 0};
   for (const auto& r : rows) {
@@ -373,9 +420,12 @@ void Net::summary(std::ostream& os) const {
        << r.flops << "  " << r.detail << "\n";
   }
   const int64_t total = num_params();
-  os << "total: " << m.nodes.size() << " layers, " << total << " parameters (" << std::fixed << std::setprecision(1)
-     << static_cast<double>(total) * 4.0 / 1024.0 << " KiB), " << human(total_flops)
-     << " forward flops per sample\n";
+  const int64_t trainable = num_trainable(), buffers = num_buffer_values();
+  os << "total: " << m.nodes.size() << " layers, " << total << " parameters (" << human(total) << ", " << std::fixed
+     << std::setprecision(1) << static_cast<double>(total) * 4.0 / 1024.0 << " KiB)";
+  if (trainable != total) os << ", " << trainable << " trainable";
+  if (buffers) os << ", " << buffers << " buffer values";
+  os << ", " << human(total_flops) << " forward flops per sample\n";
   os.unsetf(std::ios::floatfield);
 }
 

@@ -28,6 +28,10 @@ struct ParamInfo {
   int64_t offset = 0;       // in floats, 64-byte aligned
   int64_t size = 0;
   bool decay = true;
+  bool trainable = true;    // false for buffers and for parameters of frozen layers
+  bool buffer = false;      // see ParamSpec::buffer
+  bool average_over_ranks = false;
+  int node = 0;             // the layer's position in the model (for model-order listings)
   std::string full_name() const { return layer + "/" + name; }
 };
 
@@ -47,6 +51,11 @@ class Net {
   // Adds a layer fed by the named nodes (empty: the previously added node, or the input).
   // Infers its output shape now; throws ShapeError or ConfigError naming the layer.
   Layer& add(std::unique_ptr<Layer> layer, const std::vector<std::string>& inputs = {});
+
+  // Freezes a layer (before build): its parameters are neither updated nor, when nothing
+  // before it is trainable, given a gradient. ConfigError if there is no such layer.
+  void freeze(const std::string& layer);
+  bool frozen(const std::string& layer) const;
 
   // Allocates everything for minibatches of up to max_batch rows and initializes the
   // parameters from `seed` (each parameter's stream depends on its layer and name, so
@@ -75,14 +84,21 @@ class Net {
   // The output of a named layer from the last forward.
   ConstTensorView activation(const std::string& layer, int64_t n) const;
 
-  // The flat arenas (same layout): parameters and their gradients. Laid out in reverse
-  // layer order, so backward fills the gradient arena from offset 0 upwards.
+  // The flat arenas (same layout). The trainable parameters come first, in reverse layer
+  // order, so backward fills the gradient arena from offset 0 upwards; frozen parameters
+  // and buffers follow. params() and grads() are the trainable prefix (what the optimizer
+  // and the allreduce see); state() is everything a checkpoint holds.
   std::span<float> params();
   std::span<const float> params() const;
   std::span<float> grads();
   std::span<const float> grads() const;
+  std::span<float> state();
+  std::span<const float> state() const;
+  // Every parameter and buffer: trainable ones in arena order, then the others.
   const std::vector<ParamInfo>& param_info() const;
-  int64_t num_params() const;  // sum of parameter sizes (without alignment padding)
+  int64_t num_params() const;     // parameter values, frozen included, buffers not
+  int64_t num_trainable() const;  // of which trainable
+  int64_t num_buffer_values() const;
 
   // A table: layer, type, inputs, output shape, parameters, configuration.
   void summary(std::ostream& os) const;

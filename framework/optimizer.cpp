@@ -65,7 +65,9 @@ Optimizer::Common read_common_options(const Config& c) {
 Optimizer::Optimizer(const Common& common, const std::vector<ParamInfo>& layout, int64_t arena_size)
     : common_(common), size_(arena_size) {
   constexpr int64_t kBlock = 16384;
-  std::vector<ParamInfo> sorted = layout;
+  std::vector<ParamInfo> sorted;
+  for (const auto& p : layout)
+    if (p.trainable) sorted.push_back(p);
   std::sort(sorted.begin(), sorted.end(), [](const ParamInfo& a, const ParamInfo& b) { return a.offset < b.offset; });
   std::vector<bool> used(common.rules.size(), false);
   for (const auto& p : sorted) {

@@ -49,6 +49,25 @@ Trainer::Trainer(Net& net, const Loss& loss, Optimizer& opt, Schedule& schedule,
   if (!net_.built()) throw Error("Trainer: build the Net first");
   if (net_.max_batch() < local) throw Error(cat("Trainer: the Net was built for ", net_.max_batch(), " rows; this rank needs ", local));
   if (o_.accumulate > 1) accum_ = Tensor(Shape{static_cast<int64_t>(net_.grads().size())});
+  reducer_.sync = &sync_;
+  for (size_t i = 0; i < net_.size(); ++i) reduces_ = reduces_ || net_.layer(i).reduces_across_ranks();
+  for (const auto& p : net_.param_info())
+    if (p.average_over_ranks) buffer_scratch_.resize(buffer_scratch_.size() + static_cast<size_t>(p.size));
+}
+
+void Trainer::average_buffers() {
+  if (comm_.size() == 1 || buffer_scratch_.empty()) return;
+  const std::span<float> state = net_.state();
+  size_t k = 0;
+  for (const auto& p : net_.param_info())
+    if (p.average_over_ranks)
+      for (int64_t i = 0; i < p.size; ++i) buffer_scratch_[k++] = state[static_cast<size_t>(p.offset + i)];
+  comm_.allreduce_sum(std::span<double>(buffer_scratch_));
+  const double inv = 1.0 / comm_.size();
+  k = 0;
+  for (const auto& p : net_.param_info())
+    if (p.average_over_ranks)
+      for (int64_t i = 0; i < p.size; ++i) state[static_cast<size_t>(p.offset + i)] = static_cast<float>(buffer_scratch_[k++] * inv);
 }
 
 void Trainer::check_data(const datasets::BatchSource& data) const {
@@ -141,9 +160,13 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
         if (!train.next(b)) break;
         ++batches_done;
         lr = schedule_.lr({epoch, step_, steps_per_epoch});
-        StepContext ctx{true, o_.seed, static_cast<uint64_t>(step_), b.first_sample};
+        StepContext ctx{true, o_.seed, static_cast<uint64_t>(step_), b.first_sample,
+                        comm_.size() > 1 ? &reducer_ : nullptr};
         const bool last = micro + 1 == o_.accumulate;
-        if (b.rows > 0) {
+        // Layers that reduce across ranks need every rank in every step: a final batch
+        // smaller than the number of ranks (some ranks would have no rows) is skipped.
+        const bool skip = reduces_ && b.rows_global < comm_.size();
+        if (b.rows > 0 && !skip) {
           const Targets t = load(b);
           ConstTensorView y = net_.forward(b.rows, ctx);
           const LossStats s = loss_.evaluate(y, t, net_.output_grad(b.rows), 1.0f);
@@ -165,7 +188,7 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
             for (int64_t j = b0; j < b1; ++j) acc[j] = first ? g[j] : acc[j] + g[j];
           });
         }
-        rows_total += b.rows_global;
+        if (!skip) rows_total += b.rows_global;
         if (last) break;
       }
       if (rows_total == 0) break;
@@ -175,6 +198,7 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
       wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
       ++steps_this_epoch;
       opt_.step(net_.params(), grads, static_cast<float>(lr), 1.0f / static_cast<float>(rows_total));
+      average_buffers();
       ++step_;
       seen += rows_total;
       if (step_hook_ && step_hook_(epoch, batches_done, step_)) {

@@ -77,6 +77,14 @@ class Trainer {
 
  private:
   Targets load(const datasets::Batch& b);
+  // Replaces the buffers that differ between ranks (per-rank statistics) by their mean.
+  void average_buffers();
+
+  // Layers' cross-rank sums, ordered with the gradient buckets.
+  struct SyncReducer final : Reducer {
+    comm::GradientSync* sync = nullptr;
+    void sum(std::span<double> data) override { sync->reduce(data); }
+  };
 
   Net& net_;
   const Loss& loss_;
@@ -90,6 +98,9 @@ class Trainer {
   StepHook step_hook_;
   comm::GradientSync sync_;
   Tensor accum_;  // the sum of the micro-batches' gradients, when accumulating
+  SyncReducer reducer_;
+  bool reduces_ = false;  // some layer reduces across ranks in training
+  std::vector<double> buffer_scratch_;
 };
 
 }  // namespace hubel

@@ -352,7 +352,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   }
   // Every rank starts from rank 0's parameters and optimizer state.
   if (comm.size() > 1) {
-    comm.broadcast(net.params(), 0);
+    comm.broadcast(net.state(), 0);
     for (auto& [name, state] : optimizer->state()) comm.broadcast(state, 0);
   }
   datasets::LoaderOptions lo{exp.train.batch, comm.rank(), comm.size(), exp.train.shuffle, data.drop_last, true,

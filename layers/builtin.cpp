@@ -7,6 +7,7 @@
 #include "layers/dropout.hpp"
 #include "layers/joins.hpp"
 #include "layers/losses.hpp"
+#include "layers/norm.hpp"
 #include "layers/pool.hpp"
 #include "layers/shape_ops.hpp"
 #include "layers/softmax.hpp"
@@ -38,6 +39,8 @@ void register_builtin_layers(LayerRegistry& r) {
   r.add_layer("elu", make_elu);
   r.add_layer("softmax", Softmax::from_config);
   r.add_layer("dropout", Dropout::from_config);
+  r.add_layer("batchnorm", BatchNorm::from_config);
+  r.add_layer("layernorm", LayerNorm::from_config);
   r.add_layer("add", Add::from_config);
   r.add_layer("concat", Concat::from_config);
 

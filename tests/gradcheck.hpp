@@ -72,7 +72,10 @@ class LayerHarness {
     for (const auto& s : specs) {
       w_.emplace_back(s.shape);
       dw_.emplace_back(s.shape);
-      randomize(w_.back().span(), rng, 0.5);
+      // Buffers (running statistics) start as the Net would start them; weights random.
+      if (s.buffer) initialize(w_.back().span(), s.init, s.fan_in, s.fan_out, rng);
+      else randomize(w_.back().span(), rng, 0.5);
+      buffer_.push_back(s.buffer);
       params_.push_back({s.name, s.shape, w_.back().data(), dw_.back().data()});
     }
     for (const auto& s : x_shapes_) {
@@ -122,6 +125,7 @@ class LayerHarness {
       compare("dx", x_[i].span(), analytic.span(), f, o);
     }
     for (size_t p = 0; p < w_.size(); ++p) {
+      if (buffer_[p]) continue;  // no gradient
       Tensor analytic = copy(dw_[p]);
       compare(params_[p].name.c_str(), w_[p].span(), analytic.span(), f, o);
     }
@@ -140,6 +144,7 @@ class LayerHarness {
   int64_t batch_;
   std::vector<Tensor> x_, dx_, w_, dw_;
   std::vector<Param> params_;
+  std::vector<bool> buffer_;
   Tensor y_, r_;
 };
 

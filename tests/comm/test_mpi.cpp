@@ -154,7 +154,7 @@ TrainResult train(comm::Communicator& comm, int threads, const std::vector<std::
   exp.data.finish();
   Runtime runtime(threads);
   m.net.build(exp.train.batch / comm.size(), exp.train.seed);
-  if (comm.size() > 1) comm.broadcast(m.net.params(), 0);
+  if (comm.size() > 1) comm.broadcast(m.net.state(), 0);
   auto opt = Optimizer::create(exp.optimizer, m.net);
   auto sched = Schedule::create(exp.schedule, opt->base_lr(), exp.train.epochs);
   Squares data(48);

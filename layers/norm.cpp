@@ -1,0 +1,275 @@
+// Batch and layer normalization. Sums are taken in double, per channel in a fixed order
+// (sample, then position), with channels split among tasks: the results do not depend on
+// the number of threads.
+#include "layers/norm.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "framework/config.hpp"
+#include "framework/parallel.hpp"
+
+namespace hubel::layers {
+
+namespace {
+
+// Channels (first per-sample dimension) and positions per channel of a sample.
+void split_channels(const Shape& x, int64_t& channels, int64_t& spatial) {
+  channels = x[0];
+  spatial = x.numel() / channels;
+}
+
+std::vector<ParamSpec> affine_specs(int64_t channels) {
+  return {{"gamma", {channels}, Init::constant(1), 1, 1, false}, {"beta", {channels}, Init::zeros(), 1, 1, false}};
+}
+
+// For channels [c0, c1): a[c] = sum over samples and positions of f(x), b[c] of g(x, d).
+template <class F>
+void per_channel(int64_t n, int64_t channels, int64_t spatial, F&& f) {
+  parallel_chunks(channels, std::max<int64_t>(1, grain_for(n * spatial)), [&](int64_t c0, int64_t c1) {
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t c = c0; c < c1; ++c) f(r, c, (r * channels + c) * spatial);
+  });
+}
+
+}  // namespace
+
+// ---- batch normalization ----
+
+std::unique_ptr<Layer> BatchNorm::from_config(const Config& c) {
+  Options o;
+  o.momentum = c.get<double>("momentum", o.momentum);
+  o.eps = c.get<double>("eps", o.eps);
+  o.sync = c.get<bool>("sync", o.sync);
+  if (!(o.momentum > 0 && o.momentum <= 1)) c.at("momentum").fail(cat("momentum must be in (0, 1]; got ", o.momentum));
+  if (!(o.eps > 0)) c.at("eps").fail(cat("eps must be positive; got ", o.eps));
+  return std::make_unique<BatchNorm>(o);
+}
+
+std::string BatchNorm::describe() const {
+  return cat("momentum ", o_.momentum, ", eps ", o_.eps, o_.sync ? ", synchronized" : ", per-rank statistics");
+}
+
+std::vector<ParamSpec> BatchNorm::param_specs(const Shape& x) const {
+  int64_t channels = 0, spatial = 0;
+  split_channels(x, channels, spatial);
+  auto specs = affine_specs(channels);
+  ParamSpec mean{"running_mean", {channels}, Init::zeros(), 1, 1, false, true, !o_.sync};
+  ParamSpec var{"running_var", {channels}, Init::constant(1), 1, 1, false, true, !o_.sync};
+  specs.push_back(mean);
+  specs.push_back(var);
+  return specs;
+}
+
+void BatchNorm::bind(const Binding& b) {
+  UnaryLayer::bind(b);
+  split_channels(b.x[0], channels_, spatial_);
+  mean_.assign(static_cast<size_t>(channels_), 0.0);
+  invstd_.assign(static_cast<size_t>(channels_), 1.0);
+  sums_.assign(static_cast<size_t>(2 * channels_ + 1), 0.0);
+}
+
+void BatchNorm::forward(ConstTensorView x, TensorView y, const StepContext& ctx) {
+  const int64_t n = x.batch(), C = channels_, S = spatial_;
+  const float* gamma = params_[0].w;
+  const float* beta = params_[1].w;
+  float* run_mean = params_[2].w;
+  float* run_var = params_[3].w;
+  if (ctx.training) {
+    double* sum = sums_.data();
+    double* sq = sums_.data() + C;
+    std::fill(sums_.begin(), sums_.end(), 0.0);
+    per_channel(n, C, S, [&](int64_t, int64_t c, int64_t at) {
+      const float* p = x.data() + at;
+      double s1 = 0, s2 = 0;
+      for (int64_t s = 0; s < S; ++s) {
+        s1 += p[s];
+        s2 += static_cast<double>(p[s]) * p[s];
+      }
+      sum[c] += s1;
+      sq[c] += s2;
+    });
+    sums_[static_cast<size_t>(2 * C)] = static_cast<double>(n * S);
+    if (o_.sync && ctx.ranks) ctx.ranks->sum(sums_);
+    count_ = sums_[static_cast<size_t>(2 * C)];
+    const double unbias = count_ > 1 ? count_ / (count_ - 1) : 1.0;
+    for (int64_t c = 0; c < C; ++c) {
+      const double mean = sum[c] / count_;
+      const double var = std::max(0.0, sq[c] / count_ - mean * mean);
+      mean_[c] = mean;
+      invstd_[c] = 1.0 / std::sqrt(var + o_.eps);
+      run_mean[c] = static_cast<float>((1 - o_.momentum) * run_mean[c] + o_.momentum * mean);
+      run_var[c] = static_cast<float>((1 - o_.momentum) * run_var[c] + o_.momentum * var * unbias);
+    }
+  }
+  // y = x * scale + shift per channel.
+  parallel_chunks(n * C, grain_for(S), [&](int64_t b, int64_t e) {
+    for (int64_t rc = b; rc < e; ++rc) {
+      const int64_t c = rc % C;
+      const double mean = ctx.training ? mean_[c] : run_mean[c];
+      const double invstd = ctx.training ? invstd_[c] : 1.0 / std::sqrt(run_var[c] + o_.eps);
+      const auto scale = static_cast<float>(gamma[c] * invstd);
+      const auto shift = static_cast<float>(beta[c] - mean * gamma[c] * invstd);
+      const float* xp = x.data() + rc * S;
+      float* yp = y.data() + rc * S;
+      for (int64_t s = 0; s < S; ++s) yp[s] = xp[s] * scale + shift;
+    }
+  });
+}
+
+void BatchNorm::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx, const StepContext& ctx) {
+  const int64_t n = x.batch(), C = channels_, S = spatial_;
+  const float* gamma = params_[0].w;
+  float* dgamma = params_[0].dw;
+  float* dbeta = params_[1].dw;
+  // Statistics used by forward: the batch's in training, the running ones in evaluation.
+  std::vector<double>& mean = mean_;
+  std::vector<double>& invstd = invstd_;
+  if (!ctx.training)
+    for (int64_t c = 0; c < C; ++c) {
+      mean[c] = params_[2].w[c];
+      invstd[c] = 1.0 / std::sqrt(params_[3].w[c] + o_.eps);
+    }
+  // Local sums of dy and dy * x per channel.
+  double* s_dy = sums_.data();
+  double* s_dyx = sums_.data() + C;
+  std::fill(sums_.begin(), sums_.end(), 0.0);
+  per_channel(n, C, S, [&](int64_t, int64_t c, int64_t at) {
+    const float* d = dy.data() + at;
+    const float* p = x.data() + at;
+    double a = 0, b = 0;
+    for (int64_t s = 0; s < S; ++s) {
+      a += d[s];
+      b += static_cast<double>(d[s]) * p[s];
+    }
+    s_dy[c] += a;
+    s_dyx[c] += b;
+  });
+  // d gamma = sum dy * xhat = invstd (sum dy x - mean sum dy); d beta = sum dy.
+  for (int64_t c = 0; c < C; ++c) {
+    s_dyx[c] = invstd[c] * (s_dyx[c] - mean[c] * s_dy[c]);
+    dgamma[c] = static_cast<float>(s_dyx[c]);
+    dbeta[c] = static_cast<float>(s_dy[c]);
+  }
+  if (dx.empty()) return;
+  // dx = gamma invstd (dy - (sum dy + xhat sum dy xhat) / M), sums over the global batch.
+  if (ctx.training && o_.sync && ctx.ranks) ctx.ranks->sum(std::span<double>(sums_.data(), static_cast<size_t>(2 * C)));
+  const double m = ctx.training ? count_ : 0;
+  parallel_chunks(n * C, grain_for(S), [&](int64_t b, int64_t e) {
+    for (int64_t rc = b; rc < e; ++rc) {
+      const int64_t c = rc % C;
+      const double k = gamma[c] * invstd[c];
+      double a = k, bx = 0, c0 = 0;
+      if (m > 0) {
+        bx = -k * invstd[c] * s_dyx[c] / m;
+        c0 = -k * s_dy[c] / m - bx * mean[c];
+      }
+      const auto af = static_cast<float>(a), bf = static_cast<float>(bx), cf = static_cast<float>(c0);
+      const float* d = dy.data() + rc * S;
+      const float* p = x.data() + rc * S;
+      float* out = dx.data() + rc * S;
+      for (int64_t s = 0; s < S; ++s) out[s] = af * d[s] + bf * p[s] + cf;
+    }
+  });
+}
+
+// ---- layer normalization ----
+
+std::unique_ptr<Layer> LayerNorm::from_config(const Config& c) {
+  const double eps = c.get<double>("eps", 1e-5);
+  if (!(eps > 0)) c.at("eps").fail(cat("eps must be positive; got ", eps));
+  return std::make_unique<LayerNorm>(eps);
+}
+
+std::string LayerNorm::describe() const { return cat("eps ", eps_); }
+
+std::vector<ParamSpec> LayerNorm::param_specs(const Shape& x) const {
+  int64_t channels = 0, spatial = 0;
+  split_channels(x, channels, spatial);
+  return affine_specs(channels);
+}
+
+void LayerNorm::bind(const Binding& b) {
+  UnaryLayer::bind(b);
+  split_channels(b.x[0], channels_, spatial_);
+  mean_.assign(static_cast<size_t>(b.max_batch), 0.0);
+  invstd_.assign(static_cast<size_t>(b.max_batch), 1.0);
+}
+
+void LayerNorm::forward(ConstTensorView x, TensorView y, const StepContext&) {
+  const int64_t n = x.batch(), C = channels_, S = spatial_, D = C * S;
+  const float* gamma = params_[0].w;
+  const float* beta = params_[1].w;
+  parallel_chunks(n, grain_for(D), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* p = x.data() + r * D;
+      double s1 = 0, s2 = 0;
+      for (int64_t j = 0; j < D; ++j) {
+        s1 += p[j];
+        s2 += static_cast<double>(p[j]) * p[j];
+      }
+      const double mean = s1 / static_cast<double>(D);
+      const double var = std::max(0.0, s2 / static_cast<double>(D) - mean * mean);
+      mean_[r] = mean;
+      invstd_[r] = 1.0 / std::sqrt(var + eps_);
+      float* q = y.data() + r * D;
+      for (int64_t c = 0; c < C; ++c) {
+        const auto scale = static_cast<float>(gamma[c] * invstd_[r]);
+        const auto shift = static_cast<float>(beta[c] - mean * gamma[c] * invstd_[r]);
+        for (int64_t s = 0; s < S; ++s) q[c * S + s] = p[c * S + s] * scale + shift;
+      }
+    }
+  });
+}
+
+void LayerNorm::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx, const StepContext&) {
+  const int64_t n = x.batch(), C = channels_, S = spatial_, D = C * S;
+  const float* gamma = params_[0].w;
+  float* dgamma = params_[0].dw;
+  float* dbeta = params_[1].dw;
+  // Parameter gradients: per channel, samples in order.
+  parallel_chunks(C, std::max<int64_t>(1, grain_for(n * S)), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      double g = 0, b = 0;
+      for (int64_t r = 0; r < n; ++r) {
+        const float* d = dy.data() + r * D + c * S;
+        const float* p = x.data() + r * D + c * S;
+        double gr = 0, br = 0;
+        for (int64_t s = 0; s < S; ++s) {
+          br += d[s];
+          gr += static_cast<double>(d[s]) * (p[s] - mean_[r]);
+        }
+        g += gr * invstd_[r];
+        b += br;
+      }
+      dgamma[c] = static_cast<float>(g);
+      dbeta[c] = static_cast<float>(b);
+    }
+  });
+  if (dx.empty()) return;
+  // dx = invstd (g - mean(g) - xhat mean(g xhat)), g = dy gamma.
+  parallel_chunks(n, grain_for(D), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* d = dy.data() + r * D;
+      const float* p = x.data() + r * D;
+      const double mean = mean_[r], invstd = invstd_[r];
+      double s1 = 0, s2 = 0;
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t s = 0; s < S; ++s) {
+          const double g = static_cast<double>(d[c * S + s]) * gamma[c];
+          s1 += g;
+          s2 += g * (p[c * S + s] - mean) * invstd;
+        }
+      s1 /= static_cast<double>(D);
+      s2 /= static_cast<double>(D);
+      float* out = dx.data() + r * D;
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t s = 0; s < S; ++s) {
+          const double xhat = (p[c * S + s] - mean) * invstd;
+          out[c * S + s] = static_cast<float>(invstd * (static_cast<double>(d[c * S + s]) * gamma[c] - s1 - xhat * s2));
+        }
+    }
+  });
+}
+
+}  // namespace hubel::layers
