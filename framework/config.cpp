@@ -65,6 +65,16 @@ Config::Config(std::shared_ptr<Document> doc, YAML::Node node, std::string path)
   asked_ = slot;
 }
 
+Config& Config::operator=(const Config& o) {
+  if (this == &o) return *this;
+  doc_ = o.doc_;
+  node_.reset(o.node_);
+  path_ = o.path_;
+  asked_ = o.asked_;
+  scope_ = o.scope_;
+  return *this;
+}
+
 Config Config::parse(const std::string& text, const std::string& source) {
   auto doc = std::make_shared<Document>();
   doc->source = source;
@@ -153,7 +163,26 @@ std::string Config::where() const {
 
 std::string Config::key_path(const std::string& key) const { return join_path(path_, key); }
 
-Config Config::child(const YAML::Node& n, const std::string& path) const { return Config(doc_, n, path); }
+Config Config::child(const YAML::Node& n, const std::string& path) const {
+  if (scope_ && n.IsScalar() && n.Scalar().size() > 1 && n.Scalar()[0] == '$') {
+    const std::string name = n.Scalar().substr(1);
+    auto it = scope_->vars.find(name);
+    if (it != scope_->vars.end()) return it->second;
+    std::string known;
+    for (const auto& [k, v] : scope_->vars) known += (known.empty() ? "" : ", ") + k;
+    Config(doc_, n, path).fail(cat("'$", name, "' is not a parameter of ", scope_->context,
+                                   known.empty() ? std::string(" (it has none)") : cat(" (its parameters: ", known, ")")));
+  }
+  Config c(doc_, n, path);
+  c.scope_ = scope_;
+  return c;
+}
+
+Config Config::with_vars(Vars vars, std::string context) const {
+  Config c = *this;
+  c.scope_ = std::make_shared<const Scope>(Scope{std::move(vars), std::move(context)});
+  return c;
+}
 
 bool Config::has(const std::string& key) const {
   asked_->insert(key);
@@ -240,6 +269,16 @@ T convert_scalar(const YAML::Node& n, const Config& c, const char* expected) {
 }
 
 }  // namespace
+
+namespace {
+bool glob(const char* p, const char* s) {
+  if (*p == 0) return *s == 0;
+  if (*p == '*') return glob(p + 1, s) || (*s && glob(p, s + 1));
+  return *s && *p == *s && glob(p + 1, s + 1);
+}
+}  // namespace
+
+bool glob_match(const std::string& pattern, const std::string& text) { return glob(pattern.c_str(), text.c_str()); }
 
 template <>
 std::string Config::as<std::string>() const {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -20,6 +21,12 @@ class Config {
   static Config load_file(const std::string& path);
   // Parses YAML text; `source` names it in errors (a file name, or "<string>").
   static Config parse(const std::string& text, const std::string& source = "<string>");
+
+  // Assignment rebinds the handle (yaml-cpp's own node assignment would overwrite the
+  // node's content in the document).
+  Config(const Config&) = default;
+  Config& operator=(const Config& o);
+  Config& operator=(Config&& o) { return *this = static_cast<const Config&>(o); }
 
   // Applies "a.b.c=value" (list items by index: "model.layers.2.units=64"). The value is
   // read as YAML, so numbers stay numbers. Must be called on the root before reading.
@@ -77,6 +84,12 @@ class Config {
   // Renders this node as YAML text (for summaries and error messages).
   std::string dump() const;
 
+  // Block parameters: a copy of this node in which any value written "$name" below it
+  // reads as vars[name] (a node elsewhere in the file, with its own location). A "$name"
+  // with no entry is an error listing the parameters; `context` names the block in it.
+  using Vars = std::map<std::string, Config>;
+  Config with_vars(Vars vars, std::string context) const;
+
  private:
   struct Document;
   Config(std::shared_ptr<Document> doc, YAML::Node node, std::string path);
@@ -87,7 +100,16 @@ class Config {
   std::string path_;
   // Keys of this map that a reader asked for; shared by copies of this Config.
   std::shared_ptr<std::set<std::string>> asked_;
+  struct Scope {
+    Vars vars;
+    std::string context;
+  };
+  std::shared_ptr<const Scope> scope_;
 };
+
+// Does `text` match `pattern`, where '*' stands for any run of characters? (Layer and
+// parameter patterns of experiment files: "conv*", "stage2.*", "*/b".)
+bool glob_match(const std::string& pattern, const std::string& text);
 
 template <> std::string Config::as<std::string>() const;
 template <> bool Config::as<bool>() const;

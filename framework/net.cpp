@@ -5,6 +5,8 @@
 #include <iomanip>
 #include <sstream>
 #include <map>
+#include <optional>
+#include <set>
 #include <ostream>
 
 #include "framework/config.hpp"
@@ -124,6 +126,130 @@ Layer& Net::add(std::unique_ptr<Layer> layer, const std::vector<std::string>& in
   return *m.nodes.back().layer;
 }
 
+namespace {
+
+// Reads model.layers into a Net, expanding blocks: a block is defined once under
+// model.blocks with default parameters and a list of layers, and used in model.layers as
+// {block: name, repeat: n, name: prefix, <parameter>: value, first: {<parameter>: value}}.
+// Its layers are named "<prefix>.<layer>" (with ".<k>" after the prefix when repeated), a
+// "$parameter" value reads the instance's value, and `inputs` inside a block name the
+// block's own layers or `in`, the block's input (whatever precedes the block).
+class ModelReader {
+ public:
+  ModelReader(Net& net, const Config& model, const LayerRegistry& registry)
+      : net_(net), registry_(registry), blocks_(model.find("blocks")) {}
+
+  void item(const Config& item) {
+    if (!item.is_map()) item.fail("each layer is a map with at least a 'type', e.g. {type: dense, units: 10}; or a {block: name}");
+    if (item.has("block")) block(item);
+    else layer(item, "", "", nullptr);
+  }
+
+ private:
+  // One layer; inside a block, `prefix` is "<instance>." and `in` the block's input.
+  // Inside a block, `local` holds the block's layer names and `name` this layer's.
+  void layer(const Config& item, const std::string& prefix, const std::string& in, const std::set<std::string>* local,
+             std::string name = "") {
+    const std::string type = item.get<std::string>("type");
+    std::vector<std::string> inputs;
+    if (auto i = item.find("inputs")) inputs = i->as<std::vector<std::string>>();
+    if (!local) name = item.get<std::string>("name", "");
+    if (local) {
+      for (auto& s : inputs) {
+        if (s == "in") s = in;
+        else if (local->count(s)) s = prefix + s;
+        else item.at("inputs").fail(cat("'", s, "' is not a layer of this block: inside a block, inputs name the block's layers, or 'in' for its input"));
+      }
+      name = prefix + name;
+    }
+    try {
+      auto l = registry_.make_layer(type, item);
+      if (!name.empty()) l->set_name(name);
+      net_.add(std::move(l), inputs);
+    } catch (const ConfigError& e) {
+      const std::string msg = e.what();
+      // Errors already located in the file pass through; others get this layer's place.
+      if (msg.find(item.source()) == 0 || msg.find("--set") == 0) throw;
+      item.fail(msg);
+    } catch (const ShapeError& e) {
+      item.fail(e.what());
+    }
+    item.finish();
+  }
+
+  void block(const Config& use) {
+    const std::string kind = use.get<std::string>("block");
+    if (!blocks_) use.fail(cat("there is no model.blocks section defining block '", kind, "'"));
+    const auto def = blocks_->find(kind);
+    if (!def) {
+      std::string known;
+      for (const auto& k : blocks_->keys()) known += (known.empty() ? "" : ", ") + k;
+      use.at("block").fail(cat("no block named '", kind, "' in model.blocks (defined: ", known, ")"));
+    }
+    const std::string context = cat("block '", kind, "'");
+    // Parameters: the defaults, then the instance's values; null defaults are required.
+    Config::Vars vars;
+    std::optional<Config> params = def->find("params");
+    if (params)
+      for (const auto& k : params->keys()) vars.emplace(k, params->at(k));
+    const std::set<std::string> reserved{"block", "repeat", "name", "first"};
+    for (const auto& k : use.keys()) {
+      if (reserved.count(k)) continue;
+      if (!vars.count(k)) use.at(k).fail(cat("'", k, "' is not a parameter of ", context, params ? cat(" (see its params)") : " (it declares no params)"));
+      vars.insert_or_assign(k, use.at(k));
+    }
+    for (const auto& [k, v] : vars)
+      if (v.is_null()) use.fail(cat(context, " needs a value for its parameter '", k, "'"));
+    const int64_t repeat = use.get<int64_t>("repeat", 1);
+    if (repeat < 1 || repeat > 10000) use.at("repeat").fail(cat("repeat must be in [1, 10000]; got ", repeat));
+    std::string base = use.get<std::string>("name", "");
+    if (base.empty()) base = cat(kind, ++block_counts_[kind]);
+    std::optional<Config> first = use.find("first");
+    const std::vector<Config> layers = def->at("layers").items();
+    if (layers.empty()) def->at("layers").fail("a block needs at least one layer");
+    // Local names: given, or the type and a count within the block ("relu1").
+    std::set<std::string> local;
+    std::vector<std::string> names;
+    std::map<std::string, int> counts;
+    for (const auto& l : layers) {
+      if (l.is_map() && l.has("block")) l.fail("blocks do not nest: a block's layers are layers");
+      if (!l.is_map()) l.fail("each layer is a map with at least a 'type'");
+      std::string n = l.get<std::string>("name", "");
+      if (n == "in") l.at("name").fail("'in' names the block's input; give the layer another name");
+      if (n.empty()) n = cat(l.with_vars(vars, context).get<std::string>("type"), ++counts[l.get<std::string>("type")]);
+      if (!local.insert(n).second) l.fail(cat("the block has two layers named '", n, "'"));
+      names.push_back(n);
+    }
+    def->finish();
+    for (int64_t r = 1; r <= repeat; ++r) {
+      Config::Vars v = vars;
+      if (r == 1 && first)
+        for (const auto& k : first->keys()) {
+          if (!vars.count(k)) first->at(k).fail(cat("'", k, "' is not a parameter of ", context));
+          v.insert_or_assign(k, first->at(k));
+        }
+      const std::string instance = repeat > 1 ? cat(base, ".", r) : base;
+      const std::string in = net_.size() ? net_.layer(net_.size() - 1).name() : Net::kInput;
+      for (size_t i = 0; i < layers.size(); ++i) {
+        const Config& l = layers[i];
+        try {
+          layer(l.with_vars(v, context), instance + ".", in, &local, names[i]);
+        } catch (const ConfigError& e) {
+          throw ConfigError(cat(e.what(), "\n  in ", context, " as '", instance, "', used at ", use.where()));
+        }
+      }
+    }
+    use.finish();
+  }
+
+  Net& net_;
+  const LayerRegistry& registry_;
+  std::optional<Config> blocks_;
+  std::map<std::string, int> block_counts_;
+};
+
+}  // namespace
+
 Net Net::from_config(const Config& model, const LayerRegistry& registry) {
   const auto in = model.get<std::vector<int64_t>>("input");
   Shape input_shape;
@@ -140,25 +266,20 @@ Net Net::from_config(const Config& model, const LayerRegistry& registry) {
   const Config layers = model.at("layers");
   const auto items = layers.items();
   if (items.empty()) layers.fail("a model needs at least one layer");
-  for (const auto& item : items) {
-    if (!item.is_map()) item.fail("each layer is a map with at least a 'type', e.g. {type: dense, units: 10}");
-    const std::string type = item.get<std::string>("type");
-    std::vector<std::string> inputs;
-    if (auto i = item.find("inputs")) inputs = i->as<std::vector<std::string>>();
-    std::string name = item.get<std::string>("name", "");
-    try {
-      auto layer = registry.make_layer(type, item);
-      if (!name.empty()) layer->set_name(name);
-      net.add(std::move(layer), inputs);
-    } catch (const ConfigError& e) {
-      const std::string msg = e.what();
-      // Errors already located in the file pass through; others get this layer's place.
-      if (msg.find(item.source()) == 0 || msg.find("--set") == 0) throw;
-      item.fail(msg);
-    } catch (const ShapeError& e) {
-      item.fail(e.what());
+  ModelReader reader(net, model, registry);
+  for (const auto& item : items) reader.item(item);
+  // model.freeze: layer name patterns.
+  if (auto f = model.find("freeze")) {
+    for (const auto& pattern : f->as<std::vector<std::string>>()) {
+      bool any = false;
+      for (size_t i = 0; i < net.size(); ++i)
+        if (glob_match(pattern, net.layer(i).name())) {
+          net.freeze(net.layer(i).name());
+          any = true;
+        }
+      if (!any) f->fail(cat("the pattern '", pattern, "' matches no layer (layers: ", net.layer(0).name(), " ... ",
+                            net.layer(net.size() - 1).name(), ")"));
     }
-    item.finish();
   }
   return net;
 }

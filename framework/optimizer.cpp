@@ -16,16 +16,9 @@ namespace hubel {
 
 namespace {
 
-// Glob match with '*' (any run of characters, '/' included).
-bool glob(const char* p, const char* s) {
-  if (*p == 0) return *s == 0;
-  if (*p == '*') return glob(p + 1, s) || (*s && glob(p, s + 1));
-  return *s && *p == *s && glob(p + 1, s + 1);
-}
-
 bool rule_matches(const ParamRule& r, const ParamInfo& p) {
-  if (r.match.find('/') == std::string::npos) return glob(r.match.c_str(), p.layer.c_str());
-  return glob(r.match.c_str(), p.full_name().c_str());
+  if (r.match.find('/') == std::string::npos) return glob_match(r.match, p.layer);
+  return glob_match(r.match, p.full_name());
 }
 
 }  // namespace

@@ -18,7 +18,7 @@ std::unique_ptr<Layer> Add::from_config(const Config& c) {
 }
 
 std::string Add::describe() const {
-  return project_ == Project::never ? "" : project_ == Project::auto_ ? "projects the shortcut if shapes differ" : "projected shortcut";
+  return project_ == Project::never ? "" : project_ == Project::auto_ ? "project: auto" : "project: always";
 }
 
 bool Add::projects(std::span<const Shape> x) const {

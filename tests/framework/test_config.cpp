@@ -135,3 +135,16 @@ TEST(Experiment, TrainSectionIsChecked) {
 }
 
 }  // namespace hubel
+
+namespace hubel {
+TEST(Config, AssignmentRebindsTheHandleAndLeavesTheDocumentAlone) {
+  const Config root = Config::parse("a: 1\nb: 2\n", "t.yaml");
+  Config x = root.at("a");
+  x = root.at("b");  // yaml-cpp's node assignment would write 2 into a
+  EXPECT_EQ(x.as<int>(), 2);
+  EXPECT_EQ(root.get<int>("a"), 1);
+  std::optional<Config> o = root.at("a");
+  o = root.at("b");
+  EXPECT_EQ(root.get<int>("a"), 1);
+}
+}  // namespace hubel
