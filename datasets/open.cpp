@@ -153,6 +153,12 @@ Splits open_file(const Config& data) {
     if (d && (d->sample_shape() != train->sample_shape() || d->num_classes() != train->num_classes()))
       data.fail(cat(d->name(), " has samples ", d->sample_shape().str(), " and ", d->num_classes(), " classes, but ",
                     train->name(), " has ", train->sample_shape().str(), " and ", train->num_classes()));
+  // data.classes: keep these classes, relabeled 0..k-1 (fine-tuning on a subset).
+  if (auto c = data.find("classes")) {
+    const auto classes = c->as<std::vector<int64_t>>();
+    for (auto* split : {&s.train, &s.heldout, &s.test})
+      if (*split) *split = fail_at(*c, [&] { return std::make_unique<ClassSubset>(std::shared_ptr<const Dataset>(std::move(*split)), classes); });
+  }
   s.transform = read_transform(data, file, *train, uint8);
   return s;
 }

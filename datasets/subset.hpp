@@ -33,3 +33,28 @@ class Subset : public Dataset {
 };
 
 }  // namespace hubel::datasets
+
+namespace hubel::datasets {
+
+// The samples of some classes only, relabeled 0..k-1 in the order given: fine-tuning a
+// classifier on a subset of the classes (data.classes: [0, 2, 4]).
+class ClassSubset : public Dataset {
+ public:
+  // Throws DataError when a class is out of range, listed twice, or has no sample.
+  ClassSubset(std::shared_ptr<const Dataset> base, const std::vector<int64_t>& classes);
+  std::string name() const override { return name_; }
+  int64_t size() const override { return static_cast<int64_t>(idx_.size()); }
+  Shape sample_shape() const override { return base_->sample_shape(); }
+  int64_t num_classes() const override { return static_cast<int64_t>(classes_); }
+  void read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView targets) const override;
+
+ private:
+  std::shared_ptr<const Dataset> base_;
+  std::vector<int64_t> idx_;
+  std::vector<int32_t> remap_;  // old label -> new label, or -1
+  size_t classes_ = 0;
+  std::string name_;
+  mutable std::vector<int64_t> mapped_;
+};
+
+}  // namespace hubel::datasets

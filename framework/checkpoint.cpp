@@ -5,6 +5,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+
+#include "framework/config.hpp"
 
 #include "framework/error.hpp"
 #include "framework/hdf5.hpp"
@@ -275,6 +278,56 @@ void export_weights(const std::string& path, const std::string& checkpoint) {
     write_weights_header(f);
     for (const auto& p : params) h5::write_dataset(f, "/model/" + p.name, H5T_NATIVE_FLOAT, dims_of(p.shape), p.values.data(), true);
   });
+}
+
+WeightsReport load_weights_by_name(const std::string& source, Net& net, const std::vector<std::string>& exclude) {
+  std::string path = source;
+  if (fs::is_directory(source)) {
+    const auto found = CheckpointDir(source, 1).newest_good();
+    if (!found) throw DataError(cat(source, ": a directory without a readable checkpoint"));
+    path = *found;
+  }
+  {
+    const h5::File f = h5::File::open_read(path);
+    const auto format = h5::read_string_attribute(f, "/", "format");
+    if (format == std::optional<std::string>("hubel-checkpoint")) read_meta(f);  // whole and of a known version
+    else if (format != std::optional<std::string>("hubel-weights"))
+      h5::fail(f, "", "neither a hubel checkpoint nor an exported weights file (hubel inspect --export-weights)");
+  }
+  std::map<std::string, StoredParam> stored;
+  for (auto& p : read_checkpoint_params(path)) stored.emplace(p.name, std::move(p));
+  std::vector<bool> used(exclude.size(), false);
+  WeightsReport report;
+  report.file = path;
+  std::vector<float> state(net.state().begin(), net.state().end());
+  std::vector<const ParamInfo*> order;
+  for (const auto& p : net.param_info()) order.push_back(&p);
+  std::stable_sort(order.begin(), order.end(), [](const ParamInfo* a, const ParamInfo* b) { return a->node < b->node; });
+  for (const ParamInfo* p : order) {
+    bool excluded = false;
+    for (size_t i = 0; i < exclude.size(); ++i)
+      if (glob_match(exclude[i], p->layer)) excluded = used[i] = true;
+    if (excluded) {
+      report.fresh.push_back(p->full_name());
+      stored.erase(p->full_name());
+      continue;
+    }
+    auto it = stored.find(p->full_name());
+    if (it == stored.end())
+      throw DataError(cat(path, ": has no ", p->full_name(), " ", p->shape.str(),
+                          ": to start that layer from its initialization, add '", p->layer, "' to model.weights.exclude"));
+    if (it->second.shape != p->shape)
+      throw DataError(cat(path, ": ", p->full_name(), " has shape ", it->second.shape.str(), " there but ", p->shape.str(),
+                          " in the model (a new head? add '", p->layer, "' to model.weights.exclude)"));
+    std::copy(it->second.values.begin(), it->second.values.end(), state.begin() + p->offset);
+    report.values += p->size;
+    stored.erase(it);
+  }
+  for (size_t i = 0; i < exclude.size(); ++i)
+    if (!used[i]) throw ConfigError(cat("model.weights.exclude: the pattern '", exclude[i], "' matches no layer"));
+  for (const auto& [name, p] : stored) report.unused.push_back(name);
+  std::copy(state.begin(), state.end(), net.state().begin());
+  return report;
 }
 
 namespace {

@@ -63,6 +63,19 @@ std::vector<StoredParam> read_checkpoint_params(const std::string& path);
 void export_weights(const std::string& path, const Net& net);
 void export_weights(const std::string& path, const std::string& checkpoint);
 
+// Fine-tuning: copies the parameters and buffers of a checkpoint or an exported weights
+// file (or the newest good checkpoint of a directory) into net, matched by layer/param
+// name, except the layers matching `exclude` (glob patterns), which keep their
+// initialization. Every other entry of the model must be in the file with its shape: the
+// error names the first that is not. Entries of the file the model lacks are reported.
+struct WeightsReport {
+  std::string file;                 // the file read
+  int64_t values = 0;               // copied
+  std::vector<std::string> fresh;   // excluded, left as initialized
+  std::vector<std::string> unused;  // in the file, not in the model
+};
+WeightsReport load_weights_by_name(const std::string& source, Net& net, const std::vector<std::string>& exclude);
+
 // A directory of checkpoints "ckpt-<step>.h5" with a `latest` pointer, keeping the newest n.
 class CheckpointDir {
  public:

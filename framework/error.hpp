@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace hubel {
 
@@ -15,6 +16,13 @@ std::string cat(Parts&&... parts) {
   std::ostringstream os;
   (os << ... << std::forward<Parts>(parts));
   return os.str();
+}
+
+// "a, b, c"
+inline std::string join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
+  return out;
 }
 
 class Error : public std::runtime_error {

@@ -28,6 +28,10 @@ Model build_model(const Config& model, const LayerRegistry& registry) {
     m.loss = registry.make_loss(loss.get<std::string>("type"), loss);
     loss.finish();
   }
+  if (auto w = model.find("weights")) {
+    m.weights = WeightsSource{w->get<std::string>("file"), w->get<std::vector<std::string>>("exclude", {})};
+    w->finish();
+  }
   model.finish();
   return m;
 }

@@ -29,12 +29,20 @@ struct Experiment {
   static Experiment from_config(Config root);
 };
 
+// model.weights: start from trained weights (fine-tuning).
+struct WeightsSource {
+  std::string file;                  // checkpoint, exported weights, or checkpoint directory
+  std::vector<std::string> exclude;  // layer patterns that start fresh (a new head)
+};
+
 struct Model {
   Net net;
   std::unique_ptr<Loss> loss;
+  std::optional<WeightsSource> weights;
 };
 
-// model: {input: [...], layers: [...], loss: softmax_cross_entropy | {type: ..., ...}}
+// model: {input: [...], blocks: {...}, layers: [...], loss: softmax_cross_entropy | {type: ..., ...},
+//         freeze: [layer patterns], weights: {file: ..., exclude: [layer patterns]}}
 Model build_model(const Config& model, const LayerRegistry& registry);
 
 }  // namespace hubel

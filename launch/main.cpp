@@ -328,6 +328,16 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   const CheckpointDir checkpoints(ck.dir, ck.keep);
   std::vector<EpochMetrics> past;
   std::string resumed_from;
+  // Fine-tuning: trained weights by name (a resumed run has its own instead).
+  if (model.weights && resume.empty()) {
+    const WeightsReport w = load_weights_by_name(model.weights->file, net, model.weights->exclude);
+    if (root) {
+      std::cout << "weights: " << w.values << " values from " << w.file;
+      if (!w.fresh.empty()) std::cout << "; initialized fresh: " << join(w.fresh, ", ");
+      if (!w.unused.empty()) std::cout << "; not in this model: " << join(w.unused, ", ");
+      std::cout << "\n";
+    }
+  }
   if (!resume.empty()) {
     std::optional<std::string> path;
     if (resume == "auto") path = checkpoints.newest_good();

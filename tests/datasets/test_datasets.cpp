@@ -16,6 +16,7 @@
 #include "datasets/loader.hpp"
 #include "datasets/open.hpp"
 #include "datasets/spirals.hpp"
+#include "datasets/subset.hpp"
 #include "framework/config.hpp"
 #include "framework/error.hpp"
 #include "tests/expect_error.hpp"
@@ -477,6 +478,34 @@ TEST(Open, DataSectionErrorsNameTheKey) {
   EXPECT_EQ(s.heldout_name, "val");
   EXPECT_EQ(s.test->size(), 5);
   EXPECT_EQ(s.transform->output_shape(), (Shape{1, 8, 7}));
+}
+
+TEST(ClassSubset, KeepsTheListedClassesRelabeledInTheirOrder) {
+  auto base = std::make_shared<Spirals>(Spirals::Options{300, 3, 1.0, 0.05, 4}, "spirals");
+  std::vector<int64_t> all(300);
+  std::iota(all.begin(), all.end(), 0);
+  Tensor x(Shape{300, 2});
+  std::vector<int32_t> labels(300);
+  base->read(all, x.view(), labels.data(), TensorView());
+  ClassSubset sub(base, {2, 0});
+  EXPECT_EQ(sub.num_classes(), 2);
+  ASSERT_EQ(sub.size(), std::count(labels.begin(), labels.end(), 2) + std::count(labels.begin(), labels.end(), 0));
+  std::vector<int64_t> idx(static_cast<size_t>(sub.size()));
+  std::iota(idx.begin(), idx.end(), 0);
+  Tensor xs(Shape{sub.size(), 2});
+  std::vector<int32_t> ls(idx.size());
+  sub.read(idx, xs.view(), ls.data(), TensorView());
+  // The subset's samples are the base's samples of classes 2 and 0, in order: 2 -> 0, 0 -> 1.
+  int64_t k = 0;
+  for (int64_t i = 0; i < 300; ++i) {
+    if (labels[i] == 1) continue;
+    ASSERT_EQ(ls[k], labels[i] == 2 ? 0 : 1);
+    ASSERT_EQ(xs[2 * k], x[2 * i]);
+    ++k;
+  }
+  EXPECT_THROW(ClassSubset(base, {3}), DataError);
+  EXPECT_THROW(ClassSubset(base, {1, 1}), DataError);
+  EXPECT_THROW(ClassSubset(base, {}), DataError);
 }
 
 }  // namespace hubel::datasets

@@ -36,6 +36,8 @@ const char* kMlp =
 
 struct TrainRun {
   std::vector<float> weights;
+  std::vector<float> initial_state, state;  // parameters, frozen ones and buffers
+  std::vector<ParamInfo> info;
   std::vector<EpochMetrics> history;
   double train_accuracy;
 };
@@ -50,6 +52,8 @@ TrainRun train(int threads, const std::vector<std::string>& sets = {}) {
   datasets::Spirals train_set({1000, 2, 1.25, 0.03, 7}, "train");
   datasets::Spirals test_set({500, 2, 1.25, 0.03, 8}, "test");
   m.net.build(exp.train.batch, exp.train.seed);
+  TrainRun r;
+  r.initial_state.assign(m.net.state().begin(), m.net.state().end());
   auto opt = Optimizer::create(exp.optimizer, m.net);
   auto sched = Schedule::create(exp.schedule, opt->base_lr(), exp.train.epochs);
   comm::LocalCommunicator comm;
@@ -58,13 +62,14 @@ TrainRun train(int threads, const std::vector<std::string>& sets = {}) {
   datasets::Loader train_loader(train_set, nullptr, lo);
   lo.shuffle = false;
   datasets::Loader test_loader(test_set, nullptr, lo), train_eval(train_set, nullptr, lo);
-  TrainRun r;
   runtime.run([&] {
     r.history = trainer.fit(train_loader, &test_loader);
     const LossStats s = trainer.evaluate(train_eval);
     r.train_accuracy = static_cast<double>(s.correct) / s.count;
   });
   r.weights.assign(m.net.params().begin(), m.net.params().end());
+  r.state.assign(m.net.state().begin(), m.net.state().end());
+  r.info = m.net.param_info();
   return r;
 }
 
@@ -136,6 +141,51 @@ TEST(Training, DataThatDoesNotFitIsRejected) {
   } catch (const ShapeError& e) {
     EXPECT_NE(std::string(e.what()).find("make the last layer output 3"), std::string::npos) << e.what();
   }
+}
+
+namespace {
+// Are the values of a layer's entries bitwise equal in two states?
+bool layer_unchanged(const TrainRun& r, const std::string& layer) {
+  bool any = false;
+  for (const auto& p : r.info)
+    if (p.layer == layer) {
+      any = true;
+      if (std::memcmp(r.initial_state.data() + p.offset, r.state.data() + p.offset, p.size * sizeof(float)) != 0) return false;
+    }
+  EXPECT_TRUE(any) << "no layer " << layer;
+  return true;
+}
+}  // namespace
+
+TEST(Training, FrozenLayersAreBitwiseUnchanged) {
+  // The first layer frozen: nothing before it trains, so it gets no gradient at all.
+  const TrainRun first = train(2, {"train.epochs=2", "model.freeze=[dense1]"});
+  EXPECT_TRUE(layer_unchanged(first, "dense1"));
+  EXPECT_FALSE(layer_unchanged(first, "dense2"));
+  EXPECT_EQ(first.weights.size(), first.state.size() - 64 * 2 - 64);
+  // A middle layer frozen: the gradient passes through it to dense1, which trains.
+  const TrainRun middle = train(2, {"train.epochs=2", "model.freeze=[dense2]"});
+  EXPECT_TRUE(layer_unchanged(middle, "dense2"));
+  EXPECT_FALSE(layer_unchanged(middle, "dense1"));
+  EXPECT_FALSE(layer_unchanged(middle, "dense3"));
+  EXPECT_GE(middle.history.back().train_accuracy, 0.7);
+}
+
+TEST(Training, BatchNormTrainsAndIsBitwiseIdenticalWhateverTheThreadCount) {
+  const std::vector<std::string> sets{
+      "train.epochs=5",
+      "model.layers=[{type: dense, units: 64}, {type: batchnorm}, {type: relu}, {type: dense, units: 64}, "
+      "{type: layernorm}, {type: relu}, {type: dense, units: 2}]"};
+  const TrainRun one = train(1, sets);
+  const TrainRun two = train(2, sets);
+  ASSERT_EQ(one.state.size(), two.state.size());
+  EXPECT_EQ(0, std::memcmp(one.state.data(), two.state.data(), one.state.size() * sizeof(float)));
+  // The running statistics moved from (0, 1) and are saved with the state.
+  EXPECT_FALSE(layer_unchanged(one, "batchnorm1"));
+  int buffers = 0;
+  for (const auto& p : one.info) buffers += p.buffer;
+  EXPECT_EQ(buffers, 2);
+  EXPECT_GE(one.history.back().test_accuracy, 0.8);
 }
 
 }  // namespace hubel

@@ -1,0 +1,54 @@
+// Subsets of data sets.
+#include "datasets/subset.hpp"
+
+#include "framework/error.hpp"
+
+namespace hubel::datasets {
+
+ClassSubset::ClassSubset(std::shared_ptr<const Dataset> base, const std::vector<int64_t>& classes)
+    : base_(std::move(base)), classes_(classes.size()) {
+  const int64_t k = base_->num_classes();
+  if (k <= 0) throw DataError(cat(base_->name(), ": has no class labels, so data.classes cannot select classes"));
+  if (classes.empty()) throw DataError("data.classes is empty: list the classes to keep");
+  remap_.assign(static_cast<size_t>(k), -1);
+  std::string list;
+  for (size_t i = 0; i < classes.size(); ++i) {
+    const int64_t c = classes[i];
+    if (c < 0 || c >= k) throw DataError(cat("data.classes: class ", c, " is out of range: ", base_->name(), " has classes 0 to ", k - 1));
+    if (remap_[static_cast<size_t>(c)] >= 0) throw DataError(cat("data.classes: class ", c, " is listed twice"));
+    remap_[static_cast<size_t>(c)] = static_cast<int32_t>(i);
+    list += cat(i ? "," : "", c);
+  }
+  name_ = cat(base_->name(), " (classes ", list, ")");
+  // One pass over the labels, in chunks.
+  const int64_t n = base_->size(), chunk = 1024;
+  Tensor x(base_->sample_shape().with_batch(std::min(n, chunk)));
+  std::vector<int32_t> labels(static_cast<size_t>(chunk));
+  std::vector<int64_t> rows;
+  std::vector<int64_t> count(classes.size(), 0);
+  for (int64_t b = 0; b < n; b += chunk) {
+    const int64_t m = std::min(chunk, n - b);
+    rows.resize(static_cast<size_t>(m));
+    for (int64_t i = 0; i < m; ++i) rows[static_cast<size_t>(i)] = b + i;
+    base_->read(rows, TensorView(x.data(), base_->sample_shape().with_batch(m)), labels.data(), TensorView());
+    for (int64_t i = 0; i < m; ++i) {
+      const int32_t l = labels[static_cast<size_t>(i)];
+      if (l >= 0 && l < k && remap_[static_cast<size_t>(l)] >= 0) {
+        idx_.push_back(b + i);
+        ++count[static_cast<size_t>(remap_[static_cast<size_t>(l)])];
+      }
+    }
+  }
+  for (size_t i = 0; i < classes.size(); ++i)
+    if (count[i] == 0) throw DataError(cat(base_->name(), ": class ", classes[i], " of data.classes has no sample"));
+}
+
+void ClassSubset::read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView targets) const {
+  mapped_.resize(idx.size());
+  for (size_t i = 0; i < idx.size(); ++i) mapped_[i] = idx_.at(static_cast<size_t>(idx[i]));
+  base_->read(mapped_, x, labels, targets);
+  if (labels)
+    for (size_t i = 0; i < idx.size(); ++i) labels[i] = remap_[static_cast<size_t>(labels[i])];
+}
+
+}  // namespace hubel::datasets
