@@ -142,6 +142,7 @@ const char* kCnn =
 
 struct TrainResult {
   std::vector<float> weights;
+  std::vector<float> state;  // with the buffers
   std::vector<double> losses;
 };
 
@@ -165,6 +166,7 @@ TrainResult train(comm::Communicator& comm, int threads, const std::vector<std::
     for (const auto& h : trainer.fit(loader, nullptr)) r.losses.push_back(h.train_loss);
   });
   r.weights.assign(m.net.params().begin(), m.net.params().end());
+  r.state.assign(m.net.state().begin(), m.net.state().end());
   return r;
 }
 
@@ -208,6 +210,35 @@ TEST(DataParallel, AccumulationEqualsALargerBatch) {
   if (8 % world().size() != 0) GTEST_SKIP() << "a batch of 8 does not split over " << world().size() << " ranks";
   const TrainResult acc = train(world(), 1, {small_batch, "train.accumulate=2", "train.max_steps=3"});
   EXPECT_LT(max_relative_difference(acc.weights, big.weights), 1e-5);
+}
+
+// Batch norm after a convolution and after the wide dense layer, and dropout: the
+// convolution's statistics are reduced while the gradient buckets of the layers above are
+// in flight on the communication thread.
+const char* kNormalized =
+    "model.layers=[{type: conv2d, filters: 4, kernel: 3, padding: same}, {type: batchnorm}, {type: relu}, "
+    "{type: maxpool2d, kernel: 2}, {type: conv2d, filters: 6, kernel: 3}, {type: tanh}, {type: flatten}, "
+    "{type: dense, units: 23000}, {type: batchnorm, momentum: 0.3}, {type: relu}, {type: dropout, rate: 0.3}, "
+    "{type: dense, units: 3}]";
+
+TEST(DataParallel, SynchronizedBatchNormAndDropoutOnNRanksEqualOneRank) {
+  comm::LocalCommunicator alone;
+  const TrainResult one = train(alone, 1, {kNormalized, "train.bucket_mb=0.01"});
+  const TrainResult many = train(world(), 2, {kNormalized, "train.bucket_mb=0.01"});
+  ASSERT_EQ(one.state.size(), many.state.size());
+  // Weights and running statistics, after 6 steps of global batch 16.
+  EXPECT_LT(max_relative_difference(many.state, one.state), 1e-5) << "on " << world().size() << " ranks";
+  EXPECT_NE(one.state, train(alone, 1, {kNormalized, "train.max_steps=2"}).state);
+}
+
+TEST(DataParallel, PerRankBatchNormStatisticsAreAveragedToTheSameValuesOnEveryRank) {
+  const std::string local = std::string(kNormalized).replace(std::string(kNormalized).find("{type: batchnorm}"),
+                                                             17, "{type: batchnorm, sync: false}");
+  const TrainResult r = train(world(), 1, {local});
+  std::vector<float> root = r.state;
+  world().broadcast(root, 0);
+  EXPECT_EQ(0, std::memcmp(root.data(), r.state.data(), root.size() * sizeof(float)));
+  for (float v : r.state) ASSERT_TRUE(std::isfinite(v));
 }
 
 }  // namespace
