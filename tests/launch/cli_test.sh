@@ -90,6 +90,23 @@ if [ -d "$FM" ]; then
   expect 0 "10000 samples, loss [0-9.]+, accuracy 0\.[5-9].*" -- eval "$SRC/launch/experiments/lenet_modern.yaml" \
     --checkpoint "$T/w.h5" --set data.file="$T/fm.h5" --threads 2
   expect 0 "confusion matrix" -- eval "$SRC/launch/experiments/lenet_modern.yaml" --checkpoint "$CK" --set data.file="$T/fm.h5" --split train
+  # Fine-tuning from that run: frozen convolutions, a new 4-way head, four classes.
+  expect 0 "weights: 60856 values from .*ckpt-000000150.h5; initialized fresh: output/w, output/b" -- train \
+    "$SRC/launch/experiments/finetune_fashion.yaml" --run-dir "$T/ft" --set data.file="$T/fm.h5" \
+    --set model.weights.file="$T/lenet/checkpoints" --set train.max_steps=30 --threads 2
+  FT="$T/ft/checkpoints/ckpt-000000030.h5"
+  for frozen in c1/w c1/b c3/w c3/b; do
+    if ! h5diff -q "$CK" "$FT" "/model/$frozen" "/model/$frozen"; then
+      echo "FAIL: the frozen $frozen changed in fine-tuning"
+      failures=$((failures + 1))
+    fi
+  done
+  if h5diff -q "$CK" "$FT" /model/f5/w /model/f5/w; then
+    echo "FAIL: f5 did not train in fine-tuning"
+    failures=$((failures + 1))
+  fi
+  expect 1 "has shape \[4, 84\] there but \[10, 84\] in the model .*model.weights.exclude" -- train \
+    "$SRC/launch/experiments/lenet_modern.yaml" --run-dir "$T/ft2" --set data.file="$T/fm.h5" --set "model.weights={file: $FT}"
   expect 1 "not a hubel checkpoint|cannot open the HDF5 file|not an HDF5 file" -- inspect "$T/fm.h5"
   expect 1 "fm.h5:/val: no such split \(the file has: train, test\)" -- train "$SRC/launch/experiments/lenet_modern.yaml" \
     --set data.file="$T/fm.h5" --set data.val=val
@@ -104,6 +121,10 @@ for f in "$SRC"/launch/experiments/*.yaml; do
   expect 0 "parameters" -- summary "$f"
 done
 expect 0 "c3 +conv2d +\[16, 10, 10\] +1516 " -- summary "$SRC/launch/experiments/lenet5.yaml"
+expect 0 "total: 68 layers, 271994 parameters" -- summary "$SRC/launch/experiments/resnet20.yaml"
+expect 0 "stage2.1.sum +add +stage2.1.bn_b,stage1.3.out +\[32, 16, 16\] +512 " -- summary "$SRC/launch/experiments/resnet20.yaml"
+expect 1 "'\\\$width' is not a parameter of block 'residual'" -- summary "$SRC/launch/experiments/resnet20.yaml" \
+  --set "model.blocks.residual.layers.0.filters=\$width"
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures check(s) failed"
