@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "framework/shape.hpp"
 #include "framework/tensor.hpp"
@@ -20,6 +21,8 @@ class Dataset {
   virtual Shape sample_shape() const = 0;
   // Number of classes of the labels; 0 when samples have target values instead.
   virtual int64_t num_classes() const = 0;
+  // Names of the classes (for reports), or empty when the source has none.
+  virtual std::vector<std::string> class_names() const { return {}; }
   // Per-sample shape of target values (regression); empty when there are labels.
   virtual Shape target_shape() const { return {}; }
   // Row i of x (and labels[i], or row i of targets) gets sample idx[i]. x has idx.size()

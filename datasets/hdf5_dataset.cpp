@@ -144,6 +144,8 @@ Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int6
     classes = mx + 1;
   }
   classes_ = *classes;
+  if (auto names = h5::read_strings_attribute(file_, "/", "classes"); names && static_cast<int64_t>(names->size()) == classes_)
+    names_ = *names;
   for (int64_t i = 0; i < n_; ++i)
     if (labels_[i] < 0 || labels_[i] >= classes_)
       h5::fail(file_, labels, cat("label ", labels_[i], " of sample ", i, " is outside [0, ", classes_, ")"));

@@ -68,6 +68,7 @@ class Hdf5Dataset : public Dataset {
   int64_t size() const override { return n_; }
   Shape sample_shape() const override { return shape_; }
   int64_t num_classes() const override { return classes_; }
+  std::vector<std::string> class_names() const override { return names_; }
   // x gets the stored values as floats (0-255 for uint8 images).
   void read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView targets) const override;
   bool is_uint8() const { return uint8_; }
@@ -78,6 +79,7 @@ class Hdf5Dataset : public Dataset {
   h5::Handle images_;
   Shape shape_;
   int64_t n_ = 0, classes_ = 0;
+  std::vector<std::string> names_;
   bool uint8_ = true;
   int64_t memory_bytes_ = 0;
   std::vector<int32_t> labels_;

@@ -20,6 +20,9 @@ ClassSubset::ClassSubset(std::shared_ptr<const Dataset> base, const std::vector<
     list += cat(i ? "," : "", c);
   }
   name_ = cat(base_->name(), " (classes ", list, ")");
+  const auto names = base_->class_names();
+  if (static_cast<int64_t>(names.size()) == k)
+    for (int64_t c : classes) names_.push_back(names[static_cast<size_t>(c)]);
   // One pass over the labels, in chunks.
   const int64_t n = base_->size(), chunk = 1024;
   Tensor x(base_->sample_shape().with_batch(std::min(n, chunk)));

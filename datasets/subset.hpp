@@ -17,6 +17,7 @@ class Subset : public Dataset {
   int64_t size() const override { return static_cast<int64_t>(idx_.size()); }
   Shape sample_shape() const override { return base_->sample_shape(); }
   int64_t num_classes() const override { return base_->num_classes(); }
+  std::vector<std::string> class_names() const override { return base_->class_names(); }
   Shape target_shape() const override { return base_->target_shape(); }
   void read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView targets) const override {
     // Called from one thread at a time (the loader's); the mapping buffer is reused.
@@ -46,6 +47,7 @@ class ClassSubset : public Dataset {
   int64_t size() const override { return static_cast<int64_t>(idx_.size()); }
   Shape sample_shape() const override { return base_->sample_shape(); }
   int64_t num_classes() const override { return static_cast<int64_t>(classes_); }
+  std::vector<std::string> class_names() const override { return names_; }
   void read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView targets) const override;
 
  private:
@@ -54,6 +56,7 @@ class ClassSubset : public Dataset {
   std::vector<int32_t> remap_;  // old label -> new label, or -1
   size_t classes_ = 0;
   std::string name_;
+  std::vector<std::string> names_;
   mutable std::vector<int64_t> mapped_;
 };
 

@@ -1,6 +1,7 @@
 // The training loop.
 #include "framework/trainer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <numeric>
@@ -22,6 +23,8 @@ TrainOptions TrainOptions::parse(const Config& c) {
   o.accumulate = c.get<int64_t>("accumulate", o.accumulate);
   o.bucket_mb = c.get<double>("bucket_mb", o.bucket_mb);
   o.comm_timeout = c.get<double>("comm_timeout", o.comm_timeout);
+  o.log_every = c.get<int64_t>("log_every", o.log_every);
+  if (o.log_every < 0) c.at("log_every").fail(cat("log_every must be >= 0 (0: no step records); got ", o.log_every));
   if (o.accumulate < 1) c.at("accumulate").fail(cat("accumulate must be at least 1; got ", o.accumulate));
   if (!(o.bucket_mb > 0)) c.at("bucket_mb").fail(cat("bucket_mb must be positive; got ", o.bucket_mb));
   if (!(o.comm_timeout >= 0)) c.at("comm_timeout").fail(cat("comm_timeout must be >= 0 (0: wait forever); got ", o.comm_timeout));
@@ -98,22 +101,45 @@ void Trainer::set_start(int64_t epoch, int64_t batch, int64_t step, std::vector<
   history_ = std::move(history);
 }
 
-LossStats Trainer::evaluate(datasets::BatchSource& data) {
-  check_data(data);
-  LossStats total;
-  StepContext ctx{false, o_.seed, static_cast<uint64_t>(step_), 0};
+Evaluation evaluate(Net& net, const Loss& loss, datasets::BatchSource& data, comm::Communicator& comm, uint64_t seed,
+                    uint64_t step) {
+  Evaluation e;
+  const int64_t K = data.num_classes();
+  const bool classify = K > 0 && net.output_shape().numel() == K;
+  if (classify) e.classes = K;
+  std::vector<double> confusion(static_cast<size_t>(e.classes * e.classes), 0.0);
+  StepContext ctx{false, seed, step, 0};
   data.start(0, 0);
   datasets::Batch b;
+  LossStats total;
   while (data.next(b)) {
     if (b.rows == 0) continue;
+    if (b.rows > net.max_batch()) throw Error(cat("evaluate: a batch of ", b.rows, " rows for a Net built for ", net.max_batch()));
+    TensorView in = net.input(b.rows);
+    std::copy(b.x.data(), b.x.data() + in.numel(), in.data());
     ctx.first_sample = b.first_sample;
-    const Targets t = load(b);
-    ConstTensorView y = net_.forward(b.rows, ctx);
-    total += loss_.evaluate(y, t, TensorView(), 1.0f);
+    const ConstTensorView y = net.forward(b.rows, ctx);
+    total += loss.evaluate(y, Targets{b.labels, b.targets}, TensorView(), 1.0f);
+    if (classify && b.labels)
+      for (int64_t r = 0; r < b.rows; ++r) {
+        const float* row = y.data() + r * K;
+        const int64_t pred = std::max_element(row, row + K) - row;
+        confusion[static_cast<size_t>(b.labels[r] * K + pred)] += 1;
+      }
   }
   double sums[3] = {total.loss, static_cast<double>(total.correct), static_cast<double>(total.count)};
-  comm_.allreduce_sum(std::span<double>(sums, 3));
-  return {sums[0], static_cast<int64_t>(sums[1]), static_cast<int64_t>(sums[2])};
+  comm.allreduce_sum(std::span<double>(sums, 3));
+  if (!confusion.empty()) comm.allreduce_sum(std::span<double>(confusion));
+  e.stats = {sums[0], static_cast<int64_t>(sums[1]), static_cast<int64_t>(sums[2])};
+  e.confusion.assign(confusion.begin(), confusion.end());
+  return e;
+}
+
+LossStats Trainer::evaluate(datasets::BatchSource& data) { return evaluate_full(data).stats; }
+
+Evaluation Trainer::evaluate_full(datasets::BatchSource& data) {
+  check_data(data);
+  return hubel::evaluate(net_, loss_, data, comm_, o_.seed, static_cast<uint64_t>(step_));
 }
 
 std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::BatchSource* test,
@@ -201,6 +227,8 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
       average_buffers();
       ++step_;
       seen += rows_total;
+      progress_ = {epoch, batches_done, train.batches_per_epoch(), stats, lr, seen,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
       if (step_hook_ && step_hook_(epoch, batches_done, step_)) {
         stop = interrupted = true;
         stop_epoch_ = epoch;

@@ -28,8 +28,9 @@ struct TrainOptions {
   int64_t accumulate = 1;      // micro-batches (of `batch` each) per optimizer step
   double bucket_mb = 1.0;      // gradient allreduce bucket size (MiB), see GradientSync
   double comm_timeout = 300;   // seconds a rank waits for the others' gradients before giving up
+  int64_t log_every = 50;      // steps between step records in metrics.jsonl (0: epochs only)
 
-  // train: {epochs, batch, seed, max_steps, shuffle, accumulate, bucket_mb, comm_timeout}
+  // train: {epochs, batch, seed, max_steps, shuffle, accumulate, bucket_mb, comm_timeout, log_every}
   static TrainOptions parse(const Config& c);
 };
 
@@ -46,6 +47,17 @@ struct EpochMetrics {
   double samples_per_second = 0;
   double comm_wait_ms = 0;    // per step: time the rank waited for the gradient allreduce after backward
 };
+
+// A net's summed loss, accuracy and, with K classes, its K x K confusion matrix (rows:
+// true class, columns: predicted) on a whole data set, in evaluation mode, sharded across
+// the ranks and reduced.
+struct Evaluation {
+  LossStats stats;
+  int64_t classes = 0;
+  std::vector<int64_t> confusion;
+};
+Evaluation evaluate(Net& net, const Loss& loss, datasets::BatchSource& data, comm::Communicator& comm, uint64_t seed = 0,
+                    uint64_t step = 0);
 
 class Trainer {
  public:
@@ -64,6 +76,17 @@ class Trainer {
   // rank (the hook must answer the same on all ranks).
   using StepHook = std::function<bool(int64_t epoch, int64_t batches_done, int64_t step)>;
   void set_step_hook(StepHook hook) { step_hook_ = std::move(hook); }
+  // The epoch so far, for progress displays (read it in the step hook). The loss and
+  // accuracy are this rank's share of the minibatches (no communication).
+  struct Progress {
+    int64_t epoch = 0;              // from 0
+    int64_t batches_done = 0, batches_per_epoch = 0;
+    LossStats stats;                // this rank's rows of this epoch
+    double lr = 0;
+    int64_t samples = 0;            // global rows trained this epoch
+    double seconds = 0;             // since the epoch started
+  };
+  const Progress& progress() const { return progress_; }
   int64_t step() const { return step_; }
   // Where fit stopped: the epoch, and the minibatches of it done (0: at its start).
   int64_t stop_epoch() const { return stop_epoch_; }
@@ -71,6 +94,7 @@ class Trainer {
 
   // Summed loss and accuracy over a whole data set (sharded across ranks, reduced).
   LossStats evaluate(datasets::BatchSource& data);
+  Evaluation evaluate_full(datasets::BatchSource& data);
 
   // Checks that the data fits the network and the loss, with messages naming both.
   void check_data(const datasets::BatchSource& data) const;
@@ -96,6 +120,7 @@ class Trainer {
   int64_t start_epoch_ = 0, start_batch_ = 0, stop_epoch_ = 0, stop_batch_ = 0;
   std::vector<EpochMetrics> history_;
   StepHook step_hook_;
+  Progress progress_;
   comm::GradientSync sync_;
   Tensor accum_;  // the sum of the micro-batches' gradients, when accumulating
   SyncReducer reducer_;

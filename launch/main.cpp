@@ -25,11 +25,16 @@
 #include "framework/runtime.hpp"
 #include "framework/schedule.hpp"
 #include "framework/trainer.hpp"
+#include "launch/report.hpp"
+#include "launch/run_log.hpp"
+#include "launch/visualize.hpp"
+#include "datasets/subset.hpp"
 #include "layers/builtin.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
 using namespace hubel;
+using hubel::launch::RunLog;
 
 namespace {
 
@@ -44,6 +49,9 @@ const char* kUsage =
     "  eval EXP --checkpoint FILE\n"
     "                 loss, accuracy and confusion matrix of a checkpoint on a split\n"
     "  inspect FILE   a checkpoint: experiment, position, metrics, parameters (--export-weights OUT.h5)\n"
+    "  visualize CHECKPOINT --sample K\n"
+    "                 PNG images of the first convolution's filters and every convolution and\n"
+    "                 pooling layer's feature maps for sample K\n"
     "  convert idx|cifar10 DIR OUT.h5\n"
     "                 convert IDX (MNIST, Fashion-MNIST) or CIFAR-10 binary files to HDF5\n"
     "\n"
@@ -114,22 +122,6 @@ int cmd_summary(int argc, char** argv) {
   return kOk;
 }
 
-std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy) {
-  std::ostringstream os;
-  os << std::fixed << "epoch " << std::setw(3) << m.epoch << "/" << epochs << "  lr " << std::setprecision(4) << m.lr
-     << "  train loss " << std::setprecision(4) << m.train_loss;
-  if (accuracy) os << " acc " << std::setprecision(4) << m.train_accuracy;
-  if (m.has_test) {
-    os << "  test loss " << std::setprecision(4) << m.test_loss;
-    if (accuracy) os << " acc " << std::setprecision(4) << m.test_accuracy;
-  }
-  os << "  " << std::setprecision(2) << m.seconds << " s  " << std::setprecision(0) << m.samples_per_second << " samples/s";
-  if (m.comm_wait_ms > 0) os << "  comm wait " << std::setprecision(2) << m.comm_wait_ms << " ms/step";
-  if (m.momentum >= 0) os << "  momentum " << std::setprecision(2) << m.momentum;
-  if (m.lr_reduced) os << "  (plateau: learning rate reduced)";
-  return os.str();
-}
-
 int cmd_inspect(int argc, char** argv) {
   std::string file, out;
   po::options_description opts("options");
@@ -189,32 +181,14 @@ int cmd_eval(int argc, char** argv, comm::Communicator& comm) {
   model.net.build(local, exp.train.seed);
   load_checkpoint(checkpoint, model.net, nullptr, nullptr);
   datasets::Loader loader(*set, data.transform.get(), {exp.train.batch, comm.rank(), comm.size(), false, false, false, exp.train.seed, data.prefetch});
-  const int64_t K = set->num_classes();
-  std::vector<double> confusion(static_cast<size_t>(std::max<int64_t>(K, 1) * std::max<int64_t>(K, 1)), 0.0), sums(3, 0.0);
-  runtime.run([&] {
-    loader.start(0);
-    datasets::Batch b;
-    while (loader.next(b)) {
-      if (b.rows == 0) continue;
-      TensorView in = model.net.input(b.rows);
-      std::copy(b.x.data(), b.x.data() + in.numel(), in.data());
-      const ConstTensorView y = model.net.forward(b.rows, {false, exp.train.seed, 0, b.first_sample});
-      const LossStats s = model.loss->evaluate(y, Targets{b.labels, b.targets}, TensorView(), 1.0f);
-      sums[0] += s.loss, sums[1] += static_cast<double>(s.correct), sums[2] += static_cast<double>(s.count);
-      if (K > 0 && b.labels && y.stride0() == K)
-        for (int64_t r = 0; r < b.rows; ++r) {
-          const float* row = y.data() + r * K;
-          const int64_t pred = std::max_element(row, row + K) - row;
-          confusion[static_cast<size_t>(b.labels[r] * K + pred)] += 1;
-        }
-    }
-  });
-  comm.allreduce_sum(sums);
-  comm.allreduce_sum(confusion);
+  Evaluation e;
+  runtime.run([&] { e = evaluate(model.net, *model.loss, loader, comm, exp.train.seed); });
+  const int64_t K = e.classes;
+  const double sums[3] = {e.stats.loss, static_cast<double>(e.stats.correct), static_cast<double>(e.stats.count)};
   if (comm.rank() != 0) return kOk;
   std::cout << std::fixed << std::setprecision(4) << checkpoint << " on " << set->name() << ": " << static_cast<int64_t>(sums[2])
             << " samples, loss " << sums[0] / sums[2];
-  if (model.loss->reports_accuracy(K)) std::cout << ", accuracy " << sums[1] / sums[2];
+  if (model.loss->reports_accuracy(set->num_classes())) std::cout << ", accuracy " << sums[1] / sums[2];
   std::cout << "\n";
   if (K > 0 && K <= 100) {
     std::cout << "confusion matrix (rows: true class, columns: predicted):\n       ";
@@ -222,10 +196,70 @@ int cmd_eval(int argc, char** argv, comm::Communicator& comm) {
     std::cout << "\n";
     for (int64_t i = 0; i < K; ++i) {
       std::cout << std::setw(7) << i;
-      for (int64_t j = 0; j < K; ++j) std::cout << std::setw(7) << static_cast<int64_t>(confusion[static_cast<size_t>(i * K + j)]);
+      for (int64_t j = 0; j < K; ++j) std::cout << std::setw(7) << e.confusion[static_cast<size_t>(i * K + j)];
       std::cout << "\n";
     }
   }
+  return kOk;
+}
+
+int cmd_visualize(int argc, char** argv) {
+  std::string file, out, split = "test", experiment;
+  int64_t sample = 0;
+  std::vector<std::string> sets;
+  po::options_description opts("options");
+  opts.add_options()("help,h", "show this help")("sample", po::value(&sample), "the sample of the split to draw (default 0)")(
+      "split", po::value(&split), "test (default), train or val")(
+      "out", po::value(&out), "the directory for the PNG files (default: <run dir>/visualize)")(
+      "experiment", po::value(&experiment), "the experiment (default: the one the checkpoint holds)")(
+      "set", po::value(&sets)->composing(), "override an experiment value, e.g. --set data.file=other.h5");
+  const po::variables_map vm = parse_command(argc, argv, opts, {{"checkpoint", &file}});
+  if (vm.count("help")) {
+    std::cout << "usage: hubel visualize CHECKPOINT [--sample K] [options]\n\n" << opts;
+    return kOk;
+  }
+  if (file.empty()) throw po::error("missing the checkpoint: hubel visualize CHECKPOINT --sample K");
+  if (sample < 0) throw po::error("--sample must be >= 0");
+  Config root = [&] {
+    if (!experiment.empty()) return Config::load_file(experiment);
+    const CheckpointMeta meta = read_checkpoint_meta(file);
+    if (meta.experiment.empty()) throw ConfigError(cat(file, ": holds no experiment; name one with --experiment EXP.yaml"));
+    return Config::parse(meta.experiment, file + " (its experiment)");
+  }();
+  for (const auto& s : sets) root.apply_override(s);
+  Experiment exp = Experiment::from_config(root);
+  Model model = build_model(exp.model, layers::builtin_registry());
+  datasets::Splits data = datasets::open(exp.data);
+  const datasets::Dataset* set = split == "train" ? data.train.get() : split == "test" ? data.test.get() : split == "val" && data.heldout_name == "val" ? data.heldout.get() : nullptr;
+  if (!set) throw ConfigError(cat("the experiment's data has no '", split, "' split"));
+  if (sample >= set->size()) throw po::error(cat("--sample ", sample, " is past the end of ", set->name(), " (", set->size(), " samples)"));
+  model.net.build(1, exp.train.seed);
+  load_checkpoint(file, model.net, nullptr, nullptr);
+  // The sample, transformed as in evaluation.
+  auto base = std::shared_ptr<const datasets::Dataset>(set, [](const datasets::Dataset*) {});
+  datasets::Subset one(base, {sample}, cat("sample ", sample));
+  datasets::Loader loader(one, data.transform.get(), {1, 0, 1, false, false, false, exp.train.seed, 0});
+  loader.start(0);
+  datasets::Batch b;
+  if (!loader.next(b) || b.rows != 1) throw DataError(cat("cannot read sample ", sample, " of ", set->name()));
+  std::copy(b.x.data(), b.x.data() + model.net.input(1).numel(), model.net.input(1).data());
+  const ConstTensorView y = model.net.forward(1, {false, exp.train.seed, 0, 0});
+  if (out.empty()) out = (fs::path(file).parent_path().parent_path() / "visualize").string();
+  std::cout << set->name() << ", sample " << sample;
+  if (b.labels) {
+    const auto names = set->class_names();
+    const int32_t label = b.labels[0];
+    std::cout << ": class " << label;
+    if (label >= 0 && static_cast<size_t>(label) < names.size()) std::cout << " (" << names[static_cast<size_t>(label)] << ")";
+    if (y.stride0() == set->num_classes()) {
+      const int64_t pred = std::max_element(y.data(), y.data() + y.stride0()) - y.data();
+      std::cout << ", predicted " << pred;
+      if (static_cast<size_t>(pred) < names.size()) std::cout << " (" << names[static_cast<size_t>(pred)] << ")";
+    }
+  }
+  std::cout << "\n";
+  for (const auto& p : launch::draw_network(model.net, out))
+    std::cout << p.path << "  " << p.width << "x" << p.height << "  " << p.what << "\n";
   return kOk;
 }
 
@@ -300,14 +334,26 @@ CheckpointOptions read_checkpoint_options(const std::optional<Config>& c, const 
   return o;
 }
 
+// The experiment as run: the file's text, or, with --set overrides, the resolved YAML
+// headed by the command line that made it.
+std::string resolved_experiment(const Experiment& exp, const Common& c) {
+  if (c.sets.empty()) return exp.root.text();
+  std::string head = cat("# ", c.experiment, " as run with");
+  for (const auto& s : c.sets) head += " --set " + s;
+  return head + "\n" + exp.root.dump() + "\n";
+}
+
 int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   Common c;
   std::string resume;
+  double progress_seconds = 30;
   auto opts = common_options(c);
-  opts.add_options()("run-dir", po::value(&c.run_dir), "where metrics and the resolved experiment go (default: runs/<experiment name>)")(
+  opts.add_options()("progress-seconds", po::value(&progress_seconds),
+                     "when standard error is not a terminal: seconds between progress lines (default 30)")("run-dir", po::value(&c.run_dir), "where metrics and the resolved experiment go (default: runs/<experiment name>)")(
       "resume", po::value(&resume), "continue from a checkpoint: a file, a checkpoint directory, or auto (the run's own)")(
       "weights-only", "with --resume: take only the weights, start the optimizer, schedule and data from the beginning");
   if (!parse(argc, argv, "train", opts, c)) return kOk;
+  if (!(progress_seconds > 0)) throw po::error("--progress-seconds must be positive");
   const bool weights_only = c.vm.count("weights-only") > 0;
   if (weights_only && resume.empty()) throw po::error("--weights-only needs --resume FILE");
   const bool root = comm.rank() == 0;
@@ -378,16 +424,24 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   if (heldout) trainer.check_data(*heldout);
   if (test) trainer.check_data(*test);
 
-  std::ofstream metrics;
+  const bool accuracy = model.loss->reports_accuracy(data.train->num_classes());
+  // The experiment as run: the file, or with --set overrides applied.
+  const std::string experiment_text = resolved_experiment(exp, c);
+  std::optional<RunLog> log;
   if (root) {
     std::error_code ec;
     fs::create_directories(run_dir, ec);
     if (ec) throw DataError(cat("cannot create the run directory ", run_dir.string(), ": ", ec.message()));
-    std::ofstream(run_dir / "experiment.yaml") << exp.root.text();
-    const bool append = !resumed_from.empty() && fs::exists(run_dir / "metrics.csv");
-    metrics.open(run_dir / "metrics.csv", append ? std::ios::app : std::ios::trunc);
-    if (!metrics) throw DataError(cat("cannot write ", (run_dir / "metrics.csv").string()));
-    if (!append) metrics << "epoch,steps,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,samples_per_second,comm_wait_ms\n";
+    std::ofstream(run_dir / "experiment.yaml") << experiment_text;
+    RunLog::Options lo;
+    lo.dir = run_dir;
+    lo.append = !resumed_from.empty();
+    lo.epochs = exp.train.epochs;
+    lo.log_every = exp.train.log_every;
+    lo.progress_seconds = progress_seconds;
+    lo.accuracy = accuracy;
+    lo.heldout_name = data.heldout_name;
+    log.emplace(lo);
     if (!resumed_from.empty()) std::cout << "resumed from " << resumed_from << (weights_only ? " (weights only)" : "") << "\n";
     std::cout << "hubel " << HUBEL_VERSION << ": " << comm.size() << " rank(s) x " << runtime.threads() << " thread(s), experiment "
               << c.experiment << "\n";
@@ -400,12 +454,11 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     std::cout << "loss " << model.loss->type() << "; optimizer " << optimizer->describe() << "; schedule " << schedule->describe()
               << "; global batch " << exp.train.batch << ", " << exp.train.epochs << " epochs, seed " << exp.train.seed << "\n";
   }
-  const bool accuracy = model.loss->reports_accuracy(data.train->num_classes());
   // Checkpoints: every K steps, every T minutes, every E epochs, on a signal, and at the end.
   CheckpointMeta meta;
   meta.seed = exp.train.seed;
   meta.ranks = comm.size();
-  meta.experiment = exp.root.text();
+  meta.experiment = experiment_text;
   meta.hubel_version = HUBEL_VERSION;
   int64_t last_written = -1;
   auto write_checkpoint = [&](int64_t epoch, int64_t batch, int64_t step) {
@@ -417,7 +470,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     meta.history = past;
     if (root) {
       const std::string path = checkpoints.write(net, *optimizer, *schedule, meta);
-      std::cout << "checkpoint: " << path << "\n" << std::flush;
+      log->note("checkpoint: " + path);
     }
     comm.barrier();  // no rank goes on before rank 0 has written (a failure there aborts all)
     last_written = step;
@@ -438,8 +491,15 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
       last_time = std::chrono::steady_clock::now();
     }
     stopped_by_signal = signalled;
+    if (log) log->step(trainer.progress(), step);
     return signalled;
   });
+  launch::ReportInputs report;
+  if (root) {
+    std::ostringstream summary;
+    net.summary(summary);
+    report = {c.experiment, summary.str(), experiment_text, data.train->class_names(), "", 0, {}};
+  }
   std::vector<EpochMetrics> history;
   runtime.run([&] {
     history = trainer.fit(train_loader, heldout.get(), [&](const EpochMetrics& m) {
@@ -447,11 +507,10 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
       // (Not when max_steps cut the epoch short: the final checkpoint records where.)
       const bool cut = trainer.stop_epoch() == m.epoch - 1 && trainer.stop_batch() > 0;
       if (!cut && ck.every_epochs > 0 && m.epoch % ck.every_epochs == 0) write_checkpoint(m.epoch, 0, m.steps);
-      if (!root) return;
-      std::cout << format_epoch(m, exp.train.epochs, accuracy) << std::endl;
-      metrics << m.epoch << "," << m.steps << "," << m.lr << "," << m.train_loss << "," << m.train_accuracy << ","
-              << (m.has_test ? std::to_string(m.test_loss) : "") << "," << (m.has_test ? std::to_string(m.test_accuracy) : "")
-              << "," << m.seconds << "," << m.samples_per_second << "," << m.comm_wait_ms << std::endl;
+      if (log) {
+        log->epoch(m);
+        launch::write_report(run_dir, report);
+      }
     });
   });
   if (stopped_by_signal) {
@@ -462,21 +521,31 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   }
   if (last_written != trainer.step() && trainer.step() > 0) write_checkpoint(trainer.stop_epoch(), trainer.stop_batch(), trainer.step());
   // A val split guided training: the test split is measured once, at the end.
+  // The final evaluation on the test split (the held-out one if there is no test split),
+  // with its confusion matrix for the report.
   double test_accuracy = -1;
-  if (test && !history.empty()) {
-    LossStats t;
-    runtime.run([&] { t = trainer.evaluate(*test); });
-    test_accuracy = static_cast<double>(t.correct) / static_cast<double>(t.count);
-  } else if (!history.empty() && history.back().has_test && data.heldout_name == "test") {
-    test_accuracy = history.back().test_accuracy;
+  datasets::Loader* final_set = test ? test.get() : heldout.get();
+  if (final_set && !history.empty()) {
+    Evaluation e;
+    runtime.run([&] { e = trainer.evaluate_full(*final_set); });
+    const double n = static_cast<double>(std::max<int64_t>(1, e.stats.count));
+    if (test || data.heldout_name == "test") test_accuracy = static_cast<double>(e.stats.correct) / n;
+    if (root) {
+      log->test(e.stats.loss / n, static_cast<double>(e.stats.correct) / n, e.stats.count);
+      report.eval_name = test ? "test" : data.heldout_name;
+      report.classes = e.classes;
+      report.confusion = e.confusion;
+    }
   }
+  if (root) launch::write_report(run_dir, report);
   if (root && !history.empty()) {
     const auto& last = history.back();
     std::cout << "done: " << last.steps << " steps";
     if (accuracy && last.has_test && data.heldout_name == "val")
       std::cout << std::fixed << std::setprecision(4) << ", val accuracy " << last.test_accuracy;
     if (accuracy && test_accuracy >= 0) std::cout << std::fixed << std::setprecision(4) << ", test accuracy " << test_accuracy;
-    std::cout << "\nrun directory: " << fs::absolute(run_dir).string() << " (metrics.csv, experiment.yaml)\n";
+    std::cout << "\nrun directory: " << fs::absolute(run_dir).string()
+              << " (report.html, metrics.jsonl, metrics.csv, experiment.yaml, checkpoints/)\n";
   }
   return kOk;
 }
@@ -511,6 +580,7 @@ int main(int argc, char** argv) {
     else if (cmd == "summary") code = cmd_summary(argc - 1, argv + 1);
     else if (cmd == "convert") code = cmd_convert(argc - 1, argv + 1, *comm);
     else if (cmd == "inspect") code = cmd_inspect(argc - 1, argv + 1);
+    else if (cmd == "visualize") code = cmd_visualize(argc - 1, argv + 1);
     else if (cmd == "eval") code = cmd_eval(argc - 1, argv + 1, *comm);
     else throw po::error("unknown command '" + cmd + "'");
   } catch (const po::error& e) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, every Debian package hubel needs to build, test and train.
 # Idempotent: when everything is present it only says so. Run as root (or with sudo).
+# `setup.sh test` adds what only the tests need (headless Chromium renders report.html).
 set -euo pipefail
 
 PACKAGES=(
@@ -11,9 +12,13 @@ PACKAGES=(
   libboost-program-options-dev
   libyaml-cpp-dev
   libopenblas-pthread-dev
+  libpng-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
 )
+if [ "${1:-}" = test ]; then
+  PACKAGES+=(chromium)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

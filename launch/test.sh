@@ -3,7 +3,7 @@
 # (Release, -j2) in ./build, and runs every test with ctest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash launch/setup.sh
+bash launch/setup.sh test
 # Open MPI refuses to run as root unless told it is fine (CI and fresh machines run as root).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # OpenBLAS computes on the calling thread only (hubel sets this too; the variable also

@@ -1,0 +1,138 @@
+// Progress display and metrics files.
+#include "launch/run_log.hpp"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "framework/error.hpp"
+
+namespace hubel::launch {
+
+namespace fs = std::filesystem;
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  std::ostringstream os;
+  os << std::setprecision(9) << v;
+  return os.str();
+}
+
+std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy) {
+  std::ostringstream os;
+  os << std::fixed << "epoch " << std::setw(3) << m.epoch << "/" << epochs << "  lr " << std::setprecision(4) << m.lr
+     << "  train loss " << std::setprecision(4) << m.train_loss;
+  if (accuracy) os << " acc " << std::setprecision(4) << m.train_accuracy;
+  if (m.has_test) {
+    os << "  test loss " << std::setprecision(4) << m.test_loss;
+    if (accuracy) os << " acc " << std::setprecision(4) << m.test_accuracy;
+  }
+  os << "  " << std::setprecision(2) << m.seconds << " s  " << std::setprecision(0) << m.samples_per_second << " samples/s";
+  if (m.comm_wait_ms > 0) os << "  comm wait " << std::setprecision(2) << m.comm_wait_ms << " ms/step";
+  if (m.momentum >= 0) os << "  momentum " << std::setprecision(2) << m.momentum;
+  if (m.lr_reduced) os << "  (plateau: learning rate reduced)";
+  return os.str();
+}
+
+namespace {
+// 83 -> "1:23", 4000 -> "1:06:40"
+std::string clock_text(double seconds) {
+  const auto s = static_cast<int64_t>(std::max(0.0, seconds) + 0.5);
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600), static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
+  else std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  return buf;
+}
+}  // namespace
+
+RunLog::RunLog(const Options& o) : o_(o), start_(std::chrono::steady_clock::now()), last_draw_(start_) {
+  terminal_ = o.terminal >= 0 ? o.terminal == 1 : ::isatty(STDERR_FILENO) == 1;
+  const fs::path jsonl = o.dir / "metrics.jsonl", csv = o.dir / "metrics.csv";
+  const bool csv_exists = fs::exists(csv);
+  jsonl_.open(jsonl, o.append ? std::ios::app : std::ios::trunc);
+  csv_.open(csv, o.append ? std::ios::app : std::ios::trunc);
+  if (!jsonl_) throw DataError(cat("cannot write ", jsonl.string()));
+  if (!csv_) throw DataError(cat("cannot write ", csv.string()));
+  if (!o.append || !csv_exists)
+    csv_ << "epoch,steps,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,samples_per_second,comm_wait_ms\n";
+}
+
+void RunLog::clear_bar() {
+  if (!bar_shown_) return;
+  std::cerr << "\r\033[K" << std::flush;
+  bar_shown_ = false;
+}
+
+void RunLog::note(const std::string& line) {
+  clear_bar();
+  std::cout << line << std::endl;
+}
+
+void RunLog::step(const Trainer::Progress& p, int64_t step) {
+  const double loss = p.stats.count ? p.stats.loss / static_cast<double>(p.stats.count) : 0;
+  const double acc = p.stats.count ? static_cast<double>(p.stats.correct) / static_cast<double>(p.stats.count) : 0;
+  const double rate = p.seconds > 0 ? static_cast<double>(p.samples) / p.seconds : 0;
+  if (o_.log_every > 0 && step % o_.log_every == 0) {
+    jsonl_ << "{\"kind\": \"step\", \"epoch\": " << p.epoch + 1 << ", \"batch\": " << p.batches_done << ", \"step\": " << step
+           << ", \"loss\": " << json_number(loss);
+    if (o_.accuracy) jsonl_ << ", \"accuracy\": " << json_number(acc);
+    jsonl_ << ", \"lr\": " << json_number(p.lr) << ", \"samples_per_second\": " << json_number(rate)
+           << ", \"time\": " << json_number(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count())
+           << "}\n";
+  }
+  const auto now = std::chrono::steady_clock::now();
+  const double since = std::chrono::duration<double>(now - last_draw_).count();
+  if (since < (terminal_ ? 0.2 : o_.progress_seconds)) return;
+  last_draw_ = now;
+  // Time left: this epoch's pace over what remains of it and of the epochs after it.
+  const double per_batch = p.batches_done ? p.seconds / static_cast<double>(p.batches_done) : 0;
+  const double left = per_batch * static_cast<double>((p.batches_per_epoch - p.batches_done) +
+                                                      (o_.epochs - p.epoch - 1) * p.batches_per_epoch);
+  std::ostringstream os;
+  os << std::fixed << "epoch " << p.epoch + 1 << "/" << o_.epochs << " ";
+  if (terminal_) {
+    const int width = 24;
+    const auto filled = static_cast<int>(width * p.batches_done / std::max<int64_t>(1, p.batches_per_epoch));
+    os << "[" << std::string(static_cast<size_t>(filled), '#') << std::string(static_cast<size_t>(width - filled), '.') << "] ";
+  } else {
+    os << " step ";
+  }
+  os << p.batches_done << "/" << p.batches_per_epoch << "  loss " << std::setprecision(4) << loss;
+  if (o_.accuracy) os << " acc " << std::setprecision(4) << acc;
+  os << "  " << std::setprecision(0) << rate << " img/s  " << (terminal_ ? "ETA " : "time left ") << clock_text(left);
+  if (terminal_) {
+    std::cerr << "\r" << os.str() << "\033[K" << std::flush;
+    bar_shown_ = true;
+  } else {
+    std::cerr << os.str() << std::endl;
+  }
+}
+
+void RunLog::epoch(const EpochMetrics& m) {
+  clear_bar();
+  std::cout << format_epoch(m, o_.epochs, o_.accuracy) << std::endl;
+  jsonl_ << "{\"kind\": \"epoch\", \"epoch\": " << m.epoch << ", \"steps\": " << m.steps << ", \"lr\": " << json_number(m.lr)
+         << ", \"train_loss\": " << json_number(m.train_loss);
+  if (o_.accuracy) jsonl_ << ", \"train_accuracy\": " << json_number(m.train_accuracy);
+  if (m.has_test) {
+    jsonl_ << ", \"heldout\": \"" << o_.heldout_name << "\", \"heldout_loss\": " << json_number(m.test_loss);
+    if (o_.accuracy) jsonl_ << ", \"heldout_accuracy\": " << json_number(m.test_accuracy);
+  }
+  jsonl_ << ", \"seconds\": " << json_number(m.seconds) << ", \"samples_per_second\": " << json_number(m.samples_per_second)
+         << ", \"comm_wait_ms\": " << json_number(m.comm_wait_ms) << "}" << std::endl;
+  csv_ << m.epoch << "," << m.steps << "," << m.lr << "," << m.train_loss << "," << m.train_accuracy << ","
+       << (m.has_test ? std::to_string(m.test_loss) : "") << "," << (m.has_test ? std::to_string(m.test_accuracy) : "") << ","
+       << m.seconds << "," << m.samples_per_second << "," << m.comm_wait_ms << std::endl;
+}
+
+void RunLog::test(double loss, double accuracy, int64_t samples) {
+  jsonl_ << "{\"kind\": \"test\", \"samples\": " << samples << ", \"loss\": " << json_number(loss);
+  if (o_.accuracy) jsonl_ << ", \"accuracy\": " << json_number(accuracy);
+  jsonl_ << "}" << std::endl;
+}
+
+}  // namespace hubel::launch

@@ -1,0 +1,59 @@
+// What a training run shows while it runs and leaves in its run directory (rank 0 only):
+//  - on standard error, a progress bar when it is a terminal (epoch, step of steps,
+//    running loss and accuracy, images/second, time left), redrawn a few times a second;
+//    otherwise one plain line every `progress_seconds` (a batch job's log: no control
+//    characters);
+//  - on standard output, one line per epoch;
+//  - metrics.jsonl: one JSON object per logged step ({"kind": "step", ...}, every
+//    `log_every` steps), per epoch ({"kind": "epoch", ...}) and for the final test
+//    ({"kind": "test", ...}); and metrics.csv, one row per epoch.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "framework/trainer.hpp"
+
+namespace hubel::launch {
+
+class RunLog {
+ public:
+  struct Options {
+    std::filesystem::path dir;
+    bool append = false;          // a resumed run continues the files
+    int64_t epochs = 1;
+    int64_t log_every = 50;       // steps between metrics.jsonl step records (0: none)
+    double progress_seconds = 30; // between plain progress lines when stderr is not a terminal
+    bool accuracy = true;         // the loss reports accuracy
+    std::string heldout_name = "test";
+    int terminal = -1;            // -1: ask isatty(stderr); 0 or 1 forces it (tests)
+  };
+  explicit RunLog(const Options& o);
+
+  // After every optimizer step.
+  void step(const Trainer::Progress& p, int64_t step);
+  // After every epoch: the epoch line, a JSON record and a CSV row.
+  void epoch(const EpochMetrics& m);
+  // The final evaluation on the test split.
+  void test(double loss, double accuracy, int64_t samples);
+  // Prints a line on standard output, clearing the progress bar first.
+  void note(const std::string& line);
+
+ private:
+  void clear_bar();
+  Options o_;
+  bool terminal_ = false, bar_shown_ = false;
+  std::ofstream jsonl_, csv_;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+// "epoch   3/10  lr 0.0100  train loss ... samples/s"
+std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy);
+
+// A JSON number (null when not finite).
+std::string json_number(double v);
+
+}  // namespace hubel::launch

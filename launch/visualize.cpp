@@ -1,0 +1,124 @@
+// Filters and feature maps as PNG images (libpng).
+#include "launch/visualize.hpp"
+
+#include <png.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "framework/error.hpp"
+
+namespace hubel::launch {
+
+namespace fs = std::filesystem;
+
+void write_png(const std::string& path, const Image& image) {
+  png_image png{};
+  png.version = PNG_IMAGE_VERSION;
+  png.width = static_cast<png_uint_32>(image.width);
+  png.height = static_cast<png_uint_32>(image.height);
+  png.format = PNG_FORMAT_GRAY;
+  if (!png_image_write_to_file(&png, path.c_str(), 0, image.pixels.data(), static_cast<png_int_32>(image.width), nullptr))
+    throw DataError(cat("cannot write ", path, ": ", png.message));
+}
+
+Image tile_grid(const std::vector<const float*>& tiles, int64_t h, int64_t w, int64_t columns, int64_t scale) {
+  const auto n = static_cast<int64_t>(tiles.size());
+  columns = std::max<int64_t>(1, std::min(columns, n));
+  const int64_t rows = (n + columns - 1) / columns;
+  Image img;
+  img.width = columns * (w * scale + 1) + 1;
+  img.height = rows * (h * scale + 1) + 1;
+  img.pixels.assign(static_cast<size_t>(img.width * img.height), 128);
+  for (int64_t t = 0; t < n; ++t) {
+    const float* v = tiles[static_cast<size_t>(t)];
+    const auto [lo, hi] = std::minmax_element(v, v + h * w);
+    const float span = *hi - *lo;
+    const int64_t x0 = (t % columns) * (w * scale + 1) + 1, y0 = (t / columns) * (h * scale + 1) + 1;
+    for (int64_t y = 0; y < h * scale; ++y)
+      for (int64_t x = 0; x < w * scale; ++x) {
+        const float value = v[(y / scale) * w + x / scale];
+        const double g = span > 0 ? 255.0 * (value - *lo) / span : 128.0;
+        img.pixels[static_cast<size_t>((y0 + y) * img.width + x0 + x)] = static_cast<uint8_t>(std::lround(g));
+      }
+  }
+  return img;
+}
+
+namespace {
+
+// Spatial [h, w] of a per-sample shape [C, ...]: [C, W] -> 1 x W; [C, H, W]; [C, D, H, W] -> H x W
+// of the middle depth slice (offset returned).
+bool plane(const Shape& s, int64_t& h, int64_t& w, int64_t& offset) {
+  offset = 0;
+  if (s.rank() == 2) return h = 1, w = s[1], true;
+  if (s.rank() == 3) return h = s[1], w = s[2], true;
+  if (s.rank() == 4) return h = s[2], w = s[3], offset = (s[1] / 2) * s[2] * s[3], true;
+  return false;
+}
+
+// Scale so that a tile is at least about 64 pixels high, at most 16 times.
+int64_t scale_for(int64_t h, int64_t w) { return std::clamp<int64_t>(64 / std::max<int64_t>(1, std::max(h, w / 4)), 1, 16); }
+
+bool draws_maps(const std::string& type) {
+  return type.rfind("conv", 0) == 0 || type.find("pool") != std::string::npos || type.rfind("subsample", 0) == 0;
+}
+
+}  // namespace
+
+std::vector<Picture> draw_network(Net& net, const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw DataError(cat("cannot create ", dir, ": ", ec.message()));
+  std::vector<Picture> out;
+  auto emit = [&](const std::string& name, const Image& img, const std::string& what) {
+    const std::string path = (fs::path(dir) / name).string();
+    write_png(path, img);
+    out.push_back({path, what, img.width, img.height});
+  };
+  int64_t h = 0, w = 0, off = 0;
+  // The input, per channel.
+  const Shape& in = net.input_shape();
+  const ConstTensorView x = net.input(1);
+  if (plane(in, h, w, off)) {
+    std::vector<const float*> tiles;
+    for (int64_t c = 0; c < in[0]; ++c) tiles.push_back(x.data() + c * (in.numel() / in[0]) + off);
+    emit("input.png", tile_grid(tiles, h, w, in[0], scale_for(h, w) * 2), cat("the input, ", in.str()));
+  }
+  // The first convolution's filters: weights [K, C/groups, k...].
+  for (size_t i = 0; i < net.size(); ++i) {
+    const Layer& l = net.layer(i);
+    if (l.type().rfind("conv", 0) != 0 || l.type().rfind("conv_transpose", 0) == 0 || l.params().empty()) continue;
+    const Param& p = l.params()[0];
+    if (p.shape.rank() == 4 || p.shape.rank() == 3) {
+      const int64_t K = p.shape[0], C = p.shape[1], kh = p.shape.rank() == 4 ? p.shape[2] : 1, kw = p.shape[p.shape.rank() - 1];
+      std::vector<const float*> tiles;
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t c = 0; c < C; ++c) tiles.push_back(p.w + (k * C + c) * kh * kw);
+      // One row per filter, one column per input channel; a single channel: a square grid.
+      const auto columns = C > 1 ? C : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(K))));
+      emit(cat("filters_", l.name(), ".png"), tile_grid(tiles, kh, kw, columns, std::clamp<int64_t>(64 / std::max(kh, kw), 4, 16)),
+           C > 1 ? cat("the ", K, " filters of ", l.name(), " (rows) over its ", C, " input channels (columns)")
+                 : cat("the ", K, " filters of ", l.name()));
+    }
+    break;
+  }
+  // Feature maps of every convolution and pooling layer.
+  for (size_t i = 0; i < net.size(); ++i) {
+    const Layer& l = net.layer(i);
+    if (!draws_maps(l.type())) continue;
+    const ConstTensorView y = net.activation(l.name(), 1);
+    const Shape per = y.shape().drop_first();
+    if (!plane(per, h, w, off)) continue;
+    const int64_t C = per[0], stride = per.numel() / C;
+    std::vector<const float*> tiles;
+    for (int64_t c = 0; c < C; ++c) tiles.push_back(y.data() + c * stride + off);
+    const auto columns = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(C))));
+    emit(cat("maps_", l.name(), ".png"), tile_grid(tiles, h, w, h == 1 ? 1 : columns, scale_for(h, w)),
+         cat("the ", C, " feature map(s) of ", l.name(), " (", l.type(), "), ", per.str()));
+  }
+  return out;
+}
+
+}  // namespace hubel::launch

@@ -1,0 +1,39 @@
+// hubel visualize: PNG images of what a trained network learned and computes, as the
+// classic figures show them: the first convolution layer's filters, and the feature maps
+// of every convolution and pooling layer for one sample.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "framework/net.hpp"
+
+namespace hubel::launch {
+
+// A grayscale image, 8 bits per pixel, written with libpng.
+struct Image {
+  int64_t width = 0, height = 0;
+  std::vector<uint8_t> pixels;  // row-major
+};
+void write_png(const std::string& path, const Image& image);
+
+// Tiles of values, each normalized to [0, 255] by its own minimum and maximum (constant
+// tiles are mid-gray), scaled up `scale` times (nearest neighbour) and laid out `columns`
+// per row with a 1-pixel border of gray between and around them. Each tile is h x w
+// values starting at tiles[i].
+Image tile_grid(const std::vector<const float*>& tiles, int64_t h, int64_t w, int64_t columns, int64_t scale);
+
+struct Picture {
+  std::string path, what;
+  int64_t width = 0, height = 0;
+};
+
+// Writes into `dir`: input.png (the sample as the network sees it), filters_<layer>.png
+// (the first convolution's kernels: one row per filter, one column per input channel;
+// with one input channel, a square grid of filters)
+// and maps_<layer>.png for every convolution and pooling layer (one tile per channel).
+// The net must have been run forward on the sample (row 0).
+std::vector<Picture> draw_network(Net& net, const std::string& dir);
+
+}  // namespace hubel::launch
