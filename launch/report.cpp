@@ -109,7 +109,10 @@ std::string chart(const std::string& title, const std::string& xlabel, const std
   os << "<figure><figcaption>" << escape(title) << "</figcaption>";
   if (x0 > x1) return os.str() + "<p class=\"none\">no data yet</p></figure>";
   if (x1 == x0) x1 = x0 + 1;
-  if (y1 == y0) y1 = y0 + 1;
+  if (y1 == y0) {
+    const double d = y0 != 0 ? 0.5 * std::abs(y0) : 1;
+    y0 -= d, y1 += d;
+  }
   const double pad = 0.05 * (y1 - y0);
   y0 = y0 - pad < 0 && y0 >= 0 ? 0 : y0 - pad;
   y1 += pad;
@@ -127,23 +130,21 @@ std::string chart(const std::string& title, const std::string& xlabel, const std
     os << "<line y1=\"" << T << "\" y2=\"" << H - B << "\" x1=\"" << px(t) << "\" x2=\"" << px(t) << "\" stroke=\"#eee\"/><text x=\""
        << px(t) << "\" y=\"" << H - B + 16 << "\" text-anchor=\"middle\">" << num(t, 6) << "</text>";
   os << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 8 << "\" text-anchor=\"middle\">" << escape(xlabel) << "</text>";
-  double ly = T + 14;
+  std::string legend;
   for (const auto& s : series) {
     if (s.points.empty()) continue;
     os << "<polyline fill=\"none\" stroke=\"" << s.color << "\" stroke-width=\"" << (s.thin ? 1 : 2) << "\""
-       << (s.thin ? " stroke-opacity=\"0.6\"" : "") << " points=\"";
+       << (s.thin ? " stroke-opacity=\"0.7\"" : "") << " points=\"";
     for (const auto& [x, y] : s.points)
       if (std::isfinite(x) && std::isfinite(y)) os << num(px(x), 7) << "," << num(py(y), 7) << " ";
     os << "\"/>";
-    if (!s.thin || s.points.size() < 2)
+    if (!s.thin)
       for (const auto& [x, y] : s.points)
-        if (std::isfinite(x) && std::isfinite(y) && series.size() > 0 && !s.thin)
+        if (std::isfinite(x) && std::isfinite(y))
           os << "<circle cx=\"" << num(px(x), 7) << "\" cy=\"" << num(py(y), 7) << "\" r=\"2.5\" fill=\"" << s.color << "\"/>";
-    os << "<line x1=\"" << W - R - 150 << "\" x2=\"" << W - R - 130 << "\" y1=\"" << ly - 4 << "\" y2=\"" << ly - 4 << "\" stroke=\""
-       << s.color << "\" stroke-width=\"2\"/><text x=\"" << W - R - 125 << "\" y=\"" << ly << "\">" << escape(s.name) << "</text>";
-    ly += 16;
+    legend += cat("<span class=\"key\"><span style=\"color:", s.color, "\">&#9632;</span> ", escape(s.name), "</span>");
   }
-  os << "</svg></figure>";
+  os << "</svg><div class=\"legend\">" << legend << "</div></figure>";
   return os.str();
 }
 
@@ -176,7 +177,7 @@ void write_report(const fs::path& run_dir, const ReportInputs& in) {
       } else if (kind == "test") test = std::move(m);
     }
   }
-  Series step_loss{"train (running, per step)", "#9ecae1", {}, true}, train_loss{"train", "#08519c", {}},
+  Series step_loss{"train (between logged steps)", "#6baed6", {}, true}, train_loss{"train", "#08519c", {}},
       held_loss{heldout, "#d94801", {}};
   Series step_acc = step_loss, train_acc = train_loss, held_acc = held_loss;
   step_acc.points.clear(), train_acc.points.clear(), held_acc.points.clear();
@@ -202,7 +203,7 @@ void write_report(const fs::path& run_dir, const ReportInputs& in) {
        << "</title>\n<style>body{font-family:sans-serif;margin:2em;color:#222}figure{display:inline-block;margin:0 1em 1em 0}"
           "figcaption{font-weight:bold;margin-bottom:.3em}svg text{font-size:11px;fill:#333}pre{background:#f6f6f6;padding:1em;"
           "overflow-x:auto;font-size:12px}table.cm{border-collapse:collapse;font-size:12px}table.cm td,table.cm th{border:1px solid "
-          "#ccc;padding:3px 6px;text-align:right}table.cm th{background:#f0f0f0}.none{color:#888}</style></head><body>\n";
+          "#ccc;padding:3px 6px;text-align:right}table.cm th{background:#f0f0f0}.none{color:#888}.legend{font-size:12px}.key{margin-right:1.2em}</style></head><body>\n";
   html << "<h1>hubel report</h1><p>Experiment <code>" << escape(in.title) << "</code>; " << epochs.size() << " epoch(s) logged";
   if (!epochs.empty()) html << ", " << num(value(epochs.back(), "steps"), 10) << " steps";
   if (!test.empty() && std::isfinite(value(test, "accuracy")))

@@ -76,17 +76,23 @@ void RunLog::step(const Trainer::Progress& p, int64_t step) {
   const double loss = p.stats.count ? p.stats.loss / static_cast<double>(p.stats.count) : 0;
   const double acc = p.stats.count ? static_cast<double>(p.stats.correct) / static_cast<double>(p.stats.count) : 0;
   const double rate = p.seconds > 0 ? static_cast<double>(p.samples) / p.seconds : 0;
+  if (p.epoch != logged_epoch_) logged_ = {}, logged_epoch_ = p.epoch;
   if (o_.log_every > 0 && step % o_.log_every == 0) {
+    // The minibatches since the previous record.
+    const double n = static_cast<double>(p.stats.count - logged_.count);
+    const double window_loss = n > 0 ? (p.stats.loss - logged_.loss) / n : loss;
+    const double window_acc = n > 0 ? static_cast<double>(p.stats.correct - logged_.correct) / n : acc;
+    logged_ = p.stats;
     jsonl_ << "{\"kind\": \"step\", \"epoch\": " << p.epoch + 1 << ", \"batch\": " << p.batches_done << ", \"step\": " << step
-           << ", \"loss\": " << json_number(loss);
-    if (o_.accuracy) jsonl_ << ", \"accuracy\": " << json_number(acc);
+           << ", \"loss\": " << json_number(window_loss);
+    if (o_.accuracy) jsonl_ << ", \"accuracy\": " << json_number(window_acc);
     jsonl_ << ", \"lr\": " << json_number(p.lr) << ", \"samples_per_second\": " << json_number(rate)
            << ", \"time\": " << json_number(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count())
            << "}\n";
   }
   const auto now = std::chrono::steady_clock::now();
   const double since = std::chrono::duration<double>(now - last_draw_).count();
-  if (since < (terminal_ ? 0.2 : o_.progress_seconds)) return;
+  if (since < (terminal_ ? o_.bar_seconds : o_.progress_seconds)) return;
   last_draw_ = now;
   // Time left: this epoch's pace over what remains of it and of the epochs after it.
   const double per_batch = p.batches_done ? p.seconds / static_cast<double>(p.batches_done) : 0;

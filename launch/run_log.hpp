@@ -5,7 +5,8 @@
 //    characters);
 //  - on standard output, one line per epoch;
 //  - metrics.jsonl: one JSON object per logged step ({"kind": "step", ...}, every
-//    `log_every` steps), per epoch ({"kind": "epoch", ...}) and for the final test
+//    `log_every` steps, with the loss and accuracy of the minibatches since the previous
+//    record, this rank's share), per epoch ({"kind": "epoch", ...}) and for the final test
 //    ({"kind": "test", ...}); and metrics.csv, one row per epoch.
 #pragma once
 
@@ -27,6 +28,7 @@ class RunLog {
     int64_t epochs = 1;
     int64_t log_every = 50;       // steps between metrics.jsonl step records (0: none)
     double progress_seconds = 30; // between plain progress lines when stderr is not a terminal
+    double bar_seconds = 0.2;     // between redraws of the bar on a terminal
     bool accuracy = true;         // the loss reports accuracy
     std::string heldout_name = "test";
     int terminal = -1;            // -1: ask isatty(stderr); 0 or 1 forces it (tests)
@@ -48,6 +50,8 @@ class RunLog {
   bool terminal_ = false, bar_shown_ = false;
   std::ofstream jsonl_, csv_;
   std::chrono::steady_clock::time_point start_, last_draw_;
+  LossStats logged_;  // the epoch's stats at the previous step record
+  int64_t logged_epoch_ = -1;
 };
 
 // "epoch   3/10  lr 0.0100  train loss ... samples/s"

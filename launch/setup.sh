@@ -17,7 +17,7 @@ PACKAGES=(
   dataset-fashion-mnist
 )
 if [ "${1:-}" = test ]; then
-  PACKAGES+=(chromium)
+  PACKAGES+=(chromium python3)
 fi
 
 missing=()

@@ -47,6 +47,35 @@ good > "$T/good.yaml"
 expect 0 "test accuracy" -- train "$T/good.yaml" --run-dir "$T/run"
 [ -s "$T/run/metrics.csv" ] && [ "$(wc -l < "$T/run/metrics.csv")" -eq 3 ] || { echo "FAIL: metrics.csv missing or wrong"; failures=$((failures + 1)); }
 expect 0 "total: 3 layers, 82 parameters" -- summary "$T/good.yaml"
+
+check() {  # check "what" command...: a failing command is a failed check
+  local what=$1
+  shift
+  if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; failures=$((failures + 1)); fi
+}
+# Progress for a log (stderr is not a terminal here): plain lines, no control characters.
+"$HUBEL" train "$T/good.yaml" --run-dir "$T/run3" --set train.log_every=3 --progress-seconds 0.0001 > "$T/out.txt" 2> "$T/err.txt"
+check "progress lines on stderr" grep -qE "^epoch 2/2  step [0-9]+/10  loss [0-9.]+ acc [0-9.]+  [0-9]+ img/s  time left [0-9:]+$" "$T/err.txt"
+check "no control characters in the progress lines" bash -c "! LC_ALL=C grep -q '[[:cntrl:]]' '$T/err.txt'"
+# metrics.jsonl: every line a JSON object; step records every 3 steps, epochs in order.
+check "metrics.jsonl parses line by line, in order" python3 - "$T/run3/metrics.jsonl" <<'PY'
+import json, sys
+records = [json.loads(line) for line in open(sys.argv[1])]
+steps = [r["step"] for r in records if r["kind"] == "step"]
+epochs = [r["epoch"] for r in records if r["kind"] == "epoch"]
+assert steps == [3, 6, 9, 12, 15, 18], steps
+assert epochs == [1, 2], epochs
+assert records[-1]["kind"] == "test" and 0 <= records[-1]["accuracy"] <= 1, records[-1]
+assert all(r["epoch"] <= 2 for r in records if "epoch" in r)
+PY
+check "report.html with curves and the confusion matrix" bash -c "grep -q '<svg' '$T/run3/report.html' && grep -q 'Confusion matrix (test, 100 samples' '$T/run3/report.html'"
+check "experiment.yaml as run, with the override" grep -q "log_every: 3" "$T/run3/experiment.yaml"
+# Every subcommand has --help.
+for cmd in train eval summary inspect convert visualize; do
+  expect 0 "usage: hubel $cmd" -- "$cmd" --help
+done
+expect 1 "unknown command 'trian'" -- trian "$T/good.yaml"
+expect 1 "unrecognised option|unrecognized option" -- visualize "$T/run3/checkpoints/latest" --smaple 3
 expect 0 "epoch +1/1" -- train "$T/good.yaml" --run-dir "$T/run2" --set train.epochs=1 --threads 1
 
 expect 1 "cannot open the experiment file" -- train "$T/missing.yaml"
@@ -107,6 +136,25 @@ if [ -d "$FM" ]; then
   fi
   expect 1 "has shape \[4, 84\] there but \[10, 84\] in the model .*model.weights.exclude" -- train \
     "$SRC/launch/experiments/lenet_modern.yaml" --run-dir "$T/ft2" --set data.file="$T/fm.h5" --set "model.weights={file: $FT}"
+  # The report names the classes; visualize draws filters and feature maps of known sizes.
+  check "the report's confusion matrix names the classes" grep -q "<th>Trouser</th>" "$T/lenet/report.html"
+  expect 0 "sample 3: class 1 \(Trouser\)" -- visualize "$CK" --sample 3 --out "$T/vis" --set data.file="$T/fm.h5"
+  check "visualize writes PNGs of the right sizes" python3 - "$T/vis" <<'PY'
+import struct, sys, os
+def size(name):
+    with open(os.path.join(sys.argv[1], name), "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", name
+    return struct.unpack(">II", head[16:24])
+# 28x28 input at 4x: 114; 6 filters 5x5 at 12x in a 3x2 grid; 6 maps 28x28 at 2x in 3x2;
+# 16 maps 10x10 at 6x in 4x4; 16 maps 5x5 at 12x in 4x4 (1-pixel borders).
+expected = {"input.png": (114, 114), "filters_c1.png": (184, 123), "maps_c1.png": (172, 115),
+            "maps_s2.png": (172, 115), "maps_c3.png": (245, 245), "maps_s4.png": (245, 245)}
+for name, dims in expected.items():
+    assert size(name) == dims, (name, size(name), dims)
+assert sorted(os.listdir(sys.argv[1])) == sorted(expected), os.listdir(sys.argv[1])
+PY
+  expect 1 "--sample 10000 is past the end of .*10000 samples" -- visualize "$CK" --sample 10000 --set data.file="$T/fm.h5"
   expect 1 "not a hubel checkpoint|cannot open the HDF5 file|not an HDF5 file" -- inspect "$T/fm.h5"
   expect 1 "fm.h5:/val: no such split \(the file has: train, test\)" -- train "$SRC/launch/experiments/lenet_modern.yaml" \
     --set data.file="$T/fm.h5" --set data.val=val
