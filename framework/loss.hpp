@@ -33,7 +33,10 @@ class Loss {
   virtual ~Loss() = default;
   virtual std::string type() const = 0;
   // Does `correct` mean anything (is accuracy worth reporting) for such a data set?
-  virtual bool reports_accuracy(int64_t num_classes) const { return num_classes > 0; }
+  virtual bool reports_accuracy(int64_t num_classes) const { return num_classes > 0 && !targets_are_inputs(); }
+  // Are the targets the network's own inputs (an autoencoder reconstructs them)? The
+  // Trainer then passes the input minibatch as target values, whatever labels the data has.
+  virtual bool targets_are_inputs() const { return false; }
   // Validates the per-sample output shape y against a data set with `num_classes`
   // classes (0: the data set has target values, not labels). Throws ShapeError.
   virtual void check(const Shape& y, int64_t num_classes) const = 0;

@@ -78,6 +78,12 @@ void Trainer::check_data(const datasets::BatchSource& data) const {
     throw ShapeError(cat(data.name(), ": samples have shape ", data.sample_shape().str(), " but model.input is ",
                          net_.input_shape().str()));
   if (data.size() <= 0) throw DataError(cat(data.name(), ": the data set is empty"));
+  if (loss_.targets_are_inputs()) {
+    if (net_.output_shape() != net_.input_shape())
+      throw ShapeError(cat("the loss reconstructs the input (", loss_.type(), " with target: input): the network must output the input's shape ",
+                           net_.input_shape().str(), ", not ", net_.output_shape().str()));
+    return;
+  }
   loss_.check(net_.output_shape(), data.num_classes());
   if (data.num_classes() == 0 && data.target_shape() != net_.output_shape())
     throw ShapeError(cat(data.name(), ": targets have shape ", data.target_shape().str(), " but the network outputs ",
@@ -91,6 +97,7 @@ Targets Trainer::load(const datasets::Batch& b) {
     TensorView in = net_.input(b.rows);
     std::copy(b.x.data(), b.x.data() + in.numel(), in.data());
   }
+  if (loss_.targets_are_inputs()) return Targets{nullptr, net_.input(std::max<int64_t>(b.rows, 1))};
   return Targets{b.labels, b.targets};
 }
 
@@ -105,7 +112,7 @@ Evaluation evaluate(Net& net, const Loss& loss, datasets::BatchSource& data, com
                     uint64_t step) {
   Evaluation e;
   const int64_t K = data.num_classes();
-  const bool classify = K > 0 && net.output_shape().numel() == K;
+  const bool classify = K > 0 && net.output_shape().numel() == K && !loss.targets_are_inputs();
   if (classify) e.classes = K;
   std::vector<double> confusion(static_cast<size_t>(e.classes * e.classes), 0.0);
   StepContext ctx{false, seed, step, 0};
@@ -119,7 +126,8 @@ Evaluation evaluate(Net& net, const Loss& loss, datasets::BatchSource& data, com
     std::copy(b.x.data(), b.x.data() + in.numel(), in.data());
     ctx.first_sample = b.first_sample;
     const ConstTensorView y = net.forward(b.rows, ctx);
-    total += loss.evaluate(y, Targets{b.labels, b.targets}, TensorView(), 1.0f);
+    const Targets t = loss.targets_are_inputs() ? Targets{nullptr, net.input(b.rows)} : Targets{b.labels, b.targets};
+    total += loss.evaluate(y, t, TensorView(), 1.0f);
     if (classify && b.labels)
       for (int64_t r = 0; r < b.rows; ++r) {
         const float* row = y.data() + r * K;

@@ -523,13 +523,16 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   // A val split guided training: the test split is measured once, at the end.
   // The final evaluation on the test split (the held-out one if there is no test split),
   // with its confusion matrix for the report.
-  double test_accuracy = -1;
+  double test_accuracy = -1, test_loss = -1;
   datasets::Loader* final_set = test ? test.get() : heldout.get();
   if (final_set && !history.empty()) {
     Evaluation e;
     runtime.run([&] { e = trainer.evaluate_full(*final_set); });
     const double n = static_cast<double>(std::max<int64_t>(1, e.stats.count));
-    if (test || data.heldout_name == "test") test_accuracy = static_cast<double>(e.stats.correct) / n;
+    if (test || data.heldout_name == "test") {
+      test_accuracy = static_cast<double>(e.stats.correct) / n;
+      test_loss = e.stats.loss / n;
+    }
     if (root) {
       log->test(e.stats.loss / n, static_cast<double>(e.stats.correct) / n, e.stats.count);
       report.eval_name = test ? "test" : data.heldout_name;
@@ -544,6 +547,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     if (accuracy && last.has_test && data.heldout_name == "val")
       std::cout << std::fixed << std::setprecision(4) << ", val accuracy " << last.test_accuracy;
     if (accuracy && test_accuracy >= 0) std::cout << std::fixed << std::setprecision(4) << ", test accuracy " << test_accuracy;
+    if (!accuracy && test_loss >= 0) std::cout << std::setprecision(6) << ", test loss " << test_loss;
     std::cout << "\nrun directory: " << fs::absolute(run_dir).string()
               << " (report.html, metrics.jsonl, metrics.csv, experiment.yaml, checkpoints/)\n";
   }

@@ -72,10 +72,13 @@ LossStats SoftmaxCrossEntropy::evaluate(ConstTensorView y, const Targets& t, Ten
 
 std::unique_ptr<Loss> MeanSquaredError::from_config(const Config& c) {
   if (!c.is_map()) return std::make_unique<MeanSquaredError>();
-  return std::make_unique<MeanSquaredError>(c.get<float>("on", 1.0f), c.get<float>("off", 0.0f));
+  const bool input = c.choice("target", {"data", "input"}, "data") == "input";
+  if (input && (c.has("on") || c.has("off"))) c.fail("on and off shape one-hot targets of labels; with target: input there are none");
+  return std::make_unique<MeanSquaredError>(c.get<float>("on", 1.0f), c.get<float>("off", 0.0f), input);
 }
 
 void MeanSquaredError::check(const Shape& y, int64_t num_classes) const {
+  if (reconstruct_) return;  // the Trainer checks the output against the input shape
   if (num_classes > 0 && y.numel() != num_classes)
     throw ShapeError(cat("mse with class labels compares the output with a one-hot target: the network outputs ", y.numel(),
                          " values per sample but the data has ", num_classes, " classes"));
@@ -84,6 +87,8 @@ void MeanSquaredError::check(const Shape& y, int64_t num_classes) const {
 LossStats MeanSquaredError::evaluate(ConstTensorView y, const Targets& t, TensorView dy, float scale) const {
   const int64_t n = y.batch(), k = y.stride0();
   check_labels(t, n, k, "mse");
+  if (!t.labels && t.values.numel() != y.numel())
+    throw ShapeError(cat("mse: the targets have ", t.values.numel() / std::max<int64_t>(1, n), " values per sample but the network outputs ", k));
   const float g = 2.0f * scale / static_cast<float>(k);
   return deterministic_sum<LossStats>(n, grain_for(k * 4), [&](int64_t r0, int64_t r1) {
     LossStats s;

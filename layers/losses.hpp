@@ -27,14 +27,18 @@ class SoftmaxCrossEntropy : public Loss {
 // LeNet-5 with scaled tanh uses -1 and 1).
 class MeanSquaredError : public Loss {
  public:
-  MeanSquaredError(float on = 1, float off = 0) : on_(on), off_(off) {}
+  MeanSquaredError(float on = 1, float off = 0, bool reconstruct = false) : on_(on), off_(off), reconstruct_(reconstruct) {}
+  // mse | {type: mse, on: 1, off: 0} | {type: mse, target: input} (least squares against
+  // the network's input: an autoencoder)
   static std::unique_ptr<Loss> from_config(const Config& c);
   std::string type() const override { return "mse"; }
+  bool targets_are_inputs() const override { return reconstruct_; }
   void check(const Shape& y, int64_t num_classes) const override;
   LossStats evaluate(ConstTensorView y, const Targets& t, TensorView dy, float scale) const override;
 
  private:
   float on_, off_;
+  bool reconstruct_;
 };
 
 // Per output: max(z,0) - z t + log(1 + exp(-|z|)) = -t log s(z) - (1-t) log(1-s(z)), averaged

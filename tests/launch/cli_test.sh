@@ -136,6 +136,11 @@ if [ -d "$FM" ]; then
   fi
   expect 1 "has shape \[4, 84\] there but \[10, 84\] in the model .*model.weights.exclude" -- train \
     "$SRC/launch/experiments/lenet_modern.yaml" --run-dir "$T/ft2" --set data.file="$T/fm.h5" --set "model.weights={file: $FT}"
+  # The autoencoder: least squares against the input, no accuracy; its output must be the input's shape.
+  expect 0 "done: 30 steps, test loss 0\.0[0-9]+" -- train "$SRC/launch/experiments/conv_autoencoder.yaml" --run-dir "$T/ae" \
+    --set data.file="$T/fm.h5" --set train.max_steps=30 --threads 2
+  expect 1 "must output the input's shape \[1, 28, 28\], not \[2, 28, 28\]" -- train "$SRC/launch/experiments/conv_autoencoder.yaml" \
+    --run-dir "$T/ae2" --set data.file="$T/fm.h5" --set model.layers.6.filters=2
   # The report names the classes; visualize draws filters and feature maps of known sizes.
   check "the report's confusion matrix names the classes" grep -q "<th>Trouser</th>" "$T/lenet/report.html"
   expect 0 "sample 3: class 1 \(Trouser\)" -- visualize "$CK" --sample 3 --out "$T/vis" --set data.file="$T/fm.h5"
