@@ -2,6 +2,7 @@
 #include "framework/net.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <iomanip>
 #include <sstream>
 #include <map>
@@ -44,7 +45,10 @@ struct Net::Impl {
     std::vector<ConstTensorView> x_views;
     std::vector<TensorView> dx_views;
     std::vector<int> dx_buffer;  // index into the producer's grad list, per slot
+    double forward_seconds = 0, backward_seconds = 0;
+    int64_t forward_calls = 0;
   };
+  bool profiling = false;
 
   Shape input_shape;
   std::vector<Node> nodes;
@@ -376,6 +380,19 @@ bool Net::frozen(const std::string& layer) const {
 }
 
 bool Net::built() const { return impl_->max_batch > 0; }
+
+void Net::set_profiling(bool on) {
+  impl_->profiling = on;
+  for (auto& node : impl_->nodes) node.forward_seconds = node.backward_seconds = 0, node.forward_calls = 0;
+}
+
+std::vector<Net::LayerTime> Net::layer_times() const {
+  std::vector<LayerTime> out;
+  for (const auto& node : impl_->nodes)
+    out.push_back({node.layer->name(), node.layer->type(), node.forward_seconds, node.backward_seconds, node.forward_calls,
+                   node.layer->flops(node.in_shapes, node.out)});
+  return out;
+}
 const Shape& Net::input_shape() const { return impl_->input_shape; }
 const Shape& Net::output_shape() const {
   if (impl_->nodes.empty()) throw Error("the network has no layers");
@@ -408,7 +425,14 @@ ConstTensorView Net::forward(int64_t n, const StepContext& ctx) {
   Impl& m = *impl_;
   for (auto& node : m.nodes) {
     for (size_t s = 0; s < node.inputs.size(); ++s) node.x_views[s] = m.output_of(node.inputs[s], n);
-    node.layer->forward(node.x_views, TensorView(node.y.data(), node.out.with_batch(n)), ctx);
+    if (m.profiling && ctx.training) {
+      const auto t0 = std::chrono::steady_clock::now();
+      node.layer->forward(node.x_views, TensorView(node.y.data(), node.out.with_batch(n)), ctx);
+      node.forward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ++node.forward_calls;
+    } else {
+      node.layer->forward(node.x_views, TensorView(node.y.data(), node.out.with_batch(n)), ctx);
+    }
   }
   return m.output_of(static_cast<int>(m.nodes.size()) - 1, n);
 }
@@ -427,6 +451,7 @@ void Net::backward(int64_t n, const StepContext& ctx, const std::function<void(i
   for (int i = static_cast<int>(m.nodes.size()) - 1; i >= 0; --i) {
     auto& node = m.nodes[i];
     if (!node.needs_grad) continue;
+    const auto t0 = m.profiling ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     const int64_t len = n * node.out.numel();
     // Fan-out: add the other consumers' gradients into the first, in consumer order.
     for (size_t b = 1; b < node.grad.size(); ++b) {
@@ -444,6 +469,7 @@ void Net::backward(int64_t n, const StepContext& ctx, const std::function<void(i
     }
     node.layer->backward(node.x_views, m.output_of(i, n), ConstTensorView(node.grad[0].data(), node.out.with_batch(n)),
                          node.dx_views, ctx);
+    if (m.profiling) node.backward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (on_progress) on_progress(node.grads_done);
   }
   if (on_progress) on_progress(m.trainable_size);

@@ -103,6 +103,18 @@ class Net {
   // A table: layer, type, inputs, output shape, parameters, configuration.
   void summary(std::ostream& os) const;
 
+  // Profiling: when on, training forward and backward passes time each layer (two clock
+  // reads per layer and pass). Seconds per layer since profiling was turned on, in layer
+  // order.
+  void set_profiling(bool on);
+  struct LayerTime {
+    std::string name, type;
+    double forward = 0, backward = 0;  // seconds
+    int64_t calls = 0;                 // forward passes
+    int64_t flops = 0;                 // forward FLOPs per sample
+  };
+  std::vector<LayerTime> layer_times() const;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

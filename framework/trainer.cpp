@@ -13,6 +13,12 @@
 
 namespace hubel {
 
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
 TrainOptions TrainOptions::parse(const Config& c) {
   TrainOptions o;
   o.epochs = c.get<int64_t>("epochs", o.epochs);
@@ -188,10 +194,14 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
       // One optimizer step: `accumulate` micro-batches (fewer at the end of an epoch).
       // Losses are summed (scale 1), gradients too; the optimizer divides by the rows.
       int64_t rows_total = 0;
+      const auto s0 = std::chrono::steady_clock::now();
       const std::span<float> grads = net_.grads();
       sync_.begin(grads, step_);
       for (int64_t micro = 0; micro < o_.accumulate; ++micro) {
-        if (!train.next(b)) break;
+        const auto d0 = std::chrono::steady_clock::now();
+        const bool got = train.next(b);
+        times_.data += seconds_since(d0);
+        if (!got) break;
         ++batches_done;
         lr = schedule_.lr({epoch, step_, steps_per_epoch});
         StepContext ctx{true, o_.seed, static_cast<uint64_t>(step_), b.first_sample,
@@ -203,7 +213,9 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
         if (b.rows > 0 && !skip) {
           const Targets t = load(b);
           ConstTensorView y = net_.forward(b.rows, ctx);
+          const auto l0 = std::chrono::steady_clock::now();
           const LossStats s = loss_.evaluate(y, t, net_.output_grad(b.rows), 1.0f);
+          times_.loss += seconds_since(l0);
           if (!std::isfinite(s.loss))
             throw NumericError(cat("the loss became ", s.loss, " at epoch ", epoch + 1, ", step ", step_ + 1, " (rank ",
                                    comm_.rank(), "): training diverged; lower optimizer.lr (now ", lr, ") or check the data"));
@@ -229,10 +241,16 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
       if (o_.accumulate > 1) std::copy(accum_.data(), accum_.data() + grads.size(), grads.data());
       const auto w0 = std::chrono::steady_clock::now();
       sync_.finish();
-      wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+      const double waited = seconds_since(w0);
+      wait_seconds += waited;
+      times_.comm_wait += waited;
       ++steps_this_epoch;
+      const auto o0 = std::chrono::steady_clock::now();
       opt_.step(net_.params(), grads, static_cast<float>(lr), 1.0f / static_cast<float>(rows_total));
       average_buffers();
+      times_.optimizer += seconds_since(o0);
+      times_.total += seconds_since(s0);
+      ++times_.steps;
       ++step_;
       seen += rows_total;
       progress_ = {epoch, batches_done, train.batches_per_epoch(), stats, lr, seen,

@@ -87,6 +87,16 @@ class Trainer {
     double seconds = 0;             // since the epoch started
   };
   const Progress& progress() const { return progress_; }
+  // Seconds spent, summed over the steps of fit(), outside the layers (which Net profiles).
+  struct StepTimes {
+    double data = 0;       // waiting for minibatches
+    double loss = 0;       // the loss and its gradient
+    double comm_wait = 0;  // waiting for the gradient allreduce after backward
+    double optimizer = 0;  // the optimizer step (and buffer averaging)
+    double total = 0;      // whole steps
+    int64_t steps = 0;
+  };
+  const StepTimes& step_times() const { return times_; }
   int64_t step() const { return step_; }
   // Where fit stopped: the epoch, and the minibatches of it done (0: at its start).
   int64_t stop_epoch() const { return stop_epoch_; }
@@ -121,6 +131,7 @@ class Trainer {
   std::vector<EpochMetrics> history_;
   StepHook step_hook_;
   Progress progress_;
+  StepTimes times_;
   comm::GradientSync sync_;
   Tensor accum_;  // the sum of the micro-batches' gradients, when accumulating
   SyncReducer reducer_;

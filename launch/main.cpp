@@ -351,7 +351,8 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   opts.add_options()("progress-seconds", po::value(&progress_seconds),
                      "when standard error is not a terminal: seconds between progress lines (default 30)")("run-dir", po::value(&c.run_dir), "where metrics and the resolved experiment go (default: runs/<experiment name>)")(
       "resume", po::value(&resume), "continue from a checkpoint: a file, a checkpoint directory, or auto (the run's own)")(
-      "weights-only", "with --resume: take only the weights, start the optimizer, schedule and data from the beginning");
+      "weights-only", "with --resume: take only the weights, start the optimizer, schedule and data from the beginning")(
+      "profile", "time every layer's forward and backward, the data wait, the allreduce wait and the optimizer; print a table at the end");
   if (!parse(argc, argv, "train", opts, c)) return kOk;
   if (!(progress_seconds > 0)) throw po::error("--progress-seconds must be positive");
   const bool weights_only = c.vm.count("weights-only") > 0;
@@ -494,6 +495,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     if (log) log->step(trainer.progress(), step);
     return signalled;
   });
+  if (c.vm.count("profile")) net.set_profiling(true);
   launch::ReportInputs report;
   if (root) {
     std::ostringstream summary;
@@ -541,6 +543,8 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     }
   }
   if (root) launch::write_report(run_dir, report);
+  if (root && c.vm.count("profile"))
+    std::cout << launch::format_profile(net.layer_times(), trainer.step_times(), static_cast<double>(exp.train.batch) / comm.size());
   if (root && !history.empty()) {
     const auto& last = history.back();
     std::cout << "done: " << last.steps << " steps";

@@ -8,6 +8,7 @@
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <algorithm>
 
 #include "framework/error.hpp"
 
@@ -35,6 +36,42 @@ std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy) {
   if (m.comm_wait_ms > 0) os << "  comm wait " << std::setprecision(2) << m.comm_wait_ms << " ms/step";
   if (m.momentum >= 0) os << "  momentum " << std::setprecision(2) << m.momentum;
   if (m.lr_reduced) os << "  (plateau: learning rate reduced)";
+  return os.str();
+}
+
+std::string format_profile(const std::vector<Net::LayerTime>& layers, const Trainer::StepTimes& t, double rows_per_step) {
+  std::ostringstream os;
+  const double steps = static_cast<double>(std::max<int64_t>(1, t.steps));
+  const double total_ms = 1e3 * t.total / steps;
+  os << std::fixed << "profile (rank 0, " << t.steps << " steps, " << std::setprecision(1) << rows_per_step
+     << " rows per step; milliseconds per step):\n";
+  size_t w = 18;
+  for (const auto& l : layers) w = std::max(w, l.name.size() + 2);
+  os << std::left << std::setw(static_cast<int>(w)) << "layer" << std::setw(16) << "type" << std::right << std::setw(10) << "forward"
+     << std::setw(10) << "backward" << std::setw(8) << "share" << std::setw(10) << "GFLOP/s" << "\n";
+  double layers_ms = 0;
+  auto row = [&](const std::string& name, const std::string& type, double ms_f, double ms_b, double gflops) {
+    os << std::left << std::setw(static_cast<int>(w)) << name << std::setw(16) << type << std::right << std::setprecision(3)
+       << std::setw(10) << ms_f << std::setw(10) << ms_b << std::setprecision(1) << std::setw(7)
+       << (total_ms > 0 ? 100 * (ms_f + ms_b) / total_ms : 0) << "%";
+    if (gflops > 0) os << std::setw(10) << std::setprecision(1) << gflops;
+    os << "\n";
+  };
+  for (const auto& l : layers) {
+    const double f = 1e3 * l.forward / steps, b = 1e3 * l.backward / steps;
+    layers_ms += f + b;
+    const double work = 3.0 * static_cast<double>(l.flops) * rows_per_step;  // forward + backward
+    row(l.name, l.type, f, b, f + b > 0 && l.flops > 1000 ? work / ((f + b) * 1e-3) / 1e9 : 0);
+  }
+  const double data = 1e3 * t.data / steps, loss = 1e3 * t.loss / steps, comm = 1e3 * t.comm_wait / steps,
+               opt = 1e3 * t.optimizer / steps;
+  row("(layers)", "", layers_ms, 0, 0);
+  row("(data wait)", "", data, 0, 0);
+  row("(loss)", "", loss, 0, 0);
+  row("(allreduce wait)", "", comm, 0, 0);
+  row("(optimizer)", "", opt, 0, 0);
+  row("(other)", "", std::max(0.0, total_ms - layers_ms - data - loss - comm - opt), 0, 0);
+  row("(step)", "", total_ms, 0, 0);
   return os.str();
 }
 

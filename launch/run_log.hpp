@@ -54,6 +54,11 @@ class RunLog {
   int64_t logged_epoch_ = -1;
 };
 
+// The --profile table: per layer forward and backward milliseconds per step, their share
+// of the step and the rate in GFLOP/s (backward counted as twice forward), then the data
+// wait, loss, allreduce wait, optimizer and the rest. rows_per_step: this rank's.
+std::string format_profile(const std::vector<Net::LayerTime>& layers, const Trainer::StepTimes& t, double rows_per_step);
+
 // "epoch   3/10  lr 0.0100  train loss ... samples/s"
 std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy);
 

@@ -70,6 +70,10 @@ assert all(r["epoch"] <= 2 for r in records if "epoch" in r)
 PY
 check "report.html with curves and the confusion matrix" bash -c "grep -q '<svg' '$T/run3/report.html' && grep -q 'Confusion matrix (test, 100 samples' '$T/run3/report.html'"
 check "experiment.yaml as run, with the override" grep -q "log_every: 3" "$T/run3/experiment.yaml"
+# --profile: a table of the layers and the rest of the step.
+expect 0 "profile \(rank 0, 20 steps, 20.0 rows per step" -- train "$T/good.yaml" --run-dir "$T/run4" --profile
+expect 0 "^dense1 +dense +[0-9.]+ +[0-9.]+ +[0-9.]+%" -- train "$T/good.yaml" --run-dir "$T/run4" --profile
+expect 0 "^\(allreduce wait\) +[0-9.]+" -- train "$T/good.yaml" --run-dir "$T/run4" --profile
 # Every subcommand has --help.
 for cmd in train eval summary inspect convert visualize; do
   expect 0 "usage: hubel $cmd" -- "$cmd" --help
