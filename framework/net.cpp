@@ -2,6 +2,7 @@
 #include "framework/net.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <iomanip>
 #include <sstream>
@@ -480,6 +481,33 @@ ConstTensorView Net::activation(const std::string& layer, int64_t n) const {
   auto it = impl_->by_name.find(layer);
   if (it == impl_->by_name.end()) throw Error(cat("no layer named '", layer, "'"));
   return impl_->output_of(it->second, n);
+}
+
+namespace {
+bool all_finite(const float* v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[i])) return false;
+  return true;
+}
+}  // namespace
+
+std::optional<Net::NonFinite> Net::first_nonfinite_output(int64_t n) const {
+  check_rows(*this, n);
+  if (!all_finite(impl_->input.data(), n * impl_->input_shape.numel())) return NonFinite{kInput, "the input minibatch (the data)"};
+  for (const auto& node : impl_->nodes)
+    if (!all_finite(node.y.data(), n * node.out.numel())) return NonFinite{node.layer->name(), cat("the output of layer '", node.layer->name(), "'")};
+  return std::nullopt;
+}
+
+std::optional<Net::NonFinite> Net::first_nonfinite_gradient() const {
+  for (const auto& node : impl_->nodes)
+    for (const auto& p : node.params)
+      if (!node.frozen && p.dw && !all_finite(p.dw, p.numel())) {
+        bool buffer = false;
+        for (const auto& s : node.specs) buffer = buffer || (s.name == p.name && s.buffer);
+        if (!buffer) return NonFinite{node.layer->name(), cat("the gradient of ", node.layer->name(), "/", p.name)};
+      }
+  return std::nullopt;
 }
 
 std::span<float> Net::params() { return impl_->params.span().first(static_cast<size_t>(impl_->trainable_size)); }

@@ -9,6 +9,7 @@
 #include <iosfwd>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -81,6 +82,15 @@ class Net {
   // The same, calling on_progress(p) whenever gradients [0, p) of the arena are final (the
   // arena is filled from offset 0), so their allreduce can start while backward goes on.
   void backward(int64_t n, const StepContext& ctx, const std::function<void(int64_t)>& on_progress);
+  // Diagnosis of a diverged step: the first layer (in model order) whose output of the
+  // last forward holds a non-finite value, or whose parameter gradient does. nullopt
+  // when all are finite.
+  struct NonFinite {
+    std::string layer;
+    std::string what;  // "the output of layer 'fc2'", "the gradient of fc1/w"
+  };
+  std::optional<NonFinite> first_nonfinite_output(int64_t n) const;
+  std::optional<NonFinite> first_nonfinite_gradient() const;
   // The output of a named layer from the last forward.
   ConstTensorView activation(const std::string& layer, int64_t n) const;
 

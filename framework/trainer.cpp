@@ -17,6 +17,16 @@ namespace {
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+
+// Deterministic and parallel: is every value finite?
+bool all_finite(std::span<const float> v) {
+  const float* p = v.data();
+  return deterministic_sum<int64_t>(static_cast<int64_t>(v.size()), 65536, [&](int64_t b, int64_t e) {
+           int64_t bad = 0;
+           for (int64_t i = b; i < e; ++i) bad += !std::isfinite(p[i]);
+           return bad;
+         }) == 0;
+}
 }  // namespace
 
 TrainOptions TrainOptions::parse(const Config& c) {
@@ -216,9 +226,12 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
           const auto l0 = std::chrono::steady_clock::now();
           const LossStats s = loss_.evaluate(y, t, net_.output_grad(b.rows), 1.0f);
           times_.loss += seconds_since(l0);
-          if (!std::isfinite(s.loss))
+          if (!std::isfinite(s.loss)) {
+            const auto bad = net_.first_nonfinite_output(b.rows);
             throw NumericError(cat("the loss became ", s.loss, " at epoch ", epoch + 1, ", step ", step_ + 1, " (rank ",
-                                   comm_.rank(), "): training diverged; lower optimizer.lr (now ", lr, ") or check the data"));
+                                   comm_.rank(), ")", bad ? cat("; the first non-finite value is in ", bad->what) : std::string(),
+                                   ": training diverged; lower optimizer.lr (now ", lr, "), add clip_norm, or check the data"));
+          }
           stats += s;
           // Without accumulation, each bucket's allreduce starts as soon as backward has filled it.
           if (o_.accumulate == 1) net_.backward(b.rows, ctx, [&](int64_t done) { sync_.ready(done); });
@@ -245,6 +258,13 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
       wait_seconds += waited;
       times_.comm_wait += waited;
       ++steps_this_epoch;
+      // A non-finite gradient (after the allreduce, so every rank agrees) stops training
+      // before it reaches the weights.
+      if (!all_finite(grads))
+        if (const auto bad = net_.first_nonfinite_gradient())
+          throw NumericError(cat("a non-finite gradient at epoch ", epoch + 1, ", step ", step_ + 1, ": the first is in ", bad->what,
+                                 "; training diverged: lower optimizer.lr (now ", lr,
+                                 "), add optimizer.clip_norm, or check the data"));
       const auto o0 = std::chrono::steady_clock::now();
       opt_.step(net_.params(), grads, static_cast<float>(lr), 1.0f / static_cast<float>(rows_total));
       average_buffers();

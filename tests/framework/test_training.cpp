@@ -2,7 +2,9 @@
 // thread count does not change a single bit of the weights.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "comm/communicator.hpp"
@@ -186,6 +188,35 @@ TEST(Training, BatchNormTrainsAndIsBitwiseIdenticalWhateverTheThreadCount) {
   for (const auto& p : one.info) buffers += p.buffer;
   EXPECT_EQ(buffers, 2);
   EXPECT_GE(one.history.back().test_accuracy, 0.8);
+}
+
+TEST(Training, DivergenceStopsAtTheFirstNonFiniteLossNamingStepAndLayer) {
+  try {
+    train(1, {"optimizer.lr=1.0e+30", "optimizer.momentum=0"});
+    ADD_FAILURE() << "a diverging run finished";
+  } catch (const NumericError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("at epoch 1, step 2"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("the first non-finite value is in the output of layer 'dense"), std::string::npos) << msg;
+  }
+}
+
+TEST(Training, NonFiniteGradientsAreFoundByLayer) {
+  Config c = Config::parse(kMlp, "mlp.yaml");
+  Experiment exp = Experiment::from_config(c);
+  Model m = build_model(exp.model, layers::builtin_registry());
+  exp.data.finish();
+  m.net.build(4, 1);
+  EXPECT_FALSE(m.net.first_nonfinite_gradient());
+  for (const auto& p : m.net.param_info())
+    if (p.full_name() == "dense2/b") m.net.grads()[p.offset + 3] = std::numeric_limits<float>::infinity();
+  const auto bad = m.net.first_nonfinite_gradient();
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->what, "the gradient of dense2/b");
+  for (auto& v : m.net.input(4).span()) v = 0;
+  m.net.input(4).span()[5] = std::nanf("");
+  m.net.forward(4, {});
+  EXPECT_EQ(m.net.first_nonfinite_output(4)->what, "the input minibatch (the data)");
 }
 
 }  // namespace hubel

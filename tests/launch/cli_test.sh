@@ -70,6 +70,11 @@ assert all(r["epoch"] <= 2 for r in records if "epoch" in r)
 PY
 check "report.html with curves and the confusion matrix" bash -c "grep -q '<svg' '$T/run3/report.html' && grep -q 'Confusion matrix (test, 100 samples' '$T/run3/report.html'"
 check "experiment.yaml as run, with the override" grep -q "log_every: 3" "$T/run3/experiment.yaml"
+# A diverging run stops at the first non-finite loss, naming step and layer, exit code 2;
+# the last good checkpoint stays, whole.
+expect 2 "the loss became .*nan at epoch 1, step [0-9]+ \(rank 0\); the first non-finite value is in the output of layer 'dense[12]'" -- \
+  train "$T/good.yaml" --run-dir "$T/div" --set optimizer.lr=1.0e+12 --set checkpoint.every_steps=1
+check "the last good checkpoint is kept after divergence" "$HUBEL" inspect "$T/div/checkpoints/$(cat "$T/div/checkpoints/latest")"
 # --profile: a table of the layers and the rest of the step.
 expect 0 "profile \(rank 0, 20 steps, 20.0 rows per step" -- train "$T/good.yaml" --run-dir "$T/run4" --profile
 expect 0 "^dense1 +dense +[0-9.]+ +[0-9.]+ +[0-9.]+%" -- train "$T/good.yaml" --run-dir "$T/run4" --profile
