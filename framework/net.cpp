@@ -2,6 +2,7 @@
 #include "framework/net.hpp"
 
 #include <algorithm>
+#include <unistd.h>
 #include <cmath>
 #include <chrono>
 #include <iomanip>
@@ -289,6 +290,37 @@ Net Net::from_config(const Config& model, const LayerRegistry& registry) {
   return net;
 }
 
+void Net::check_memory(int64_t max_batch) const {
+  // Counted in long double: absurd sizes must give this error, not an overflow.
+  const Impl& m = *impl_;
+  long double params = 0, activations = static_cast<long double>(m.input_shape.numel()) * max_batch, largest = 0;
+  std::string largest_name;
+  for (const auto& node : m.nodes) {
+    long double p = 0, a = 0;
+    try {
+      for (const auto& s : node.specs) p += static_cast<long double>(s.shape.numel());
+      // Output and its gradient buffers (one per consumer), for max_batch rows.
+      a = static_cast<long double>(node.out.numel()) * max_batch * (1 + std::max<size_t>(1, node.consumers.size()));
+    } catch (const ShapeError& e) {
+      throw ConfigError(cat("layer '", node.layer->name(), "' (", node.layer->type(), "): ", e.what(), ": far too large"));
+    }
+    params += p;
+    activations += a;
+    if (2 * p + a > largest) largest = 2 * p + a, largest_name = node.layer->name();
+  }
+  const long double bytes = 4 * (2 * params + activations);
+  const long double pages = static_cast<long double>(::sysconf(_SC_PHYS_PAGES)), page = static_cast<long double>(::sysconf(_SC_PAGESIZE));
+  const long double memory = pages > 0 && page > 0 ? pages * page : 0;
+  constexpr long double GiB = 1024.0L * 1024 * 1024;
+  if (memory > 0 && bytes > 0.9L * memory)
+    throw ConfigError(cat("this model needs ", std::setprecision(3), static_cast<double>(bytes / GiB), " GiB at ", max_batch,
+                          " rows per rank (parameters and their gradients ", static_cast<double>(8 * params / GiB),
+                          " GiB, activations and their gradients ", static_cast<double>(4 * activations / GiB),
+                          " GiB; the largest layer is '", largest_name, "' with ", static_cast<double>(4 * largest / GiB),
+                          " GiB), more than this machine's ", static_cast<double>(memory / GiB),
+                          " GiB: use fewer units or filters, a smaller batch, or more ranks"));
+}
+
 void Net::build(int64_t max_batch, uint64_t seed) {
   Impl& m = *impl_;
   if (built()) throw Error("Net::build called twice");
@@ -299,6 +331,7 @@ void Net::build(int64_t max_batch, uint64_t seed) {
     if (m.nodes[i].consumers.empty())
       throw ConfigError(cat("layer '", m.nodes[i].layer->name(), "' feeds nothing: every layer must lead to the output (the last layer, '",
                             m.nodes.back().layer->name(), "')"));
+  check_memory(max_batch);
   m.max_batch = max_batch;
   m.input = Tensor(m.input_shape.with_batch(max_batch));
   // Which nodes run backward: those with trainable parameters and all that follow them.

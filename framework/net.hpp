@@ -126,6 +126,8 @@ class Net {
   std::vector<LayerTime> layer_times() const;
 
  private:
+  // Refuses, before anything is allocated, a model that cannot fit in this machine's memory.
+  void check_memory(int64_t max_batch) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -16,7 +16,8 @@ Shape::Shape(std::span<const int64_t> dims) {
 
 int64_t Shape::numel() const {
   int64_t n = 1;
-  for (int i = 0; i < rank_; ++i) n *= d_[i];
+  for (int i = 0; i < rank_; ++i)
+    if (__builtin_mul_overflow(n, d_[i], &n)) throw ShapeError(cat("shape ", str(), " has more than 2^63 elements"));
   return n;
 }
 

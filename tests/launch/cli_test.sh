@@ -75,6 +75,11 @@ check "experiment.yaml as run, with the override" grep -q "log_every: 3" "$T/run
 expect 2 "the loss became .*nan at epoch 1, step [0-9]+ \(rank 0\); the first non-finite value is in the output of layer 'dense[12]'" -- \
   train "$T/good.yaml" --run-dir "$T/div" --set optimizer.lr=1.0e+12 --set checkpoint.every_steps=1
 check "the last good checkpoint is kept after divergence" "$HUBEL" inspect "$T/div/checkpoints/$(cat "$T/div/checkpoints/latest")"
+# Absurd sizes are refused before anything is allocated.
+expect 1 "this model needs [0-9.]+ GiB at 20 rows per rank .*the largest layer is 'dense1'.*more than this machine's" -- \
+  train "$T/good.yaml" --set model.layers.0.units=1000000000
+expect 1 "layer 'dense1' \(dense\): shape \[5000000000000000000, 2\] has more than 2\^63 elements" -- \
+  train "$T/good.yaml" --set model.layers.0.units=5000000000000000000
 # --profile: a table of the layers and the rest of the step.
 expect 0 "profile \(rank 0, 20 steps, 20.0 rows per step" -- train "$T/good.yaml" --run-dir "$T/run4" --profile
 expect 0 "^dense1 +dense +[0-9.]+ +[0-9.]+ +[0-9.]+%" -- train "$T/good.yaml" --run-dir "$T/run4" --profile
