@@ -20,7 +20,7 @@ Experiment Experiment::from_config(Config root) {
 }
 
 Model build_model(const Config& model, const LayerRegistry& registry) {
-  Model m{Net::from_config(model, registry), nullptr};
+  Model m{Net::from_config(model, registry), nullptr, std::nullopt};
   const Config loss = model.at("loss");
   if (loss.is_scalar()) {
     m.loss = registry.make_loss(loss.as<std::string>(), loss);

@@ -13,3 +13,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DHUBEL_BUILD_TESTS=ON
 cmake --build build -j2
 cd build
 ctest --output-on-failure -j2
+cd ..
+# The unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer, and the threaded
+# parts under ThreadSanitizer.
+bash launch/sanitize.sh
