@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include "framework/error.hpp"
 
@@ -63,13 +64,62 @@ void durable_rename(const std::string& tmp, const std::string& path) {
   sync(dir.empty() ? "." : dir.string(), O_RDONLY | O_DIRECTORY);
 }
 
+namespace {
+// What an errno of a failed write most likely means for the user.
+const char* write_hint(int err) {
+  switch (err) {
+    case EFBIG: return " (the file size limit: see ulimit -f)";
+    case ENOSPC: return " (the disk is full)";
+    case EDQUOT: return " (the disk quota is used up)";
+    case EROFS: return " (a read-only file system)";
+    case EACCES:
+    case EPERM: return " (no permission to write there)";
+    default: return "";
+  }
+}
+
+// Writes bytes to a new file at `path` and syncs it; DataError with the reason otherwise.
+void write_bytes(const std::string& path, const std::vector<char>& bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    const int err = errno;
+    throw DataError(cat(path, ": cannot create the file: ", std::strerror(err), write_hint(err)));
+  }
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : ENOSPC;
+      ::close(fd);
+      throw DataError(cat(path, ": writing failed after ", done, " of ", bytes.size(), " bytes: ", std::strerror(err), write_hint(err)));
+    }
+    done += static_cast<size_t>(n);
+  }
+  const int rc = ::fsync(fd), err = errno;
+  ::close(fd);
+  if (rc != 0) throw DataError(cat(path, ": fsync failed: ", std::strerror(err), write_hint(err)));
+}
+}  // namespace
+
 void write_file_atomically(const std::string& path, const std::function<void(File&)>& write) {
+  // The file is built in memory (HDF5's core driver) and written with plain write()s: an
+  // I/O error (a full disk, the file size limit) is then ours to report, and never leaves
+  // HDF5 holding a half-closed file.
   const std::string tmp = temporary_name(path);
-  try {
-    File f = File::create(tmp);
+  std::vector<char> image;
+  {
+    File f = File::create_in_memory(tmp);
     write(f);
     f.flush();
-    f.close();
+    Guard g(lock());
+    const ssize_t size = H5Fget_file_image(f.id(), nullptr, 0);
+    if (size <= 0) throw DataError(cat(path, ": cannot serialize the HDF5 file"));
+    image.resize(static_cast<size_t>(size));
+    if (H5Fget_file_image(f.id(), image.data(), image.size()) != size) throw DataError(cat(path, ": cannot serialize the HDF5 file"));
+  }
+  try {
+    write_bytes(tmp, image);
     durable_rename(tmp, path);
   } catch (...) {
     std::error_code ec;
@@ -94,6 +144,19 @@ File File::open_read(const std::string& path) {
   File f;
   f.h_ = Handle(id, H5Fclose);
   f.path_ = path;
+  return f;
+}
+
+File File::create_in_memory(const std::string& name) {
+  Guard g(lock());
+  const hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl < 0 || H5Pset_fapl_core(fapl, size_t{1} << 20, 0) < 0) throw DataError(cat(name, ": cannot set up an in-memory HDF5 file"));
+  const hid_t id = H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  H5Pclose(fapl);
+  if (id < 0) throw DataError(cat(name, ": cannot create an in-memory HDF5 file"));
+  File f;
+  f.h_ = Handle(id, H5Fclose);
+  f.path_ = name;
   return f;
 }
 

@@ -44,6 +44,8 @@ class File {
   static File open_read(const std::string& path);
   // Creates (truncating) for writing.
   static File create(const std::string& path);
+  // A file in memory only (HDF5's core driver, no backing store): see write_file_atomically.
+  static File create_in_memory(const std::string& name);
   const std::string& path() const { return path_; }
   hid_t id() const { return h_.get(); }
   // Flushes HDF5's buffers to the operating system.
@@ -64,9 +66,10 @@ std::string temporary_name(const std::string& path);
 // new file is in place and durable; before, the old one (if any) is intact.
 void durable_rename(const std::string& tmp, const std::string& path);
 
-// Creates `path` atomically: write() fills a file at a temporary name next to it, which is
-// then flushed, synced and renamed into place; on any error the temporary file is removed
-// and whatever was at `path` is untouched.
+// Creates `path` atomically: write() fills an HDF5 file built in memory, whose bytes then go
+// to a temporary name next to `path`, are synced and renamed into place; on any error
+// (DataError naming the reason: a full disk, the file size limit, permissions) the
+// temporary file is removed and whatever was at `path` is untouched.
 class File;
 void write_file_atomically(const std::string& path, const std::function<void(File&)>& write);
 

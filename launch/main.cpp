@@ -470,7 +470,14 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     meta.schedule = schedule->state();
     meta.history = past;
     if (root) {
-      const std::string path = checkpoints.write(net, *optimizer, *schedule, meta);
+      std::string path;
+      try {
+        path = checkpoints.write(net, *optimizer, *schedule, meta);
+      } catch (const DataError& e) {
+        // A failure during training (exit code 2), not an input error.
+        throw Error(cat("writing the checkpoint of step ", step, " failed: ", e.what(), "; the previous checkpoints and ",
+                        (fs::path(checkpoints.dir()) / "latest").string(), " are unchanged"));
+      }
       log->note("checkpoint: " + path);
     }
     comm.barrier();  // no rank goes on before rank 0 has written (a failure there aborts all)
@@ -568,6 +575,9 @@ int main(int argc, char** argv) {
     std::cerr << "hubel: error: " << e.what() << "\n";
     return kTrainingError;
   }
+  // A file that outgrows `ulimit -f` is a write error (EFBIG) hubel reports, not a signal
+  // that kills it.
+  std::signal(SIGXFSZ, SIG_IGN);
   const std::string prefix = comm->size() > 1 ? cat("hubel (rank ", comm->rank(), "): error: ") : "hubel: error: ";
   int code = kOk;
   try {
