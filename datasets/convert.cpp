@@ -110,8 +110,9 @@ std::vector<int64_t> idx_header(Reader& r, int want_dims, const char* kind) {
     const int64_t d = big_endian(b);
     if (d == 0) throw DataError(cat(r.path(), ": dimension ", i, " is zero"));
     dims.push_back(d);
+    // Compared before multiplying: a header's sizes may overflow any integer.
+    if (d > kMaxBytes / total) throw DataError(cat(r.path(), ": the header claims more than ", kMaxBytes, " bytes of data: refused"));
     total *= d;
-    if (total > kMaxBytes) throw DataError(cat(r.path(), ": the header claims more than ", kMaxBytes, " bytes of data: refused"));
   }
   return dims;
 }

@@ -107,6 +107,9 @@ CheckpointMeta read_meta(const h5::File& f) {
   if (auto s = h5::read_doubles_attribute(f, "/schedule", "state"); s && s->size() == 6) {
     m.schedule.factor = (*s)[0];
     m.schedule.best = (*s)[5] > 0 ? (*s)[1] : std::numeric_limits<double>::infinity();
+    for (int i = 2; i <= 4; ++i)
+      if (!((*s)[i] >= 0 && (*s)[i] <= 1e15 && (*s)[i] == std::floor((*s)[i])))
+        h5::fail(f, "/schedule", cat("the state holds ", (*s)[i], " where a count belongs"));
     m.schedule.bad_epochs = static_cast<int64_t>((*s)[2]);
     m.schedule.cooldown_left = static_cast<int64_t>((*s)[3]);
     m.schedule.reductions = static_cast<int64_t>((*s)[4]);
@@ -122,10 +125,19 @@ CheckpointMeta read_meta(const h5::File& f) {
       if (ci.dims != info.dims) h5::fail(f, "/metrics/" + name, "a history column of another length");
       h5::read_dataset(f, "/metrics/" + name, H5T_NATIVE_DOUBLE, col.data());
     };
-    read_col("epoch");
-    for (int64_t i = 0; i < n; ++i) m.history[i].epoch = static_cast<int64_t>(col[i]);
-    read_col("steps");
-    for (int64_t i = 0; i < n; ++i) m.history[i].steps = static_cast<int64_t>(col[i]);
+    // Counts stored as doubles: whole, non-negative and sane before they become integers.
+    auto counts = [&](const char* name) {
+      read_col(name);
+      std::vector<int64_t> out(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) {
+        if (!(col[i] >= 0 && col[i] <= 1e15 && col[i] == std::floor(col[i])))
+          h5::fail(f, cat("/metrics/", name), cat("entry ", i, " is ", col[i], ", not a count"));
+        out[static_cast<size_t>(i)] = static_cast<int64_t>(col[i]);
+      }
+      return out;
+    };
+    const auto epochs = counts("epoch"), steps = counts("steps");
+    for (int64_t i = 0; i < n; ++i) m.history[i].epoch = epochs[i], m.history[i].steps = steps[i];
     for (const auto& c : kColumns) {
       read_col(c.name);
       for (int64_t i = 0; i < n; ++i) m.history[i].*(c.field) = col[i];

@@ -214,11 +214,17 @@ std::vector<Config> Config::items() const {
   return out;
 }
 
+// A map key as text; keys that are maps or lists are refused.
+std::string Config::key_text(const YAML::Node& key) const {
+  if (!key.IsScalar()) child(key, path_).fail(cat("a key must be a plain name, not ", type_name_of(key)));
+  return key.Scalar();
+}
+
 std::vector<std::string> Config::keys() const {
   if (!node_.IsMap()) fail(cat("expected a section with keys, found ", type_name_of(node_)));
   std::vector<std::string> out;
   for (auto it = node_.begin(); it != node_.end(); ++it) {
-    out.push_back(it->first.as<std::string>());
+    out.push_back(key_text(it->first));
     asked_->insert(out.back());
   }
   return out;
@@ -229,7 +235,7 @@ void Config::fail(const std::string& message) const { throw ConfigError(cat(wher
 void Config::finish() const {
   if (!node_.IsMap()) return;
   for (auto it = node_.begin(); it != node_.end(); ++it) {
-    const std::string key = it->first.as<std::string>();
+    const std::string key = key_text(it->first);
     if (asked_->count(key)) continue;
     std::string known;
     for (const auto& k : *asked_) known += (known.empty() ? "" : ", ") + k;

@@ -94,6 +94,7 @@ class Config {
   struct Document;
   Config(std::shared_ptr<Document> doc, YAML::Node node, std::string path);
   Config child(const YAML::Node& n, const std::string& path) const;
+  std::string key_text(const YAML::Node& key) const;
 
   std::shared_ptr<Document> doc_;
   YAML::Node node_;

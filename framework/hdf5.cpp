@@ -147,6 +147,16 @@ File File::open_read(const std::string& path) {
   return f;
 }
 
+File File::open_write(const std::string& path) {
+  Guard g(lock());
+  const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  if (id < 0) throw DataError(cat(path, ": cannot open the HDF5 file for writing"));
+  File f;
+  f.h_ = Handle(id, H5Fclose);
+  f.path_ = path;
+  return f;
+}
+
 File File::create_in_memory(const std::string& name) {
   Guard g(lock());
   const hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);

@@ -44,6 +44,8 @@ class File {
   static File open_read(const std::string& path);
   // Creates (truncating) for writing.
   static File create(const std::string& path);
+  // An existing file, for reading and writing (tests and tools).
+  static File open_write(const std::string& path);
   // A file in memory only (HDF5's core driver, no backing store): see write_file_atomically.
   static File create_in_memory(const std::string& name);
   const std::string& path() const { return path_; }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <iomanip>
 #include <sstream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -288,6 +289,21 @@ Net Net::from_config(const Config& model, const LayerRegistry& registry) {
     }
   }
   return net;
+}
+
+int64_t Net::memory_bytes(int64_t max_batch) const {
+  long double params = 0, activations = static_cast<long double>(impl_->input_shape.numel()) * max_batch;
+  for (const auto& node : impl_->nodes) {
+    try {
+      for (const auto& s : node.specs) params += static_cast<long double>(s.shape.numel());
+      activations += static_cast<long double>(node.out.numel()) * max_batch * (1 + std::max<size_t>(1, node.consumers.size()));
+    } catch (const ShapeError&) {
+      return std::numeric_limits<int64_t>::max();
+    }
+  }
+  const long double bytes = 4 * (2 * params + activations);
+  return bytes >= static_cast<long double>(std::numeric_limits<int64_t>::max()) ? std::numeric_limits<int64_t>::max()
+                                                                                : static_cast<int64_t>(bytes);
 }
 
 void Net::check_memory(int64_t max_batch) const {

@@ -63,6 +63,9 @@ class Net {
   // adding a layer does not change the initialization of the others).
   void build(int64_t max_batch, uint64_t seed);
   bool built() const;
+  // Bytes build(max_batch) allocates for parameters, gradients and activations (a lower
+  // bound: layers' scratch comes on top); saturates instead of overflowing.
+  int64_t memory_bytes(int64_t max_batch) const;
 
   const Shape& input_shape() const;
   const Shape& output_shape() const;

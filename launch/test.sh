@@ -17,3 +17,5 @@ cd ..
 # The unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer, and the threaded
 # parts under ThreadSanitizer.
 bash launch/sanitize.sh
+# A short fuzzing smoke: each libFuzzer target for 20 s on its seed corpus.
+bash launch/fuzz.sh 20

@@ -138,6 +138,8 @@ TEST(Idx, MalformedInputIsAnErrorAndLeavesNoFile) {
       {"trailing bytes", [&] { auto v = idx_bytes({3, 2, 2}, px); v.push_back(0); return v; }(), idx_bytes({3}, labels(3, 2)),
        "longer than its header says"},
       {"huge header", idx_bytes({0x80000000u, 0x80000000u, 4}, {}), idx_bytes({3}, labels(3, 2)), "refused"},
+      // Found by fuzz_idx: sizes whose product overflows 64 bits (undefined behaviour before).
+      {"overflowing header", idx_bytes({0xffffffffu, 0xffffffffu, 4}, {}), idx_bytes({3}, labels(3, 2)), "refused"},
       {"empty file", {}, idx_bytes({3}, labels(3, 2)), "truncated"},
   };
   for (const auto& c : cases) {

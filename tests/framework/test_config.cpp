@@ -148,3 +148,13 @@ TEST(Config, AssignmentRebindsTheHandleAndLeavesTheDocumentAlone) {
   EXPECT_EQ(root.get<int>("a"), 1);
 }
 }  // namespace hubel
+
+namespace hubel {
+TEST(Config, KeysThatAreMapsOrListsAreErrorsNotCrashes) {
+  const Config root = Config::parse("model: {? {a: 1} : 2}\n", "k.yaml");
+  EXPECT_THROW(root.at("model").keys(), ConfigError);
+  const Config root2 = Config::parse("train: {[1, 2]: 3}\n", "k.yaml");
+  root2.find("train");
+  EXPECT_THROW(root2.at("train").finish(), ConfigError);
+}
+}  // namespace hubel

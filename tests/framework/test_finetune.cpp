@@ -2,11 +2,13 @@
 // buffers (batch norm running statistics) travel with checkpoints.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <unistd.h>
 
 #include "framework/checkpoint.hpp"
 #include "framework/config.hpp"
+#include "framework/hdf5.hpp"
 #include "framework/net.hpp"
 #include "framework/optimizer.hpp"
 #include "framework/schedule.hpp"
@@ -95,6 +97,31 @@ TEST(FineTune, CheckpointsCarryBuffersAndOptimizerStateOnlyForTrainableParameter
   EXPECT_EQ(values(back, "bn/running_mean"), (std::vector<float>{2.5f, 3.5f, 4.5f}));
   EXPECT_EQ(values(back, "bn/running_var"), values(net, "bn/running_var"));
   EXPECT_EQ(opt2->state()[0].second.size(), back.params().size());
+}
+
+TEST(FineTune, AHistoryThatIsNotCountsIsRefused) {
+  // Found by fuzz_checkpoint: a NaN in /metrics/epoch was converted to an integer
+  // (undefined behaviour) instead of being refused.
+  TempDir dir;
+  Net net = make(4);
+  auto opt = Optimizer::create(Config::parse("{type: sgd, lr: 0.1}"), net);
+  auto sched = Schedule::create(std::nullopt, opt->base_lr(), 1);
+  CheckpointMeta meta;
+  meta.history.resize(2);
+  const std::string file = (dir.path / "ckpt.h5").string();
+  save_checkpoint(file, net, *opt, *sched, meta);
+  {
+    h5::File f = h5::File::open_write(file);
+    H5Ldelete(f.id(), "/metrics/epoch", H5P_DEFAULT);
+    const double bad[2] = {1, std::nan("")};
+    h5::write_dataset(f, "/metrics/epoch", H5T_NATIVE_DOUBLE, {2}, bad);
+  }
+  try {
+    read_checkpoint_meta(file);
+    ADD_FAILURE() << "a NaN epoch was accepted";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("/metrics/epoch: entry 1 is nan, not a count"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace hubel
