@@ -124,7 +124,13 @@ Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int6
   n_ = info.dims[0];
   if (n_ > kMaxSamples) h5::fail(file_, images, cat(n_, " samples: more than hubel reads (", kMaxSamples, ")"));
   shape_ = Shape(std::span<const int64_t>(info.dims.data() + 1, info.dims.size() - 1));
-  if (shape_.numel() > kMaxSampleBytes || shape_.numel() <= 0) h5::fail(file_, images, cat("absurd sample shape ", shape_.str()));
+  int64_t per_sample = 0;
+  try {
+    per_sample = shape_.numel();
+  } catch (const ShapeError&) {
+    per_sample = -1;  // overflows
+  }
+  if (per_sample > kMaxSampleBytes || per_sample <= 0) h5::fail(file_, images, cat("absurd sample shape ", shape_.str()));
 
   const auto linfo = h5::dataset_info(file_, labels);
   if (linfo.dims.size() != 1 || linfo.type_class != H5T_INTEGER)
