@@ -142,36 +142,35 @@ class GradientSync {
   // nothing while it waits for the side request).
   void work() {
     std::unique_lock<std::mutex> lock(mutex_);
+    // Runs one job without the lock; an exception is kept for the main thread.
+    auto run = [&](auto&& job) {
+      lock.unlock();
+      try {
+        job();
+      } catch (...) {
+        lock.lock();
+        error_ = std::current_exception();
+        cv_.notify_all();
+        return false;
+      }
+      lock.lock();
+      return true;
+    };
     while (true) {
       cv_.wait(lock, [&] { return quit_ || done_ < issued_ || side_pending_; });
       if (quit_) return;
       if (done_ == issued_ && side_pending_) {
-        lock.unlock();
-        try {
-          comm_.allreduce_sum(side_);
-        } catch (...) {
-          lock.lock();
-          error_ = std::current_exception();
-          cv_.notify_all();
-          continue;
-        }
-        lock.lock();
+        run([&] { comm_.allreduce_sum(side_); });  // done either way: a failure is in error_
         side_pending_ = false;
         cv_.notify_all();
         continue;
       }
       const int64_t bucket = done_;
-      lock.unlock();
-      try {
+      const bool ok = run([&] {
         const int64_t begin = bucket * bucket_, end = std::min(size_, begin + bucket_);
         for (int64_t b = begin; b < end; b += kPiece) comm_.allreduce_sum(piece(b));
-      } catch (...) {
-        lock.lock();
-        error_ = std::current_exception();
-        cv_.notify_all();
-        continue;
-      }
-      lock.lock();
+      });
+      if (!ok) continue;
       done_ = bucket + 1;
       cv_.notify_all();
     }

@@ -141,6 +141,10 @@ File File::open_read(const std::string& path) {
   if (is <= 0) throw DataError(cat(path, ": not an HDF5 file (or unreadable, or truncated)"));
   const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (id < 0) throw DataError(cat(path, ": cannot open the HDF5 file (truncated or damaged?)"));
+  return adopt(id, path);
+}
+
+File File::adopt(hid_t id, const std::string& path) {
   File f;
   f.h_ = Handle(id, H5Fclose);
   f.path_ = path;
@@ -151,10 +155,7 @@ File File::open_write(const std::string& path) {
   Guard g(lock());
   const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
   if (id < 0) throw DataError(cat(path, ": cannot open the HDF5 file for writing"));
-  File f;
-  f.h_ = Handle(id, H5Fclose);
-  f.path_ = path;
-  return f;
+  return adopt(id, path);
 }
 
 File File::create_in_memory(const std::string& name) {
@@ -164,20 +165,14 @@ File File::create_in_memory(const std::string& name) {
   const hid_t id = H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   H5Pclose(fapl);
   if (id < 0) throw DataError(cat(name, ": cannot create an in-memory HDF5 file"));
-  File f;
-  f.h_ = Handle(id, H5Fclose);
-  f.path_ = name;
-  return f;
+  return adopt(id, name);
 }
 
 File File::create(const std::string& path) {
   Guard g(lock());
   const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (id < 0) throw DataError(cat(path, ": cannot create the HDF5 file (does the directory exist and is it writable?)"));
-  File f;
-  f.h_ = Handle(id, H5Fclose);
-  f.path_ = path;
-  return f;
+  return adopt(id, path);
 }
 
 void File::flush() {

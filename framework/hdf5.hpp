@@ -58,6 +58,7 @@ class File {
   void create_group(const std::string& path);
 
  private:
+  static File adopt(hid_t id, const std::string& path);  // an open file id, closed with the File
   Handle h_;
   std::string path_;
 };
