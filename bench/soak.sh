@@ -29,7 +29,9 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
   [ $pause -gt $left ] && pause=$left
   [ $pause -lt 30 ] && pause=30  # past start-up, so the signal finds the handler installed
   sleep "$pause"
-  kill -TERM $pid
+  # SIGTERM to every rank, as a scheduler signals every process of a job (SIGTERM to
+  # mpirun itself would make it end the job with an error of its own).
+  pkill -TERM -f "^build/launch/hubel train $EXP .*--run-dir $DIR( |\$)"
   wait $pid
   rc=$?
   [ $rc -eq 0 ] || { echo "soak: the run exited $rc after SIGTERM; see $DIR.log"; exit 1; }
