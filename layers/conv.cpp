@@ -19,6 +19,9 @@ int64_t sample_grain(int64_t flops_per_sample) { return grain_for(flops_per_samp
 
 // At most this many per-chunk weight-gradient partials, and at most this many bytes of them.
 constexpr int64_t kMaxPartials = 32;
+// Untiled: at most this many floats of columns per block of samples (1 MiB: the block's
+// columns stay in the L2 cache while the BLAS packs them).
+constexpr int64_t kBlockFloats = int64_t{1} << 18;
 constexpr int64_t kPartialBytes = int64_t{256} << 20;
 
 int64_t max_partials(int64_t partial_size, int64_t max_batch) {
@@ -52,8 +55,6 @@ BiasKind parse_bias(const Config& c, bool location_allowed) {
   b->fail(cat("bias must be true, false, channel", location_allowed ? ", location" : "", " or none; got '", v, "'"));
 }
 
-bool parse_impl(const Config& c) { return c.choice("impl", {"fast", "reference"}, "fast") == "reference"; }
-
 std::string rank_suffix(int rank) { return rank ? cat(rank, "d") : ""; }
 
 std::vector<int64_t> spatial_of(const Shape& x) { return {x.begin() + 1, x.end()}; }
@@ -72,8 +73,15 @@ void add_bias(BiasKind kind, const float* b, int64_t K, int64_t V, float* y) {
 void bias_gradient(BiasKind kind, const float* dy, int64_t K, int64_t V, bool first, float* db) {
   if (kind == BiasKind::channel) {
     for (int64_t k = 0; k < K; ++k) {
+      // 16 running sums (one vector register), added at the end in a fixed order.
+      float lane[16] = {};
+      const float* d = dy + k * V;
+      int64_t q = 0;
+      for (; q + 16 <= V; q += 16)
+        for (int l = 0; l < 16; ++l) lane[l] += d[q + l];
       float s = 0;
-      for (int64_t q = 0; q < V; ++q) s += dy[k * V + q];
+      for (int l = 0; l < 16; ++l) s += lane[l];
+      for (; q < V; ++q) s += d[q];
       db[k] = first ? s : db[k] + s;
     }
   } else if (kind == BiasKind::location) {
@@ -128,7 +136,7 @@ std::unique_ptr<Layer> Conv::from_config(const Config& c, int rank) {
   o.bias = parse_bias(c, true);
   if (auto i = c.find("init")) o.w_init = Init::parse(*i);
   if (auto i = c.find("bias_init")) o.b_init = Init::parse(*i);
-  o.reference = parse_impl(c);
+  o.reference = reference_impl(c);
   return std::make_unique<Conv>(std::move(o));
 }
 
@@ -260,8 +268,11 @@ void Conv::bind(const Binding& b) {
   const int64_t bias = o_.bias == BiasKind::none ? 0 : o_.bias == BiasKind::channel ? g_.K : g_.K * P;
   partial_size_ = align_floats(dense + bias);
   partials_ = AlignedBuffer(max_partials(partial_size_, max_batch_) * partial_size_);
-  // cols, dcols; tiled: the same two in tile order, and one [K, P] buffer.
-  scratch_size_ = align_floats(CK * P) * (g_.T > 1 ? 4 : 2) + (g_.T > 1 ? align_floats(g_.K * P) : 0);
+  // Untiled: cols and dcols [CK, nb * P], and y or dy of the block [K, nb * P].
+  // Tiled: cols, dcols, the same two in tile order, and one [K, P] buffer.
+  nb_ = std::clamp<int64_t>(kBlockFloats / std::max<int64_t>(CK * P, 1), 1, std::max<int64_t>(max_batch_, 1));
+  scratch_size_ = g_.T > 1 ? align_floats(CK * P) * 4 + align_floats(g_.K * P)
+                           : align_floats(CK * P * nb_) * 2 + align_floats(g_.K * P * nb_);
   const int64_t n = scratch_size_;
   scratch_ = tbb::enumerable_thread_specific<AlignedBuffer>([n] { return AlignedBuffer(n); });
 }
@@ -295,8 +306,90 @@ void scatter_columns(const float* src, float* dst, int64_t rows, const std::vect
 }
 }  // namespace
 
+void Conv::forward_blocks(ConstTensorView x, TensorView y) {
+  const Geometry& g = g_;
+  const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
+  const int64_t in_stride = g.C * g.w.in_vol();
+  const float* W = dense_weights();
+  const float* bias = o_.bias == BiasKind::none ? nullptr : params_[1].w;
+  parallel_chunks(n, std::max(nb_, sample_grain(2 * g.blocks * g.kvol() * P)), [&](int64_t n0, int64_t n1) {
+    float* cols = scratch_.local().data();
+    float* yb = cols + 2 * align_floats(CK * P * nb_);
+    for (int64_t b0 = n0; b0 < n1; b0 += nb_) {
+      const int64_t nb = std::min(nb_, n1 - b0), L = nb * P;
+      for (int64_t j = 0; j < nb; ++j) im2col(g.w, g.C, x.data() + (b0 + j) * in_stride, cols + j * P, L);
+      // One sample: straight into y. Several: [K, nb * P], then each sample's planes.
+      float* Y = nb == 1 ? y.data() + b0 * K * P : yb;
+      for (int64_t gr = 0; gr < g.groups; ++gr)
+        gemm(false, false, Kg, L, CgK, 1.0f, W + gr * Kg * CgK, CgK, cols + gr * CgK * L, L, 0.0f, Y + gr * Kg * L, L);
+      for (int64_t j = 0; j < nb; ++j) {
+        float* yi = y.data() + (b0 + j) * K * P;
+        if (nb == 1 || o_.bias == BiasKind::location) {
+          if (nb > 1)
+            for (int64_t k = 0; k < K; ++k) std::memcpy(yi + k * P, yb + k * L + j * P, static_cast<size_t>(P) * sizeof(float));
+          add_bias(o_.bias, bias, K, P, yi);
+          continue;
+        }
+        for (int64_t k = 0; k < K; ++k) {  // the copy and the channel's bias in one pass
+          const float* src = yb + k * L + j * P;
+          float* dst = yi + k * P;
+          const float b = bias ? bias[k] : 0.0f;
+          for (int64_t q = 0; q < P; ++q) dst[q] = src[q] + b;
+        }
+      }
+    }
+  });
+}
+
+void Conv::backward_blocks(ConstTensorView x, ConstTensorView dy, TensorView dx) {
+  const Geometry& g = g_;
+  const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
+  const int64_t in_stride = g.C * g.w.in_vol();
+  const float* W = dense_weights();
+  const int64_t dense = K * CgK;
+  const int64_t slots = max_partials(partial_size_, max_batch_);
+  const int64_t chunk = backward_chunk(n, std::max(nb_, sample_grain(4 * g.blocks * g.kvol() * P)), slots);
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  parallel_chunks(chunks, 1, [&](int64_t c0, int64_t c1) {
+    float* cols = scratch_.local().data();
+    float* dcols = cols + align_floats(CK * P * nb_);
+    float* dyb = cols + 2 * align_floats(CK * P * nb_);
+    for (int64_t c = c0; c < c1; ++c) {
+      float* dW = partials_.data() + c * partial_size_;
+      float* db = dW + dense;
+      const int64_t end = std::min(n, (c + 1) * chunk);
+      for (int64_t b0 = c * chunk; b0 < end; b0 += nb_) {
+        const int64_t nb = std::min(nb_, end - b0), L = nb * P;
+        const bool first = b0 == c * chunk;
+        for (int64_t j = 0; j < nb; ++j) {
+          const int64_t i = b0 + j;
+          im2col(g.w, g.C, x.data() + i * in_stride, cols + j * P, L);
+          const float* dyi = dy.data() + i * K * P;
+          bias_gradient(o_.bias, dyi, K, P, first && j == 0, db);
+          if (nb > 1)
+            for (int64_t k = 0; k < K; ++k) std::memcpy(dyb + k * L + j * P, dyi + k * P, static_cast<size_t>(P) * sizeof(float));
+        }
+        const float* D = nb == 1 ? dy.data() + b0 * K * P : dyb;
+        for (int64_t gr = 0; gr < g.groups; ++gr)
+          gemm(false, true, Kg, CgK, L, 1.0f, D + gr * Kg * L, L, cols + gr * CgK * L, L, first ? 0.0f : 1.0f,
+               dW + gr * Kg * CgK, CgK);
+        if (dx.empty()) continue;
+        for (int64_t gr = 0; gr < g.groups; ++gr)
+          gemm(true, false, CgK, L, Kg, 1.0f, W + gr * Kg * CgK, CgK, D + gr * Kg * L, L, 0.0f, dcols + gr * CgK * L, L);
+        for (int64_t j = 0; j < nb; ++j) col2im(g.w, g.C, dcols + j * P, dx.data() + (b0 + j) * in_stride, L);
+      }
+    }
+  });
+  const int64_t bias_size = o_.bias == BiasKind::none ? 0 : o_.bias == BiasKind::channel ? K : K * P;
+  float* dw_dense = g.table ? partials_.data() : params_[0].dw;
+  reduce_partials(partials_.data(), chunks, partial_size_, dense, dw_dense);
+  if (bias_size) reduce_partials(partials_.data() + dense, chunks, partial_size_, bias_size, params_[1].dw);
+  if (g.table) scatter_table_gradient(dw_dense);
+}
+
 void Conv::forward(ConstTensorView x, TensorView y, const StepContext&) {
   if (o_.reference) return forward_reference(x, y);
+  if (g_.T == 1) return forward_blocks(x, y);
   const Geometry& g = g_;
   const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
   const int64_t in_stride = g.C * g.w.in_vol();
@@ -332,6 +425,7 @@ void Conv::forward(ConstTensorView x, TensorView y, const StepContext&) {
 
 void Conv::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx, const StepContext&) {
   if (o_.reference) return backward_reference(x, dy, dx);
+  if (g_.T == 1) return backward_blocks(x, dy, dx);
   const Geometry& g = g_;
   const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
   const int64_t in_stride = g.C * g.w.in_vol();
@@ -391,17 +485,20 @@ void Conv::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, Tens
   float* dw_dense = g.table ? partials_.data() : params_[0].dw;
   reduce_partials(partials_.data(), chunks, partial_size_, dense, dw_dense);
   if (bias_size) reduce_partials(partials_.data() + dense, chunks, partial_size_, bias_size, params_[1].dw);
-  if (g.table) {
-    const int64_t kvol = g.kvol();
-    float* dw = params_[0].dw;
-    for (int64_t t = 0; t < g.T; ++t)
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t j = g.first_block[k]; j < g.first_block[k + 1]; ++j) {
-          const int64_t ch = o_.connections[static_cast<size_t>(k)][static_cast<size_t>(j - g.first_block[k])];
-          std::memcpy(dw + (t * g.blocks + j) * kvol, dw_dense + ((t * K + k) * g.C + ch) * kvol,
-                      static_cast<size_t>(kvol) * sizeof(float));
-        }
-  }
+  if (g.table) scatter_table_gradient(dw_dense);
+}
+
+void Conv::scatter_table_gradient(const float* dw_dense) {
+  const Geometry& g = g_;
+  const int64_t kvol = g.kvol(), K = g.K;
+  float* dw = params_[0].dw;
+  for (int64_t t = 0; t < g.T; ++t)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = g.first_block[k]; j < g.first_block[k + 1]; ++j) {
+        const int64_t ch = o_.connections[static_cast<size_t>(k)][static_cast<size_t>(j - g.first_block[k])];
+        std::memcpy(dw + (t * g.blocks + j) * kvol, dw_dense + ((t * K + k) * g.C + ch) * kvol,
+                    static_cast<size_t>(kvol) * sizeof(float));
+      }
 }
 
 // The reference path: the definition, loop by loop, with the weight of each
@@ -492,7 +589,7 @@ std::unique_ptr<Layer> ConvTranspose::from_config(const Config& c, int rank) {
   o.bias = parse_bias(c, true);
   if (auto i = c.find("init")) o.w_init = Init::parse(*i);
   if (auto i = c.find("bias_init")) o.b_init = Init::parse(*i);
-  o.reference = parse_impl(c);
+  o.reference = reference_impl(c);
   return std::make_unique<ConvTranspose>(std::move(o));
 }
 

@@ -9,8 +9,10 @@
 // connected pair, filter by filter); tiled with T weight sets [T, K, C/groups * k_vol].
 // A transposed convolution's weights are [C, K/groups, k...], as in PyTorch.
 //
-// The fast path is im2col + one BLAS product per sample and group, TBB-parallel over
-// fixed chunks of samples; weight gradients are summed per chunk and the chunk partials
+// The fast path is im2col + BLAS, TBB-parallel over fixed chunks of samples. Without
+// tiling, a block of samples shares one product per group: their columns lie side by
+// side in one matrix (nb * P columns), so LeNet-sized layers make products large enough
+// for the BLAS to run near its peak. Tiled layers make one product per sample and tile; weight gradients are summed per chunk and the chunk partials
 // added in chunk order, so results do not depend on the thread count. A naive reference
 // path (impl: reference) is kept for tests and debugging.
 #pragma once
@@ -83,12 +85,17 @@ class Conv : public UnaryLayer {
  private:
   void forward_reference(ConstTensorView x, TensorView y) const;
   void backward_reference(ConstTensorView x, ConstTensorView dy, TensorView dx) const;
+  // The untiled fast path, nb_ samples per product.
+  void forward_blocks(ConstTensorView x, TensorView y);
+  void backward_blocks(ConstTensorView x, ConstTensorView dy, TensorView dx);
+  void scatter_table_gradient(const float* dw_dense);  // dense-layout gradient into the table's
   const float* dense_weights();  // the weights as [T, K, Cg * kvol] (expanding a table)
 
   Options o_;
   Geometry g_;
   int64_t max_batch_ = 0;
   // Fast-path state, sized at bind.
+  int64_t nb_ = 1;                    // untiled: samples per product
   std::vector<int64_t> order_;        // tiled: output positions sorted by tile
   std::vector<int64_t> tile_begin_;   // tiled: where each tile's positions start in order_
   AlignedBuffer w_dense_;             // table: expanded weights; gradient partials reduce into it

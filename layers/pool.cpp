@@ -51,6 +51,7 @@ std::unique_ptr<Layer> Pool::from_config(const Config& c, PoolKind kind, int ran
   o.kind = kind;
   o.window = WindowOptions::parse(c, rank, true);
   if (kind == PoolKind::avg) o.count_padding = c.get<bool>("count_padding", true);
+  o.reference = reference_impl(c);
   return std::make_unique<Pool>(std::move(o));
 }
 
@@ -69,6 +70,47 @@ void Pool::bind(const Binding& b) {
   w_ = window(b.x[0]);
   C_ = b.x[0][0];
   if (o_.kind == PoolKind::max) argmax_.assign(static_cast<size_t>(b.max_batch * b.y.numel()), -1);
+  taps_.clear();
+  starts_.clear();
+  if (!o_.reference && all_inside(w_)) {
+    for_each_tap(w_, 0, 0, 0, [&](int64_t, int64_t q) { taps_.push_back(static_cast<int32_t>(q)); });
+    for_each_output(w_, [&](int64_t, int64_t od, int64_t oh, int64_t ow) {
+      starts_.push_back(static_cast<int32_t>((od * w_.s[0] * w_.in[1] + oh * w_.s[1]) * w_.in[2] + ow * w_.s[2]));
+    });
+  }
+}
+
+bool Pool::forward_inside(const float* xp, float* yp, int32_t* am) const {
+  if (taps_.empty()) return false;
+  const int64_t P = static_cast<int64_t>(starts_.size()), kvol = static_cast<int64_t>(taps_.size());
+  const int32_t* t = taps_.data();
+  for (int64_t p = 0; p < P; ++p) {
+    const float* xw = xp + starts_[static_cast<size_t>(p)];
+    switch (o_.kind) {
+      case PoolKind::max: {
+        float m = xw[t[0]];
+        int32_t arg = t[0];
+        for (int64_t j = 1; j < kvol; ++j)
+          if (xw[t[j]] > m) m = xw[t[j]], arg = t[j];
+        yp[p] = m;
+        am[p] = starts_[static_cast<size_t>(p)] + arg;
+        break;
+      }
+      case PoolKind::avg: {
+        float s = 0;
+        for (int64_t j = 0; j < kvol; ++j) s += xw[t[j]];
+        yp[p] = s / static_cast<float>(kvol);
+        break;
+      }
+      case PoolKind::l2: {
+        float s = 0;
+        for (int64_t j = 0; j < kvol; ++j) s += xw[t[j]] * xw[t[j]];
+        yp[p] = std::sqrt(s);
+        break;
+      }
+    }
+  }
+  return true;
 }
 
 void Pool::forward(ConstTensorView x, TensorView y, const StepContext&) {
@@ -77,6 +119,7 @@ void Pool::forward(ConstTensorView x, TensorView y, const StepContext&) {
     for (int64_t pl = p0; pl < p1; ++pl) {
       const float* xp = x.data() + pl * IV;
       float* yp = y.data() + pl * P;
+      if (forward_inside(xp, yp, o_.kind == PoolKind::max ? argmax_.data() + pl * P : nullptr)) continue;
       switch (o_.kind) {
         case PoolKind::max: {
           int32_t* am = argmax_.data() + pl * P;

@@ -27,6 +27,7 @@ class Pool : public UnaryLayer {
     // Average pooling: divide by the whole window (true, as PyTorch and Caffe do) or by
     // the input elements the window covers (false).
     bool count_padding = true;
+    bool reference = false;  // impl: reference: every tap resolved, no fast path
   };
   explicit Pool(Options o) : o_(std::move(o)) {}
   // {type: maxpool2d, kernel: 2, stride: 2, padding: 0, dilation: 1, rounding: exact,
@@ -47,6 +48,12 @@ class Pool : public UnaryLayer {
   Window w_;
   int64_t C_ = 0;
   std::vector<int32_t> argmax_;  // max: index of the maximum within its plane, per output
+  // When every window lies inside the input (no padding read): the offset of each tap from
+  // its window's first element, in tap order, and of each window's first element; the
+  // kernels then index directly instead of resolving every tap (same order, same results).
+  std::vector<int32_t> taps_, starts_;
+  // One plane by the offsets above; false when they do not apply.
+  bool forward_inside(const float* xp, float* yp, int32_t* am) const;
 };
 
 // y[c] = w[c] * (sum of the window of x[c]) + b[c]: LeNet-5's S2 and S4 layers.

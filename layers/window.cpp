@@ -151,6 +151,14 @@ bool Window::is_pointwise() const {
   return true;
 }
 
+bool reference_impl(const Config& c) { return c.choice("impl", {"fast", "reference"}, "fast") == "reference"; }
+
+bool all_inside(const Window& w) {
+  for (int t = 0; t < 3; ++t)
+    if (w.lo[t] != 0 || (w.out[t] - 1) * w.s[t] + (w.k[t] - 1) * w.d[t] >= w.in[t]) return false;
+  return true;
+}
+
 Window resolve_window(const WindowOptions& o, std::span<const int64_t> in,
                       const std::function<void(const std::string&)>& fail) {
   const int r = static_cast<int>(in.size());
@@ -285,8 +293,8 @@ inline void inside_range(int64_t out, int64_t s, int64_t off, int64_t n, int64_t
 // Walks every (channel, kernel offset, output row) of the window and calls
 // row(col_row, image_row or nullptr, offset along W) — the shared skeleton of im2col and col2im.
 template <class Image, class Row>
-void walk_rows(const Window& w, int64_t channels, Image* x, Row&& row) {
-  const int64_t P = w.out_vol(), iv = w.in_vol();
+void walk_rows(const Window& w, int64_t channels, Image* x, int64_t ld, Row&& row) {
+  const int64_t P = ld ? ld : w.out_vol(), iv = w.in_vol();
   int64_t kk = 0;
   for (int64_t c = 0; c < channels; ++c) {
     Image* xc = x + c * iv;
@@ -309,9 +317,9 @@ void walk_rows(const Window& w, int64_t channels, Image* x, Row&& row) {
 
 }  // namespace
 
-void im2col(const Window& w, int64_t channels, const float* x, float* cols) {
+void im2col(const Window& w, int64_t channels, const float* x, float* cols, int64_t ld) {
   const int64_t ow = w.out[2], s = w.s[2], n = w.in[2];
-  walk_rows(w, channels, x, [&](int64_t col, const float* src, int64_t off) {
+  walk_rows(w, channels, x, ld, [&](int64_t col, const float* src, int64_t off) {
     float* dst = cols + col;
     if (!src) {
       std::fill(dst, dst + ow, 0.0f);
@@ -324,7 +332,10 @@ void im2col(const Window& w, int64_t channels, const float* x, float* cols) {
       dst[o] = i < 0 ? 0.0f : src[i];
     }
     if (s == 1) {
-      if (last > first) std::memcpy(dst + first, src + first + off, static_cast<size_t>(last - first) * sizeof(float));
+      // A plain loop, not memcpy: rows are short (10 to 30 floats in LeNet), and a call
+      // per row cost more than the copy.
+      const float* sr = src + off;
+      for (int64_t o = first; o < last; ++o) dst[o] = sr[o];
     } else {
       for (int64_t o = first; o < last; ++o) dst[o] = src[o * s + off];
     }
@@ -335,10 +346,10 @@ void im2col(const Window& w, int64_t channels, const float* x, float* cols) {
   });
 }
 
-void col2im(const Window& w, int64_t channels, const float* cols, float* x) {
+void col2im(const Window& w, int64_t channels, const float* cols, float* x, int64_t ld) {
   std::fill(x, x + channels * w.in_vol(), 0.0f);
   const int64_t ow = w.out[2], s = w.s[2], n = w.in[2];
-  walk_rows(w, channels, x, [&](int64_t col, float* dst, int64_t off) {
+  walk_rows(w, channels, x, ld, [&](int64_t col, float* dst, int64_t off) {
     if (!dst) return;
     const float* src = cols + col;
     int64_t first, last;

@@ -109,10 +109,15 @@ void for_each_tap(const Window& w, int64_t od, int64_t oh, int64_t ow, F&& f) {
   }
 }
 
-// cols[(c * k_vol + kk) * out_vol + p] = padded x[c] at window position p, kernel offset kk.
-void im2col(const Window& w, int64_t channels, const float* x, float* cols);
+// cols[(c * k_vol + kk) * ld + p] = padded x[c] at window position p, kernel offset kk;
+// ld (the row stride of cols, 0: out_vol) lets several samples share one matrix, side by side.
+void im2col(const Window& w, int64_t channels, const float* x, float* cols, int64_t ld = 0);
 // The adjoint: x[c] (overwritten) = sum of the columns that read each element.
-void col2im(const Window& w, int64_t channels, const float* cols, float* x);
+void col2im(const Window& w, int64_t channels, const float* cols, float* x, int64_t ld = 0);
+// impl: fast | reference (the naive kernel, kept for tests and debugging) of a layer's config.
+bool reference_impl(const Config& c);
+// Every tap of every window reads inside the input (no padding is ever read).
+bool all_inside(const Window& w);
 
 // Per-dimension values parsed from a scalar or a list of `rank` entries (rank 0: any length).
 std::vector<int64_t> parse_dims(const Config& c, int rank, const std::string& what, int64_t min_value);

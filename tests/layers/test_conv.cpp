@@ -380,12 +380,27 @@ TEST(Conv, FastEqualsReferenceOnRandomShapes) {
   EXPECT_GE(compared, 25);
 }
 
+// --- Blocks of samples share one product: LeNet-sized layers with batches of many blocks
+// and many backward chunks, plain, grouped, with a connection table and pointwise.
+TEST(Conv, BlockedProductsEqualReferenceOnLargeBatches) {
+  const std::pair<const char*, Shape> cases[] = {
+      {"{type: conv2d, filters: 6, kernel: 5, padding: 2}", {1, 28, 28}},
+      {"{type: conv2d, filters: 16, kernel: 5}", {6, 14, 14}},
+      {"{type: conv2d, filters: 8, kernel: 3, groups: 2, stride: 2, padding: same}", {4, 17, 15}},
+      {"{type: conv2d, kernel: 5, connections: [[0, 1, 2], [1, 2, 3], [2, 3, 4], [0, 3, 4, 5]]}", {6, 14, 14}},
+      {"{type: conv2d, filters: 5, kernel: 1}", {12, 24, 24}}};
+  for (const auto& [yaml, x] : cases) {
+    SCOPED_TRACE(yaml);
+    compare_fast_and_reference(yaml, x, 45, 7);
+  }
+}
+
 // --- Threads do not change results ------------------------------------------------------
 
 TEST(Conv, SameBitsWithOneAndTwoThreads) {
   auto run = [](int threads) {
     auto conv = layer_from_yaml("{type: conv2d, filters: 8, kernel: 3, padding: same}");
-    test::LayerHarness h(*conv, {Shape{4, 10, 10}}, 37, 5);
+    test::LayerHarness h(*conv, {Shape{4, 30, 30}}, 77, 5);  // several blocks and chunks
     tbb::task_arena arena(threads);
     arena.execute([&] { h.backward({}); });
     std::vector<float> out(h.y().span().begin(), h.y().span().end());

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "layers/pool.hpp"
 #include "tests/expect_error.hpp"
@@ -181,5 +182,27 @@ INSTANTIATE_TEST_SUITE_P(
                       PoolVariant{"{type: global_maxpool}", {3, 2, 2, 2}},
                       PoolVariant{"{type: maxout, pieces: 3}", {6, 2, 2}},
                       PoolVariant{"{type: maxout, pieces: 2}", {8}}));
+
+// The fast path (windows inside the input, taps by precomputed offsets) against the
+// reference (every tap resolved through the padding rules): the same bits, ties included.
+TEST(Pool, FastPathEqualsReferenceBitwise) {
+  for (const char* yaml : {"{type: maxpool2d, kernel: 2}", "{type: maxpool2d, kernel: 3, stride: 2, rounding: floor}",
+                           "{type: maxpool2d, kernel: 3, stride: 2, rounding: ceil}",
+                           "{type: maxpool3d, kernel: 2, dilation: [1, 2, 1], stride: 1}", "{type: avgpool2d, kernel: 2}",
+                           "{type: l2pool1d, kernel: 3, stride: 2}", "{type: maxpool2d, kernel: 2, padding: 0}"}) {
+    SCOPED_TRACE(yaml);
+    const std::string y(yaml);
+    auto fast = layer_from_yaml(y), ref = layer_from_yaml(y.substr(0, y.size() - 1) + ", impl: reference}");
+    const Shape x = y.find("3d") != std::string::npos ? Shape{3, 4, 6, 5} : y.find("1d") != std::string::npos ? Shape{3, 11} : Shape{3, 8, 10};
+    test::LayerHarness hf(*fast, {x}, 5, 31), hr(*ref, {x}, 5, 31);
+    // Ties: a quarter of the inputs are exactly 0.5.
+    for (auto* h : {&hf, &hr})
+      for (int64_t i = 0; i < h->x().numel(); i += 4) h->x().data()[i] = 0.5f;
+    hf.backward({});
+    hr.backward({});
+    EXPECT_EQ(0, std::memcmp(hf.y().data(), hr.y().data(), static_cast<size_t>(hf.y().numel()) * sizeof(float)));
+    EXPECT_EQ(0, std::memcmp(hf.dx().data(), hr.dx().data(), static_cast<size_t>(hf.dx().numel()) * sizeof(float)));
+  }
+}
 
 }  // namespace hubel::layers
