@@ -155,10 +155,14 @@ Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int6
   for (int64_t i = 0; i < n_; ++i)
     if (labels_[i] < 0 || labels_[i] >= classes_)
       h5::fail(file_, labels, cat("label ", labels_[i], " of sample ", i, " is outside [0, ", classes_, ")"));
-  // A chunk cache large enough for the whole split when it is modest (compressed files
-  // then decompress each chunk once), at most 128 MiB.
+  // A split that fits in memory_bytes is read whole, once (read()), and needs no chunk
+  // cache: HDF5 shares one cache among the openings of a dataset, so a large one would
+  // hold a second copy of the split. Otherwise rows are read as asked, through a cache
+  // large enough for the whole split when it is modest (compressed files then
+  // decompress each chunk once), at most 128 MiB.
   const int64_t bytes = n_ * shape_.numel() * (uint8_ ? 1 : 4);
-  images_ = h5::open_dataset(file_, images, static_cast<size_t>(std::min<int64_t>(bytes + (1 << 20), int64_t{128} << 20)));
+  const int64_t cache = bytes <= memory_bytes_ ? int64_t{1} << 20 : std::min<int64_t>(bytes + (1 << 20), int64_t{128} << 20);
+  images_ = h5::open_dataset(file_, images, static_cast<size_t>(cache));
 }
 
 void Hdf5Dataset::read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView) const {

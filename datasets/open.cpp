@@ -6,6 +6,7 @@
 #include "datasets/hdf5_dataset.hpp"
 #include "datasets/spirals.hpp"
 #include "datasets/subset.hpp"
+#include "datasets/synthetic.hpp"
 #include "framework/config.hpp"
 #include "framework/error.hpp"
 #include "framework/random.hpp"
@@ -36,6 +37,34 @@ Splits open_spirals(const Config& c) {
     o.seed = seed + 0x9e3779b9ULL;  // an independent draw from the same distribution
     s.heldout = std::make_unique<Spirals>(o, "test");
     s.test = std::make_unique<Spirals>(o, "test");
+    s.heldout_name = "test";
+  }
+  return s;
+}
+
+Splits open_synthetic(const Config& c) {
+  Synthetic::Options o;
+  const auto shape = c.get<std::vector<int64_t>>("shape", {3, 32, 32});
+  if (shape.empty() || shape.size() > 4) c.at("shape").fail("shape is [C, W], [C, H, W] or [C, D, H, W]");
+  for (auto d : shape)
+    if (d <= 0 || d > (int64_t{1} << 20)) c.at("shape").fail(cat("every size in shape must be in [1, 2^20]; got ", d));
+  o.shape = Shape(shape);
+  o.classes = c.get<int64_t>("classes", 10);
+  o.seed = c.get<uint64_t>("seed", 1);
+  const auto train = c.get<int64_t>("train", 10000);
+  const auto test = c.get<int64_t>("test", 0);
+  if (o.classes < 2 || o.classes > 100000) c.fail(cat("synthetic.classes must be in [2, 100000]; got ", o.classes));
+  if (train <= 0 || train > (int64_t{1} << 40)) c.fail(cat("synthetic.train must be in [1, 2^40]; got ", train));
+  if (test < 0 || test > (int64_t{1} << 40)) c.fail(cat("synthetic.test must be in [0, 2^40]; got ", test));
+  c.finish();
+  Splits s;
+  o.samples = train;
+  s.train = std::make_unique<Synthetic>(o, "train");
+  if (test > 0) {
+    o.samples = test;
+    o.seed = hash_combine(o.seed, 0x7465737400ULL);  // another draw
+    s.heldout = std::make_unique<Synthetic>(o, "test");
+    s.test = std::make_unique<Synthetic>(o, "test");
     s.heldout_name = "test";
   }
   return s;
@@ -167,13 +196,16 @@ Splits open_file(const Config& data) {
 
 Splits open(const Config& data) {
   Splits s;
+  if (static_cast<int>(data.has("spirals")) + data.has("synthetic") + data.has("file") > 1)
+    data.fail("give one data source: file, spirals or synthetic");
   if (auto sp = data.find("spirals")) {
-    if (data.has("file")) data.fail("give spirals or file, not both");
     s = open_spirals(*sp);
+  } else if (auto sy = data.find("synthetic")) {
+    s = open_synthetic(*sy);
   } else if (data.has("file")) {
     s = open_file(data);
   } else {
-    data.fail("no data source: give 'file: <an HDF5 file>' (see hubel convert) or 'spirals: {...}' (a generated set)");
+    data.fail("no data source: give 'file: <an HDF5 file>' (see hubel convert) or 'spirals: {...}' or 'synthetic: {...}' (generated sets)");
   }
   s.drop_last = data.get<bool>("drop_last", false);
   s.prefetch = data.get<int>("prefetch", 2);

@@ -29,6 +29,7 @@ struct Splits {
 //        pad: 2, augment: {crop_pad: 4, flip: true}, classes: [0, 2, 4] (keep these, relabeled
 //        0..k-1), drop_last: false, prefetch: 2}
 // or data: {spirals: {train: 2000, test: 1000, classes: 2, turns: 1.5, noise: 0.05, seed: 7}}
+// or data: {synthetic: {shape: [3, 32, 32], classes: 10, train: 12800, test: 0, seed: 1}}
 Splits open(const Config& data);
 
 }  // namespace hubel::datasets

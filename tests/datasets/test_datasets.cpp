@@ -482,6 +482,53 @@ TEST(Open, DataSectionErrorsNameTheKey) {
   EXPECT_EQ(s.transform->output_shape(), (Shape{1, 8, 7}));
 }
 
+TEST(Synthetic, SeededNormalImagesWithUniformLabelsRepeatingEvery256) {
+  auto open_text = [](const std::string& yaml) { return open(Config::parse(yaml, "exp.yaml")); };
+  Splits s = open_text("{synthetic: {shape: [3, 4, 5], classes: 7, train: 600, test: 10, seed: 3}}");
+  ASSERT_TRUE(s.train && s.heldout && s.test);
+  EXPECT_EQ(s.train->size(), 600);
+  EXPECT_EQ(s.test->size(), 10);
+  EXPECT_EQ(s.train->sample_shape(), (Shape{3, 4, 5}));
+  EXPECT_EQ(s.train->num_classes(), 7);
+  const std::vector<int64_t> idx{0, 1, 256, 599};
+  Tensor x(Shape{3, 4, 5}.with_batch(4));
+  int32_t labels[4];
+  s.train->read(idx, x.view(), labels, TensorView());
+  EXPECT_EQ(0, std::memcmp(x.data(), x.data() + 2 * 60, 60 * sizeof(float)));  // 256 = 0 mod 256
+  EXPECT_NE(0, std::memcmp(x.data(), x.data() + 60, 60 * sizeof(float)));
+  EXPECT_EQ(labels[0], labels[2]);
+  // Standard normal: mean near 0 and variance near 1 over the 256 distinct samples.
+  std::vector<int64_t> all(256);
+  std::iota(all.begin(), all.end(), 0);
+  Tensor big(Shape{3, 4, 5}.with_batch(256));
+  std::vector<int32_t> l(256);
+  s.train->read(all, big.view(), l.data(), TensorView());
+  double sum = 0, sq = 0;
+  for (float v : big.span()) sum += v, sq += static_cast<double>(v) * v;
+  const double n = static_cast<double>(big.numel());
+  EXPECT_NEAR(sum / n, 0.0, 0.03);
+  EXPECT_NEAR(sq / n, 1.0, 0.05);
+  std::set<int32_t> seen(l.begin(), l.end());
+  EXPECT_EQ(seen.size(), 7u);
+  EXPECT_TRUE(*seen.begin() == 0 && *seen.rbegin() == 6);
+  // The same seed gives the same data; the test split is another draw.
+  Splits again = open_text("{synthetic: {shape: [3, 4, 5], classes: 7, train: 600, test: 10, seed: 3}}");
+  Tensor y(Shape{3, 4, 5}.with_batch(4)), t(Shape{3, 4, 5}.with_batch(4));
+  again.train->read(idx, y.view(), labels, TensorView());
+  EXPECT_EQ(0, std::memcmp(x.data(), y.data(), static_cast<size_t>(x.numel()) * sizeof(float)));
+  s.test->read(std::vector<int64_t>{0, 1, 2, 3}, t.view(), labels, TensorView());
+  EXPECT_NE(0, std::memcmp(x.data(), t.data(), 60 * sizeof(float)));
+  EXPECT_THROW(s.train->read(std::vector<int64_t>{600}, x.view(), labels, TensorView()), DataError);
+  // Errors name the key.
+  auto msg = error_of<ConfigError>([&] { open_text("{synthetic: {shape: [3, 0, 5]}}"); });
+  EXPECT_NE(msg.find("every size in shape must be in [1, 2^20]; got 0"), std::string::npos) << msg;
+  EXPECT_THROW(open_text("{synthetic: {classes: 1}}"), ConfigError);
+  EXPECT_THROW(open_text("{synthetic: {train: 0}}"), ConfigError);
+  EXPECT_THROW(open_text("{synthetic: {size: 3}}"), ConfigError);
+  msg = error_of<ConfigError>([&] { open_text("{synthetic: {}, spirals: {}}"); });
+  EXPECT_NE(msg.find("give one data source"), std::string::npos) << msg;
+}
+
 TEST(ClassSubset, KeepsTheListedClassesRelabeledInTheirOrder) {
   auto base = std::make_shared<Spirals>(Spirals::Options{300, 3, 1.0, 0.05, 4}, "spirals");
   std::vector<int64_t> all(300);
