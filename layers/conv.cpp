@@ -268,11 +268,25 @@ void Conv::bind(const Binding& b) {
   const int64_t bias = o_.bias == BiasKind::none ? 0 : o_.bias == BiasKind::channel ? g_.K : g_.K * P;
   partial_size_ = align_floats(dense + bias);
   partials_ = AlignedBuffer(max_partials(partial_size_, max_batch_) * partial_size_);
-  // Untiled: cols and dcols [CK, nb * P], and y or dy of the block [K, nb * P].
-  // Tiled: cols, dcols, the same two in tile order, and one [K, P] buffer.
-  nb_ = std::clamp<int64_t>(kBlockFloats / std::max<int64_t>(CK * P, 1), 1, std::max<int64_t>(max_batch_, 1));
+  // The wide layout (see pad_input) where it applies: untiled, stride 1, zero padding, 1-D or 2-D.
+  const Window& w = g_.w;
+  wide_ = Wide{};
+  wide_.Pc = P;
+  if (g_.T == 1 && w.value == PadValue::zero && w.in[0] == 1 && w.out[0] == 1 && w.k[0] == 1 && w.s[1] == 1 &&
+      w.s[2] == 1 && !w.is_pointwise()) {
+    wide_.on = true;
+    wide_.Hp = w.out[1] + (w.k[1] - 1) * w.d[1];
+    wide_.Wp = w.out[2] + (w.k[2] - 1) * w.d[2];
+    wide_.Pc = w.out[1] * wide_.Wp;
+    // The last row's run reaches (k - 1) * dilation past the last plane.
+    wide_.image = align_floats(g_.C * wide_.Hp * wide_.Wp + (w.k[2] - 1) * w.d[2]);
+  }
+  // Untiled: cols and dcols [CK, nb * Pc], y or dy of the block [K, nb * Pc], and the
+  // padded image. Tiled: cols, dcols, the same two in tile order, and one [K, P] buffer.
+  const int64_t Pc = wide_.Pc;
+  nb_ = std::clamp<int64_t>(kBlockFloats / std::max<int64_t>(CK * Pc, 1), 1, std::max<int64_t>(max_batch_, 1));
   scratch_size_ = g_.T > 1 ? align_floats(CK * P) * 4 + align_floats(g_.K * P)
-                           : align_floats(CK * P * nb_) * 2 + align_floats(g_.K * P * nb_);
+                           : align_floats(CK * Pc * nb_) * 2 + align_floats(g_.K * Pc * nb_) + wide_.image;
   const int64_t n = scratch_size_;
   scratch_ = tbb::enumerable_thread_specific<AlignedBuffer>([n] { return AlignedBuffer(n); });
 }
@@ -306,36 +320,100 @@ void scatter_columns(const float* src, float* dst, int64_t rows, const std::vect
 }
 }  // namespace
 
+// The wide layout (stride 1, zero padding, 1-D or 2-D): the input is copied once into a
+// zero-padded image xp [C, Hp, Wp] (Hp, Wp: exactly what the windows cover, plus a little
+// slack), and the column row of (channel c, tap kh, kw) is then the contiguous run of
+// OH * Wp elements of xp starting at c*Hp*Wp + kh*dh*Wp + kw*dw: one copy per row
+// instead of one per output row. The product computes Wp - OW extra "wide" positions per
+// output row; forward drops them, and backward gives them a zero output gradient, so
+// they add exact zeros to the weight and input gradients.
+void Conv::pad_input(const float* xi, float* xp) const {
+  const Window& w = g_.w;
+  const int64_t H = w.in[1], Wd = w.in[2], cols = std::min(Wd, wide_.Wp - w.lo[2]);
+  std::fill(xp, xp + wide_.image, 0.0f);
+  for (int64_t c = 0; c < g_.C; ++c)
+    for (int64_t h = 0; h < H && h + w.lo[1] < wide_.Hp; ++h)
+      std::memcpy(xp + (c * wide_.Hp + h + w.lo[1]) * wide_.Wp + w.lo[2], xi + (c * H + h) * Wd,
+                  static_cast<size_t>(std::max<int64_t>(cols, 0)) * sizeof(float));
+}
+
+void Conv::to_columns(const float* xi, float* xp, float* cols, int64_t ld) const {
+  if (!wide_.on) return im2col(g_.w, g_.C, xi, cols, ld);
+  pad_input(xi, xp);
+  const Window& w = g_.w;
+  const int64_t plane = wide_.Hp * wide_.Wp;
+  int64_t row = 0;
+  for (int64_t c = 0; c < g_.C; ++c)
+    for (int64_t kh = 0; kh < w.k[1]; ++kh)
+      for (int64_t kw = 0; kw < w.k[2]; ++kw, ++row)
+        std::memcpy(cols + row * ld, xp + c * plane + kh * w.d[1] * wide_.Wp + kw * w.d[2],
+                    static_cast<size_t>(wide_.Pc) * sizeof(float));
+}
+
+void Conv::from_columns(const float* dcols, int64_t ld, float* xp, float* dxi) const {
+  if (!wide_.on) return col2im(g_.w, g_.C, dcols, dxi, ld);
+  const Window& w = g_.w;
+  const int64_t plane = wide_.Hp * wide_.Wp, Pc = wide_.Pc;
+  std::fill(xp, xp + wide_.image, 0.0f);
+  int64_t row = 0;
+  for (int64_t c = 0; c < g_.C; ++c)
+    for (int64_t kh = 0; kh < w.k[1]; ++kh)
+      for (int64_t kw = 0; kw < w.k[2]; ++kw, ++row) {
+        float* d = xp + c * plane + kh * w.d[1] * wide_.Wp + kw * w.d[2];
+        const float* s = dcols + row * ld;
+        for (int64_t q = 0; q < Pc; ++q) d[q] += s[q];
+      }
+  // Crop the padding off (elements the windows never cover get zero).
+  const int64_t H = w.in[1], Wd = w.in[2];
+  for (int64_t c = 0; c < g_.C; ++c)
+    for (int64_t h = 0; h < H; ++h) {
+      float* out = dxi + (c * H + h) * Wd;
+      const int64_t ph = h + w.lo[1];
+      for (int64_t x = 0; x < Wd; ++x) {
+        const int64_t px = x + w.lo[2];
+        out[x] = ph < wide_.Hp && px < wide_.Wp ? xp[(c * wide_.Hp + ph) * wide_.Wp + px] : 0.0f;
+      }
+    }
+}
+
 void Conv::forward_blocks(ConstTensorView x, TensorView y) {
   const Geometry& g = g_;
   const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
-  const int64_t in_stride = g.C * g.w.in_vol();
+  const int64_t in_stride = g.C * g.w.in_vol(), Pc = wide_.Pc, OW = g.w.out[2], rows = P / OW, Wp = wide_.Wp;
   const float* W = dense_weights();
   const float* bias = o_.bias == BiasKind::none ? nullptr : params_[1].w;
   parallel_chunks(n, std::max(nb_, sample_grain(2 * g.blocks * g.kvol() * P)), [&](int64_t n0, int64_t n1) {
     float* cols = scratch_.local().data();
-    float* yb = cols + 2 * align_floats(CK * P * nb_);
+    float* yb = cols + 2 * align_floats(CK * Pc * nb_);
+    float* xp = yb + align_floats(K * Pc * nb_);
     for (int64_t b0 = n0; b0 < n1; b0 += nb_) {
-      const int64_t nb = std::min(nb_, n1 - b0), L = nb * P;
-      for (int64_t j = 0; j < nb; ++j) im2col(g.w, g.C, x.data() + (b0 + j) * in_stride, cols + j * P, L);
-      // One sample: straight into y. Several: [K, nb * P], then each sample's planes.
-      float* Y = nb == 1 ? y.data() + b0 * K * P : yb;
+      const int64_t nb = std::min(nb_, n1 - b0), L = nb * Pc;
+      for (int64_t j = 0; j < nb; ++j) to_columns(x.data() + (b0 + j) * in_stride, xp, cols + j * Pc, L);
+      // One sample in the plain layout: straight into y. Otherwise [K, nb * Pc], then
+      // each sample's planes.
+      const bool direct = nb == 1 && !wide_.on;
+      float* Y = direct ? y.data() + b0 * K * P : yb;
       for (int64_t gr = 0; gr < g.groups; ++gr)
         gemm(false, false, Kg, L, CgK, 1.0f, W + gr * Kg * CgK, CgK, cols + gr * CgK * L, L, 0.0f, Y + gr * Kg * L, L);
       for (int64_t j = 0; j < nb; ++j) {
         float* yi = y.data() + (b0 + j) * K * P;
-        if (nb == 1 || o_.bias == BiasKind::location) {
-          if (nb > 1)
-            for (int64_t k = 0; k < K; ++k) std::memcpy(yi + k * P, yb + k * L + j * P, static_cast<size_t>(P) * sizeof(float));
+        if (direct) {
           add_bias(o_.bias, bias, K, P, yi);
           continue;
         }
-        for (int64_t k = 0; k < K; ++k) {  // the copy and the channel's bias in one pass
-          const float* src = yb + k * L + j * P;
-          float* dst = yi + k * P;
-          const float b = bias ? bias[k] : 0.0f;
-          for (int64_t q = 0; q < P; ++q) dst[q] = src[q] + b;
-        }
+        // The copy (dropping the wide positions) and the bias in one pass.
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t r = 0; r < rows; ++r) {
+            const float* src = yb + k * L + j * Pc + r * (wide_.on ? Wp : OW);
+            float* dst = yi + k * P + r * OW;
+            if (o_.bias == BiasKind::location) {
+              const float* b = bias + k * P + r * OW;
+              for (int64_t q = 0; q < OW; ++q) dst[q] = src[q] + b[q];
+            } else {
+              const float b = bias ? bias[k] : 0.0f;
+              for (int64_t q = 0; q < OW; ++q) dst[q] = src[q] + b;
+            }
+          }
       }
     }
   });
@@ -344,7 +422,7 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
 void Conv::backward_blocks(ConstTensorView x, ConstTensorView dy, TensorView dx) {
   const Geometry& g = g_;
   const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
-  const int64_t in_stride = g.C * g.w.in_vol();
+  const int64_t in_stride = g.C * g.w.in_vol(), Pc = wide_.Pc, OW = g.w.out[2], rows = P / OW, Wp = wide_.Wp;
   const float* W = dense_weights();
   const int64_t dense = K * CgK;
   const int64_t slots = max_partials(partial_size_, max_batch_);
@@ -352,31 +430,37 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView dy, TensorView dx)
   const int64_t chunks = (n + chunk - 1) / chunk;
   parallel_chunks(chunks, 1, [&](int64_t c0, int64_t c1) {
     float* cols = scratch_.local().data();
-    float* dcols = cols + align_floats(CK * P * nb_);
-    float* dyb = cols + 2 * align_floats(CK * P * nb_);
+    float* dcols = cols + align_floats(CK * Pc * nb_);
+    float* dyb = cols + 2 * align_floats(CK * Pc * nb_);
+    float* xp = dyb + align_floats(K * Pc * nb_);
     for (int64_t c = c0; c < c1; ++c) {
       float* dW = partials_.data() + c * partial_size_;
       float* db = dW + dense;
       const int64_t end = std::min(n, (c + 1) * chunk);
       for (int64_t b0 = c * chunk; b0 < end; b0 += nb_) {
-        const int64_t nb = std::min(nb_, end - b0), L = nb * P;
-        const bool first = b0 == c * chunk;
+        const int64_t nb = std::min(nb_, end - b0), L = nb * Pc;
+        const bool first = b0 == c * chunk, direct = nb == 1 && !wide_.on;
         for (int64_t j = 0; j < nb; ++j) {
           const int64_t i = b0 + j;
-          im2col(g.w, g.C, x.data() + i * in_stride, cols + j * P, L);
+          to_columns(x.data() + i * in_stride, xp, cols + j * Pc, L);
           const float* dyi = dy.data() + i * K * P;
           bias_gradient(o_.bias, dyi, K, P, first && j == 0, db);
-          if (nb > 1)
-            for (int64_t k = 0; k < K; ++k) std::memcpy(dyb + k * L + j * P, dyi + k * P, static_cast<size_t>(P) * sizeof(float));
+          if (direct) continue;
+          for (int64_t k = 0; k < K; ++k)
+            for (int64_t r = 0; r < rows; ++r) {
+              float* d = dyb + k * L + j * Pc + r * (wide_.on ? Wp : OW);
+              std::memcpy(d, dyi + k * P + r * OW, static_cast<size_t>(OW) * sizeof(float));
+              if (wide_.on) std::fill(d + OW, d + Wp, 0.0f);  // the wide positions
+            }
         }
-        const float* D = nb == 1 ? dy.data() + b0 * K * P : dyb;
+        const float* D = direct ? dy.data() + b0 * K * P : dyb;
         for (int64_t gr = 0; gr < g.groups; ++gr)
           gemm(false, true, Kg, CgK, L, 1.0f, D + gr * Kg * L, L, cols + gr * CgK * L, L, first ? 0.0f : 1.0f,
                dW + gr * Kg * CgK, CgK);
         if (dx.empty()) continue;
         for (int64_t gr = 0; gr < g.groups; ++gr)
           gemm(true, false, CgK, L, Kg, 1.0f, W + gr * Kg * CgK, CgK, D + gr * Kg * L, L, 0.0f, dcols + gr * CgK * L, L);
-        for (int64_t j = 0; j < nb; ++j) col2im(g.w, g.C, dcols + j * P, dx.data() + (b0 + j) * in_stride, L);
+        for (int64_t j = 0; j < nb; ++j) from_columns(dcols + j * Pc, L, xp, dx.data() + (b0 + j) * in_stride);
       }
     }
   });

@@ -88,6 +88,10 @@ class Conv : public UnaryLayer {
   // The untiled fast path, nb_ samples per product.
   void forward_blocks(ConstTensorView x, TensorView y);
   void backward_blocks(ConstTensorView x, ConstTensorView dy, TensorView dx);
+  // One sample's columns (Pc of them, row stride ld) and back; xp: the padded-image scratch.
+  void to_columns(const float* xi, float* xp, float* cols, int64_t ld) const;
+  void from_columns(const float* dcols, int64_t ld, float* xp, float* dxi) const;
+  void pad_input(const float* xi, float* xp) const;
   void scatter_table_gradient(const float* dw_dense);  // dense-layout gradient into the table's
   const float* dense_weights();  // the weights as [T, K, Cg * kvol] (expanding a table)
 
@@ -96,6 +100,12 @@ class Conv : public UnaryLayer {
   int64_t max_batch_ = 0;
   // Fast-path state, sized at bind.
   int64_t nb_ = 1;                    // untiled: samples per product
+  struct Wide {                       // the wide column layout (conv.cpp, pad_input)
+    bool on = false;
+    int64_t Hp = 0, Wp = 0;           // the padded image the windows cover
+    int64_t Pc = 0;                   // columns per sample: OH * Wp (wide) or P
+    int64_t image = 0;                // floats of the padded-image scratch
+  } wide_;
   std::vector<int64_t> order_;        // tiled: output positions sorted by tile
   std::vector<int64_t> tile_begin_;   // tiled: where each tile's positions start in order_
   AlignedBuffer w_dense_;             // table: expanded weights; gradient partials reduce into it
