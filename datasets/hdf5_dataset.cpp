@@ -159,9 +159,12 @@ Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int6
   // cache: HDF5 shares one cache among the openings of a dataset, so a large one would
   // hold a second copy of the split. Otherwise rows are read as asked, through a cache
   // large enough for the whole split when it is modest (compressed files then
-  // decompress each chunk once), at most 128 MiB.
+  // decompress each chunk once), at most 128 MiB; a streamed set (read in order) needs
+  // only a few chunks at a time.
   const int64_t bytes = n_ * shape_.numel() * (uint8_ ? 1 : 4);
-  const int64_t cache = bytes <= memory_bytes_ ? int64_t{1} << 20 : std::min<int64_t>(bytes + (1 << 20), int64_t{128} << 20);
+  const int64_t cache = bytes <= memory_bytes_ ? int64_t{1} << 20
+                        : memory_bytes_ == kStreamed ? int64_t{1} << 20
+                                                     : std::min<int64_t>(bytes + (1 << 20), int64_t{128} << 20);
   images_ = h5::open_dataset(file_, images, static_cast<size_t>(cache));
 }
 

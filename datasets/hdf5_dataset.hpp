@@ -62,7 +62,9 @@ class Hdf5Dataset : public Dataset {
   // A split no larger than memory_bytes is read whole, in one call, the first time a
   // sample is asked for, and served from memory after; a larger one is read row runs at
   // a time with hyperslab selections.
-  static constexpr int64_t kDefaultMemoryBytes = int64_t{1} << 30;
+  // memory_bytes = kStreamed: never resident; for sets read in order (held-out and test
+  // sets), through a small chunk cache, so evaluating costs no copy of the split in memory.
+  static constexpr int64_t kDefaultMemoryBytes = int64_t{1} << 30, kStreamed = 0;
   Hdf5Dataset(const std::string& path, const std::string& split, int64_t memory_bytes = kDefaultMemoryBytes);
   std::string name() const override { return path_ + ":/" + split_; }
   int64_t size() const override { return n_; }

@@ -144,10 +144,10 @@ Splits open_file(const Config& data) {
   std::string test_split;
   if (auto t = data.find("test")) test_split = t->as<std::string>();
   if (!test_split.empty())
-    s.test = fail_at(data.at("test"), [&] { return std::make_unique<Hdf5Dataset>(file, test_split); });
+    s.test = fail_at(data.at("test"), [&] { return std::make_unique<Hdf5Dataset>(file, test_split, Hdf5Dataset::kStreamed); });
   if (auto v = data.find("val")) {
     const auto name = v->as<std::string>();
-    s.heldout = fail_at(*v, [&] { return std::make_unique<Hdf5Dataset>(file, name); });
+    s.heldout = fail_at(*v, [&] { return std::make_unique<Hdf5Dataset>(file, name, Hdf5Dataset::kStreamed); });
     s.heldout_name = "val";
   }
   if (auto f = data.find("val_fraction")) {
@@ -175,7 +175,7 @@ Splits open_file(const Config& data) {
     return all;
   }(), train_split);
   if (!s.heldout && !test_split.empty()) {
-    s.heldout = std::make_unique<Hdf5Dataset>(file, test_split);
+    s.heldout = std::make_unique<Hdf5Dataset>(file, test_split, Hdf5Dataset::kStreamed);
     s.heldout_name = "test";
   }
   for (const Dataset* d : {s.heldout.get(), s.test.get()})

@@ -27,7 +27,8 @@ struct Splits {
 // data: {file: data/fashion-mnist.h5, train: train, test: test, val: val | val_fraction: 0.1,
 //        scale: 0.00392, normalize: none | file | {mean: [...], std: [...]}, mean_image: false,
 //        pad: 2, augment: {crop_pad: 4, flip: true}, classes: [0, 2, 4] (keep these, relabeled
-//        0..k-1), drop_last: false, prefetch: 2}
+//        0..k-1), drop_last: false, prefetch: 2}. The train split is read into memory
+// once (when it fits in 1 GiB); held-out and test splits are streamed, in order.
 // or data: {spirals: {train: 2000, test: 1000, classes: 2, turns: 1.5, noise: 0.05, seed: 7}}
 // or data: {synthetic: {shape: [3, 32, 32], classes: 10, train: 12800, test: 0, seed: 1}}
 Splits open(const Config& data);

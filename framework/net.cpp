@@ -42,8 +42,9 @@ struct Net::Impl {
     int64_t grads_done = 0;   // after this node's backward, gradients [0, grads_done) are final
     Tensor y;
     // One gradient buffer per consumer (at least one): each consumer overwrites its own,
-    // and the extra ones are added into grad[0] in consumer order before backward.
-    std::vector<Tensor> grad;
+    // and the extra ones are added into grad[0] in consumer order before backward. They
+    // point into grad_slabs, shared by buffers whose lifetimes do not overlap.
+    std::vector<float*> grad;
     // Per-call views, sized once so the step does not allocate.
     std::vector<ConstTensorView> x_views;
     std::vector<TensorView> dx_views;
@@ -60,6 +61,8 @@ struct Net::Impl {
   int64_t max_batch = 0;
   Tensor input;
   AlignedBuffer params, grads;
+  std::vector<AlignedBuffer> grad_slabs;
+  void plan_gradient_buffers(int64_t max_batch);
   std::vector<ParamInfo> info;
   int64_t trainable_size = 0;  // floats of the arenas' trainable prefix
 
@@ -306,6 +309,14 @@ int64_t Net::memory_bytes(int64_t max_batch) const {
                                                                                 : static_cast<int64_t>(bytes);
 }
 
+int64_t Net::activation_bytes() const {
+  const Impl& m = *impl_;
+  int64_t floats = m.input.numel();
+  for (const auto& node : m.nodes) floats += node.y.numel();
+  for (const auto& s : m.grad_slabs) floats += s.size();
+  return floats * static_cast<int64_t>(sizeof(float));
+}
+
 void Net::check_memory(int64_t max_batch) const {
   // Counted in long double: absurd sizes must give this error, not an overflow.
   const Impl& m = *impl_;
@@ -335,6 +346,60 @@ void Net::check_memory(int64_t max_batch) const {
                           " GiB; the largest layer is '", largest_name, "' with ", static_cast<double>(4 * largest / GiB),
                           " GiB), more than this machine's ", static_cast<double>(memory / GiB),
                           " GiB: use fewer units or filters, a smaller batch, or more ranks"));
+}
+
+// Gradient buffers share memory when their lifetimes do not overlap. Backward visits the
+// nodes last to first; at time t = N-1-i it runs node i. Node i's buffer for consumer c
+// is written when c runs (the last node's: by the loss, before backward, t = -1) and read
+// when i runs; the buffers a node reads and writes in one backward call are live at the
+// same time, so they never share. Greedy: buffers by first use, each into the free slab
+// nearest its size (grown when too small), or a new slab. A chain needs two slabs.
+void Net::Impl::plan_gradient_buffers(int64_t max_batch) {
+  Impl& m = *this;
+  struct Use {
+    int node;
+    size_t b;
+    int64_t size;
+    int start, end;
+  };
+  const int N = static_cast<int>(m.nodes.size());
+  std::vector<Use> uses;
+  for (int i = 0; i < N; ++i) {
+    auto& node = m.nodes[i];
+    if (!node.needs_grad) continue;
+    const size_t buffers = std::max<size_t>(1, node.consumers.size());
+    node.grad.assign(buffers, nullptr);
+    for (size_t b = 0; b < buffers; ++b)
+      uses.push_back({i, b, node.out.numel() * max_batch, node.consumers.empty() ? -1 : N - 1 - node.consumers[b].node, N - 1 - i});
+  }
+  std::stable_sort(uses.begin(), uses.end(), [](const Use& a, const Use& b) { return a.start < b.start; });
+  struct Slab {
+    int64_t size;
+    int free_after;  // the last time its current buffer is read
+  };
+  std::vector<Slab> slabs;
+  std::vector<size_t> slab_of(uses.size());
+  for (size_t u = 0; u < uses.size(); ++u) {
+    size_t best = slabs.size();
+    for (size_t s = 0; s < slabs.size(); ++s) {
+      if (slabs[s].free_after >= uses[u].start) continue;
+      if (best == slabs.size()) {
+        best = s;
+        continue;
+      }
+      // Prefer the smallest slab that fits, else the largest (least growth).
+      const bool fits = slabs[s].size >= uses[u].size, best_fits = slabs[best].size >= uses[u].size;
+      if ((fits && (!best_fits || slabs[s].size < slabs[best].size)) || (!fits && !best_fits && slabs[s].size > slabs[best].size))
+        best = s;
+    }
+    if (best == slabs.size()) slabs.push_back({0, -2});
+    slabs[best].size = std::max(slabs[best].size, uses[u].size);
+    slabs[best].free_after = uses[u].end;
+    slab_of[u] = best;
+  }
+  m.grad_slabs.clear();
+  for (const auto& s : slabs) m.grad_slabs.emplace_back(s.size);
+  for (size_t u = 0; u < uses.size(); ++u) m.nodes[uses[u].node].grad[uses[u].b] = m.grad_slabs[slab_of[u]].data();
 }
 
 void Net::build(int64_t max_batch, uint64_t seed) {
@@ -395,12 +460,9 @@ void Net::build(int64_t max_batch, uint64_t seed) {
       initialize({node.params.back().w, static_cast<size_t>(s.shape.numel())}, s.init, s.fan_in, s.fan_out, rng);
     }
   }
+  m.plan_gradient_buffers(max_batch);
   for (auto& node : m.nodes) {
     node.y = Tensor(node.out.with_batch(max_batch));
-    if (node.needs_grad) {
-      const size_t buffers = std::max<size_t>(1, node.consumers.size());
-      for (size_t b = 0; b < buffers; ++b) node.grad.emplace_back(node.out.with_batch(max_batch));
-    }
     node.x_views.resize(node.inputs.size());
     node.dx_views.resize(node.inputs.size());
     node.dx_buffer.assign(node.inputs.size(), -1);
@@ -490,7 +552,7 @@ ConstTensorView Net::forward(int64_t n, const StepContext& ctx) {
 TensorView Net::output_grad(int64_t n) {
   check_rows(*this, n);
   auto& last = impl_->nodes.back();
-  return TensorView(last.grad[0].data(), last.out.with_batch(n));
+  return TensorView(last.grad[0], last.out.with_batch(n));
 }
 
 void Net::backward(int64_t n, const StepContext& ctx) { backward(n, ctx, {}); }
@@ -505,8 +567,8 @@ void Net::backward(int64_t n, const StepContext& ctx, const std::function<void(i
     const int64_t len = n * node.out.numel();
     // Fan-out: add the other consumers' gradients into the first, in consumer order.
     for (size_t b = 1; b < node.grad.size(); ++b) {
-      float* dst = node.grad[0].data();
-      const float* src = node.grad[b].data();
+      float* dst = node.grad[0];
+      const float* src = node.grad[b];
       parallel_chunks(len, 16384, [&](int64_t b0, int64_t b1) {
         for (int64_t j = b0; j < b1; ++j) dst[j] += src[j];
       });
@@ -515,9 +577,9 @@ void Net::backward(int64_t n, const StepContext& ctx, const std::function<void(i
       const int p = node.inputs[s];
       node.x_views[s] = m.output_of(p, n);
       const bool wants = p != kNetInput && m.nodes[p].needs_grad;
-      node.dx_views[s] = wants ? TensorView(m.nodes[p].grad[node.dx_buffer[s]].data(), m.nodes[p].out.with_batch(n)) : TensorView();
+      node.dx_views[s] = wants ? TensorView(m.nodes[p].grad[node.dx_buffer[s]], m.nodes[p].out.with_batch(n)) : TensorView();
     }
-    node.layer->backward(node.x_views, m.output_of(i, n), ConstTensorView(node.grad[0].data(), node.out.with_batch(n)),
+    node.layer->backward(node.x_views, m.output_of(i, n), ConstTensorView(node.grad[0], node.out.with_batch(n)),
                          node.dx_views, ctx);
     if (m.profiling) node.backward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (on_progress) on_progress(node.grads_done);

@@ -66,6 +66,9 @@ class Net {
   // Bytes build(max_batch) allocates for parameters, gradients and activations (a lower
   // bound: layers' scratch comes on top); saturates instead of overflowing.
   int64_t memory_bytes(int64_t max_batch) const;
+  // After build: bytes of the input, the layers' outputs and the gradient buffers (shared
+  // between layers whose gradients are not needed at the same time).
+  int64_t activation_bytes() const;
 
   const Shape& input_shape() const;
   const Shape& output_shape() const;

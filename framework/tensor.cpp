@@ -9,13 +9,16 @@
 
 namespace hubel {
 
-AlignedBuffer::AlignedBuffer(int64_t n) : n_(n) {
+AlignedBuffer::AlignedBuffer(int64_t n) : AlignedBuffer(n, Uninitialized{}) {
+  if (n_ > 0) std::memset(p_.get(), 0, static_cast<size_t>(align_floats(n_)) * sizeof(float));
+}
+
+AlignedBuffer::AlignedBuffer(int64_t n, Uninitialized) : n_(n) {
   if (n < 0) throw ShapeError(cat("negative buffer size ", n));
   if (n == 0) return;
   const size_t bytes = static_cast<size_t>(align_floats(n)) * sizeof(float);
   void* p = std::aligned_alloc(kAlignment, bytes);
   if (!p) throw Error(cat("out of memory allocating ", bytes, " bytes"));
-  std::memset(p, 0, bytes);
   p_.reset(static_cast<float*>(p));
 }
 

@@ -25,6 +25,10 @@ class AlignedBuffer {
  public:
   AlignedBuffer() = default;
   explicit AlignedBuffer(int64_t n);
+  // Not zeroed: for scratch that is always written before it is read. Pages never
+  // touched (a part a layer does not need in this net) then cost no resident memory.
+  struct Uninitialized {};
+  AlignedBuffer(int64_t n, Uninitialized);
   float* data() { return p_.get(); }
   const float* data() const { return p_.get(); }
   int64_t size() const { return n_; }

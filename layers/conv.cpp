@@ -21,7 +21,7 @@ int64_t sample_grain(int64_t flops_per_sample) { return grain_for(flops_per_samp
 constexpr int64_t kMaxPartials = 32;
 // Untiled: at most this many floats of columns per block of samples (1 MiB: the block's
 // columns stay in the L2 cache while the BLAS packs them).
-constexpr int64_t kBlockFloats = int64_t{1} << 18;
+constexpr int64_t kBlockFloats = int64_t{1} << 16;
 constexpr int64_t kPartialBytes = int64_t{256} << 20;
 
 int64_t max_partials(int64_t partial_size, int64_t max_batch) {
@@ -288,7 +288,7 @@ void Conv::bind(const Binding& b) {
   scratch_size_ = g_.T > 1 ? align_floats(CK * P) * 4 + align_floats(g_.K * P)
                            : align_floats(CK * Pc * nb_) * 2 + align_floats(g_.K * Pc * nb_) + wide_.image;
   const int64_t n = scratch_size_;
-  scratch_ = tbb::enumerable_thread_specific<AlignedBuffer>([n] { return AlignedBuffer(n); });
+  scratch_ = tbb::enumerable_thread_specific<AlignedBuffer>([n] { return AlignedBuffer(n, AlignedBuffer::Uninitialized{}); });
 }
 
 const float* Conv::dense_weights() {
@@ -732,7 +732,7 @@ void ConvTranspose::bind(const Binding& b) {
   partials_ = AlignedBuffer(max_partials(partial_size_, b.max_batch) * partial_size_);
   scratch_size_ = align_floats(K_ * w_.k_vol() * w_.out_vol());
   const int64_t n = scratch_size_;
-  scratch_ = tbb::enumerable_thread_specific<AlignedBuffer>([n] { return AlignedBuffer(n); });
+  scratch_ = tbb::enumerable_thread_specific<AlignedBuffer>([n] { return AlignedBuffer(n, AlignedBuffer::Uninitialized{}); });
 }
 
 void ConvTranspose::forward(ConstTensorView x, TensorView y, const StepContext&) {

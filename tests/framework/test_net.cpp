@@ -172,6 +172,30 @@ TEST(Net, GraphGradientsWithFanOutAddAndConcat) {
   test::check_net_gradients(net, loss, 4, Targets{labels.data(), {}}, o);
 }
 
+// Gradient buffers of a chain share two slabs, sized by the largest gradients that are
+// alive together; a graph keeps fan-out buffers apart (its gradient check is above).
+TEST(Net, GradientBuffersOfAChainShareTwoSlabs) {
+  Net net = net_from(
+      "model:\n  input: [10]\n  layers:\n"
+      "    - {type: dense, units: 20}\n"
+      "    - {type: tanh}\n"
+      "    - {type: dense, units: 30}\n"
+      "    - {type: tanh}\n"
+      "    - {type: dense, units: 5}\n");
+  net.build(8, 1);
+  // Backward: the loss writes out's gradient (5); then tanh's (30) while 5 is read; dense 30's
+  // (30) reusing the slab of 5; tanh 20's into the slab of 30, dense 20's into the other.
+  // Without sharing: 20 + 20 + 30 + 30 + 5 = 105 floats per row; with it 30 + 30.
+  const int64_t outputs = 20 + 20 + 30 + 30 + 5, input = 10;
+  EXPECT_EQ(net.activation_bytes(), 4 * 8 * (input + outputs + 60));
+  // Training still equals finite differences through the shared buffers.
+  Rng rng(3);
+  test::randomize(net.input(8).span(), rng);
+  std::vector<int32_t> labels{0, 2, 1, 4, 3, 0, 1, 2};
+  layers::SoftmaxCrossEntropy loss;
+  test::check_net_gradients(net, loss, 8, Targets{labels.data(), {}}, test::GradCheckOptions{});
+}
+
 TEST(Net, ForwardRejectsTooLargeBatches) {
   Net net = net_from("model:\n  input: [2]\n  layers:\n    - {type: dense, units: 2}\n");
   net.build(4, 1);
