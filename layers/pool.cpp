@@ -82,6 +82,33 @@ void Pool::bind(const Binding& b) {
 
 bool Pool::forward_inside(const float* xp, float* yp, int32_t* am) const {
   if (taps_.empty()) return false;
+  if (o_.kind == PoolKind::max && w_.rank == 2 && w_.k[1] == 2 && w_.k[2] == 2 && w_.s[1] == 2 && w_.s[2] == 2 &&
+      w_.d[1] == 1 && w_.d[2] == 1) {
+    // The common 2x2 window at stride 2, branch-free (taps in the same order, the same ties).
+    const int64_t W = w_.in[2], OH = w_.out[1], OW = w_.out[2];
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const float* r0 = xp + 2 * oh * W;
+      const float* r1 = r0 + W;
+      float* y = yp + oh * OW;
+      int32_t* a = am + oh * OW;
+      const auto base = static_cast<int32_t>(2 * oh * W);
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const float v0 = r0[2 * ow], v1 = r0[2 * ow + 1], v2 = r1[2 * ow], v3 = r1[2 * ow + 1];
+        const auto q = base + static_cast<int32_t>(2 * ow);
+        float m = v0;
+        int32_t arg = q;
+        arg = v1 > m ? q + 1 : arg;
+        m = v1 > m ? v1 : m;
+        arg = v2 > m ? q + static_cast<int32_t>(W) : arg;
+        m = v2 > m ? v2 : m;
+        arg = v3 > m ? q + static_cast<int32_t>(W) + 1 : arg;
+        m = v3 > m ? v3 : m;
+        y[ow] = m;
+        a[ow] = arg;
+      }
+    }
+    return true;
+  }
   const int64_t P = static_cast<int64_t>(starts_.size()), kvol = static_cast<int64_t>(taps_.size());
   const int32_t* t = taps_.data();
   for (int64_t p = 0; p < P; ++p) {
