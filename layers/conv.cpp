@@ -89,6 +89,42 @@ void bias_gradient(BiasKind kind, const float* dy, int64_t K, int64_t V, bool fi
   }
 }
 
+// The bias gradient from K planes of `rows` rows of OW values each, plane k at d + k * ldk,
+// row r at + r * row_stride (written for the first sample of a chunk, else added).
+void bias_gradient_rows(BiasKind kind, const float* d, int64_t ldk, int64_t rows, int64_t row_stride, int64_t OW, int64_t K,
+                        bool first, float* db) {
+  if (kind == BiasKind::channel) {
+    for (int64_t k = 0; k < K; ++k) {
+      float lane[16] = {};
+      float tail = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* row = d + k * ldk + r * row_stride;
+        int64_t q = 0;
+        for (; q + 16 <= OW; q += 16)
+          for (int l = 0; l < 16; ++l) lane[l] += row[q + l];
+        for (; q < OW; ++q) tail += row[q];
+      }
+      float s = 0;
+      for (int l = 0; l < 16; ++l) s += lane[l];
+      s += tail;
+      db[k] = first ? s : db[k] + s;
+    }
+  } else if (kind == BiasKind::location) {
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* row = d + k * ldk + r * row_stride;
+        float* out = db + (k * rows + r) * OW;
+        for (int64_t q = 0; q < OW; ++q) out[q] = first ? row[q] : out[q] + row[q];
+      }
+  }
+}
+
+void apply_relu(float* y, int64_t n) {
+  parallel_chunks(n, 16384, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = y[i] > 0 ? y[i] : 0.0f;
+  });
+}
+
 const char* bias_name(BiasKind b) { return b == BiasKind::none ? ", no bias" : b == BiasKind::location ? ", bias per location" : ""; }
 
 }  // namespace
@@ -136,6 +172,7 @@ std::unique_ptr<Layer> Conv::from_config(const Config& c, int rank) {
   o.bias = parse_bias(c, true);
   if (auto i = c.find("init")) o.w_init = Init::parse(*i);
   if (auto i = c.find("bias_init")) o.b_init = Init::parse(*i);
+  o.relu = c.choice("activation", {"none", "relu"}, "none") == "relu";
   o.reference = reference_impl(c);
   return std::make_unique<Conv>(std::move(o));
 }
@@ -156,6 +193,7 @@ std::string Conv::describe() const {
     for (size_t i = 0; i < o_.tiles.size(); ++i) s += cat(i ? "x" : "", o_.tiles[i]);
   }
   s += bias_name(o_.bias);
+  if (o_.relu) s += ", relu";
   if (o_.reference) s += ", reference kernel";
   return s;
 }
@@ -244,7 +282,10 @@ void Conv::bind(const Binding& b) {
   UnaryLayer::bind(b);
   g_ = geometry(b.x[0]);
   max_batch_ = b.max_batch;
-  if (o_.reference) return;
+  if (o_.reference) {
+    if (o_.relu) masked_ = AlignedBuffer(max_batch_ * g_.K * g_.P(), AlignedBuffer::Uninitialized{});
+    return;
+  }
   const int64_t P = g_.P(), CK = g_.C * g_.kvol();
   order_.clear();
   tile_begin_.assign(1, 0);
@@ -289,6 +330,7 @@ void Conv::bind(const Binding& b) {
                            : align_floats(CK * Pc * nb_) * 2 + align_floats(g_.K * Pc * nb_) + wide_.image;
   const int64_t n = scratch_size_;
   scratch_ = tbb::enumerable_thread_specific<AlignedBuffer>([n] { return AlignedBuffer(n, AlignedBuffer::Uninitialized{}); });
+  if (o_.relu && g_.T > 1) masked_ = AlignedBuffer(max_batch_ * g_.K * P, AlignedBuffer::Uninitialized{});
 }
 
 const float* Conv::dense_weights() {
@@ -399,9 +441,11 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
         float* yi = y.data() + (b0 + j) * K * P;
         if (direct) {
           add_bias(o_.bias, bias, K, P, yi);
+          if (o_.relu) apply_relu(yi, K * P);
           continue;
         }
-        // The copy (dropping the wide positions) and the bias in one pass.
+        // The copy (dropping the wide positions), the bias and the activation in one pass.
+        const bool relu = o_.relu;
         for (int64_t k = 0; k < K; ++k)
           for (int64_t r = 0; r < rows; ++r) {
             const float* src = yb + k * L + j * Pc + r * (wide_.on ? Wp : OW);
@@ -413,13 +457,15 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
               const float b = bias ? bias[k] : 0.0f;
               for (int64_t q = 0; q < OW; ++q) dst[q] = src[q] + b;
             }
+            if (relu)
+              for (int64_t q = 0; q < OW; ++q) dst[q] = dst[q] > 0 ? dst[q] : 0.0f;
           }
       }
     }
   });
 }
 
-void Conv::backward_blocks(ConstTensorView x, ConstTensorView dy, TensorView dx) {
+void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx) {
   const Geometry& g = g_;
   const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
   const int64_t in_stride = g.C * g.w.in_vol(), Pc = wide_.Pc, OW = g.w.out[2], rows = P / OW, Wp = wide_.Wp;
@@ -439,19 +485,30 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView dy, TensorView dx)
       const int64_t end = std::min(n, (c + 1) * chunk);
       for (int64_t b0 = c * chunk; b0 < end; b0 += nb_) {
         const int64_t nb = std::min(nb_, end - b0), L = nb * Pc;
-        const bool first = b0 == c * chunk, direct = nb == 1 && !wide_.on;
+        const bool first = b0 == c * chunk, direct = nb == 1 && !wide_.on && !o_.relu;
         for (int64_t j = 0; j < nb; ++j) {
           const int64_t i = b0 + j;
           to_columns(x.data() + i * in_stride, xp, cols + j * Pc, L);
           const float* dyi = dy.data() + i * K * P;
-          bias_gradient(o_.bias, dyi, K, P, first && j == 0, db);
-          if (direct) continue;
+          if (direct) {
+            bias_gradient(o_.bias, dyi, K, P, first && j == 0, db);
+            continue;
+          }
+          // dy into the block's matrix; with the fused activation, dy where y > 0.
+          const float* yi = y.data() + i * K * P;
           for (int64_t k = 0; k < K; ++k)
             for (int64_t r = 0; r < rows; ++r) {
               float* d = dyb + k * L + j * Pc + r * (wide_.on ? Wp : OW);
-              std::memcpy(d, dyi + k * P + r * OW, static_cast<size_t>(OW) * sizeof(float));
+              const float* src = dyi + k * P + r * OW;
+              if (o_.relu) {
+                const float* yr = yi + k * P + r * OW;
+                for (int64_t q = 0; q < OW; ++q) d[q] = yr[q] > 0 ? src[q] : 0.0f;
+              } else {
+                std::memcpy(d, src, static_cast<size_t>(OW) * sizeof(float));
+              }
               if (wide_.on) std::fill(d + OW, d + Wp, 0.0f);  // the wide positions
             }
+          bias_gradient_rows(o_.bias, dyb + j * Pc, L, rows, wide_.on ? Wp : OW, OW, K, first && j == 0, db);
         }
         const float* D = direct ? dy.data() + b0 * K * P : dyb;
         for (int64_t gr = 0; gr < g.groups; ++gr)
@@ -472,8 +529,28 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView dy, TensorView dx)
 }
 
 void Conv::forward(ConstTensorView x, TensorView y, const StepContext&) {
-  if (o_.reference) return forward_reference(x, y);
-  if (g_.T == 1) return forward_blocks(x, y);
+  if (!o_.reference && g_.T == 1) return forward_blocks(x, y);  // the activation fused
+  if (o_.reference) forward_reference(x, y);
+  else forward_tiled(x, y);
+  if (o_.relu) apply_relu(y.data(), y.numel());
+}
+
+void Conv::backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext&) {
+  if (!o_.reference && g_.T == 1) return backward_blocks(x, y, dy, dx);  // the activation fused
+  ConstTensorView d = dy;
+  if (o_.relu) {  // dy where y > 0
+    float* m = masked_.data();
+    const float *yp = y.data(), *dp = dy.data();
+    parallel_chunks(dy.numel(), 16384, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) m[i] = yp[i] > 0 ? dp[i] : 0.0f;
+    });
+    d = ConstTensorView(m, dy.shape());
+  }
+  if (o_.reference) backward_reference(x, d, dx);
+  else backward_tiled(x, d, dx);
+}
+
+void Conv::forward_tiled(ConstTensorView x, TensorView y) {
   const Geometry& g = g_;
   const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
   const int64_t in_stride = g.C * g.w.in_vol();
@@ -507,9 +584,7 @@ void Conv::forward(ConstTensorView x, TensorView y, const StepContext&) {
   });
 }
 
-void Conv::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx, const StepContext&) {
-  if (o_.reference) return backward_reference(x, dy, dx);
-  if (g_.T == 1) return backward_blocks(x, dy, dx);
+void Conv::backward_tiled(ConstTensorView x, ConstTensorView dy, TensorView dx) {
   const Geometry& g = g_;
   const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
   const int64_t in_stride = g.C * g.w.in_vol();

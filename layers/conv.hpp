@@ -47,13 +47,14 @@ class Conv : public UnaryLayer {
     BiasKind bias = BiasKind::channel;
     Init w_init = Init::scaled(Init::Kind::HeUniform);
     Init b_init = Init::zeros();
+    bool relu = false;  // activation: relu, fused into the copies of the fast path
     bool reference = false;
   };
   explicit Conv(Options o);
   // {type: conv2d, filters: 16, kernel: 5, stride: 1, dilation: 1, padding: same,
   //  padding_value: zero, rounding: exact, groups: 1, connections: [[0, 1, 2], ...],
   //  tiles: 1 | [2, 2] | all, bias: channel | location | none, init, bias_init,
-  //  impl: fast | reference}. rank 0 ("conv") takes the rank from the input.
+  //  activation: none | relu, impl: fast | reference}. rank 0 ("conv") takes the rank from the input.
   static std::unique_ptr<Layer> from_config(const Config& c, int rank);
 
   std::string type() const override;
@@ -87,7 +88,10 @@ class Conv : public UnaryLayer {
   void backward_reference(ConstTensorView x, ConstTensorView dy, TensorView dx) const;
   // The untiled fast path, nb_ samples per product.
   void forward_blocks(ConstTensorView x, TensorView y);
-  void backward_blocks(ConstTensorView x, ConstTensorView dy, TensorView dx);
+  void backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx);
+  // The tiled fast path, one product per sample and tile (the activation applied apart).
+  void forward_tiled(ConstTensorView x, TensorView y);
+  void backward_tiled(ConstTensorView x, ConstTensorView dy, TensorView dx);
   // One sample's columns (Pc of them, row stride ld) and back; xp: the padded-image scratch.
   void to_columns(const float* xi, float* xp, float* cols, int64_t ld) const;
   void from_columns(const float* dcols, int64_t ld, float* xp, float* dxi) const;
@@ -110,6 +114,7 @@ class Conv : public UnaryLayer {
   std::vector<int64_t> tile_begin_;   // tiled: where each tile's positions start in order_
   AlignedBuffer w_dense_;             // table: expanded weights; gradient partials reduce into it
   AlignedBuffer partials_;            // per chunk of samples: [dW (dense layout), db]
+  AlignedBuffer masked_;              // relu, tiled or reference: dy where y > 0
   int64_t partial_size_ = 0;
   int64_t scratch_size_ = 0;
   tbb::enumerable_thread_specific<AlignedBuffer> scratch_;

@@ -332,6 +332,11 @@ INSTANTIATE_TEST_SUITE_P(
         Variant{"{type: conv3d, filters: 2, kernel: [2, 3, 3], stride: [1, 2, 2], padding: same}", {2, 3, 5, 5}, 2},
         Variant{"{type: conv3d, filters: 4, kernel: 2, groups: 2, dilation: [1, 2, 1]}", {2, 3, 5, 4}, 2},
         Variant{"{type: conv, filters: 2, kernel: 3, padding: same}", {2, 5, 5}, 2},
+        // The fused activation: wide and plain layouts, one sample, tiled, location bias.
+        Variant{"{type: conv2d, filters: 3, kernel: 3, padding: same, activation: relu}", {2, 5, 5}, 3},
+        Variant{"{type: conv2d, filters: 3, kernel: 1, activation: relu}", {3, 4, 4}, 1},
+        Variant{"{type: conv1d, filters: 3, kernel: 3, stride: 2, bias: location, activation: relu}", {2, 9}, 2},
+        Variant{"{type: conv2d, filters: 2, kernel: 3, tiles: 2, activation: relu}", {2, 6, 6}, 2},
         Variant{"{type: conv_transpose1d, filters: 2, kernel: 3, stride: 2}", {3, 5}, 2},
         Variant{"{type: conv_transpose2d, filters: 2, kernel: 3}", {3, 4, 4}, 2},
         Variant{"{type: conv_transpose2d, filters: 3, kernel: 4, stride: 2, padding: 1}", {2, 3, 3}, 2},
@@ -388,7 +393,9 @@ TEST(Conv, BlockedProductsEqualReferenceOnLargeBatches) {
       {"{type: conv2d, filters: 16, kernel: 5}", {6, 14, 14}},
       {"{type: conv2d, filters: 8, kernel: 3, groups: 2, stride: 2, padding: same}", {4, 17, 15}},
       {"{type: conv2d, kernel: 5, connections: [[0, 1, 2], [1, 2, 3], [2, 3, 4], [0, 3, 4, 5]]}", {6, 14, 14}},
-      {"{type: conv2d, filters: 5, kernel: 1}", {12, 24, 24}}};
+      {"{type: conv2d, filters: 5, kernel: 1}", {12, 24, 24}},
+      {"{type: conv2d, filters: 6, kernel: 5, padding: 2, activation: relu}", {1, 28, 28}},
+      {"{type: conv2d, filters: 8, kernel: 3, stride: 2, activation: relu}", {4, 17, 15}}};
   for (const auto& [yaml, x] : cases) {
     SCOPED_TRACE(yaml);
     compare_fast_and_reference(yaml, x, 45, 7);
