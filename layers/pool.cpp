@@ -2,6 +2,7 @@
 // plane's backward is serial, so overlapping windows add their gradients in a fixed order.
 #include "layers/pool.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -92,17 +93,23 @@ bool Pool::forward_inside(const float* xp, float* yp, int32_t* am) const {
       float* y = yp + oh * OW;
       int32_t* a = am + oh * OW;
       const auto base = static_cast<int32_t>(2 * oh * W);
+      // Selects by masks, not branches: the comparisons of random data are unpredictable.
+      // Tap t replaces the maximum when it is strictly greater (NaN never is), as above.
+      const auto Wi = static_cast<int32_t>(W);
       for (int64_t ow = 0; ow < OW; ++ow) {
         const float v0 = r0[2 * ow], v1 = r0[2 * ow + 1], v2 = r1[2 * ow], v3 = r1[2 * ow + 1];
         const auto q = base + static_cast<int32_t>(2 * ow);
         float m = v0;
         int32_t arg = q;
-        arg = v1 > m ? q + 1 : arg;
-        m = v1 > m ? v1 : m;
-        arg = v2 > m ? q + static_cast<int32_t>(W) : arg;
-        m = v2 > m ? v2 : m;
-        arg = v3 > m ? q + static_cast<int32_t>(W) + 1 : arg;
-        m = v3 > m ? v3 : m;
+        int32_t take = -static_cast<int32_t>(v1 > m);
+        arg = (arg & ~take) | ((q + 1) & take);
+        m = std::max(m, v1);
+        take = -static_cast<int32_t>(v2 > m);
+        arg = (arg & ~take) | ((q + Wi) & take);
+        m = std::max(m, v2);
+        take = -static_cast<int32_t>(v3 > m);
+        arg = (arg & ~take) | ((q + Wi + 1) & take);
+        m = std::max(m, v3);
         y[ow] = m;
         a[ow] = arg;
       }
