@@ -19,8 +19,9 @@ int64_t sample_grain(int64_t flops_per_sample) { return grain_for(flops_per_samp
 
 // At most this many per-chunk weight-gradient partials, and at most this many bytes of them.
 constexpr int64_t kMaxPartials = 32;
-// Untiled: at most this many floats of columns per block of samples (1 MiB: the block's
-// columns stay in the L2 cache while the BLAS packs them).
+// Untiled: at most this many floats of columns per block of samples (256 KiB: the block's
+// columns stay in the L2 cache while the BLAS packs them; 256 KiB and 512 KiB blocks ran
+// alike in bench_conv, 1 MiB ones made LeNet's first layer twice as slow).
 constexpr int64_t kBlockFloats = int64_t{1} << 16;
 constexpr int64_t kPartialBytes = int64_t{256} << 20;
 
