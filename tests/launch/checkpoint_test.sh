@@ -4,21 +4,8 @@
 # on 2 ranks; a 2-rank checkpoint resumes on 1 and 4 ranks; damaged checkpoints are
 # refused and `--resume auto` falls back; mismatched models and optimizers are refused.
 # usage: checkpoint_test.sh HUBEL SOURCE_DIR MPIEXEC
-set -u
-HUBEL=$1
-SRC=$2
-MPIEXEC=$3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-E="$SRC/launch/experiments/spirals_mlp.yaml"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 COMMON=(--set train.epochs=4 --set "data.spirals={train: 600, test: 200}" --threads 1)
-last() { ls "$1"/checkpoints/ckpt-*.h5 | tail -1; }
-same() {  # same A B: /model and /optimizer bitwise equal
-  h5diff "$1" "$2" /model > /dev/null && h5diff "$1" "$2" /optimizer > /dev/null
-}
 
 for opt in "sgd, lr: 0.1, momentum: 0.9, nesterov: true" "adam, lr: 0.01" "rmsprop, lr: 0.01" "adagrad, lr: 0.1" "adamw, lr: 0.01"; do
   "$HUBEL" train "$E" "${COMMON[@]}" --set "optimizer={type: $opt}" --run-dir "$T/a" > "$T/log" 2>&1 || fail "train ($opt)"

@@ -4,21 +4,9 @@
 # paused. Each ends with a clear message and a non-zero exit, within seconds, and loses
 # nothing that was saved.
 # usage: fault_test.sh HUBEL SOURCE_DIR MPIEXEC
-set -u
-HUBEL=$1
-SRC=$2
-MPIEXEC=$3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-T=$(mktemp -d)
-trap 'pkill -KILL -f "$T/" 2>/dev/null; rm -rf "$T"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-ok() { echo "ok: $*"; }
-E="$SRC/launch/experiments/spirals_mlp.yaml"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 COMMON=(--set "data.spirals={train: 600, test: 200}" --set checkpoint.every_steps=25 --threads 1)
 mp() { "$MPIEXEC" --oversubscribe -np 2 "$HUBEL" "$@"; }
-last() { ls "$1"/checkpoints/ckpt-*.h5 | tail -1; }
-same() { h5diff "$1" "$2" /model > /dev/null && h5diff "$1" "$2" /optimizer > /dev/null; }
 
 # 1. A rank killed with SIGKILL mid-epoch: mpirun ends non-zero within seconds; resuming
 #    from `latest` ends bitwise equal to an uninterrupted run on the same 2 ranks.
