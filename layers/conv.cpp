@@ -9,6 +9,7 @@
 #include "framework/config.hpp"
 #include "framework/parallel.hpp"
 #include "layers/gemm.hpp"
+#include "layers/gemm_kernels.hpp"
 
 namespace hubel::layers {
 
@@ -124,6 +125,19 @@ void apply_relu(float* y, int64_t n) {
   parallel_chunks(n, 16384, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) y[i] = y[i] > 0 ? y[i] : 0.0f;
   });
+}
+
+// The row stride of a block's matrices: its columns rounded up to whole panels of the
+// product kernel, so no column is left to a slower tail (the extra columns are zero).
+int64_t block_ld(int64_t columns) {
+  const int64_t panel = std::max<int64_t>(kernel_panel(), 1);
+  return (columns + panel - 1) / panel * panel;
+}
+
+// m[r][from, ld) = 0 for rows r < rows.
+void zero_columns(float* m, int64_t rows, int64_t from, int64_t ld) {
+  if (from < ld)
+    for (int64_t r = 0; r < rows; ++r) std::fill(m + r * ld + from, m + (r + 1) * ld, 0.0f);
 }
 
 const char* bias_name(BiasKind b) { return b == BiasKind::none ? ", no bias" : b == BiasKind::location ? ", bias per location" : ""; }
@@ -313,22 +327,33 @@ void Conv::bind(const Binding& b) {
   // The wide layout (see pad_input) where it applies: untiled, stride 1, zero padding, 1-D or 2-D.
   const Window& w = g_.w;
   wide_ = Wide{};
-  wide_.Pc = P;
+  wide_.Pc = wide_.Pcp = P;
   if (g_.T == 1 && w.value == PadValue::zero && w.in[0] == 1 && w.out[0] == 1 && w.k[0] == 1 && w.s[1] == 1 &&
       w.s[2] == 1 && !w.is_pointwise()) {
     wide_.on = true;
     wide_.Hp = w.out[1] + (w.k[1] - 1) * w.d[1];
     wide_.Wp = w.out[2] + (w.k[2] - 1) * w.d[2];
     wide_.Pc = w.out[1] * wide_.Wp;
-    // The last row's run reaches (k - 1) * dilation past the last plane.
-    wide_.image = align_floats(g_.C * wide_.Hp * wide_.Wp + (w.k[2] - 1) * w.d[2]);
+    // The last row's run reaches (k - 1) * dilation past the last plane (and, implicit,
+    // up to a panel further: the columns that round Pc up).
+    const int64_t panel = kernel_panel();
+    wide_.implicit = panel > 0;
+    wide_.Pcp = wide_.implicit ? (wide_.Pc + panel - 1) / panel * panel : wide_.Pc;
+    wide_.image = align_floats(g_.C * wide_.Hp * wide_.Wp + (w.k[2] - 1) * w.d[2] + wide_.Pcp - wide_.Pc);
+    wide_.off.clear();
+    for (int64_t c = 0; c < g_.C; ++c)
+      for (int64_t kh = 0; kh < w.k[1]; ++kh)
+        for (int64_t kw = 0; kw < w.k[2]; ++kw)
+          wide_.off.push_back(c * wide_.Hp * wide_.Wp + kh * w.d[1] * wide_.Wp + kw * w.d[2]);
   }
-  // Untiled: cols and dcols [CK, nb * Pc], y or dy of the block [K, nb * Pc], and the
-  // padded image. Tiled: cols, dcols, the same two in tile order, and one [K, P] buffer.
+  // Untiled: cols and dcols [CK, ld], y or dy of the block [K, ld] (ld: nb * Pcp rounded
+  // up by block_ld), and the padded images (one per sample of a block when implicit).
+  // Tiled: cols, dcols, the same two in tile order, and one [K, P] buffer.
   const int64_t Pc = wide_.Pc;
   nb_ = std::clamp<int64_t>(kBlockFloats / std::max<int64_t>(CK * Pc, 1), 1, std::max<int64_t>(max_batch_, 1));
+  const int64_t ld = block_ld(wide_.Pcp * nb_);
   scratch_size_ = g_.T > 1 ? align_floats(CK * P) * 4 + align_floats(g_.K * P)
-                           : align_floats(CK * Pc * nb_) * 2 + align_floats(g_.K * Pc * nb_) + wide_.image;
+                           : align_floats(CK * ld) * 2 + align_floats(g_.K * ld) + wide_.image * (wide_.implicit ? nb_ : 1);
   const int64_t n = scratch_size_;
   scratch_ = tbb::enumerable_thread_specific<AlignedBuffer>([n] { return AlignedBuffer(n, AlignedBuffer::Uninitialized{}); });
   if (o_.relu && g_.T > 1) masked_ = AlignedBuffer(max_batch_ * g_.K * P, AlignedBuffer::Uninitialized{});
@@ -422,22 +447,37 @@ void Conv::from_columns(const float* dcols, int64_t ld, float* xp, float* dxi) c
 void Conv::forward_blocks(ConstTensorView x, TensorView y) {
   const Geometry& g = g_;
   const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
-  const int64_t in_stride = g.C * g.w.in_vol(), Pc = wide_.Pc, OW = g.w.out[2], rows = P / OW, Wp = wide_.Wp;
+  const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], rows = P / OW, Wp = wide_.Wp;
   const float* W = dense_weights();
   const float* bias = o_.bias == BiasKind::none ? nullptr : params_[1].w;
+  // Columns per sample in the block's matrices; implicit: rows of the column matrix read
+  // in place from each sample's padded image.
+  const bool implicit = wide_.implicit;
+  const int64_t sc = wide_.Pcp, image = wide_.image;
   parallel_chunks(n, std::max(nb_, sample_grain(2 * g.blocks * g.kvol() * P)), [&](int64_t n0, int64_t n1) {
     float* cols = scratch_.local().data();
-    float* yb = cols + 2 * align_floats(CK * Pc * nb_);
-    float* xp = yb + align_floats(K * Pc * nb_);
+    const int64_t ld_max = block_ld(sc * nb_);
+    float* yb = cols + 2 * align_floats(CK * ld_max);
+    float* xp = yb + align_floats(K * ld_max);
     for (int64_t b0 = n0; b0 < n1; b0 += nb_) {
-      const int64_t nb = std::min(nb_, n1 - b0), L = nb * Pc;
-      for (int64_t j = 0; j < nb; ++j) to_columns(x.data() + (b0 + j) * in_stride, xp, cols + j * Pc, L);
-      // One sample in the plain layout: straight into y. Otherwise [K, nb * Pc], then
-      // each sample's planes.
+      const int64_t nb = std::min(nb_, n1 - b0);
+      // One sample in the plain layout: straight into y. Otherwise [K, ld], then each
+      // sample's planes.
       const bool direct = nb == 1 && !wide_.on;
+      const int64_t L = direct ? P : block_ld(nb * sc);
       float* Y = direct ? y.data() + b0 * K * P : yb;
-      for (int64_t gr = 0; gr < g.groups; ++gr)
-        gemm(false, false, Kg, L, CgK, 1.0f, W + gr * Kg * CgK, CgK, cols + gr * CgK * L, L, 0.0f, Y + gr * Kg * L, L);
+      if (implicit) {
+        for (int64_t j = 0; j < nb; ++j) pad_input(x.data() + (b0 + j) * in_stride, xp + j * image);
+        for (int64_t gr = 0; gr < g.groups; ++gr)
+          for (int64_t j = 0; j < nb; ++j)
+            kernel_gemm_nn(false, Kg, sc, CgK, 1.0f, W + gr * Kg * CgK, CgK,
+                           Rows{xp + j * image, 0, wide_.off.data() + gr * CgK}, 0.0f, Y + gr * Kg * L + j * sc, L);
+      } else {
+        for (int64_t j = 0; j < nb; ++j) to_columns(x.data() + (b0 + j) * in_stride, xp, cols + j * sc, L);
+        zero_columns(cols, CK, nb * sc, L);
+        for (int64_t gr = 0; gr < g.groups; ++gr)
+          gemm(false, false, Kg, L, CgK, 1.0f, W + gr * Kg * CgK, CgK, cols + gr * CgK * L, L, 0.0f, Y + gr * Kg * L, L);
+      }
       for (int64_t j = 0; j < nb; ++j) {
         float* yi = y.data() + (b0 + j) * K * P;
         if (direct) {
@@ -449,7 +489,7 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
         const bool relu = o_.relu;
         for (int64_t k = 0; k < K; ++k)
           for (int64_t r = 0; r < rows; ++r) {
-            const float* src = yb + k * L + j * Pc + r * (wide_.on ? Wp : OW);
+            const float* src = yb + k * L + j * sc + r * (wide_.on ? Wp : OW);
             float* dst = yi + k * P + r * OW;
             if (o_.bias == BiasKind::location) {
               const float* b = bias + k * P + r * OW;
@@ -475,21 +515,30 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
   const int64_t slots = max_partials(partial_size_, max_batch_);
   const int64_t chunk = backward_chunk(n, std::max(nb_, sample_grain(4 * g.blocks * g.kvol() * P)), slots);
   const int64_t chunks = (n + chunk - 1) / chunk;
+  const bool implicit = wide_.implicit;  // see forward_blocks
+  const int64_t sc = wide_.Pcp, image = wide_.image;
   parallel_chunks(chunks, 1, [&](int64_t c0, int64_t c1) {
     float* cols = scratch_.local().data();
-    float* dcols = cols + align_floats(CK * Pc * nb_);
-    float* dyb = cols + 2 * align_floats(CK * Pc * nb_);
-    float* xp = dyb + align_floats(K * Pc * nb_);
+    const int64_t ld_max = block_ld(sc * nb_);
+    float* dcols = cols + align_floats(CK * ld_max);
+    float* dyb = cols + 2 * align_floats(CK * ld_max);
+    float* xp = dyb + align_floats(K * ld_max);
     for (int64_t c = c0; c < c1; ++c) {
       float* dW = partials_.data() + c * partial_size_;
       float* db = dW + dense;
       const int64_t end = std::min(n, (c + 1) * chunk);
       for (int64_t b0 = c * chunk; b0 < end; b0 += nb_) {
-        const int64_t nb = std::min(nb_, end - b0), L = nb * Pc;
+        const int64_t nb = std::min(nb_, end - b0);
         const bool first = b0 == c * chunk, direct = nb == 1 && !wide_.on && !o_.relu;
+        // The columns past nb * sc are zero in cols and dy (and, implicit, those past Pc
+        // in each sample's dy): they add nothing.
+        const int64_t L = direct ? P : block_ld(nb * sc);
+        if (!implicit) zero_columns(cols, CK, nb * sc, L);
+        if (!direct) zero_columns(dyb, K, nb * sc, L);
         for (int64_t j = 0; j < nb; ++j) {
           const int64_t i = b0 + j;
-          to_columns(x.data() + i * in_stride, xp, cols + j * Pc, L);
+          if (implicit) pad_input(x.data() + i * in_stride, xp + j * image);
+          else to_columns(x.data() + i * in_stride, xp, cols + j * sc, L);
           const float* dyi = dy.data() + i * K * P;
           if (direct) {
             bias_gradient(o_.bias, dyi, K, P, first && j == 0, db);
@@ -499,7 +548,7 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
           const float* yi = y.data() + i * K * P;
           for (int64_t k = 0; k < K; ++k)
             for (int64_t r = 0; r < rows; ++r) {
-              float* d = dyb + k * L + j * Pc + r * (wide_.on ? Wp : OW);
+              float* d = dyb + k * L + j * sc + r * (wide_.on ? Wp : OW);
               const float* src = dyi + k * P + r * OW;
               if (o_.relu) {
                 const float* yr = yi + k * P + r * OW;
@@ -509,16 +558,23 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
               }
               if (wide_.on) std::fill(d + OW, d + Wp, 0.0f);  // the wide positions
             }
-          bias_gradient_rows(o_.bias, dyb + j * Pc, L, rows, wide_.on ? Wp : OW, OW, K, first && j == 0, db);
+          if (sc > Pc)
+            for (int64_t k = 0; k < K; ++k) std::fill(dyb + k * L + j * sc + Pc, dyb + k * L + (j + 1) * sc, 0.0f);
+          bias_gradient_rows(o_.bias, dyb + j * sc, L, rows, wide_.on ? Wp : OW, OW, K, first && j == 0, db);
         }
         const float* D = direct ? dy.data() + b0 * K * P : dyb;
-        for (int64_t gr = 0; gr < g.groups; ++gr)
-          gemm(false, true, Kg, CgK, L, 1.0f, D + gr * Kg * L, L, cols + gr * CgK * L, L, first ? 0.0f : 1.0f,
-               dW + gr * Kg * CgK, CgK);
+        for (int64_t gr = 0; gr < g.groups; ++gr) {
+          if (implicit)  // one dot product per weight over the block's samples, each in its image
+            kernel_gemm_nt(Kg, CgK, sc, 1.0f, D + gr * Kg * L, L, Rows{xp, 0, wide_.off.data() + gr * CgK},
+                           first ? 0.0f : 1.0f, dW + gr * Kg * CgK, CgK, nb, sc, image);
+          else
+            gemm(false, true, Kg, CgK, L, 1.0f, D + gr * Kg * L, L, cols + gr * CgK * L, L, first ? 0.0f : 1.0f,
+                 dW + gr * Kg * CgK, CgK);
+        }
         if (dx.empty()) continue;
         for (int64_t gr = 0; gr < g.groups; ++gr)
           gemm(true, false, CgK, L, Kg, 1.0f, W + gr * Kg * CgK, CgK, D + gr * Kg * L, L, 0.0f, dcols + gr * CgK * L, L);
-        for (int64_t j = 0; j < nb; ++j) from_columns(dcols + j * Pc, L, xp, dx.data() + (b0 + j) * in_stride);
+        for (int64_t j = 0; j < nb; ++j) from_columns(dcols + j * sc, L, xp, dx.data() + (b0 + j) * in_stride);
       }
     }
   });

@@ -109,6 +109,12 @@ class Conv : public UnaryLayer {
     int64_t Hp = 0, Wp = 0;           // the padded image the windows cover
     int64_t Pc = 0;                   // columns per sample: OH * Wp (wide) or P
     int64_t image = 0;                // floats of the padded-image scratch
+    // Implicit (when this build has the product kernels): no column matrix; the kernels
+    // read its rows in place, row (c, kh, kw) at off[row] in the padded image, and each
+    // sample takes Pcp columns (Pc rounded up to whole kernel panels) in y and dy.
+    bool implicit = false;
+    int64_t Pcp = 0;
+    std::vector<int64_t> off;
   } wide_;
   std::vector<int64_t> order_;        // tiled: output positions sorted by tile
   std::vector<int64_t> tile_begin_;   // tiled: where each tile's positions start in order_

@@ -5,6 +5,7 @@
 
 #include "framework/random.hpp"
 #include "layers/gemm.hpp"
+#include "layers/gemm_kernels.hpp"
 
 namespace hubel::layers {
 
@@ -25,6 +26,115 @@ TEST(Gemm, MatchesTheReference) {
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) ASSERT_NEAR(c[i * ldc + j], r[i * ldc + j], 1e-4 * (1 + k)) << "trial " << trial;
   }
+}
+
+// The register-blocked kernels against the reference on the shapes they are chosen for
+// (a convolution's: 6 or 16 filters, 25 or 150 taps, a few hundred columns) and on odd
+// ones: row remainders of every size, dot products with tails, k longer than one pass,
+// transposed A, alpha and beta; and gemm() picks them for exactly those shapes.
+TEST(Gemm, KernelsMatchTheReference) {
+  const int64_t panel = kernel_panel();
+  if (panel == 0) GTEST_SKIP() << "this build has no vector kernels (no AVX2 or AVX-512): the BLAS runs everything";
+  Rng rng(2);
+  struct Case {
+    int64_t m, n, k;
+  };
+  // nn: C[m, n] = op(A)[m, k] B[k, n]; n a multiple of the panel.
+  for (const Case& s : {Case{16, 28 * panel, 150}, Case{150, 26 * panel, 16}, Case{6, 49 * panel, 25}, Case{1, panel, 1},
+                        Case{13, 3 * panel, 700}, Case{7, 2 * panel, 33}})
+    for (int variant = 0; variant < 4; ++variant) {
+      const bool ta = variant & 1;
+      const float alpha = variant == 2 ? 0.5f : 1.0f, beta = variant & 2 ? 1.0f : 0.0f;
+      const int64_t lda = (ta ? s.m : s.k) + 3, ldb = s.n + 5, ldc = s.n + 1;
+      std::vector<float> a((ta ? s.k : s.m) * lda), b(s.k * ldb), c(s.m * ldc), r;
+      for (auto& v : a) v = static_cast<float>(rng.normal());
+      for (auto& v : b) v = static_cast<float>(rng.normal());
+      for (auto& v : c) v = static_cast<float>(rng.normal());
+      r = c;
+      kernel_gemm_nn(ta, s.m, s.n, s.k, alpha, a.data(), lda, Rows{b.data(), ldb}, beta, c.data(), ldc);
+      gemm_reference(ta, false, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, r.data(), ldc);
+      for (int64_t i = 0; i < s.m; ++i)
+        for (int64_t j = 0; j < ldc; ++j)  // ldc: the column past n is untouched
+          ASSERT_NEAR(c[i * ldc + j], r[i * ldc + j], 1e-5 * (1 + s.k)) << s.m << "x" << s.n << "x" << s.k << " variant " << variant;
+    }
+  // nt: C[m, n] = A[m, k] B[n, k]^T.
+  for (const Case& s : {Case{16, 150, 420}, Case{6, 25, 3136}, Case{3, 7, 1}, Case{5, 11, 67}, Case{1, 1, 2053}})
+    for (int variant = 0; variant < 3; ++variant) {
+      const float alpha = variant == 2 ? 0.5f : 1.0f, beta = variant ? 1.0f : 0.0f;
+      const int64_t lda = s.k + 1, ldb = s.k + 2, ldc = s.n + 3;
+      std::vector<float> a(s.m * lda), b(s.n * ldb), c(s.m * ldc), r;
+      for (auto& v : a) v = static_cast<float>(rng.normal());
+      for (auto& v : b) v = static_cast<float>(rng.normal());
+      for (auto& v : c) v = static_cast<float>(rng.normal());
+      r = c;
+      kernel_gemm_nt(s.m, s.n, s.k, alpha, a.data(), lda, Rows{b.data(), ldb}, beta, c.data(), ldc);
+      gemm_reference(false, true, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, r.data(), ldc);
+      for (int64_t i = 0; i < s.m; ++i)
+        for (int64_t j = 0; j < ldc; ++j)
+          ASSERT_NEAR(c[i * ldc + j], r[i * ldc + j], 1e-5 * (1 + s.k)) << s.m << "x" << s.n << "x" << s.k << " variant " << variant;
+    }
+  // The rule: a small side against a long one, never two transposes.
+  EXPECT_TRUE(kernel_takes(false, false, 16, 28 * panel, 150));
+  EXPECT_TRUE(kernel_takes(true, false, 150, 28 * panel, 16));
+  EXPECT_TRUE(kernel_takes(false, true, 16, 150, 420));
+  EXPECT_FALSE(kernel_takes(false, false, 64, 1024, 576));  // the CIFAR-sized layer: the BLAS
+  EXPECT_FALSE(kernel_takes(true, true, 16, 150, 420));
+  EXPECT_FALSE(kernel_takes(false, false, 16, panel, 150));  // too narrow to pay
+}
+
+// Rows read in place at offsets (the implicit im2col of a convolution: overlapping rows
+// of one image) and dot products in segments (one per sample): the same numbers as the
+// reference on the column matrix written out.
+TEST(Gemm, KernelsReadRowsInPlace) {
+  const int64_t panel = kernel_panel();
+  if (panel == 0) GTEST_SKIP() << "no vector kernels in this build";
+  Rng rng(4);
+  // A 3-channel 9x11 image, 3x3 taps: row (c, kh, kw) starts at c * 99 + kh * 11 + kw.
+  const int64_t C = 3, H = 9, Wd = 11, taps = C * 9, n = 4 * panel, segs = 3, image = C * H * Wd + 2 * 11 + 2 + n;
+  std::vector<int64_t> off;
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t kh = 0; kh < 3; ++kh)
+      for (int64_t kw = 0; kw < 3; ++kw) off.push_back(c * H * Wd + kh * Wd + kw);
+  std::vector<float> img(segs * image);
+  for (auto& v : img) v = static_cast<float>(rng.normal());
+  std::vector<float> cols(segs * taps * n);  // [segment][tap][n]
+  for (int64_t g = 0; g < segs; ++g)
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t j = 0; j < n; ++j) cols[(g * taps + t) * n + j] = img[g * image + off[t] + j];
+  // nn: Y[m, n] = W[m, taps] cols (segment 1's image).
+  const int64_t m = 7;
+  std::vector<float> w(m * taps), y(m * n), r(m * n);
+  for (auto& v : w) v = static_cast<float>(rng.normal());
+  kernel_gemm_nn(false, m, n, taps, 1.0f, w.data(), taps, Rows{img.data() + image, 0, off.data()}, 0.0f, y.data(), n);
+  gemm_reference(false, false, m, n, taps, 1.0f, w.data(), taps, cols.data() + taps * n, n, 0.0f, r.data(), n);
+  for (int64_t i = 0; i < m * n; ++i) ASSERT_NEAR(y[i], r[i], 1e-4) << i;
+  // nt: dW[m, taps] = sum over segments of dY_g[m, n] cols_g^T, dY's segments side by side.
+  std::vector<float> dy(m * segs * n), dw(m * taps, 5.0f), ref(m * taps, 5.0f), dyg(m * n), part(m * taps);
+  for (auto& v : dy) v = static_cast<float>(rng.normal());
+  kernel_gemm_nt(m, taps, n, 1.0f, dy.data(), segs * n, Rows{img.data(), 0, off.data()}, 1.0f, dw.data(), taps, segs, n,
+                 image);
+  for (int64_t g = 0; g < segs; ++g) {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) dyg[i * n + j] = dy[i * segs * n + g * n + j];
+    gemm_reference(false, true, m, taps, n, 1.0f, dyg.data(), n, cols.data() + g * taps * n, n, 0.0f, part.data(), taps);
+    for (int64_t i = 0; i < m * taps; ++i) ref[i] += part[i];
+  }
+  for (int64_t i = 0; i < m * taps; ++i) ASSERT_NEAR(dw[i], ref[i], 1e-3) << i;
+}
+
+// gemm() through the kernels with a tail of columns left to the BLAS: the same numbers.
+TEST(Gemm, KernelWithABlasTail) {
+  const int64_t panel = kernel_panel();
+  if (panel == 0) GTEST_SKIP() << "no vector kernels in this build";
+  Rng rng(3);
+  const int64_t m = 16, n = 9 * panel + 5, k = 150;
+  ASSERT_TRUE(kernel_takes(false, false, m, n, k));
+  std::vector<float> a(m * k), b(k * n), c(m * n, 7.0f), r(m * n);
+  for (auto& v : a) v = static_cast<float>(rng.normal());
+  for (auto& v : b) v = static_cast<float>(rng.normal());
+  gemm(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n);
+  gemm_reference(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, r.data(), n);
+  for (int64_t i = 0; i < m * n; ++i) ASSERT_NEAR(c[i], r[i], 1e-4) << i;
 }
 
 }  // namespace hubel::layers

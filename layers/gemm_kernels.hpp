@@ -1,0 +1,50 @@
+// Register-blocked products for the shapes a BLAS runs far below its peak: one side of
+// the product is small (a convolution with few channels: 6 or 16 filters, a 5x5 window on
+// 6 channels), the other long (the columns of a block of samples). OpenBLAS packs both
+// operands for every call and its kernels are tuned for large squares; here the small
+// operand is read in place (it stays in the L1 cache) and the long one streams once per
+// tile row, with no packing at all.
+//
+// Two forms, both row-major with the contract of gemm() (C = alpha op(A) op(B) + beta C):
+//   nn:  op(B) = B, a wide [k, n] matrix read in panels of kernel_panel() columns; op(A)
+//        is A or A^T (read by scalar broadcasts, so either costs the same).
+//   nt:  C[i][j] = sum_p A[i][p] B[j][p], long k: dot products kept in vector lanes and
+//        summed in a fixed order at the end.
+// Each result depends only on the shapes and the data, never on threads or alignment.
+#pragma once
+
+#include <cstdint>
+
+namespace hubel::layers {
+
+// Columns per panel of the nn kernel (two vectors: 16 floats with AVX2, 32 with AVX-512),
+// 0 when this build has no vector kernels (the BLAS then does everything). Callers that
+// control their leading dimension round n up to it, so no column is left to a tail.
+int64_t kernel_panel();
+
+// Whether gemm() hands this product to the kernels below (a rule on the shapes alone).
+bool kernel_takes(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k);
+
+// The rows of a matrix a kernel reads: row r starts at base + off[r], or at base + r * ld
+// when off is null. With offsets, the rows of a convolution's column matrix are read in
+// place from the padded image (row (c, kh, kw) is the image shifted by c * plane + kh * Wp
+// + kw): an implicit im2col that copies nothing.
+struct Rows {
+  const float* base;
+  int64_t ld = 0;
+  const int64_t* off = nullptr;
+};
+
+// C[m, n] = alpha op(A) B + beta C. n is a multiple of kernel_panel() (callers give the
+// rest to the BLAS); every row of B has n readable floats.
+void kernel_gemm_nn(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, Rows b,
+                    float beta, float* c, int64_t ldc);
+
+// C[i][j] = alpha sum_s sum_{p<k} A[i][s * a_seg + p] B[j][s * b_seg + p] + beta C[i][j]
+// for segments s < segs: a dot product in pieces, such as one piece per sample of a
+// block, each sample's columns in its own image. Any m, n, k when segs is 1; k a multiple
+// of kernel_panel() / 2 otherwise.
+void kernel_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, Rows b, float beta,
+                    float* c, int64_t ldc, int64_t segs = 1, int64_t a_seg = 0, int64_t b_seg = 0);
+
+}  // namespace hubel::layers
