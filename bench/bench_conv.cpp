@@ -3,7 +3,7 @@
 // same machine, measured in the same run with the same thread count, and their ratio.
 //
 //   build/bench/bench_conv                      # all
-//   build/bench/bench_conv --benchmark_filter=cifar
+//   build/bench/bench_conv --benchmark_filter=cifar     # the CIFAR-sized layers
 //
 // SGEMM with 2 threads means two independent products at once (the BLAS is serial inside
 // TBB tasks, as in hubel). Say which OPENBLAS_CORETYPE ran (these machines export Haswell).
@@ -109,6 +109,13 @@ void lenet5_c3_table(benchmark::State& s) {
        "[0, 2, 3, 5], [0, 1, 2, 3, 4, 5]]}",
        Shape{6, 14, 14}, 64 * s.range(0), true);
 }
+// The two convolutions of the peer's CIFAR-sized net (bench/experiments/cifar_net.yaml).
+void cifar_net_c1(benchmark::State& s) {
+  conv(s, "{type: conv2d, filters: 32, kernel: 3, padding: 1}", Shape{3, 32, 32}, 64, false);
+}
+void cifar_net_c2(benchmark::State& s) {
+  conv(s, "{type: conv2d, filters: 64, kernel: 3, padding: 1}", Shape{32, 16, 16}, 64, true);
+}
 void cifar(benchmark::State& s) { conv(s, "{type: conv2d, filters: 64, kernel: 3, padding: same}", Shape{64, 32, 32}, 64, true); }
 
 void sgemm(benchmark::State& state) {
@@ -123,5 +130,7 @@ BENCHMARK(sgemm)->Arg(1)->Arg(2)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(lenet_c1)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(lenet_c3)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(lenet5_c3_table)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(cifar_net_c1)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(cifar_net_c2)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(cifar)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_MAIN();

@@ -98,6 +98,7 @@ class Conv : public UnaryLayer {
   void pad_input(const float* xi, float* xp) const;
   void scatter_table_gradient(const float* dw_dense);  // dense-layout gradient into the table's
   const float* dense_weights();  // the weights as [T, K, Cg * kvol] (expanding a table)
+  int64_t cols_floats() const;   // untiled: floats of the cols (implicit: dy^T) scratch
 
   Options o_;
   Geometry g_;
@@ -113,6 +114,7 @@ class Conv : public UnaryLayer {
     // read its rows in place, row (c, kh, kw) at off[row] in the padded image, and each
     // sample takes Pcp columns (Pc rounded up to whole kernel panels) in y and dy.
     bool implicit = false;
+    bool transposed = false;          // implicit, Kg whole panels: dW^T = cols dY^T
     int64_t Pcp = 0;
     std::vector<int64_t> off;
   } wide_;
@@ -121,6 +123,7 @@ class Conv : public UnaryLayer {
   AlignedBuffer w_dense_;             // table: expanded weights; gradient partials reduce into it
   AlignedBuffer partials_;            // per chunk of samples: [dW (dense layout), db]
   AlignedBuffer masked_;              // relu, tiled or reference: dy where y > 0
+  AlignedBuffer w_t_;                 // transposed: the summed weight gradient, [groups, CgK, Kg]
   int64_t partial_size_ = 0;
   int64_t scratch_size_ = 0;
   tbb::enumerable_thread_specific<AlignedBuffer> scratch_;

@@ -61,9 +61,9 @@ constexpr int kNR = 2 * kW;
 // Keeps v in a register: without it GCC folds the load into every FMA that uses v, and a
 // vector used R times is loaded R times (the nt tile then waits on loads, not FMAs).
 inline void in_register(Vec& v) { asm("" : "+x"(v)); }
-// Rows of B per pass of the nn kernel: the [kKc, kNR] panel (16 KiB) stays in the L1
-// cache while every row tile of A passes over it.
-constexpr int64_t kKc = 4096 / kNR;
+// Rows of B per pass of the nn kernel: the [kKc, kNR] panel (32 KiB) stays near the core
+// while every row tile of A passes over it (a convolution's products take one pass).
+constexpr int64_t kKc = 8192 / kNR;
 
 // Row r of a Rows map.
 template <bool Off>
@@ -71,22 +71,25 @@ inline const float* row(const Rows& m, int64_t r) {
   return Off ? m.base + m.off[r] : m.base + r * m.ld;
 }
 
-// C[R, kNR] = alpha * sum_p A(r, p) B[p, :] + beta * C, A(r, p) = a[r * ars + p * acs];
-// B's rows from p0 on, shifted by j columns.
+// C[R, kNR] = alpha * sum_p A(r, p) B[p, :] + beta * C, A(r, p) = arow[r][p * acs]; B's
+// rows from p0 on, shifted by j columns.
 template <int R, bool Off>
-void nn_tile(int64_t k, const float* a, int64_t ars, int64_t acs, const Rows& b, int64_t p0, int64_t j, float* c,
+void nn_tile(int64_t k, const float* const* arow, int64_t acs, const Rows& b, int64_t p0, int64_t j, float* c,
              int64_t ldc, float alpha, float beta) {
   Vec lo[R], hi[R];
-  for (int r = 0; r < R; ++r) lo[r] = hi[r] = vzero();
+  const float* ar[R];
+  for (int r = 0; r < R; ++r) {
+    lo[r] = hi[r] = vzero();
+    ar[r] = arow[r];
+  }
   for (int64_t p = 0; p < k; ++p) {
     const float* bp = row<Off>(b, p0 + p) + j;
     const Vec b0 = vload(bp), b1 = vload(bp + kW);
-    const float* ap = a + p * acs;
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const Vec ar = vset1(ap[r * ars]);
-      lo[r] = vfma(ar, b0, lo[r]);
-      hi[r] = vfma(ar, b1, hi[r]);
+      const Vec av = vset1(ar[r][p * acs]);
+      lo[r] = vfma(av, b0, lo[r]);
+      hi[r] = vfma(av, b1, hi[r]);
     }
   }
   const Vec va = vset1(alpha), vb = vset1(beta);
@@ -102,7 +105,7 @@ void nn_tile(int64_t k, const float* a, int64_t ars, int64_t acs, const Rows& b,
   }
 }
 
-using NnTile = void (*)(int64_t, const float*, int64_t, int64_t, const Rows&, int64_t, int64_t, float*, int64_t, float,
+using NnTile = void (*)(int64_t, const float* const*, int64_t, const Rows&, int64_t, int64_t, float*, int64_t, float,
                         float);
 
 template <bool Off, int... R>
@@ -111,6 +114,24 @@ constexpr auto nn_tiles(std::integer_sequence<int, R...>) {
 }
 constexpr std::array<std::array<NnTile, kMR>, 2> kNnTiles{nn_tiles<false>(std::make_integer_sequence<int, kMR>{}),
                                                           nn_tiles<true>(std::make_integer_sequence<int, kMR>{})};
+
+// The nn driver: A(i, p) = arow(i)[p * acs], where arow(i) gives row i's start.
+template <class ARow>
+void gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, ARow arow, int64_t acs, const Rows& b, float beta, float* c,
+             int64_t ldc) {
+  const auto& tiles = kNnTiles[b.off ? 1 : 0];
+  const float* rows[kMR];
+  for (int64_t p0 = 0; p0 < k; p0 += kKc) {
+    const int64_t kc = std::min(kKc, k - p0);
+    const float bt = p0 == 0 ? beta : 1.0f;
+    for (int64_t j = 0; j + kNR <= n; j += kNR)
+      for (int64_t i = 0; i < m; i += kMR) {
+        const int64_t r = std::min<int64_t>(kMR, m - i);
+        for (int64_t q = 0; q < r; ++q) rows[q] = arow(i + q) + p0 * acs;
+        tiles[static_cast<size_t>(r - 1)](kc, rows, acs, b, p0, j, c + i * ldc + j, ldc, alpha, bt);
+      }
+  }
+}
 
 // Where the segments of an nt product lie.
 struct Segments {
@@ -181,16 +202,12 @@ bool kernel_takes(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k) {
 void kernel_gemm_nn(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, Rows b,
                     float beta, float* c, int64_t ldc) {
   const int64_t ars = trans_a ? 1 : lda, acs = trans_a ? lda : 1;
-  const auto& tiles = kNnTiles[b.off ? 1 : 0];
-  for (int64_t p0 = 0; p0 < k; p0 += kKc) {
-    const int64_t kc = std::min(kKc, k - p0);
-    const float bt = p0 == 0 ? beta : 1.0f;
-    for (int64_t j = 0; j + kNR <= n; j += kNR)
-      for (int64_t i = 0; i < m; i += kMR) {
-        const int64_t r = std::min<int64_t>(kMR, m - i);
-        tiles[static_cast<size_t>(r - 1)](kc, a + i * ars + p0 * acs, ars, acs, b, p0, j, c + i * ldc + j, ldc, alpha, bt);
-      }
-  }
+  gemm_nn(m, n, k, alpha, [=](int64_t i) { return a + i * ars; }, acs, b, beta, c, ldc);
+}
+
+void kernel_gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, Rows a, Rows b, float beta, float* c, int64_t ldc) {
+  if (a.off) gemm_nn(m, n, k, alpha, [&](int64_t i) { return a.base + a.off[i]; }, 1, b, beta, c, ldc);
+  else gemm_nn(m, n, k, alpha, [&](int64_t i) { return a.base + i * a.ld; }, 1, b, beta, c, ldc);
 }
 
 void kernel_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, Rows b, float beta,
@@ -222,6 +239,16 @@ void kernel_gemm_nn(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, 
         sum += double{trans_a ? a[p * lda + i] : a[i * lda + p]} * (b.off ? b.base + b.off[p] : b.base + p * b.ld)[j];
       c[i * ldc + j] = static_cast<float>(alpha * sum + (beta == 0 ? 0.0 : beta * c[i * ldc + j]));
     }
+}
+void kernel_gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, Rows a, Rows b, float beta, float* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i) {
+    const float* ai = a.off ? a.base + a.off[i] : a.base + i * a.ld;
+    for (int64_t j = 0; j < n; ++j) {
+      double sum = 0;
+      for (int64_t p = 0; p < k; ++p) sum += double{ai[p]} * (b.off ? b.base + b.off[p] : b.base + p * b.ld)[j];
+      c[i * ldc + j] = static_cast<float>(alpha * sum + (beta == 0 ? 0.0 : beta * c[i * ldc + j]));
+    }
+  }
 }
 void kernel_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, Rows b, float beta,
                     float* c, int64_t ldc, int64_t segs, int64_t a_seg, int64_t b_seg) {

@@ -402,6 +402,20 @@ TEST(Conv, BlockedProductsEqualReferenceOnLargeBatches) {
   }
 }
 
+// --- The implicit column matrix with a transposed weight gradient (dW^T = cols dY^T):
+// whole panels of many filters and many taps, as the CIFAR-sized net's second layer;
+// plain, grouped, with the fused activation and dilated.
+TEST(Conv, TransposedWeightGradientEqualsReference) {
+  const std::pair<const char*, Shape> cases[] = {
+      {"{type: conv2d, filters: 64, kernel: 3, padding: 1}", {32, 8, 8}},
+      {"{type: conv2d, filters: 64, kernel: 3, padding: 1, groups: 2, activation: relu}", {16, 7, 9}},
+      {"{type: conv2d, filters: 32, kernel: 3, padding: 2, dilation: 2}", {8, 6, 6}}};
+  for (const auto& [yaml, x] : cases) {
+    SCOPED_TRACE(yaml);
+    compare_fast_and_reference(yaml, x, 11, 9);
+  }
+}
+
 // --- Threads do not change results ------------------------------------------------------
 
 TEST(Conv, SameBitsWithOneAndTwoThreads) {

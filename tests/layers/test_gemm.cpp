@@ -120,6 +120,17 @@ TEST(Gemm, KernelsReadRowsInPlace) {
     for (int64_t i = 0; i < m * taps; ++i) ref[i] += part[i];
   }
   for (int64_t i = 0; i < m * taps; ++i) ASSERT_NEAR(dw[i], ref[i], 1e-3) << i;
+  // nn with A read in place: dW^T[taps, panel] = cols_g dY_g^T, accumulated over segments.
+  std::vector<float> dyt(segs * n * panel), dwt(taps * panel, 0.0f), reft(taps * panel, 0.0f), partt(taps * panel);
+  for (auto& v : dyt) v = static_cast<float>(rng.normal());
+  for (int64_t g = 0; g < segs; ++g) {
+    kernel_gemm_nn(taps, panel, n, 1.0f, Rows{img.data() + g * image, 0, off.data()}, Rows{dyt.data() + g * n * panel, panel},
+                   g ? 1.0f : 0.0f, dwt.data(), panel);
+    gemm_reference(false, false, taps, panel, n, 1.0f, cols.data() + g * taps * n, n, dyt.data() + g * n * panel, panel, 0.0f,
+                   partt.data(), panel);
+    for (int64_t i = 0; i < taps * panel; ++i) reft[i] += partt[i];
+  }
+  for (int64_t i = 0; i < taps * panel; ++i) ASSERT_NEAR(dwt[i], reft[i], 1e-3) << i;
 }
 
 // gemm() through the kernels with a tail of columns left to the BLAS: the same numbers.
