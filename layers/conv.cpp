@@ -568,7 +568,10 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
               const float* src = dyi + k * P + r * OW;
               if (o_.relu) {
                 const float* yr = yi + k * P + r * OW;
-                for (int64_t q = 0; q < OW; ++q) d[q] = yr[q] > 0 ? src[q] : 0.0f;
+                for (int64_t q = 0; q < OW; ++q) {
+                  const float v = src[q];  // read unconditionally: a select, not a masked load
+                  d[q] = yr[q] > 0 ? v : 0.0f;
+                }
               } else {
                 std::memcpy(d, src, static_cast<size_t>(OW) * sizeof(float));
               }
@@ -577,10 +580,13 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
           if (sc > Pc)
             for (int64_t k = 0; k < K; ++k) std::fill(dyb + k * L + j * sc + Pc, dyb + k * L + (j + 1) * sc, 0.0f);
           bias_gradient_rows(o_.bias, dyb + j * sc, L, rows, wide_.on ? Wp : OW, OW, K, first && j == 0, db);
-          if (transposed)
-            for (int64_t q = 0; q < sc; ++q) {
-              float* t = dyt + (j * sc + q) * K;
-              for (int64_t k = 0; k < K; ++k) t[k] = dyb[k * L + j * sc + q];
+          if (transposed)  // dy^T in tiles of 8 positions: short rows read, a small block written
+            for (int64_t q0 = 0; q0 < sc; q0 += 8) {
+              float* t = dyt + (j * sc + q0) * K;
+              for (int64_t k = 0; k < K; ++k) {
+                const float* src = dyb + k * L + j * sc + q0;
+                for (int64_t q = 0; q < 8; ++q) t[q * K + k] = src[q];
+              }
             }
         }
         const float* D = direct ? dy.data() + b0 * K * P : dyb;
@@ -637,7 +643,10 @@ void Conv::backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, Te
     float* m = masked_.data();
     const float *yp = y.data(), *dp = dy.data();
     parallel_chunks(dy.numel(), 16384, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) m[i] = yp[i] > 0 ? dp[i] : 0.0f;
+      for (int64_t i = b; i < e; ++i) {
+        const float v = dp[i];
+        m[i] = yp[i] > 0 ? v : 0.0f;
+      }
     });
     d = ConstTensorView(m, dy.shape());
   }
