@@ -573,7 +573,7 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
                   d[q] = yr[q] > 0 ? v : 0.0f;
                 }
               } else {
-                std::memcpy(d, src, static_cast<size_t>(OW) * sizeof(float));
+                for (int64_t q = 0; q < OW; ++q) d[q] = src[q];  // short rows: no call per row
               }
               if (wide_.on) std::fill(d + OW, d + Wp, 0.0f);  // the wide positions
             }
