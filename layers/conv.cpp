@@ -337,6 +337,7 @@ void Conv::bind(const Binding& b) {
     const int64_t panel = kernel_panel();
     wide_.implicit = panel > 0;
     wide_.Pcp = wide_.implicit ? (wide_.Pc + panel - 1) / panel * panel : wide_.Pc;
+    wide_.compact = wide_.implicit && w.out[2] % panel == 0;
     wide_.image = align_floats(g_.C * wide_.Hp * wide_.Wp + (w.k[2] - 1) * w.d[2] + wide_.Pcp - wide_.Pc);
     wide_.off.clear();
     for (int64_t c = 0; c < g_.C; ++c)
@@ -477,6 +478,30 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
       const bool direct = nb == 1 && !wide_.on;
       const int64_t L = direct ? P : block_ld(nb * sc);
       float* Y = direct ? y.data() + b0 * K * P : yb;
+      if (wide_.compact) {
+        // Output rows of whole panels: each panel's columns from its own image row, the
+        // product straight into y (no wide positions), then bias and activation in place.
+        for (int64_t j = 0; j < nb; ++j) {
+          pad_input(x.data() + (b0 + j) * in_stride, xp + j * image);
+          float* yi = y.data() + (b0 + j) * K * P;
+          for (int64_t gr = 0; gr < g.groups; ++gr) {
+            Rows columns{xp + j * image, 0, wide_.off.data() + gr * CgK};
+            columns.group = OW;
+            columns.group_stride = Wp;
+            kernel_gemm_nn(false, Kg, P, CgK, 1.0f, W + gr * Kg * CgK, CgK, columns, 0.0f, yi + gr * Kg * P, P);
+          }
+          for (int64_t k = 0; k < K; ++k) {
+            float* yk = yi + k * P;
+            const float* bl = o_.bias == BiasKind::location ? bias + k * P : nullptr;
+            const float b = o_.bias == BiasKind::channel ? bias[k] : 0.0f;
+            for (int64_t q = 0; q < P; ++q) {
+              const float v = yk[q] + (bl ? bl[q] : b);
+              yk[q] = o_.relu && !(v > 0) ? 0.0f : v;
+            }
+          }
+        }
+        continue;
+      }
       if (implicit) {
         for (int64_t j = 0; j < nb; ++j) pad_input(x.data() + (b0 + j) * in_stride, xp + j * image);
         for (int64_t gr = 0; gr < g.groups; ++gr)

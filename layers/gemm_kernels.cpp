@@ -143,7 +143,8 @@ void gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64
         if constexpr (ByRow)
           for (int64_t q = 0; q < r; ++q) rows[q] = arow(i + q) + p0;
         const ATile at{a + i * ars + p0 * acs, ars, acs, rows};
-        tiles[static_cast<size_t>(r - 1)](kc, at, b, p0, j, c + i * ldc + j, ldc, alpha, bt);
+        const int64_t bj = b.group ? j / b.group * b.group_stride + j % b.group : j;
+        tiles[static_cast<size_t>(r - 1)](kc, at, b, p0, bj, c + i * ldc + j, ldc, alpha, bt);
       }
   }
 }
@@ -251,7 +252,8 @@ void kernel_gemm_nn(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, 
     for (int64_t j = 0; j < n; ++j) {
       double sum = 0;
       for (int64_t p = 0; p < k; ++p)
-        sum += double{trans_a ? a[p * lda + i] : a[i * lda + p]} * (b.off ? b.base + b.off[p] : b.base + p * b.ld)[j];
+        sum += double{trans_a ? a[p * lda + i] : a[i * lda + p]} *
+               (b.off ? b.base + b.off[p] : b.base + p * b.ld)[b.group ? j / b.group * b.group_stride + j % b.group : j];
       c[i * ldc + j] = static_cast<float>(alpha * sum + (beta == 0 ? 0.0 : beta * c[i * ldc + j]));
     }
 }

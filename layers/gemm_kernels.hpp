@@ -33,6 +33,11 @@ struct Rows {
   const float* base;
   int64_t ld = 0;
   const int64_t* off = nullptr;
+  // B of the nn kernel only: when group > 0 (a multiple of kernel_panel()), the columns
+  // come in groups of that many whose starts lie group_stride apart: column j is read at
+  // (j / group) * group_stride + j % group. A convolution whose output rows are whole
+  // panels reads each output row's columns from its own row of the padded image.
+  int64_t group = 0, group_stride = 0;
 };
 
 // C[m, n] = alpha op(A) B + beta C. n is a multiple of kernel_panel() (callers give the

@@ -41,7 +41,9 @@ TEST(Gemm, KernelsMatchTheReference) {
   };
   // nn: C[m, n] = op(A)[m, k] B[k, n]; n a multiple of the panel.
   for (const Case& s : {Case{16, 28 * panel, 150}, Case{150, 26 * panel, 16}, Case{6, 49 * panel, 25}, Case{1, panel, 1},
-                        Case{13, 3 * panel, 700}, Case{7, 2 * panel, 33}})
+                        Case{13, 3 * panel, 700}, Case{7, 2 * panel, 33},
+                        // many row tiles, many panels, and both over two passes of k
+                        Case{29, 5 * panel, 60}, Case{40, 9 * panel, 70}, Case{31, 8 * panel, 530}})
     for (int variant = 0; variant < 4; ++variant) {
       const bool ta = variant & 1;
       const float alpha = variant == 2 ? 0.5f : 1.0f, beta = variant & 2 ? 1.0f : 0.0f;
@@ -108,6 +110,20 @@ TEST(Gemm, KernelsReadRowsInPlace) {
   kernel_gemm_nn(false, m, n, taps, 1.0f, w.data(), taps, Rows{img.data() + image, 0, off.data()}, 0.0f, y.data(), n);
   gemm_reference(false, false, m, n, taps, 1.0f, w.data(), taps, cols.data() + taps * n, n, 0.0f, r.data(), n);
   for (int64_t i = 0; i < m * n; ++i) ASSERT_NEAR(y[i], r[i], 1e-4) << i;
+  // nn with columns in groups: each panel of columns from its own row of the image (an
+  // output row of a convolution as wide as a panel), starts 11 floats apart.
+  {
+    const int64_t groups = 3, wide = groups * panel;
+    std::vector<float> yg(m * wide), rg(m * wide), colsg(taps * wide);
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t j = 0; j < wide; ++j) colsg[t * wide + j] = img[image + off[t] + j / panel * 11 + j % panel];
+    Rows rows{img.data() + image, 0, off.data()};
+    rows.group = panel;
+    rows.group_stride = 11;
+    kernel_gemm_nn(false, m, wide, taps, 1.0f, w.data(), taps, rows, 0.0f, yg.data(), wide);
+    gemm_reference(false, false, m, wide, taps, 1.0f, w.data(), taps, colsg.data(), wide, 0.0f, rg.data(), wide);
+    for (int64_t i = 0; i < m * wide; ++i) ASSERT_NEAR(yg[i], rg[i], 1e-4) << i;
+  }
   // nt: dW[m, taps] = sum over segments of dY_g[m, n] cols_g^T, dY's segments side by side.
   std::vector<float> dy(m * segs * n), dw(m * taps, 5.0f), ref(m * taps, 5.0f), dyg(m * n), part(m * taps);
   for (auto& v : dy) v = static_cast<float>(rng.normal());
@@ -120,17 +136,20 @@ TEST(Gemm, KernelsReadRowsInPlace) {
     for (int64_t i = 0; i < m * taps; ++i) ref[i] += part[i];
   }
   for (int64_t i = 0; i < m * taps; ++i) ASSERT_NEAR(dw[i], ref[i], 1e-3) << i;
-  // nn with A read in place: dW^T[taps, panel] = cols_g dY_g^T, accumulated over segments.
-  std::vector<float> dyt(segs * n * panel), dwt(taps * panel, 0.0f), reft(taps * panel, 0.0f), partt(taps * panel);
-  for (auto& v : dyt) v = static_cast<float>(rng.normal());
-  for (int64_t g = 0; g < segs; ++g) {
-    kernel_gemm_nn(taps, panel, n, 1.0f, Rows{img.data() + g * image, 0, off.data()}, Rows{dyt.data() + g * n * panel, panel},
-                   g ? 1.0f : 0.0f, dwt.data(), panel);
-    gemm_reference(false, false, taps, panel, n, 1.0f, cols.data() + g * taps * n, n, dyt.data() + g * n * panel, panel, 0.0f,
-                   partt.data(), panel);
-    for (int64_t i = 0; i < taps * panel; ++i) reft[i] += partt[i];
+  // nn with A read in place: dW^T[taps, w] = cols_g dY_g^T, accumulated over segments; w
+  // of one panel and of eight.
+  for (const int64_t w : {panel, 8 * panel}) {
+    std::vector<float> dyt(segs * n * w), dwt(taps * w, 0.0f), reft(taps * w, 0.0f), partt(taps * w);
+    for (auto& v : dyt) v = static_cast<float>(rng.normal());
+    for (int64_t g = 0; g < segs; ++g) {
+      kernel_gemm_nn(taps, w, n, 1.0f, Rows{img.data() + g * image, 0, off.data()}, Rows{dyt.data() + g * n * w, w},
+                     g ? 1.0f : 0.0f, dwt.data(), w);
+      gemm_reference(false, false, taps, w, n, 1.0f, cols.data() + g * taps * n, n, dyt.data() + g * n * w, w, 0.0f,
+                     partt.data(), w);
+      for (int64_t i = 0; i < taps * w; ++i) reft[i] += partt[i];
+    }
+    for (int64_t i = 0; i < taps * w; ++i) ASSERT_NEAR(dwt[i], reft[i], 1e-3) << "w " << w << " at " << i;
   }
-  for (int64_t i = 0; i < taps * panel; ++i) ASSERT_NEAR(dwt[i], reft[i], 1e-3) << i;
 }
 
 // gemm() through the kernels with a tail of columns left to the BLAS: the same numbers.
