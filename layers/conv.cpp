@@ -338,6 +338,9 @@ void Conv::bind(const Binding& b) {
     wide_.implicit = panel > 0;
     wide_.Pcp = wide_.implicit ? (wide_.Pc + panel - 1) / panel * panel : wide_.Pc;
     wide_.compact = wide_.implicit && w.out[2] % panel == 0;
+    wide_.pmap.clear();
+    if (wide_.compact)  // output position q's column in the padded image
+      for (int64_t q = 0; q < P; ++q) wide_.pmap.push_back(q / w.out[2] * wide_.Wp + q % w.out[2]);
     wide_.image = align_floats(g_.C * wide_.Hp * wide_.Wp + (w.k[2] - 1) * w.d[2] + wide_.Pcp - wide_.Pc);
     wide_.off.clear();
     for (int64_t c = 0; c < g_.C; ++c)
@@ -441,7 +444,11 @@ void Conv::from_columns(const float* dcols, int64_t ld, float* xp, float* dxi) c
       for (int64_t kw = 0; kw < w.k[2]; ++kw, ++row) {
         float* d = xp + c * plane + kh * w.d[1] * wide_.Wp + kw * w.d[2];
         const float* s = dcols + row * ld;
-        for (int64_t q = 0; q < Pc; ++q) d[q] += s[q];
+        if (wide_.compact)  // output rows OW apart in dcols, Wp apart in the image
+          for (int64_t r = 0; r < w.out[1]; ++r)
+            for (int64_t q = 0; q < w.out[2]; ++q) d[r * wide_.Wp + q] += s[r * w.out[2] + q];
+        else
+          for (int64_t q = 0; q < Pc; ++q) d[q] += s[q];
       }
   // Crop the padding off (elements the windows never cover get zero).
   const int64_t H = w.in[1], Wd = w.in[2];
@@ -545,7 +552,11 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
 void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx) {
   const Geometry& g = g_;
   const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
-  const int64_t in_stride = g.C * g.w.in_vol(), Pc = wide_.Pc, OW = g.w.out[2], rows = P / OW, Wp = wide_.Wp;
+  const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], rows = P / OW, Wp = wide_.Wp;
+  // Compact (output rows of whole panels): dy keeps its own layout, P columns per sample,
+  // and the products skip the padding between output rows (see forward_blocks).
+  const bool compact = wide_.compact;
+  const int64_t Pc = compact ? P : wide_.Pc, row_stride = compact || !wide_.on ? OW : Wp;
   const float* W = dense_weights();
   const int64_t dense = K * CgK;
   const int64_t slots = max_partials(partial_size_, max_batch_);
@@ -556,7 +567,7 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
   // dY^T (the nn kernel, A read in place, dy^T as B), otherwise as dW = dY cols^T by dot
   // products (the nt kernel); the input gradient is dcols = W^T dY, then col2im.
   const bool implicit = wide_.implicit, transposed = wide_.transposed;
-  const int64_t sc = wide_.Pcp, image = wide_.image;
+  const int64_t sc = compact ? P : wide_.Pcp, image = wide_.image;
   parallel_chunks(chunks, 1, [&](int64_t c0, int64_t c1) {
     float* cols = scratch_.local().data();
     const int64_t ld_max = block_ld(sc * nb_);
@@ -589,7 +600,7 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
           const float* yi = y.data() + i * K * P;
           for (int64_t k = 0; k < K; ++k)
             for (int64_t r = 0; r < rows; ++r) {
-              float* d = dyb + k * L + j * sc + r * (wide_.on ? Wp : OW);
+              float* d = dyb + k * L + j * sc + r * row_stride;
               const float* src = dyi + k * P + r * OW;
               if (o_.relu) {
                 const float* yr = yi + k * P + r * OW;
@@ -600,11 +611,11 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
               } else {
                 for (int64_t q = 0; q < OW; ++q) d[q] = src[q];  // short rows: no call per row
               }
-              if (wide_.on) std::fill(d + OW, d + Wp, 0.0f);  // the wide positions
+              if (row_stride > OW) std::fill(d + OW, d + row_stride, 0.0f);  // the wide positions
             }
           if (sc > Pc)
             for (int64_t k = 0; k < K; ++k) std::fill(dyb + k * L + j * sc + Pc, dyb + k * L + (j + 1) * sc, 0.0f);
-          bias_gradient_rows(o_.bias, dyb + j * sc, L, rows, wide_.on ? Wp : OW, OW, K, first && j == 0, db);
+          bias_gradient_rows(o_.bias, dyb + j * sc, L, rows, row_stride, OW, K, first && j == 0, db);
           if (transposed)  // dy^T in tiles of 8 positions: short rows read, a small block written
             for (int64_t q0 = 0; q0 < sc; q0 += 8) {
               float* t = dyt + (j * sc + q0) * K;
@@ -619,7 +630,12 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
           if (transposed)  // [CgK, Kg] per group, accumulated sample by sample
             for (int64_t j = 0; j < nb; ++j)
               kernel_gemm_nn(CgK, Kg, sc, 1.0f, Rows{xp + j * image, 0, wide_.off.data() + gr * CgK},
-                             Rows{dyt + j * sc * K + gr * Kg, K}, first && j == 0 ? 0.0f : 1.0f, dW + gr * Kg * CgK, Kg);
+                             Rows{dyt + j * sc * K + gr * Kg, K}, first && j == 0 ? 0.0f : 1.0f, dW + gr * Kg * CgK, Kg,
+                             compact ? wide_.pmap.data() : nullptr);
+          else if (compact)  // per sample: one piece of each dot product per output row
+            for (int64_t j = 0; j < nb; ++j)
+              kernel_gemm_nt(Kg, CgK, OW, 1.0f, D + gr * Kg * L + j * sc, L, Rows{xp + j * image, 0, wide_.off.data() + gr * CgK},
+                             first && j == 0 ? 0.0f : 1.0f, dW + gr * Kg * CgK, CgK, rows, OW, Wp);
           else if (implicit)  // one dot product per weight over the block's samples, each in its image
             kernel_gemm_nt(Kg, CgK, sc, 1.0f, D + gr * Kg * L, L, Rows{xp, 0, wide_.off.data() + gr * CgK},
                            first ? 0.0f : 1.0f, dW + gr * Kg * CgK, CgK, nb, sc, image);

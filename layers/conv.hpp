@@ -115,7 +115,8 @@ class Conv : public UnaryLayer {
     // sample takes Pcp columns (Pc rounded up to whole kernel panels) in y and dy.
     bool implicit = false;
     bool transposed = false;          // implicit, Kg whole panels: dW^T = cols dY^T
-    bool compact = false;             // implicit, output rows of whole panels: forward into y
+    bool compact = false;             // implicit, output rows of whole panels: no wide positions
+    std::vector<int64_t> pmap;        // compact: output position q's column in the padded image
     int64_t Pcp = 0;
     std::vector<int64_t> off;
   } wide_;

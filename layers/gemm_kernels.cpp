@@ -78,28 +78,31 @@ struct ATile {
   const float* a;
   int64_t rs, cs;
   const float* const* row;
+  const int64_t* map;  // by rows with a column map: A(i, p) = row[i][map[p]]
 };
+enum AMode { kStrided, kByRow, kByRowMapped };
 
 // C[R, kNR] = alpha * sum_p A(r, p) B[p, :] + beta * C for the tile's A; B's rows from p0
 // on, shifted by j columns. Strided A keeps GCC's addressing of the broadcasts simple (a
 // pointer array costs A^T products a fifth of their speed).
-template <int R, bool Off, bool ByRow>
+template <int R, bool Off, int Mode>
 void nn_tile(int64_t k, const ATile& at, const Rows& b, int64_t p0, int64_t j, float* c, int64_t ldc, float alpha,
              float beta) {
   Vec lo[R], hi[R];
   const float* ar[R];
   for (int r = 0; r < R; ++r) {
     lo[r] = hi[r] = vzero();
-    if constexpr (ByRow) ar[r] = at.row[r];
+    if constexpr (Mode != kStrided) ar[r] = at.row[r];
   }
   const int64_t ars = at.rs, acs = at.cs;
   for (int64_t p = 0; p < k; ++p) {
     const float* bp = row<Off>(b, p0 + p) + j;
     const Vec b0 = vload(bp), b1 = vload(bp + kW);
     const float* ap = at.a + p * acs;
+    const int64_t mp = Mode == kByRowMapped ? at.map[p] : p;
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const Vec av = vset1(ByRow ? ar[r][p] : ap[r * ars]);
+      const Vec av = vset1(Mode == kStrided ? ap[r * ars] : ar[r][mp]);
       lo[r] = vfma(av, b0, lo[r]);
       hi[r] = vfma(av, b1, hi[r]);
     }
@@ -119,20 +122,20 @@ void nn_tile(int64_t k, const ATile& at, const Rows& b, int64_t p0, int64_t j, f
 
 using NnTile = void (*)(int64_t, const ATile&, const Rows&, int64_t, int64_t, float*, int64_t, float, float);
 
-template <bool Off, bool ByRow, int... R>
+template <bool Off, int Mode, int... R>
 constexpr auto nn_tiles(std::integer_sequence<int, R...>) {
-  return std::array<NnTile, sizeof...(R)>{&nn_tile<R + 1, Off, ByRow>...};
+  return std::array<NnTile, sizeof...(R)>{&nn_tile<R + 1, Off, Mode>...};
 }
-template <bool ByRow>
+template <int Mode>
 constexpr std::array<std::array<NnTile, kMR>, 2> kNnTiles{
-    nn_tiles<false, ByRow>(std::make_integer_sequence<int, kMR>{}),
-    nn_tiles<true, ByRow>(std::make_integer_sequence<int, kMR>{})};
+    nn_tiles<false, Mode>(std::make_integer_sequence<int, kMR>{}),
+    nn_tiles<true, Mode>(std::make_integer_sequence<int, kMR>{})};
 
 // The nn driver. Strided A: a, ars, acs; by rows: arow(i) gives row i's start.
-template <bool ByRow, class ARow>
+template <int Mode, class ARow>
 void gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t ars, int64_t acs, ARow arow,
-             const Rows& b, float beta, float* c, int64_t ldc) {
-  const auto& tiles = kNnTiles<ByRow>[b.off ? 1 : 0];
+             const int64_t* map, const Rows& b, float beta, float* c, int64_t ldc) {
+  const auto& tiles = kNnTiles<Mode>[b.off ? 1 : 0];
   const float* rows[kMR];
   for (int64_t p0 = 0; p0 < k; p0 += kKc) {
     const int64_t kc = std::min(kKc, k - p0);
@@ -140,9 +143,11 @@ void gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64
     for (int64_t j = 0; j + kNR <= n; j += kNR)
       for (int64_t i = 0; i < m; i += kMR) {
         const int64_t r = std::min<int64_t>(kMR, m - i);
-        if constexpr (ByRow)
+        if constexpr (Mode == kByRow)
           for (int64_t q = 0; q < r; ++q) rows[q] = arow(i + q) + p0;
-        const ATile at{a + i * ars + p0 * acs, ars, acs, rows};
+        if constexpr (Mode == kByRowMapped)
+          for (int64_t q = 0; q < r; ++q) rows[q] = arow(i + q);
+        const ATile at{a + i * ars + p0 * acs, ars, acs, rows, Mode == kByRowMapped ? map + p0 : nullptr};
         const int64_t bj = b.group ? j / b.group * b.group_stride + j % b.group : j;
         tiles[static_cast<size_t>(r - 1)](kc, at, b, p0, bj, c + i * ldc + j, ldc, alpha, bt);
       }
@@ -218,12 +223,18 @@ bool kernel_takes(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k) {
 void kernel_gemm_nn(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, Rows b,
                     float beta, float* c, int64_t ldc) {
   const auto none = [](int64_t) { return static_cast<const float*>(nullptr); };
-  gemm_nn<false>(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, none, b, beta, c, ldc);
+  gemm_nn<kStrided>(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, none, nullptr, b, beta, c, ldc);
 }
 
-void kernel_gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, Rows a, Rows b, float beta, float* c, int64_t ldc) {
-  if (a.off) gemm_nn<true>(m, n, k, alpha, a.base, 0, 1, [&](int64_t i) { return a.base + a.off[i]; }, b, beta, c, ldc);
-  else gemm_nn<false>(m, n, k, alpha, a.base, a.ld, 1, [](int64_t) { return static_cast<const float*>(nullptr); }, b, beta, c, ldc);
+void kernel_gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, Rows a, Rows b, float beta, float* c, int64_t ldc,
+                    const int64_t* a_columns) {
+  const auto none = [](int64_t) { return static_cast<const float*>(nullptr); };
+  const auto by_offset = [&](int64_t i) { return a.base + a.off[i]; };
+  const auto by_ld = [&](int64_t i) { return a.base + i * a.ld; };
+  if (a_columns && a.off) gemm_nn<kByRowMapped>(m, n, k, alpha, a.base, 0, 1, by_offset, a_columns, b, beta, c, ldc);
+  else if (a_columns) gemm_nn<kByRowMapped>(m, n, k, alpha, a.base, 0, 1, by_ld, a_columns, b, beta, c, ldc);
+  else if (a.off) gemm_nn<kByRow>(m, n, k, alpha, a.base, 0, 1, by_offset, nullptr, b, beta, c, ldc);
+  else gemm_nn<kStrided>(m, n, k, alpha, a.base, a.ld, 1, none, nullptr, b, beta, c, ldc);
 }
 
 void kernel_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, Rows b, float beta,
@@ -257,12 +268,14 @@ void kernel_gemm_nn(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, 
       c[i * ldc + j] = static_cast<float>(alpha * sum + (beta == 0 ? 0.0 : beta * c[i * ldc + j]));
     }
 }
-void kernel_gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, Rows a, Rows b, float beta, float* c, int64_t ldc) {
+void kernel_gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, Rows a, Rows b, float beta, float* c, int64_t ldc,
+                    const int64_t* a_columns) {
   for (int64_t i = 0; i < m; ++i) {
     const float* ai = a.off ? a.base + a.off[i] : a.base + i * a.ld;
     for (int64_t j = 0; j < n; ++j) {
       double sum = 0;
-      for (int64_t p = 0; p < k; ++p) sum += double{ai[p]} * (b.off ? b.base + b.off[p] : b.base + p * b.ld)[j];
+      for (int64_t p = 0; p < k; ++p)
+        sum += double{ai[a_columns ? a_columns[p] : p]} * (b.off ? b.base + b.off[p] : b.base + p * b.ld)[j];
       c[i * ldc + j] = static_cast<float>(alpha * sum + (beta == 0 ? 0.0 : beta * c[i * ldc + j]));
     }
   }

@@ -45,10 +45,12 @@ struct Rows {
 void kernel_gemm_nn(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, Rows b,
                     float beta, float* c, int64_t ldc);
 
-// The same with A's rows given by a map (A(i, p) = row i of a, at p): the transposed
-// product of a convolution's weight gradient, dW^T = cols dY^T, reads the column matrix in
-// place as A.
-void kernel_gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, Rows a, Rows b, float beta, float* c, int64_t ldc);
+// The same with A's rows given by a map (A(i, p) = row i of a, at p, or at a_columns[p]
+// when given): the transposed product of a convolution's weight gradient, dW^T = cols
+// dY^T, reads the column matrix in place as A (a_columns skips the padding between
+// output rows).
+void kernel_gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, Rows a, Rows b, float beta, float* c, int64_t ldc,
+                    const int64_t* a_columns = nullptr);
 
 // C[i][j] = alpha sum_s sum_{p<k} A[i][s * a_seg + p] B[j][s * b_seg + p] + beta C[i][j]
 // for segments s < segs: a dot product in pieces, such as one piece per sample of a

@@ -418,12 +418,15 @@ TEST(Conv, TransposedWeightGradientEqualsReference) {
 
 // --- Output rows of whole kernel panels (16 or 32 wide, as the CIFAR-sized net's layers):
 // the forward product reads each output row's columns from its own image row and writes y
-// directly; bias per channel or per location, the fused activation, groups.
+// directly, and backward skips the padding between output rows (dot products in pieces,
+// or the transposed weight gradient through a column map); bias per channel or per
+// location, the fused activation, groups.
 TEST(Conv, OutputRowsOfWholePanelsEqualReference) {
   const std::pair<const char*, Shape> cases[] = {
       {"{type: conv2d, filters: 32, kernel: 3, padding: 1, activation: relu}", {3, 6, 32}},
       {"{type: conv2d, filters: 12, kernel: 3, padding: 1, groups: 3, bias: location}", {6, 5, 16}},
-      {"{type: conv2d, filters: 8, kernel: [3, 5], padding: [0, 2]}", {4, 7, 64}}};
+      {"{type: conv2d, filters: 8, kernel: [3, 5], padding: [0, 2]}", {4, 7, 64}},
+      {"{type: conv2d, filters: 32, kernel: 3, padding: 1, activation: relu}", {8, 4, 16}}};  // dW^T
   for (const auto& [yaml, x] : cases) {
     SCOPED_TRACE(yaml);
     compare_fast_and_reference(yaml, x, 5, 21);
