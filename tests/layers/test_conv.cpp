@@ -385,10 +385,18 @@ TEST(Conv, FastEqualsReferenceOnRandomShapes) {
   EXPECT_GE(compared, 25);
 }
 
+// compare_fast_and_reference for each (layer, input shape) of a list.
+void compare_cases(const std::vector<std::pair<const char*, Shape>>& cases, int64_t batch, uint64_t seed) {
+  for (const auto& [yaml, x] : cases) {
+    SCOPED_TRACE(yaml);
+    compare_fast_and_reference(yaml, x, batch, seed);
+  }
+}
+
 // --- Blocks of samples share one product: LeNet-sized layers with batches of many blocks
 // and many backward chunks, plain, grouped, with a connection table and pointwise.
 TEST(Conv, BlockedProductsEqualReferenceOnLargeBatches) {
-  const std::pair<const char*, Shape> cases[] = {
+  const std::vector<std::pair<const char*, Shape>> cases = {
       {"{type: conv2d, filters: 6, kernel: 5, padding: 2}", {1, 28, 28}},
       {"{type: conv2d, filters: 16, kernel: 5}", {6, 14, 14}},
       {"{type: conv2d, filters: 8, kernel: 3, groups: 2, stride: 2, padding: same}", {4, 17, 15}},
@@ -396,24 +404,18 @@ TEST(Conv, BlockedProductsEqualReferenceOnLargeBatches) {
       {"{type: conv2d, filters: 5, kernel: 1}", {12, 24, 24}},
       {"{type: conv2d, filters: 6, kernel: 5, padding: 2, activation: relu}", {1, 28, 28}},
       {"{type: conv2d, filters: 8, kernel: 3, stride: 2, activation: relu}", {4, 17, 15}}};
-  for (const auto& [yaml, x] : cases) {
-    SCOPED_TRACE(yaml);
-    compare_fast_and_reference(yaml, x, 45, 7);
-  }
+  compare_cases(cases, 45, 7);
 }
 
 // --- The implicit column matrix with a transposed weight gradient (dW^T = cols dY^T):
 // whole panels of many filters and many taps, as the CIFAR-sized net's second layer;
 // plain, grouped, with the fused activation and dilated.
 TEST(Conv, TransposedWeightGradientEqualsReference) {
-  const std::pair<const char*, Shape> cases[] = {
+  const std::vector<std::pair<const char*, Shape>> cases = {
       {"{type: conv2d, filters: 64, kernel: 3, padding: 1}", {32, 8, 8}},
       {"{type: conv2d, filters: 64, kernel: 3, padding: 1, groups: 2, activation: relu}", {16, 7, 9}},
       {"{type: conv2d, filters: 32, kernel: 3, padding: 2, dilation: 2}", {8, 6, 6}}};
-  for (const auto& [yaml, x] : cases) {
-    SCOPED_TRACE(yaml);
-    compare_fast_and_reference(yaml, x, 11, 9);
-  }
+  compare_cases(cases, 11, 9);
 }
 
 // --- Output rows of whole kernel panels (16 or 32 wide, as the CIFAR-sized net's layers):
@@ -422,15 +424,12 @@ TEST(Conv, TransposedWeightGradientEqualsReference) {
 // or the transposed weight gradient through a column map); bias per channel or per
 // location, the fused activation, groups.
 TEST(Conv, OutputRowsOfWholePanelsEqualReference) {
-  const std::pair<const char*, Shape> cases[] = {
+  const std::vector<std::pair<const char*, Shape>> cases = {
       {"{type: conv2d, filters: 32, kernel: 3, padding: 1, activation: relu}", {3, 6, 32}},
       {"{type: conv2d, filters: 12, kernel: 3, padding: 1, groups: 3, bias: location}", {6, 5, 16}},
       {"{type: conv2d, filters: 8, kernel: [3, 5], padding: [0, 2]}", {4, 7, 64}},
       {"{type: conv2d, filters: 32, kernel: 3, padding: 1, activation: relu}", {8, 4, 16}}};  // dW^T
-  for (const auto& [yaml, x] : cases) {
-    SCOPED_TRACE(yaml);
-    compare_fast_and_reference(yaml, x, 5, 21);
-  }
+  compare_cases(cases, 5, 21);
 }
 
 // --- Threads do not change results ------------------------------------------------------
