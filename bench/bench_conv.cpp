@@ -12,6 +12,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <string>
 
 #include "framework/config.hpp"
 #include "framework/parallel.hpp"
@@ -19,6 +20,7 @@
 #include "framework/runtime.hpp"
 #include "layers/builtin.hpp"
 #include "layers/gemm.hpp"
+#include "layers/gemm_kernels.hpp"
 
 using namespace hubel;
 
@@ -133,4 +135,12 @@ BENCHMARK(lenet5_c3_table)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRe
 BENCHMARK(cifar_net_c1)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(cifar_net_c2)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(cifar)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_MAIN();
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  // Which product kernels ran (HUBEL_VECTOR_WIDTH=256 or 512 chooses; see gemm_kernels.hpp).
+  const int bits = layers::kernel_width();
+  benchmark::AddCustomContext("hubel product kernels", bits ? std::to_string(bits) + "-bit" : "none (BLAS only)");
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}

@@ -30,6 +30,7 @@
 #include "launch/visualize.hpp"
 #include "datasets/subset.hpp"
 #include "layers/builtin.hpp"
+#include "layers/gemm_kernels.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -444,8 +445,9 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     lo.heldout_name = data.heldout_name;
     log.emplace(lo);
     if (!resumed_from.empty()) std::cout << "resumed from " << resumed_from << (weights_only ? " (weights only)" : "") << "\n";
-    std::cout << "hubel " << HUBEL_VERSION << ": " << comm.size() << " rank(s) x " << runtime.threads() << " thread(s), experiment "
-              << c.experiment << "\n";
+    std::cout << "hubel " << HUBEL_VERSION << ": " << comm.size() << " rank(s) x " << runtime.threads() << " thread(s), "
+              << (layers::kernel_width() ? std::to_string(layers::kernel_width()) + "-bit product kernels" : "BLAS products")
+              << ", experiment " << c.experiment << "\n";
     std::cout << "data: " << data.train->name() << " " << data.train->size() << " samples of " << data.train->sample_shape().str();
     if (heldout) std::cout << "; held out (" << data.heldout_name << "): " << data.heldout->name() << " " << data.heldout->size() << " samples";
     if (test) std::cout << "; test: " << data.test->name() << " " << data.test->size() << " samples";

@@ -14,10 +14,25 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace hubel::layers {
 
-// Columns per panel of the nn kernel (two vectors: 16 floats with AVX2, 32 with AVX-512),
+// The vector width, in bits, of the kernels this process uses: 256 (AVX2 with FMA) or 512
+// (AVX-512, where the build targets it), 0 when the build has neither. Chosen once, at
+// first use: 512 where the CPU runs 512-bit operations whole, 256 elsewhere, including
+// AMD's Zen 4, which splits them in two (there the 256-bit tiles are faster). The
+// environment variable HUBEL_VECTOR_WIDTH=256 or 512 overrides the choice. Results
+// depend on the width (tile sizes and dot-product lanes differ), never on threads.
+int kernel_width();
+// The widths this build can run on this CPU (tests and benchmarks run each).
+std::vector<int> kernel_widths();
+// Uses the kernels of that width from now on (one of kernel_widths(); std::invalid_argument
+// otherwise). A convolution lays out its buffers for the panel when it is built: build
+// layers after this call, and do not run those built before it.
+void use_kernel_width(int bits);
+
+// Columns per panel of the nn kernel (two vectors: 16 floats at 256 bits, 32 at 512),
 // 0 when this build has no vector kernels (the BLAS then does everything). Callers that
 // control their leading dimension round n up to it, so no column is left to a tail.
 int64_t kernel_panel();

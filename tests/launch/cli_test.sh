@@ -84,6 +84,9 @@ expect 1 "layer 'dense1' \(dense\): shape \[5000000000000000000, 2\] has more th
 expect 0 "profile \(rank 0, 20 steps, 20.0 rows per step" -- train "$T/good.yaml" --run-dir "$T/run4" --profile
 expect 0 "^dense1 +dense +[0-9.]+ +[0-9.]+ +[0-9.]+%" -- train "$T/good.yaml" --run-dir "$T/run4" --profile
 expect 0 "^\(allreduce wait\) +[0-9.]+" -- train "$T/good.yaml" --run-dir "$T/run4" --profile
+# The product kernels' width: HUBEL_VECTOR_WIDTH chooses it, and anything else is refused by name.
+HUBEL_VECTOR_WIDTH=128 expect 1 "HUBEL_VECTOR_WIDTH=128: expected 256 or 512" -- train "$T/good.yaml" --run-dir "$T/vw"
+HUBEL_VECTOR_WIDTH=256 expect 0 "thread\(s\), 256-bit product kernels, experiment" -- train "$T/good.yaml" --run-dir "$T/vw"
 # Every subcommand has --help.
 for cmd in train eval summary inspect convert visualize; do
   expect 0 "usage: hubel $cmd" -- "$cmd" --help

@@ -13,6 +13,7 @@
 #include "framework/random.hpp"
 #include "layers/builtin.hpp"
 #include "layers/conv.hpp"
+#include "layers/gemm_kernels.hpp"
 #include "tests/expect_error.hpp"
 #include "tests/gradcheck.hpp"
 #include "tests/layers/layer_from_yaml.hpp"
@@ -262,7 +263,7 @@ void expect_close(const char* what, std::span<const float> a, std::span<const fl
   EXPECT_LE(err, tol * scale) << what << ": max difference " << err << " against max magnitude " << scale;
 }
 
-void compare_fast_and_reference(const std::string& yaml, const Shape& x, int64_t batch, uint64_t seed) {
+void compare_at_this_width(const std::string& yaml, const Shape& x, int64_t batch, uint64_t seed) {
   auto fast = layer_from_yaml(cat(yaml.substr(0, yaml.size() - 1), ", impl: fast}"));
   auto ref = layer_from_yaml(cat(yaml.substr(0, yaml.size() - 1), ", impl: reference}"));
   test::LayerHarness hf(*fast, {x}, batch, seed), hr(*ref, {x}, batch, seed);
@@ -277,6 +278,20 @@ void compare_fast_and_reference(const std::string& yaml, const Shape& x, int64_t
   expect_close("dx", hf.dx().span(), hr.dx().span());
   for (size_t p = 0; p < fast->params().size(); ++p)
     expect_close(fast->params()[p].name.c_str(), hf.dw(p).span(), hr.dw(p).span());
+}
+
+// The fast layer against the reference with the product kernels of every width this
+// build runs here (a layer lays out its columns for the width's panel), then the
+// process's own width again.
+void compare_fast_and_reference(const std::string& yaml, const Shape& x, int64_t batch, uint64_t seed) {
+  const int before = kernel_width();
+  for (const int bits : kernel_widths()) {
+    SCOPED_TRACE(cat(bits, "-bit kernels"));
+    use_kernel_width(bits);
+    compare_at_this_width(yaml, x, batch, seed);
+  }
+  if (before) use_kernel_width(before);
+  else compare_at_this_width(yaml, x, batch, seed);  // no vector kernels: the BLAS paths
 }
 
 TEST_P(ConvVariants, GradientCheckFast) {

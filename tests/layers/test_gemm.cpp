@@ -1,6 +1,9 @@
 // The BLAS product against the naive reference, for every transpose and odd sizes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "framework/random.hpp"
@@ -28,13 +31,46 @@ TEST(Gemm, MatchesTheReference) {
   }
 }
 
+// The kernels of every width this build runs on this CPU (256 and, with AVX-512, 512
+// bits), each test once per width; the process's own choice is restored after.
+class GemmKernels : public testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    before_ = kernel_width();
+    use_kernel_width(GetParam());
+  }
+  void TearDown() override { use_kernel_width(before_); }
+  int before_ = 0;
+};
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(GemmKernels);  // a build without vector kernels
+INSTANTIATE_TEST_SUITE_P(Widths, GemmKernels, testing::ValuesIn(kernel_widths()),
+                         [](const testing::TestParamInfo<int>& w) { return "bits" + std::to_string(w.param); });
+
+// The process's width: the widest the CPU runs whole unless HUBEL_VECTOR_WIDTH says;
+// other widths are refused by name.
+TEST(Gemm, KernelWidthIsOneThisCpuRuns) {
+  const std::vector<int> widths = kernel_widths();
+  if (widths.empty()) {
+    EXPECT_EQ(kernel_width(), 0);
+    EXPECT_EQ(kernel_panel(), 0);
+    return;
+  }
+  EXPECT_EQ(widths.front(), 256);  // AVX2 comes with every AVX-512 CPU
+  EXPECT_NE(std::find(widths.begin(), widths.end(), kernel_width()), widths.end()) << kernel_width();
+  EXPECT_EQ(kernel_panel(), kernel_width() / 16);  // two vectors of floats
+  EXPECT_THROW(use_kernel_width(128), std::invalid_argument);
+  if (widths.back() != 512) {
+    EXPECT_THROW(use_kernel_width(512), std::invalid_argument);
+  }
+}
+
 // The register-blocked kernels against the reference on the shapes they are chosen for
 // (a convolution's: 6 or 16 filters, 25 or 150 taps, a few hundred columns) and on odd
 // ones: row remainders of every size, dot products with tails, k longer than one pass,
 // transposed A, alpha and beta; and gemm() picks them for exactly those shapes.
-TEST(Gemm, KernelsMatchTheReference) {
+TEST_P(GemmKernels, MatchTheReference) {
   const int64_t panel = kernel_panel();
-  if (panel == 0) GTEST_SKIP() << "this build has no vector kernels (no AVX2 or AVX-512): the BLAS runs everything";
+  ASSERT_EQ(panel, GetParam() / 16);
   Rng rng(2);
   struct Case {
     int64_t m, n, k;
@@ -87,9 +123,8 @@ TEST(Gemm, KernelsMatchTheReference) {
 // Rows read in place at offsets (the implicit im2col of a convolution: overlapping rows
 // of one image) and dot products in segments (one per sample): the same numbers as the
 // reference on the column matrix written out.
-TEST(Gemm, KernelsReadRowsInPlace) {
+TEST_P(GemmKernels, ReadRowsInPlace) {
   const int64_t panel = kernel_panel();
-  if (panel == 0) GTEST_SKIP() << "no vector kernels in this build";
   Rng rng(4);
   // A 3-channel 9x11 image, 3x3 taps: row (c, kh, kw) starts at c * 99 + kh * 11 + kw.
   const int64_t C = 3, H = 9, Wd = 11, taps = C * 9, n = 4 * panel, segs = 3, image = C * H * Wd + 2 * 11 + 2 + n;
@@ -153,9 +188,8 @@ TEST(Gemm, KernelsReadRowsInPlace) {
 }
 
 // gemm() through the kernels with a tail of columns left to the BLAS: the same numbers.
-TEST(Gemm, KernelWithABlasTail) {
+TEST_P(GemmKernels, WithABlasTail) {
   const int64_t panel = kernel_panel();
-  if (panel == 0) GTEST_SKIP() << "no vector kernels in this build";
   Rng rng(3);
   const int64_t m = 16, n = 9 * panel + 5, k = 150;
   ASSERT_TRUE(kernel_takes(false, false, m, n, k));
