@@ -193,15 +193,26 @@ TEST(Pool, FastPathEqualsReferenceBitwise) {
     SCOPED_TRACE(yaml);
     const std::string y(yaml);
     auto fast = layer_from_yaml(y), ref = layer_from_yaml(y.substr(0, y.size() - 1) + ", impl: reference}");
-    const Shape x = y.find("3d") != std::string::npos ? Shape{3, 4, 6, 5} : y.find("1d") != std::string::npos ? Shape{3, 11} : Shape{3, 8, 10};
-    test::LayerHarness hf(*fast, {x}, 5, 31), hr(*ref, {x}, 5, 31);
-    // Ties: a quarter of the inputs are exactly 0.5.
-    for (auto* h : {&hf, &hr})
-      for (int64_t i = 0; i < h->x().numel(); i += 4) h->x().data()[i] = 0.5f;
-    hf.backward({});
-    hr.backward({});
-    EXPECT_EQ(0, std::memcmp(hf.y().data(), hr.y().data(), static_cast<size_t>(hf.y().numel()) * sizeof(float)));
-    EXPECT_EQ(0, std::memcmp(hf.dx().data(), hr.dx().data(), static_cast<size_t>(hf.dx().numel()) * sizeof(float)));
+    std::vector<Shape> shapes{y.find("3d") != std::string::npos   ? Shape{3, 4, 6, 5}
+                              : y.find("1d") != std::string::npos ? Shape{3, 11}
+                                                                  : Shape{3, 8, 10}};
+    // 2x2 windows at stride 2 also as LeNet's (8 windows in vector lanes, then 6 one by
+    // one) and 18 wide (two vectors and a tail of 2).
+    if (y == "{type: maxpool2d, kernel: 2}") shapes.insert(shapes.end(), {Shape{2, 6, 28}, Shape{2, 4, 36}});
+    for (const Shape& x : shapes) {
+      SCOPED_TRACE(x.str());
+      test::LayerHarness hf(*fast, {x}, 5, 31), hr(*ref, {x}, 5, 31);
+      // Ties: a quarter of the inputs are exactly 0.5, and some windows all 0.5.
+      for (auto* h : {&hf, &hr}) {
+        for (int64_t i = 0; i < h->x().numel(); i += 4) h->x().data()[i] = 0.5f;
+        for (int64_t i = 0; i < h->x().numel(); i += 7) h->x().data()[i] = 0.5f;
+        for (int64_t i = 0; i < h->x().numel(); i += 11) h->x().data()[i] = 0.5f;
+      }
+      hf.backward({});
+      hr.backward({});
+      EXPECT_EQ(0, std::memcmp(hf.y().data(), hr.y().data(), static_cast<size_t>(hf.y().numel()) * sizeof(float)));
+      EXPECT_EQ(0, std::memcmp(hf.dx().data(), hr.dx().data(), static_cast<size_t>(hf.dx().numel()) * sizeof(float)));
+    }
   }
 }
 
