@@ -337,7 +337,13 @@ void Conv::bind(const Binding& b) {
     const int64_t panel = kernel_panel();
     wide_.implicit = panel > 0;
     wide_.Pcp = wide_.implicit ? (wide_.Pc + panel - 1) / panel * panel : wide_.Pc;
-    wide_.compact = wide_.implicit && w.out[2] % panel == 0;
+    // Compact also where the filters of a group are whole panels, whatever the row width:
+    // the forward product is then made with the output positions as its rows (y^T = cols^T
+    // W^T, the kernel reading each position's taps in place through the tap offsets), the
+    // weight gradient transposed, and no wide position is computed (LeNet's c2: 100
+    // positions a sample instead of 140).
+    wide_.positions = wide_.implicit && w.out[2] % panel != 0 && g_.Kg % panel == 0;
+    wide_.compact = wide_.implicit && (w.out[2] % panel == 0 || wide_.positions);
     wide_.pmap.clear();
     if (wide_.compact)  // output position q's column in the padded image
       for (int64_t q = 0; q < P; ++q) wide_.pmap.push_back(q / w.out[2] * wide_.Wp + q % w.out[2]);
@@ -361,9 +367,12 @@ void Conv::bind(const Binding& b) {
   // are summed. bench_conv: the CIFAR-sized net's c2 (64 filters, 288 taps) 22% faster
   // so; LeNet's c2 (16 filters) and the CIFAR net's c1 (27 taps) 5% slower, so they keep
   // the dot products.
-  wide_.transposed = wide_.implicit && g_.Kg % panel_of_kernels() == 0 && g_.Kg >= 2 * panel_of_kernels() &&
-                     g_.Cg * g_.kvol() >= 64;
+  // With positions as rows the dot products in pieces would need rows of half panels: the
+  // weight gradient is always transposed there.
+  wide_.transposed = wide_.positions || (wide_.implicit && g_.Kg % panel_of_kernels() == 0 &&
+                                         g_.Kg >= 2 * panel_of_kernels() && g_.Cg * g_.kvol() >= 64);
   if (wide_.transposed) w_t_ = AlignedBuffer(g_.K * g_.Cg * g_.kvol(), AlignedBuffer::Uninitialized{});
+  if (wide_.positions) w_fwd_ = AlignedBuffer(g_.K * g_.Cg * g_.kvol(), AlignedBuffer::Uninitialized{});
   const int64_t n = scratch_size_;
   scratch_ = tbb::enumerable_thread_specific<AlignedBuffer>([n] { return AlignedBuffer(n, AlignedBuffer::Uninitialized{}); });
   if (o_.relu && g_.T > 1) masked_ = AlignedBuffer(max_batch_ * g_.K * P, AlignedBuffer::Uninitialized{});
@@ -473,6 +482,9 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
   // in place from each sample's padded image.
   const bool implicit = wide_.implicit;
   const int64_t sc = wide_.Pcp, image = wide_.image;
+  if (wide_.positions)  // W^T of each group, [CgK, Kg], side by side: [CgK, K]
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t q = 0; q < CgK; ++q) w_fwd_.data()[q * K + k] = W[k * CgK + q];
   parallel_chunks(n, std::max(nb_, sample_grain(2 * g.blocks * g.kvol() * P)), [&](int64_t n0, int64_t n1) {
     float* cols = scratch_.local().data();
     const int64_t ld_max = block_ld(sc * nb_);
@@ -485,6 +497,28 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
       const bool direct = nb == 1 && !wide_.on;
       const int64_t L = direct ? P : block_ld(nb * sc);
       float* Y = direct ? y.data() + b0 * K * P : yb;
+      if (wide_.positions) {
+        // Positions as rows: y^T[P, K] = cols^T W^T, row q of cols^T read at position q's
+        // start in the padded image (pmap) through the tap offsets, one group's filters a
+        // panel; then y with bias and activation.
+        for (int64_t j = 0; j < nb; ++j) {
+          pad_input(x.data() + (b0 + j) * in_stride, xp + j * image);
+          for (int64_t gr = 0; gr < g.groups; ++gr)
+            kernel_gemm_nn(P, Kg, CgK, 1.0f, Rows{xp + j * image, 0, wide_.pmap.data()}, Rows{w_fwd_.data() + gr * Kg, K},
+                           0.0f, yb + gr * Kg, K, wide_.off.data() + gr * CgK);
+          float* yi = y.data() + (b0 + j) * K * P;
+          for (int64_t k = 0; k < K; ++k) {
+            float* yk = yi + k * P;
+            const float* bl = o_.bias == BiasKind::location ? bias + k * P : nullptr;
+            const float b = o_.bias == BiasKind::channel ? bias[k] : 0.0f;
+            for (int64_t q = 0; q < P; ++q) {
+              const float v = yb[q * K + k] + (bl ? bl[q] : b);
+              yk[q] = o_.relu && !(v > 0) ? 0.0f : v;
+            }
+          }
+        }
+        continue;
+      }
       if (wide_.compact) {
         // Output rows of whole panels: each panel's columns from its own image row, the
         // product straight into y (no wide positions), then bias and activation in place.
@@ -619,9 +653,10 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
           if (transposed)  // dy^T in tiles of 8 positions: short rows read, a small block written
             for (int64_t q0 = 0; q0 < sc; q0 += 8) {
               float* t = dyt + (j * sc + q0) * K;
+              const int64_t qn = std::min<int64_t>(8, sc - q0);  // positions may not be whole 8s
               for (int64_t k = 0; k < K; ++k) {
                 const float* src = dyb + k * L + j * sc + q0;
-                for (int64_t q = 0; q < 8; ++q) t[q * K + k] = src[q];
+                for (int64_t q = 0; q < qn; ++q) t[q * K + k] = src[q];
               }
             }
         }

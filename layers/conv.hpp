@@ -116,6 +116,7 @@ class Conv : public UnaryLayer {
     bool implicit = false;
     bool transposed = false;          // implicit, Kg whole panels: dW^T = cols dY^T
     bool compact = false;             // implicit, output rows of whole panels: no wide positions
+    bool positions = false;           // compact with rows of any width: y^T = cols^T W^T (forward)
     std::vector<int64_t> pmap;        // compact: output position q's column in the padded image
     int64_t Pcp = 0;
     std::vector<int64_t> off;
@@ -126,6 +127,7 @@ class Conv : public UnaryLayer {
   AlignedBuffer partials_;            // per chunk of samples: [dW (dense layout), db]
   AlignedBuffer masked_;              // relu, tiled or reference: dy where y > 0
   AlignedBuffer w_t_;                 // transposed: the summed weight gradient, [groups, CgK, Kg]
+  AlignedBuffer w_fwd_;               // positions: the weights transposed for the forward pass, [CgK, K]
   int64_t partial_size_ = 0;
   int64_t scratch_size_ = 0;
   tbb::enumerable_thread_specific<AlignedBuffer> scratch_;

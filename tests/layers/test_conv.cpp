@@ -447,6 +447,21 @@ TEST(Conv, OutputRowsOfWholePanelsEqualReference) {
   compare_cases(cases, 5, 21);
 }
 
+// --- Output positions as the rows of the product (compact with rows of any width, where
+// a group's filters are whole kernel panels: 16 at 256 bits, 32 at 512): the forward y^T =
+// cols^T W^T, the transposed weight gradient through the position map, col2im from compact
+// columns; LeNet's c2, groups, bias per location, dilation, 1-D, and batches whose blocks
+// end inside a tile of 8 positions.
+TEST(Conv, OutputPositionsAsRowsEqualReference) {
+  const std::vector<std::pair<const char*, Shape>> cases = {
+      {"{type: conv2d, filters: 16, kernel: 5, activation: relu}", {6, 14, 14}},
+      {"{type: conv2d, filters: 32, kernel: 3, padding: 1, groups: 2, bias: location}", {4, 7, 9}},
+      {"{type: conv2d, filters: 32, kernel: 3, padding: 2, dilation: 2, activation: relu}", {3, 6, 11}},
+      {"{type: conv1d, filters: 16, kernel: 3}", {4, 21}}};
+  compare_cases(cases, 5, 23);
+  compare_cases(cases, 45, 24);
+}
+
 // --- Threads do not change results ------------------------------------------------------
 
 TEST(Conv, SameBitsWithOneAndTwoThreads) {
