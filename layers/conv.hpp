@@ -115,7 +115,7 @@ class Conv : public UnaryLayer {
     // sample takes Pcp columns (Pc rounded up to whole kernel panels) in y and dy.
     bool implicit = false;
     bool transposed = false;          // implicit, Kg whole panels: dW^T = cols dY^T
-    bool compact = false;             // implicit, output rows of whole panels: no wide positions
+    bool compact = false;             // implicit, rows of whole panels or positions: no wide positions
     bool positions = false;           // compact with rows of any width: y^T = cols^T W^T (forward)
     std::vector<int64_t> pmap;        // compact: output position q's column in the padded image
     int64_t Pcp = 0;
