@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
+#include <type_traits>
 
 #include "framework/config.hpp"
 #include "framework/parallel.hpp"
@@ -478,6 +479,21 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
   const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], rows = P / OW, Wp = wide_.Wp;
   const float* W = dense_weights();
   const float* bias = o_.bias == BiasKind::none ? nullptr : params_[1].w;
+  // One sample's y[K, P] from the product's result (src(k, q) at src[k * ks + q * qs]: y
+  // itself, or y^T), with the bias and the activation. qs is a constant 1 for y itself, so
+  // that loop stays contiguous.
+  const auto finish_output = [&](const float* src, int64_t ks, auto qs, float* yi) {
+    for (int64_t k = 0; k < K; ++k) {
+      float* yk = yi + k * P;
+      const float* sk = src + k * ks;
+      const float* bl = o_.bias == BiasKind::location ? bias + k * P : nullptr;
+      const float b = o_.bias == BiasKind::channel ? bias[k] : 0.0f;
+      for (int64_t q = 0; q < P; ++q) {
+        const float v = sk[q * qs] + (bl ? bl[q] : b);
+        yk[q] = o_.relu && !(v > 0) ? 0.0f : v;
+      }
+    }
+  };
   // Columns per sample in the block's matrices; implicit: rows of the column matrix read
   // in place from each sample's padded image.
   const bool implicit = wide_.implicit;
@@ -506,16 +522,7 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
           for (int64_t gr = 0; gr < g.groups; ++gr)
             kernel_gemm_nn(P, Kg, CgK, 1.0f, Rows{xp + j * image, 0, wide_.pmap.data()}, Rows{w_fwd_.data() + gr * Kg, K},
                            0.0f, yb + gr * Kg, K, wide_.off.data() + gr * CgK);
-          float* yi = y.data() + (b0 + j) * K * P;
-          for (int64_t k = 0; k < K; ++k) {
-            float* yk = yi + k * P;
-            const float* bl = o_.bias == BiasKind::location ? bias + k * P : nullptr;
-            const float b = o_.bias == BiasKind::channel ? bias[k] : 0.0f;
-            for (int64_t q = 0; q < P; ++q) {
-              const float v = yb[q * K + k] + (bl ? bl[q] : b);
-              yk[q] = o_.relu && !(v > 0) ? 0.0f : v;
-            }
-          }
+          finish_output(yb, 1, K, y.data() + (b0 + j) * K * P);
         }
         continue;
       }
@@ -531,15 +538,7 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
             columns.group_stride = Wp;
             kernel_gemm_nn(false, Kg, P, CgK, 1.0f, W + gr * Kg * CgK, CgK, columns, 0.0f, yi + gr * Kg * P, P);
           }
-          for (int64_t k = 0; k < K; ++k) {
-            float* yk = yi + k * P;
-            const float* bl = o_.bias == BiasKind::location ? bias + k * P : nullptr;
-            const float b = o_.bias == BiasKind::channel ? bias[k] : 0.0f;
-            for (int64_t q = 0; q < P; ++q) {
-              const float v = yk[q] + (bl ? bl[q] : b);
-              yk[q] = o_.relu && !(v > 0) ? 0.0f : v;
-            }
-          }
+          finish_output(yi, P, std::integral_constant<int64_t, 1>{}, yi);
         }
         continue;
       }

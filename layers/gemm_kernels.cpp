@@ -267,14 +267,15 @@ struct Impl {
 
 // One width's kernels, as gemm() and the convolution see them.
 struct Kernels {
-  int bits;
-  int64_t panel, lanes;
+  int64_t lanes;  // floats per vector: the width is 32 bits a lane, the nn panel two vectors
   decltype(&Impl<V256>::nn) nn;
   decltype(&Impl<V256>::nn_rows) nn_rows;
   decltype(&Impl<V256>::nt) nt;
+  int bits() const { return static_cast<int>(32 * lanes); }
+  int64_t panel() const { return 2 * lanes; }
 };
 template <class V>
-constexpr Kernels kKernels{V::kW * 32, kPanel<V>, V::kW, &Impl<V>::nn, &Impl<V>::nn_rows, &Impl<V>::nt};
+constexpr Kernels kKernels{V::kW, &Impl<V>::nn, &Impl<V>::nn_rows, &Impl<V>::nt};
 
 const Kernels* kernels_of(int bits) {
   if (bits == 256) return &kKernels<V256>;
@@ -323,7 +324,7 @@ const Kernels& active() {
 
 }  // namespace
 
-int kernel_width() { return active().bits; }
+int kernel_width() { return active().bits(); }
 
 std::vector<int> kernel_widths() {
   std::vector<int> out;
@@ -338,11 +339,11 @@ void use_kernel_width(int bits) {
   g_selected.store(k, std::memory_order_release);
 }
 
-int64_t kernel_panel() { return active().panel; }
+int64_t kernel_panel() { return active().panel(); }
 
 bool kernel_takes(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k) {
   const Kernels& kn = active();
-  if (!trans_b) return n >= 4 * kn.panel && (m <= 32 || k <= 32);  // a small side against a wide B
+  if (!trans_b) return n >= 4 * kn.panel() && (m <= 32 || k <= 32);  // a small side against a wide B
   if (trans_a) return false;
   return k >= 4 * kn.lanes && (m <= 32 || n <= 32);  // long dot products with a small side
 }
