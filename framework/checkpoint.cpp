@@ -2,6 +2,9 @@
 #include "framework/checkpoint.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <random>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -18,7 +21,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int64_t kFormatVersion = 1;
+// 2: a checksum covers the attributes and the history; run_id names the lineage.
+constexpr int64_t kFormatVersion = 2;
 const char* kFormat = "hubel-checkpoint";
 
 std::vector<int64_t> dims_of(const Shape& s) { return {s.begin(), s.end()}; }
@@ -46,6 +50,52 @@ void write_params(h5::File& f, const std::string& group, const Net& net, std::sp
       h5::write_dataset(f, group + "/" + p.full_name(), H5T_NATIVE_FLOAT, dims_of(p.shape), arena.data() + p.offset, true);
 }
 
+// FNV-1a, 64 bits, over a canonical form of everything a resume reads outside the
+// checksummed datasets. Doubles go in by their bits.
+class Digest {
+ public:
+  void bytes(const void* p, size_t n) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (size_t i = 0; i < n; ++i) h_ = (h_ ^ b[i]) * 0x100000001b3ULL;
+  }
+  void add(int64_t v) { bytes(&v, sizeof v); }
+  void add(double v) { bytes(&v, sizeof v); }
+  void add(const std::string& s) {
+    add(static_cast<int64_t>(s.size()));
+    bytes(s.data(), s.size());
+  }
+  std::string hex() const {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h_));
+    return buf;
+  }
+
+ private:
+  uint64_t h_ = 0xcbf29ce484222325ULL;
+};
+
+std::string meta_checksum(const CheckpointMeta& m, int64_t version) {
+  Digest d;
+  d.add(std::string(kFormat));
+  d.add(version);
+  d.add(m.hubel_version);
+  d.add(m.experiment);
+  d.add(m.epoch), d.add(m.batch), d.add(m.step);
+  d.add(static_cast<int64_t>(m.seed)), d.add(static_cast<int64_t>(m.ranks));
+  d.add(m.run_id);
+  d.add(m.optimizer_type), d.add(m.optimizer_steps);
+  const auto& s = m.schedule;
+  d.add(s.factor), d.add(std::isfinite(s.best) ? s.best : -1.0), d.add(s.bad_epochs), d.add(s.cooldown_left), d.add(s.reductions);
+  d.add(static_cast<int64_t>(m.history.size()));
+  for (const auto& h : m.history) {
+    d.add(h.epoch), d.add(h.steps), d.add(h.lr), d.add(h.train_loss), d.add(h.train_accuracy);
+    d.add(static_cast<int64_t>(h.has_test));
+    if (h.has_test) d.add(h.test_loss), d.add(h.test_accuracy);
+    d.add(h.seconds), d.add(h.samples_per_second);
+  }
+  return d.hex();
+}
+
 void write_meta(h5::File& f, const CheckpointMeta& m) {
   h5::write_attribute(f, "/", "format", std::string(kFormat));
   h5::write_attribute(f, "/", "format_version", kFormatVersion);
@@ -56,6 +106,8 @@ void write_meta(h5::File& f, const CheckpointMeta& m) {
   h5::write_attribute(f, "/", "step", m.step);
   h5::write_attribute(f, "/", "seed", static_cast<int64_t>(m.seed));
   h5::write_attribute(f, "/", "ranks", static_cast<int64_t>(m.ranks));
+  h5::write_attribute(f, "/", "run_id", m.run_id);
+  h5::write_attribute(f, "/", "checksum", meta_checksum(m, kFormatVersion));
   f.create_group("/schedule");
   const auto& s = m.schedule;
   h5::write_attribute(f, "/schedule", "state", std::vector<double>{s.factor, std::isfinite(s.best) ? s.best : -1.0,
@@ -104,6 +156,11 @@ CheckpointMeta read_meta(const h5::File& f) {
   if (m.epoch < 0 || m.batch < 0 || m.step < 0) h5::fail(f, "", "negative epoch, batch or step");
   m.experiment = h5::read_string_attribute(f, "/", "experiment").value_or("");
   m.hubel_version = h5::read_string_attribute(f, "/", "hubel_version").value_or("");
+  m.run_id = h5::read_string_attribute(f, "/", "run_id").value_or("");
+  if (f.exists("/optimizer")) {
+    m.optimizer_type = h5::read_string_attribute(f, "/optimizer", "type").value_or("");
+    m.optimizer_steps = h5::read_int_attribute(f, "/optimizer", "steps").value_or(m.step);
+  }
   if (auto s = h5::read_doubles_attribute(f, "/schedule", "state"); s && s->size() == 6) {
     m.schedule.factor = (*s)[0];
     m.schedule.best = (*s)[5] > 0 ? (*s)[1] : std::numeric_limits<double>::infinity();
@@ -117,12 +174,14 @@ CheckpointMeta read_meta(const h5::File& f) {
   if (f.exists("/metrics/epoch")) {
     const auto info = h5::dataset_info(f, "/metrics/epoch");
     if (info.dims.size() != 1 || info.dims[0] > 1'000'000) h5::fail(f, "/metrics/epoch", "not a history");
+    h5::check_stored(f, "/metrics/epoch", info);
     const auto n = info.dims[0];
     std::vector<double> col(static_cast<size_t>(n));
     m.history.resize(static_cast<size_t>(n));
     auto read_col = [&](const std::string& name) {
       const auto ci = h5::dataset_info(f, "/metrics/" + name);
-      if (ci.dims != info.dims) h5::fail(f, "/metrics/" + name, "a history column of another length");
+      if (ci.dims != info.dims || ci.type_class != H5T_FLOAT) h5::fail(f, "/metrics/" + name, "a history column of another length or type");
+      h5::check_stored(f, "/metrics/" + name, ci);
       h5::read_dataset(f, "/metrics/" + name, H5T_NATIVE_DOUBLE, col.data());
     };
     // Counts stored as doubles: whole, non-negative and sane before they become integers.
@@ -143,6 +202,14 @@ CheckpointMeta read_meta(const h5::File& f) {
       for (int64_t i = 0; i < n; ++i) m.history[i].*(c.field) = col[i];
     }
     for (auto& h : m.history) h.has_test = !std::isnan(h.test_loss);
+  }
+  // Version 1 predates the checksum; from version 2 on it is required.
+  const int64_t version = required_int(f, "format_version");
+  const auto stored = h5::read_string_attribute(f, "/", "checksum");
+  if (stored || version >= 2) {
+    if (!stored) h5::fail(f, "", "the checkpoint lacks its 'checksum' attribute: damaged");
+    if (*stored != meta_checksum(m, version))
+      h5::fail(f, "", "the metadata checksum does not match (an attribute, the experiment or the history is damaged)");
   }
   return m;
 }
@@ -178,13 +245,17 @@ void read_params(const h5::File& f, const std::string& group, const Net& net, st
                             p.shape.str(), " in the model"));
     }
     if (info.type_class != H5T_FLOAT) h5::fail(f, path, "not a float array");
+    h5::check_stored(f, path, info);
     h5::read_dataset(f, path, H5T_NATIVE_FLOAT, arena.data() + p.offset);
   }
 }
 
 }  // namespace
 
-void save_checkpoint(const std::string& path, const Net& net, Optimizer& opt, const Schedule&, const CheckpointMeta& meta) {
+void save_checkpoint(const std::string& path, const Net& net, Optimizer& opt, const Schedule&, const CheckpointMeta& given) {
+  CheckpointMeta meta = given;
+  meta.optimizer_type = opt.type();
+  meta.optimizer_steps = opt.steps();
   h5::write_file_atomically(path, [&](h5::File& f) {
     write_meta(f, meta);
     write_params(f, "/model", net, net.state());
@@ -216,10 +287,9 @@ CheckpointMeta load_checkpoint(const std::string& path, Net& net, Optimizer* opt
   read_params(f, "/model", net, params);
   std::vector<std::pair<std::string, std::vector<float>>> states;
   if (opt) {
-    const auto type = h5::read_string_attribute(f, "/optimizer", "type");
-    if (!type) h5::fail(f, "/optimizer", "the checkpoint has no optimizer state");
-    if (*type != opt->type())
-      h5::fail(f, "/optimizer", cat("the checkpoint's optimizer is ", *type, " but the experiment's is ", opt->type(),
+    if (m.optimizer_type.empty()) h5::fail(f, "/optimizer", "the checkpoint has no optimizer state");
+    if (m.optimizer_type != opt->type())
+      h5::fail(f, "/optimizer", cat("the checkpoint's optimizer is ", m.optimizer_type, " but the experiment's is ", opt->type(),
                                     ": resume with the same optimizer, or with --weights-only to start a new one from these weights"));
     for (auto& [name, state] : opt->state()) {
       if (!f.exists("/optimizer/" + name))
@@ -232,7 +302,7 @@ CheckpointMeta load_checkpoint(const std::string& path, Net& net, Optimizer* opt
   if (opt) {
     auto st = opt->state();
     for (size_t i = 0; i < st.size(); ++i) std::copy(states[i].second.begin(), states[i].second.end(), st[i].second.begin());
-    opt->set_steps(h5::read_int_attribute(f, "/optimizer", "steps").value_or(m.step));
+    opt->set_steps(m.optimizer_steps);
   }
   if (schedule) schedule->set_state(m.schedule);
   return m;
@@ -241,31 +311,29 @@ CheckpointMeta load_checkpoint(const std::string& path, Net& net, Optimizer* opt
 std::vector<StoredParam> read_checkpoint_params(const std::string& path) {
   const h5::File f = h5::File::open_read(path);
   std::vector<StoredParam> out;
-  std::lock_guard<std::recursive_mutex> g(h5::lock());
-  // Visit /model/<layer>/<param>.
-  struct Ctx {
-    const h5::File* f;
-    std::vector<StoredParam>* out;
-  } ctx{&f, &out};
   if (!f.exists("/model")) return out;
-  H5Ovisit(f.id(), H5_INDEX_NAME, H5_ITER_NATIVE,
-           [](hid_t, const char* name, const H5O_info_t* info, void* data) -> herr_t {
-             auto* c = static_cast<Ctx*>(data);
-             const std::string n(name);
-             if (info->type != H5O_TYPE_DATASET || n.rfind("model/", 0) != 0) return 0;
-             const auto di = h5::dataset_info(*c->f, "/" + n);
-             StoredParam p;
-             p.name = n.substr(6);
-             int64_t total = 1;
-             for (auto d : di.dims) total *= d;
-             if (di.dims.size() > Shape::kMaxRank || total > (int64_t{1} << 31)) return 0;
-             p.shape = Shape(std::span<const int64_t>(di.dims.data(), di.dims.size()));
-             p.values.resize(static_cast<size_t>(total));
-             h5::read_dataset(*c->f, "/" + n, H5T_NATIVE_FLOAT, p.values.data());
-             c->out->push_back(std::move(p));
-             return 0;
-           },
-           &ctx);
+  // The names first (HDF5 calls back from its C frames: the callback only records, and
+  // never throws), then each dataset read and checked after HDF5 has returned.
+  const std::vector<std::string> names = h5::dataset_names(f, "/model");
+  for (const auto& n : names) {
+    const std::string full = "/model/" + n;
+    const auto di = h5::dataset_info(f, full);
+    if (di.type_class != H5T_FLOAT) h5::fail(f, full, "a parameter that is not a float array");
+    if (di.dims.size() > Shape::kMaxRank) h5::fail(f, full, cat("a parameter of rank ", di.dims.size()));
+    int64_t total = 1;
+    for (auto d : di.dims) {
+      if (d < 0 || d > (int64_t{1} << 31) || total > (int64_t{1} << 31)) h5::fail(f, full, "absurd dimensions");
+      total *= d;
+    }
+    if (total > (int64_t{1} << 31)) h5::fail(f, full, cat("declares ", total, " values: more than a parameter can hold"));
+    h5::check_stored(f, full, di);  // declared sizes against the bytes really stored, before allocating
+    StoredParam p;
+    p.name = n;
+    p.shape = Shape(std::span<const int64_t>(di.dims.data(), di.dims.size()));
+    p.values.resize(static_cast<size_t>(total));
+    h5::read_dataset(f, full, H5T_NATIVE_FLOAT, p.values.data());
+    out.push_back(std::move(p));
+  }
   return out;
 }
 
@@ -371,6 +439,38 @@ bool readable(const std::string& path) {
 }
 }  // namespace
 
+std::string new_run_id() {
+  std::random_device rd;
+  const uint64_t t = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  const uint64_t r = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(r ^ (t * 0x9e3779b97f4a7c15ULL)));
+  return buf;
+}
+
+std::vector<std::pair<int64_t, std::string>> CheckpointDir::list() const { return list_checkpoints(dir_); }
+
+std::string CheckpointDir::move_aside() const {
+  const auto all = list();
+  const fs::path latest = fs::path(dir_) / "latest";
+  std::error_code ec;
+  if (all.empty() && !fs::exists(latest, ec)) return "";
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+  fs::path to = fs::path(dir_) / cat("previous-", stamp);
+  for (int i = 2; fs::exists(to, ec); ++i) to = fs::path(dir_) / cat("previous-", stamp, "-", i);
+  fs::create_directories(to, ec);
+  if (ec) throw DataError(cat("cannot create ", to.string(), ": ", ec.message()));
+  auto move = [&](const fs::path& from) {
+    fs::rename(from, to / from.filename(), ec);
+    if (ec) throw DataError(cat("cannot move ", from.string(), " to ", to.string(), ": ", ec.message()));
+  };
+  for (const auto& [step, path] : all) move(path);
+  if (fs::exists(latest, ec)) move(latest);
+  return to.string();
+}
+
 std::string CheckpointDir::write(const Net& net, Optimizer& opt, const Schedule& schedule, const CheckpointMeta& meta) const {
   std::error_code ec;
   fs::create_directories(dir_, ec);
@@ -387,8 +487,21 @@ std::string CheckpointDir::write(const Net& net, Optimizer& opt, const Schedule&
     if (!out.flush()) throw DataError(cat("cannot write ", tmp));
   }
   h5::durable_rename(tmp, latest);
-  const auto all = list_checkpoints(dir_);
-  for (size_t i = static_cast<size_t>(std::max(keep_, 1)); i < all.size(); ++i) fs::remove(all[i].second, ec);
+  // Pruning: only this lineage's checkpoints, never the one just written, never a file
+  // whose lineage cannot be read (another run's, or a damaged one: left for the user).
+  int kept = 1;
+  for (const auto& [step, other] : list_checkpoints(dir_)) {
+    if (other == path) continue;
+    std::string id;
+    try {
+      const h5::File f = h5::File::open_read(other);
+      id = h5::read_string_attribute(f, "/", "run_id").value_or("");
+    } catch (const Error&) {
+      continue;
+    }
+    if (id.empty() || id != meta.run_id) continue;
+    if (++kept > std::max(keep_, 1)) fs::remove(other, ec);
+  }
   return path;
 }
 

@@ -2,7 +2,10 @@
 //
 //   /                        attributes: format = "hubel-checkpoint", format_version,
 //                            hubel_version, experiment (the file's full text), epoch,
-//                            batch (minibatches of that epoch done), step, seed, ranks
+//                            batch (minibatches of that epoch done), step, seed, ranks,
+//                            run_id (the run's lineage: a resumed run keeps its id),
+//                            checksum (64-bit, hex: everything a resume reads besides
+//                            the datasets, which carry Fletcher-32 each)
 //   /model/<layer>/<param>   float32, the parameter's true shape (Fletcher-32 checksum)
 //   /optimizer               attributes: type, steps
 //   /optimizer/<state>/<layer>/<param>   velocity, moments, accumulators, same shapes
@@ -34,6 +37,9 @@ struct CheckpointMeta {
   int ranks = 1;      // of the run that wrote it (a resume may use any number)
   std::string experiment;
   std::string hubel_version;
+  std::string run_id;          // the lineage: new for a new run, kept by a resume
+  std::string optimizer_type;  // filled by save_checkpoint from the optimizer; read back
+  int64_t optimizer_steps = 0;
   Schedule::State schedule;
   std::vector<EpochMetrics> history;
 };
@@ -76,13 +82,23 @@ struct WeightsReport {
 };
 WeightsReport load_weights_by_name(const std::string& source, Net& net, const std::vector<std::string>& exclude);
 
+// A new run's lineage id: 16 hex digits from the clock and the OS's entropy.
+std::string new_run_id();
+
 // A directory of checkpoints "ckpt-<step>.h5" with a `latest` pointer, keeping the newest n.
 class CheckpointDir {
  public:
   CheckpointDir(std::string dir, int keep) : dir_(std::move(dir)), keep_(keep) {}
   const std::string& dir() const { return dir_; }
-  // Writes the checkpoint of this step, points `latest` at it, removes the oldest beyond keep.
+  // Writes the checkpoint of this step, points `latest` at it, and removes the oldest
+  // checkpoints of the same lineage (meta.run_id) beyond keep; the one just written and
+  // those of other runs are never removed, so `latest` always names a file that exists.
   std::string write(const Net& net, Optimizer& opt, const Schedule& schedule, const CheckpointMeta& meta) const;
+  // The checkpoint files there ("ckpt-<step>.h5"), newest step first.
+  std::vector<std::pair<int64_t, std::string>> list() const;
+  // Moves every checkpoint and `latest` into a new subfolder "previous-<time>" and returns
+  // its path ("" when there was nothing to move).
+  std::string move_aside() const;
   // The checkpoint to resume from: the one `latest` names if it reads back whole, else the
   // newest that does; nullopt when there is none.
   std::optional<std::string> newest_good() const;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -301,6 +302,77 @@ DatasetInfo dataset_info(const File& f, const std::string& path) {
   info.type_size = H5Tget_size(type.get());
   info.is_signed = info.type_class == H5T_INTEGER && H5Tget_sign(type.get()) == H5T_SGN_2;
   return info;
+}
+
+void check_stored(const File& f, const std::string& path, const DatasetInfo& info) {
+  Guard g(lock());
+  Handle d = open_dataset(f, path);
+  Handle dcpl(H5Dget_create_plist(d.get()), H5Pclose);
+  double declared = static_cast<double>(info.type_size);
+  for (auto v : info.dims) declared *= static_cast<double>(v);
+  if (declared == 0) return;
+  // Unreduced storage (no compression) must hold every declared byte; a compressed one
+  // must have every chunk written (HDF5 would read the fill value for the rest).
+  bool compressed = false;
+  const int nfilters = H5Pget_nfilters(dcpl.get());
+  for (int i = 0; i < nfilters; ++i) {
+    unsigned flags = 0, conf = 0;
+    size_t nelem = 0;
+    const H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nelem, nullptr, 0, nullptr, &conf);
+    if (id != H5Z_FILTER_FLETCHER32 && id != H5Z_FILTER_SHUFFLE) compressed = true;
+  }
+  const double stored = static_cast<double>(H5Dget_storage_size(d.get()));
+  if (!compressed) {
+    if (stored < declared)
+      fail(f, path, cat("declares ", static_cast<int64_t>(declared), " bytes but the file stores ", static_cast<int64_t>(stored),
+                        ": truncated or damaged"));
+    return;
+  }
+  std::vector<hsize_t> chunk(info.dims.size());
+  if (H5Pget_layout(dcpl.get()) != H5D_CHUNKED ||
+      H5Pget_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()) != static_cast<int>(chunk.size()))
+    fail(f, path, "a compressed dataset without a readable chunk layout");
+  double expected = 1;
+  for (size_t i = 0; i < chunk.size(); ++i) {
+    if (chunk[i] == 0) fail(f, path, "a chunk dimension of zero");
+    expected *= std::ceil(static_cast<double>(info.dims[i]) / static_cast<double>(chunk[i]));
+  }
+  hsize_t have = 0;
+  if (H5Dget_num_chunks(d.get(), H5S_ALL, &have) < 0) have = stored > 0 && expected == 1 ? 1 : 0;
+  if (static_cast<double>(have) < expected)
+    fail(f, path, cat("declares ", static_cast<int64_t>(info.dims.empty() ? 0 : info.dims[0]), " rows but only ", have, " of its ",
+                      static_cast<int64_t>(expected), " chunks are stored: truncated or damaged"));
+}
+
+std::vector<std::string> dataset_names(const File& f, const std::string& group) {
+  Guard g(lock());
+  Handle grp(H5Gopen2(f.id(), group.c_str(), H5P_DEFAULT), H5Gclose);
+  if (!grp.valid()) fail(f, group, "not a group, or unreadable");
+  // HDF5 calls this from its C frames: it must not throw (an exception there would leave
+  // HDF5's global lock held). It records, and asks HDF5 to stop on trouble.
+  struct Ctx {
+    std::vector<std::string> names;
+    bool failed = false;
+  } ctx;
+  const herr_t rc = H5Ovisit(
+      grp.get(), H5_INDEX_NAME, H5_ITER_INC,
+      [](hid_t, const char* name, const H5O_info_t* info, void* data) noexcept -> herr_t {
+        auto* c = static_cast<Ctx*>(data);
+        try {
+          if (info->type == H5O_TYPE_DATASET) c->names.emplace_back(name);
+          if (c->names.size() > 1'000'000) {
+            c->failed = true;
+            return -1;
+          }
+        } catch (...) {
+          c->failed = true;
+          return -1;
+        }
+        return 0;
+      },
+      &ctx);
+  if (rc < 0 || ctx.failed) fail(f, group, "cannot list the datasets (a damaged file?)");
+  return std::move(ctx.names);
 }
 
 void create_dataset(File& f, const std::string& path, hid_t native_type, const std::vector<int64_t>& dims,

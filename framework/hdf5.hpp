@@ -87,6 +87,12 @@ struct DatasetInfo {
   bool is_signed = false;
 };
 DatasetInfo dataset_info(const File& f, const std::string& path);
+// Fails (DataError naming the dataset) unless the file really stores what the dataset
+// declares: every chunk of a chunked dataset written, the whole extent of a contiguous
+// one. Call it before allocating for a read: a tiny file may declare a huge shape.
+void check_stored(const File& f, const std::string& path, const DatasetInfo& info);
+// The datasets under a group, as paths relative to it ("c1/w"), in name order.
+std::vector<std::string> dataset_names(const File& f, const std::string& group);
 
 // Creates a dataset of the given native type and dims, chunked along the first dimension
 // with chunk_rows rows (0: contiguous), optionally deflate-compressed (level 1-9) and with

@@ -22,6 +22,7 @@
 #include "framework/error.hpp"
 #include "framework/experiment.hpp"
 #include "framework/optimizer.hpp"
+#include "framework/run_lock.hpp"
 #include "framework/runtime.hpp"
 #include "framework/schedule.hpp"
 #include "framework/trainer.hpp"
@@ -353,6 +354,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
                      "when standard error is not a terminal: seconds between progress lines (default 30)")("run-dir", po::value(&c.run_dir), "where metrics and the resolved experiment go (default: runs/<experiment name>)")(
       "resume", po::value(&resume), "continue from a checkpoint: a file, a checkpoint directory, or auto (the run's own)")(
       "weights-only", "with --resume: take only the weights, start the optimizer, schedule and data from the beginning")(
+      "new-run", "start a new run in a run directory that holds another run's checkpoints (they and its logs are moved to checkpoints/previous-<time>/)")(
       "profile", "time every layer's forward and backward, the data wait, the allreduce wait and the optimizer; print a table at the end");
   if (!parse(argc, argv, "train", opts, c)) return kOk;
   if (!(progress_seconds > 0)) throw po::error("--progress-seconds must be positive");
@@ -374,8 +376,17 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   const fs::path run_dir = c.run_dir.empty() ? fs::path("runs") / fs::path(c.experiment).stem() : fs::path(c.run_dir);
   const CheckpointOptions ck = read_checkpoint_options(exp.checkpoint, run_dir);
   const CheckpointDir checkpoints(ck.dir, ck.keep);
+  // One run at a time in a run directory (and in its checkpoint directory, when apart).
+  std::unique_ptr<RunLock> run_lock, ck_lock;
+  if (root) {
+    run_lock = std::make_unique<RunLock>(run_dir.string());
+    std::error_code ec;
+    const fs::path rd = fs::weakly_canonical(run_dir, ec), cd = fs::weakly_canonical(ck.dir, ec);
+    if (std::mismatch(rd.begin(), rd.end(), cd.begin(), cd.end()).first != rd.end()) ck_lock = std::make_unique<RunLock>(ck.dir);
+  }
   std::vector<EpochMetrics> past;
   std::string resumed_from;
+  std::string run_id;  // the lineage of this run's checkpoints
   // Fine-tuning: trained weights by name (a resumed run has its own instead).
   if (model.weights && resume.empty()) {
     const WeightsReport w = load_weights_by_name(model.weights->file, net, model.weights->exclude);
@@ -386,6 +397,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
       std::cout << "\n";
     }
   }
+  int64_t resumed_step = -1;  // a full resume's position (its log is cut back to it)
   if (!resume.empty()) {
     std::optional<std::string> path;
     if (resume == "auto") path = checkpoints.newest_good();
@@ -398,6 +410,8 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
         load_checkpoint(*path, net, nullptr, nullptr);
       } else {
         const CheckpointMeta meta = load_checkpoint(*path, net, optimizer.get(), schedule.get());
+        run_id = meta.run_id;
+        resumed_step = meta.step;
         if (meta.seed != exp.train.seed && root)
           std::cout << "note: the checkpoint was trained with seed " << meta.seed << "; continuing with train.seed "
                     << exp.train.seed << "\n";
@@ -408,6 +422,35 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
       std::cout << "no checkpoint in " << ck.dir << ": starting from the beginning\n";
     }
   }
+  // A new run never mixes its checkpoints with another run's: pruning would delete them
+  // and `--resume auto` could pick them up.
+  if (root) {
+    const auto existing = checkpoints.list();
+    bool same_lineage = false;
+    if (resumed_step >= 0) {
+      std::error_code ec;
+      if (fs::equivalent(fs::path(resumed_from).parent_path(), ck.dir, ec)) same_lineage = true;
+      for (const auto& [step, file] : existing) {
+        if (same_lineage || run_id.empty()) break;
+        try {
+          same_lineage = read_checkpoint_meta(file).run_id == run_id;
+        } catch (const Error&) {
+        }
+      }
+    }
+    if (!existing.empty() && !same_lineage) {
+      if (!c.vm.count("new-run"))
+        throw DataError(cat(ck.dir, " holds the checkpoints of another run (newest: ", fs::path(existing.front().second).filename().string(),
+                            "): continue that run with --resume auto, train into another --run-dir, or start a new run here with "
+                            "--new-run (which moves them and the run's logs to ", ck.dir, "/previous-<time>/)"));
+      const std::string aside = checkpoints.move_aside();
+      std::error_code ec;
+      for (const char* f : {"metrics.jsonl", "metrics.csv", "report.html", "experiment.yaml"})
+        if (fs::exists(run_dir / f, ec)) fs::rename(run_dir / f, fs::path(aside) / f, ec);
+      std::cout << "new run: the previous run's checkpoints and logs moved to " << aside << "\n";
+    }
+  }
+  if (run_id.empty()) run_id = new_run_id();
   // Every rank starts from rank 0's parameters and optimizer state.
   if (comm.size() > 1) {
     comm.broadcast(net.state(), 0);
@@ -437,7 +480,9 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     std::ofstream(run_dir / "experiment.yaml") << experiment_text;
     RunLog::Options lo;
     lo.dir = run_dir;
-    lo.append = !resumed_from.empty();
+    lo.append = resumed_step >= 0;
+    // The log goes back to the checkpoint's step: what came after it is trained again.
+    if (lo.append) RunLog::cut_to_step(run_dir, resumed_step);
     lo.epochs = exp.train.epochs;
     lo.log_every = exp.train.log_every;
     lo.progress_seconds = progress_seconds;
@@ -463,6 +508,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   meta.ranks = comm.size();
   meta.experiment = experiment_text;
   meta.hubel_version = HUBEL_VERSION;
+  meta.run_id = run_id;
   int64_t last_written = -1;
   auto write_checkpoint = [&](int64_t epoch, int64_t batch, int64_t step) {
     if (batch >= train_loader.batches_per_epoch()) ++epoch, batch = 0;
@@ -473,6 +519,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     meta.history = past;
     if (root) {
       std::string path;
+      log->sync();  // the log reaches at least as far as the checkpoint
       try {
         path = checkpoints.write(net, *optimizer, *schedule, meta);
       } catch (const DataError& e) {
@@ -489,6 +536,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   std::signal(SIGUSR1, on_signal);
   auto last_time = std::chrono::steady_clock::now();
   bool stopped_by_signal = false;
+  bool checkpoint_at_epoch_end = false;  // due at an epoch's last step: written with its metrics
   trainer.set_step_hook([&](int64_t epoch, int64_t batches_done, int64_t step) {
     // Ranks agree on signals and on rank 0's clock: one tiny allreduce per step.
     const bool due = ck.every_minutes > 0 &&
@@ -496,12 +544,13 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     std::vector<double> flags{g_signal != 0 ? 1.0 : 0.0, root && due ? 1.0 : 0.0};
     if (comm.size() > 1) comm.allreduce_sum(flags);
     const bool signalled = flags[0] > 0;
+    if (log) log->step(trainer.progress(), step);  // before the checkpoint: see RunLog::cut_to_step
     if (signalled || flags[1] > 0 || (ck.every_steps > 0 && step % ck.every_steps == 0)) {
-      write_checkpoint(epoch, batches_done, step);
+      if (batches_done >= train_loader.batches_per_epoch()) checkpoint_at_epoch_end = true;
+      else write_checkpoint(epoch, batches_done, step);
       last_time = std::chrono::steady_clock::now();
     }
     stopped_by_signal = signalled;
-    if (log) log->step(trainer.progress(), step);
     return signalled;
   });
   if (c.vm.count("profile")) net.set_profiling(true);
@@ -517,11 +566,12 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
       past.push_back(m);
       // (Not when max_steps cut the epoch short: the final checkpoint records where.)
       const bool cut = trainer.stop_epoch() == m.epoch - 1 && trainer.stop_batch() > 0;
-      if (!cut && ck.every_epochs > 0 && m.epoch % ck.every_epochs == 0) write_checkpoint(m.epoch, 0, m.steps);
       if (log) {
         log->epoch(m);
         launch::write_report(run_dir, report);
       }
+      if (checkpoint_at_epoch_end || (!cut && ck.every_epochs > 0 && m.epoch % ck.every_epochs == 0)) write_checkpoint(m.epoch, 0, m.steps);
+      checkpoint_at_epoch_end = false;
     });
   });
   if (stopped_by_signal) {

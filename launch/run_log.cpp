@@ -1,7 +1,12 @@
 // Progress display and metrics files.
 #include "launch/run_log.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 
 #include <cmath>
 #include <cstdio>
@@ -11,6 +16,7 @@
 #include <algorithm>
 
 #include "framework/error.hpp"
+#include "framework/hdf5.hpp"
 
 namespace hubel::launch {
 
@@ -86,16 +92,145 @@ std::string clock_text(double seconds) {
 }
 }  // namespace
 
+namespace {
+const char* kCsvHeader = "epoch,steps,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,samples_per_second,comm_wait_ms\n";
+
+const char* io_hint(int err) {
+  switch (err) {
+    case ENOSPC: return " (the disk is full)";
+    case EDQUOT: return " (the disk quota is used up)";
+    case EFBIG: return " (the file size limit: see ulimit -f)";
+    default: return "";
+  }
+}
+
+// The integer after `"key": ` in a JSON line, or -1.
+int64_t json_int(const std::string& line, const std::string& key) {
+  const std::string k = "\"" + key + "\": ";
+  const size_t at = line.find(k);
+  if (at == std::string::npos) return -1;
+  char* end = nullptr;
+  const long long v = std::strtoll(line.c_str() + at + k.size(), &end, 10);
+  return end == line.c_str() + at + k.size() ? -1 : v;
+}
+
+// Rewrites `path` keeping the lines `keep` accepts, up to the first it refuses (and never
+// an unterminated last line); returns how many lines were dropped.
+template <class Keep>
+int64_t cut_file(const fs::path& path, Keep&& keep) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return 0;
+  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string out;
+  int64_t dropped = 0;
+  size_t pos = 0;
+  bool cutting = false;
+  while (pos < all.size()) {
+    const size_t nl = all.find('\n', pos);
+    const std::string line = all.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    if (!cutting && nl != std::string::npos && keep(line)) out += line + "\n";
+    else cutting = true, ++dropped;
+    if (nl == std::string::npos) break;
+    pos = nl + 1;
+  }
+  if (dropped == 0) return 0;
+  const std::string tmp = path.string() + ".tmp";
+  {
+    std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
+    o << out;
+    if (!o.flush()) throw Error(cat("cannot rewrite ", path.string(), " (as ", tmp, ")"));
+  }
+  h5::durable_rename(tmp, path.string());
+  return dropped;
+}
+}  // namespace
+
+RunLog::Appender::Appender(const fs::path& path, bool append) : path_(path.string()) {
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
+  if (fd_ < 0) {
+    const int err = errno;
+    throw DataError(cat("cannot write ", path_, ": ", std::strerror(err), io_hint(err)));
+  }
+  if (!append) return;
+  // Appending: position at the end (O_APPEND does so for every write).
+}
+
+RunLog::Appender& RunLog::Appender::operator=(Appender&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    path_ = std::move(o.path_);
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+RunLog::Appender::~Appender() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void RunLog::Appender::write(const std::string& record) {
+  size_t done = 0;
+  while (done < record.size()) {
+    const ssize_t n = ::write(fd_, record.data() + done, record.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : ENOSPC;
+      // A partial record is taken back, so the file never ends mid-line.
+      if (done > 0) {
+        const off_t end = ::lseek(fd_, 0, SEEK_END);
+        if (end >= static_cast<off_t>(done)) (void)::ftruncate(fd_, end - static_cast<off_t>(done));
+      }
+      throw Error(cat("writing ", path_, " failed: ", std::strerror(err), io_hint(err)));
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+void RunLog::Appender::sync() {
+  if (fd_ >= 0 && ::fsync(fd_) != 0) {
+    const int err = errno;
+    throw Error(cat("writing ", path_, " failed (fsync): ", std::strerror(err), io_hint(err)));
+  }
+}
+
 RunLog::RunLog(const Options& o) : o_(o), start_(std::chrono::steady_clock::now()), last_draw_(start_) {
   terminal_ = o.terminal >= 0 ? o.terminal == 1 : ::isatty(STDERR_FILENO) == 1;
   const fs::path jsonl = o.dir / "metrics.jsonl", csv = o.dir / "metrics.csv";
-  const bool csv_exists = fs::exists(csv);
-  jsonl_.open(jsonl, o.append ? std::ios::app : std::ios::trunc);
-  csv_.open(csv, o.append ? std::ios::app : std::ios::trunc);
-  if (!jsonl_) throw DataError(cat("cannot write ", jsonl.string()));
-  if (!csv_) throw DataError(cat("cannot write ", csv.string()));
-  if (!o.append || !csv_exists)
-    csv_ << "epoch,steps,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,samples_per_second,comm_wait_ms\n";
+  const bool csv_exists = fs::exists(csv) && fs::file_size(csv) > 0;
+  jsonl_ = Appender(jsonl, o.append);
+  csv_ = Appender(csv, o.append);
+  if (!o.append || !csv_exists) csv_.write(kCsvHeader);
+}
+
+void RunLog::sync() {
+  jsonl_.sync();
+  csv_.sync();
+}
+
+int64_t RunLog::cut_to_step(const fs::path& dir, int64_t step) {
+  int64_t dropped = cut_file(dir / "metrics.jsonl", [&](const std::string& line) {
+    if (line.size() < 2 || line.front() != '{' || line.back() != '}') return false;
+    if (line.find("\"kind\": \"step\"") != std::string::npos) {
+      const int64_t s = json_int(line, "step");
+      return s >= 0 && s <= step;
+    }
+    if (line.find("\"kind\": \"epoch\"") != std::string::npos) {
+      const int64_t s = json_int(line, "steps");
+      return s >= 0 && s <= step;
+    }
+    return false;  // the final test record, or anything unknown
+  });
+  bool header = true;
+  dropped += cut_file(dir / "metrics.csv", [&](const std::string& line) {
+    if (header) return header = false, line + "\n" == kCsvHeader;
+    const size_t a = line.find(','), b = line.find(',', a + 1);
+    if (a == std::string::npos || b == std::string::npos) return false;
+    char* end = nullptr;
+    const long long s = std::strtoll(line.c_str() + a + 1, &end, 10);
+    return end == line.c_str() + b && s <= step;
+  });
+  return dropped;
 }
 
 void RunLog::clear_bar() {
@@ -120,12 +255,14 @@ void RunLog::step(const Trainer::Progress& p, int64_t step) {
     const double window_loss = n > 0 ? (p.stats.loss - logged_.loss) / n : loss;
     const double window_acc = n > 0 ? static_cast<double>(p.stats.correct - logged_.correct) / n : acc;
     logged_ = p.stats;
-    jsonl_ << "{\"kind\": \"step\", \"epoch\": " << p.epoch + 1 << ", \"batch\": " << p.batches_done << ", \"step\": " << step
-           << ", \"loss\": " << json_number(window_loss);
-    if (o_.accuracy) jsonl_ << ", \"accuracy\": " << json_number(window_acc);
-    jsonl_ << ", \"lr\": " << json_number(p.lr) << ", \"samples_per_second\": " << json_number(rate)
-           << ", \"time\": " << json_number(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count())
-           << "}\n";
+    std::ostringstream r;
+    r << "{\"kind\": \"step\", \"epoch\": " << p.epoch + 1 << ", \"batch\": " << p.batches_done << ", \"step\": " << step
+      << ", \"loss\": " << json_number(window_loss);
+    if (o_.accuracy) r << ", \"accuracy\": " << json_number(window_acc);
+    r << ", \"lr\": " << json_number(p.lr) << ", \"samples_per_second\": " << json_number(rate)
+      << ", \"time\": " << json_number(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count())
+      << "}\n";
+    jsonl_.write(r.str());
   }
   const auto now = std::chrono::steady_clock::now();
   const double since = std::chrono::duration<double>(now - last_draw_).count();
@@ -158,24 +295,29 @@ void RunLog::step(const Trainer::Progress& p, int64_t step) {
 void RunLog::epoch(const EpochMetrics& m) {
   clear_bar();
   std::cout << format_epoch(m, o_.epochs, o_.accuracy) << std::endl;
-  jsonl_ << "{\"kind\": \"epoch\", \"epoch\": " << m.epoch << ", \"steps\": " << m.steps << ", \"lr\": " << json_number(m.lr)
-         << ", \"train_loss\": " << json_number(m.train_loss);
-  if (o_.accuracy) jsonl_ << ", \"train_accuracy\": " << json_number(m.train_accuracy);
+  std::ostringstream r, c;
+  r << "{\"kind\": \"epoch\", \"epoch\": " << m.epoch << ", \"steps\": " << m.steps << ", \"lr\": " << json_number(m.lr)
+    << ", \"train_loss\": " << json_number(m.train_loss);
+  if (o_.accuracy) r << ", \"train_accuracy\": " << json_number(m.train_accuracy);
   if (m.has_test) {
-    jsonl_ << ", \"heldout\": \"" << o_.heldout_name << "\", \"heldout_loss\": " << json_number(m.test_loss);
-    if (o_.accuracy) jsonl_ << ", \"heldout_accuracy\": " << json_number(m.test_accuracy);
+    r << ", \"heldout\": \"" << o_.heldout_name << "\", \"heldout_loss\": " << json_number(m.test_loss);
+    if (o_.accuracy) r << ", \"heldout_accuracy\": " << json_number(m.test_accuracy);
   }
-  jsonl_ << ", \"seconds\": " << json_number(m.seconds) << ", \"samples_per_second\": " << json_number(m.samples_per_second)
-         << ", \"comm_wait_ms\": " << json_number(m.comm_wait_ms) << "}" << std::endl;
-  csv_ << m.epoch << "," << m.steps << "," << m.lr << "," << m.train_loss << "," << m.train_accuracy << ","
-       << (m.has_test ? std::to_string(m.test_loss) : "") << "," << (m.has_test ? std::to_string(m.test_accuracy) : "") << ","
-       << m.seconds << "," << m.samples_per_second << "," << m.comm_wait_ms << std::endl;
+  r << ", \"seconds\": " << json_number(m.seconds) << ", \"samples_per_second\": " << json_number(m.samples_per_second)
+    << ", \"comm_wait_ms\": " << json_number(m.comm_wait_ms) << "}\n";
+  jsonl_.write(r.str());
+  c << m.epoch << "," << m.steps << "," << m.lr << "," << m.train_loss << "," << m.train_accuracy << ","
+    << (m.has_test ? std::to_string(m.test_loss) : "") << "," << (m.has_test ? std::to_string(m.test_accuracy) : "") << ","
+    << m.seconds << "," << m.samples_per_second << "," << m.comm_wait_ms << "\n";
+  csv_.write(c.str());
 }
 
 void RunLog::test(double loss, double accuracy, int64_t samples) {
-  jsonl_ << "{\"kind\": \"test\", \"samples\": " << samples << ", \"loss\": " << json_number(loss);
-  if (o_.accuracy) jsonl_ << ", \"accuracy\": " << json_number(accuracy);
-  jsonl_ << "}" << std::endl;
+  std::ostringstream r;
+  r << "{\"kind\": \"test\", \"samples\": " << samples << ", \"loss\": " << json_number(loss);
+  if (o_.accuracy) r << ", \"accuracy\": " << json_number(accuracy);
+  r << "}\n";
+  jsonl_.write(r.str());
 }
 
 }  // namespace hubel::launch

@@ -43,12 +43,37 @@ class RunLog {
   void test(double loss, double accuracy, int64_t samples);
   // Prints a line on standard output, clearing the progress bar first.
   void note(const std::string& line);
+  // Makes every record written so far durable (fsync): called before each checkpoint, so
+  // that the log on disk always reaches at least as far as the newest checkpoint.
+  void sync();
+
+  // A resumed run's log: cuts metrics.jsonl and metrics.csv back to the records of steps
+  // up to `step` (the checkpoint's), dropping a partial last line and the final test
+  // record, so that the resumed run appends each later step once. Atomic (a temporary
+  // file renamed over the old one). Returns the number of records removed.
+  static int64_t cut_to_step(const std::filesystem::path& dir, int64_t step);
 
  private:
+  // A file appended to by whole records: one write() each, errors reported (a full disk
+  // is an Error naming the file, like a failed checkpoint write).
+  class Appender {
+   public:
+    Appender() = default;
+    Appender(const std::filesystem::path& path, bool append);
+    Appender(Appender&& o) noexcept : fd_(o.fd_), path_(std::move(o.path_)) { o.fd_ = -1; }
+    Appender& operator=(Appender&& o) noexcept;
+    ~Appender();
+    void write(const std::string& record);
+    void sync();
+
+   private:
+    int fd_ = -1;
+    std::string path_;
+  };
   void clear_bar();
   Options o_;
   bool terminal_ = false, bar_shown_ = false;
-  std::ofstream jsonl_, csv_;
+  Appender jsonl_, csv_;
   std::chrono::steady_clock::time_point start_, last_draw_;
   LossStats logged_;  // the epoch's stats at the previous step record
   int64_t logged_epoch_ = -1;

@@ -82,8 +82,8 @@ expect 1 "layer 'dense1' \(dense\): shape \[5000000000000000000, 2\] has more th
   train "$T/good.yaml" --set model.layers.0.units=5000000000000000000
 # --profile: a table of the layers and the rest of the step.
 expect 0 "profile \(rank 0, 20 steps, 20.0 rows per step" -- train "$T/good.yaml" --run-dir "$T/run4" --profile
-expect 0 "^dense1 +dense +[0-9.]+ +[0-9.]+ +[0-9.]+%" -- train "$T/good.yaml" --run-dir "$T/run4" --profile
-expect 0 "^\(allreduce wait\) +[0-9.]+" -- train "$T/good.yaml" --run-dir "$T/run4" --profile
+expect 0 "^dense1 +dense +[0-9.]+ +[0-9.]+ +[0-9.]+%" -- train "$T/good.yaml" --run-dir "$T/run4b" --profile
+expect 0 "^\(allreduce wait\) +[0-9.]+" -- train "$T/good.yaml" --run-dir "$T/run4c" --profile
 # The product kernels' width: HUBEL_VECTOR_WIDTH chooses it, and anything else is refused by name.
 HUBEL_VECTOR_WIDTH=128 expect 1 "HUBEL_VECTOR_WIDTH=128: expected 256 or 512" -- train "$T/good.yaml" --run-dir "$T/vw"
 HUBEL_VECTOR_WIDTH=256 expect 0 "thread\(s\), 256-bit product kernels, experiment" -- train "$T/good.yaml" --run-dir "$T/vw"
