@@ -8,6 +8,28 @@
 
 namespace hubel::comm {
 
+// What this thread is waiting on the other ranks for, named for the stall watchdog's
+// message ("gradient allreduce, bucket 3 of 5"). Set around a collective by whoever knows
+// what it is for; plain data, no allocation (it is set in every step).
+struct Activity {
+  const char* what = "a collective operation";
+  int64_t index = -1, count = -1;  // "bucket index of count" when count > 0
+};
+inline thread_local Activity t_activity;
+
+class ScopedActivity {
+ public:
+  explicit ScopedActivity(const char* what, int64_t index = -1, int64_t count = -1) : saved_(t_activity) {
+    t_activity = {what, index, count};
+  }
+  ~ScopedActivity() { t_activity = saved_; }
+  ScopedActivity(const ScopedActivity&) = delete;
+  ScopedActivity& operator=(const ScopedActivity&) = delete;
+
+ private:
+  Activity saved_;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -33,6 +55,28 @@ class Communicator {
   // May one other thread make the blocking calls while this one computes (never both at
   // once)? MPI: when initialized with MPI_THREAD_SERIALIZED or better.
   virtual bool allows_worker_thread() const { return false; }
+
+  // The stall watchdog: any wait on other ranks longer than `seconds` (0: no limit) prints
+  // which rank, step and operation waited and stops the whole job, without needing the
+  // waiting code to return. note_step names the step in that message.
+  virtual void set_timeout(double /*seconds*/) {}
+  virtual void note_step(int64_t /*step*/) {}
+  // Marks a wait that is not one blocking call (a loop testing requests) for the watchdog.
+  class Wait;
+  virtual void begin_wait() {}
+  virtual void end_wait() {}
+};
+
+// RAII over begin_wait/end_wait.
+class Communicator::Wait {
+ public:
+  explicit Wait(Communicator& c) : c_(c) { c_.begin_wait(); }
+  ~Wait() { c_.end_wait(); }
+  Wait(const Wait&) = delete;
+  Wait& operator=(const Wait&) = delete;
+
+ private:
+  Communicator& c_;
 };
 
 // One process, no MPI: reductions and broadcasts are identities.

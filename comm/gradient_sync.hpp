@@ -36,10 +36,10 @@ namespace hubel::comm {
 class GradientSync {
  public:
   static constexpr int64_t kPiece = int64_t{1} << 18;  // floats per allreduce call (1 MiB)
-  // bucket_floats is rounded up to whole pieces. timeout_seconds: how long a rank waits for
-  // a bucket before it reports which one and gives up (0: forever).
-  GradientSync(Communicator& comm, int64_t arena_size, int64_t bucket_floats, double timeout_seconds = 0)
-      : comm_(comm), size_(arena_size), timeout_(timeout_seconds) {
+  // bucket_floats is rounded up to whole pieces. A wait that lasts too long is the
+  // communicator's watchdog's to end (Communicator::set_timeout): every wait here is
+  // labelled with its bucket for that message.
+  GradientSync(Communicator& comm, int64_t arena_size, int64_t bucket_floats) : comm_(comm), size_(arena_size) {
     const int64_t pieces_per_bucket = std::max<int64_t>(1, (bucket_floats + kPiece - 1) / kPiece);
     bucket_ = pieces_per_bucket * kPiece;
     requests_.assign(static_cast<size_t>((size_ + kPiece - 1) / kPiece), -1);
@@ -90,6 +90,7 @@ class GradientSync {
   void reduce(std::span<double> data) {
     if (comm_.size() == 1) return;
     if (!worker_.joinable()) {
+      ScopedActivity act(kStatistics);
       comm_.allreduce_sum(data);
       return;
     }
@@ -104,32 +105,25 @@ class GradientSync {
   void finish() {
     if (comm_.size() == 1) return;
     ready(size_);
-    const auto t0 = std::chrono::steady_clock::now();
-    auto too_long = [&] {
-      return timeout_ > 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > timeout_;
-    };
     if (worker_.joinable()) {
+      // The worker's MPI calls are the watched waits.
       std::unique_lock<std::mutex> lock(mutex_);
-      while (done_ < buckets() && !error_) {
-        cv_.wait_for(lock, std::chrono::milliseconds(100));
-        if (done_ < buckets() && !error_ && too_long()) timeout_error(done_);
-      }
+      cv_.wait(lock, [&] { return done_ >= buckets() || error_; });
       if (error_) std::rethrow_exception(error_);
       return;
     }
     for (size_t p = 0; p < requests_.size(); ++p) {
-      while (!comm_.test(requests_[p]))
-        if (too_long()) timeout_error(static_cast<int64_t>(p) * kPiece / bucket_);
+      ScopedActivity act(kBucket, static_cast<int64_t>(p) * kPiece / bucket_ + 1, buckets());
+      Communicator::Wait wait(comm_);
+      while (!comm_.test(requests_[p])) {
+      }
       requests_[p] = -1;
     }
   }
 
  private:
-  [[noreturn]] void timeout_error(int64_t bucket) const {
-    throw Error(cat("rank ", comm_.rank(), " waited more than ", timeout_, " s for the gradients of step ", step_ + 1,
-                    ", bucket ", bucket + 1, " of ", buckets(),
-                    ": another rank is stuck or dead (train.comm_timeout sets this limit)"));
-  }
+  static constexpr const char* kBucket = "the gradient allreduce, bucket";
+  static constexpr const char* kStatistics = "a layer's cross-rank statistics (batch norm)";
   std::span<float> piece(int64_t begin) const {
     return grads_.subspan(static_cast<size_t>(begin), static_cast<size_t>(std::min(size_, begin + kPiece) - begin));
   }
@@ -160,13 +154,17 @@ class GradientSync {
       cv_.wait(lock, [&] { return quit_ || done_ < issued_ || side_pending_; });
       if (quit_) return;
       if (done_ == issued_ && side_pending_) {
-        run([&] { comm_.allreduce_sum(side_); });  // done either way: a failure is in error_
+        run([&] {
+          ScopedActivity act(kStatistics);
+          comm_.allreduce_sum(side_);
+        });  // done either way: a failure is in error_
         side_pending_ = false;
         cv_.notify_all();
         continue;
       }
       const int64_t bucket = done_;
       const bool ok = run([&] {
+        ScopedActivity act(kBucket, bucket + 1, buckets());
         const int64_t begin = bucket * bucket_, end = std::min(size_, begin + bucket_);
         for (int64_t b = begin; b < end; b += kPiece) comm_.allreduce_sum(piece(b));
       });
@@ -178,7 +176,6 @@ class GradientSync {
 
   Communicator& comm_;
   int64_t size_ = 0, bucket_ = kPiece;
-  double timeout_ = 0;
   std::span<float> grads_;
   int64_t step_ = 0, issued_ = 0, done_ = 0;
   std::vector<Communicator::Request> requests_;

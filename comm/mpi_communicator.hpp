@@ -1,7 +1,9 @@
 // Communicator over MPI (Open MPI). The only place in hubel that includes <mpi.h>.
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <string>
 
 #include "comm/communicator.hpp"
 
@@ -27,6 +29,10 @@ class MpiCommunicator final : public Communicator {
   bool test(Request r) override;
   void progress() override;
   bool allows_worker_thread() const override { return serialized_; }
+  void set_timeout(double seconds) override;
+  void note_step(int64_t step) override;
+  void begin_wait() override;
+  void end_wait() override;
   // Stops every rank (after an error on one, so that the others do not wait forever).
   [[noreturn]] void abort(int code);
 
@@ -35,6 +41,13 @@ class MpiCommunicator final : public Communicator {
   bool serialized_ = false;
   struct Pending;  // the MPI requests in flight
   std::unique_ptr<Pending> pending_;
+  std::unique_ptr<class Watchdog> watchdog_;  // with more than one rank
+  // Tests only: HUBEL_TEST_STALL=RANK:WHAT:N stops (SIGSTOP) rank RANK before its N-th
+  // wait whose activity names WHAT, to show that the others do not hang.
+  int stall_rank_ = -1;
+  std::string stall_what_;
+  int64_t stall_at_ = 0;
+  std::atomic<int64_t> stall_seen_{0};
 };
 
 // True when this process was started by mpirun/srun (Open MPI, PMI or PMIx variables).

@@ -59,8 +59,8 @@ Trainer::Trainer(Net& net, const Loss& loss, Optimizer& opt, Schedule& schedule,
       schedule_(schedule),
       comm_(comm),
       o_(options),
-      sync_(comm, static_cast<int64_t>(net.grads().size()), static_cast<int64_t>(options.bucket_mb * (1 << 20) / 4),
-            options.comm_timeout) {
+      sync_(comm, static_cast<int64_t>(net.grads().size()), static_cast<int64_t>(options.bucket_mb * (1 << 20) / 4)) {
+  comm_.set_timeout(o_.comm_timeout);
   if (o_.batch < comm_.size())
     throw ConfigError(cat("train.batch is ", o_.batch, ", fewer than the ", comm_.size(),
                           " ranks: the batch is global, each rank takes batch/ranks rows; raise it to at least ", comm_.size()));
@@ -81,7 +81,10 @@ void Trainer::average_buffers() {
   for (const auto& p : net_.param_info())
     if (p.average_over_ranks)
       for (int64_t i = 0; i < p.size; ++i) buffer_scratch_[k++] = state[static_cast<size_t>(p.offset + i)];
-  comm_.allreduce_sum(std::span<double>(buffer_scratch_));
+  {
+    comm::ScopedActivity act("the averaging of per-rank buffers (batch-norm running statistics)");
+    comm_.allreduce_sum(std::span<double>(buffer_scratch_));
+  }
   const double inv = 1.0 / comm_.size();
   k = 0;
   for (const auto& p : net_.param_info())
@@ -152,6 +155,7 @@ Evaluation evaluate(Net& net, const Loss& loss, datasets::BatchSource& data, com
       }
   }
   double sums[3] = {total.loss, static_cast<double>(total.correct), static_cast<double>(total.count)};
+  comm::ScopedActivity act("the evaluation's sums");
   comm.allreduce_sum(std::span<double>(sums, 3));
   if (!confusion.empty()) comm.allreduce_sum(std::span<double>(confusion));
   e.stats = {sums[0], static_cast<int64_t>(sums[1]), static_cast<int64_t>(sums[2])};
@@ -207,6 +211,7 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
       const auto s0 = std::chrono::steady_clock::now();
       const std::span<float> grads = net_.grads();
       sync_.begin(grads, step_);
+      comm_.note_step(step_);
       for (int64_t micro = 0; micro < o_.accumulate; ++micro) {
         const auto d0 = std::chrono::steady_clock::now();
         const bool got = train.next(b);
@@ -288,7 +293,10 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
     if (seen == 0) break;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double sums[3] = {stats.loss, static_cast<double>(stats.correct), static_cast<double>(stats.count)};
-    comm_.allreduce_sum(std::span<double>(sums, 3));
+    {
+      comm::ScopedActivity act("the epoch's training metrics");
+      comm_.allreduce_sum(std::span<double>(sums, 3));
+    }
     EpochMetrics m;
     m.epoch = epoch + 1;
     m.steps = step_;

@@ -453,6 +453,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   if (run_id.empty()) run_id = new_run_id();
   // Every rank starts from rank 0's parameters and optimizer state.
   if (comm.size() > 1) {
+    comm::ScopedActivity act("the broadcast of rank 0's starting state");
     comm.broadcast(net.state(), 0);
     for (auto& [name, state] : optimizer->state()) comm.broadcast(state, 0);
   }
@@ -529,6 +530,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
       }
       log->note("checkpoint: " + path);
     }
+    comm::ScopedActivity act("the checkpoint barrier");
     comm.barrier();  // no rank goes on before rank 0 has written (a failure there aborts all)
     last_written = step;
   };
@@ -542,7 +544,10 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     const bool due = ck.every_minutes > 0 &&
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - last_time).count() >= 60 * ck.every_minutes;
     std::vector<double> flags{g_signal != 0 ? 1.0 : 0.0, root && due ? 1.0 : 0.0};
-    if (comm.size() > 1) comm.allreduce_sum(flags);
+    if (comm.size() > 1) {
+      comm::ScopedActivity act("the per-step agreement on signals and checkpoints");
+      comm.allreduce_sum(flags);
+    }
     const bool signalled = flags[0] > 0;
     if (log) log->step(trainer.progress(), step);  // before the checkpoint: see RunLog::cut_to_step
     if (signalled || flags[1] > 0 || (ck.every_steps > 0 && step % ck.every_steps == 0)) {

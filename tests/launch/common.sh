@@ -18,3 +18,28 @@ last() { ls "$1"/checkpoints/ckpt-*.h5 | tail -1; }
 same() {  # same A B: /model and /optimizer bitwise equal
   h5diff "$1" "$2" /model > /dev/null && h5diff "$1" "$2" /optimizer > /dev/null
 }
+# fashion N OUT.h5: the first N training and N/5 test images of the real Fashion-MNIST
+# (the Debian package's IDX files), through `hubel convert idx`: small enough for tests
+# that train whole epochs, real enough that the loader thread reads HDF5.
+fashion() {
+  local n=$1 out=$2 dir
+  dir=$(mktemp -d "$T/idx.XXXX")
+  python3 - "$n" "$dir" <<'PY' || return 1
+import gzip, os, struct, sys
+n, out = int(sys.argv[1]), sys.argv[2]
+src = "/usr/share/datasets/fashion-mnist"
+def read(name):
+    for suffix in ("", ".gz"):
+        p = os.path.join(src, name + suffix)
+        if os.path.exists(p):
+            return (gzip.open if suffix else open)(p, "rb").read()
+    raise SystemExit("missing " + name)
+for prefix, count in (("train", n), ("t10k", max(1, n // 5))):
+    img, lab = read(prefix + "-images-idx3-ubyte"), read(prefix + "-labels-idx1-ubyte")
+    open(os.path.join(out, prefix + "-images-idx3-ubyte"), "wb").write(struct.pack(">IIII", 0x803, count, 28, 28) + img[16:16 + count * 784])
+    open(os.path.join(out, prefix + "-labels-idx1-ubyte"), "wb").write(struct.pack(">II", 0x801, count) + lab[8:8 + count])
+PY
+  "$HUBEL" convert idx "$dir" "$out" --classes fashion-mnist > /dev/null || return 1
+  rm -rf "$dir"
+}
+LENET="$SRC/launch/experiments/lenet_modern.yaml"
