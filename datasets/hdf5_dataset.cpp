@@ -34,9 +34,9 @@ void write_contents(h5::File& f, const DatasetContents& c, const WriteOptions& o
       throw Error(cat("split ", s.name, ": ", s.images.size(), " image bytes for ", s.size(), " samples of ", s.sample_shape.str()));
     f.create_group("/" + s.name);
     const std::string images = "/" + s.name + "/images", labels = "/" + s.name + "/labels";
-    h5::create_dataset(f, images, H5T_NATIVE_UINT8, dims_with(s.size(), s.sample_shape), o.chunk_rows, o.deflate, false);
+    h5::create_dataset(f, images, H5T_NATIVE_UINT8, dims_with(s.size(), s.sample_shape), o.chunk_rows, o.deflate, o.checksum);
     if (s.size() > 0) h5::write_rows(f, images, H5T_NATIVE_UINT8, 0, s.size(), s.images.data());
-    h5::create_dataset(f, labels, H5T_NATIVE_INT32, {s.size()}, 0, 0, false);
+    h5::create_dataset(f, labels, H5T_NATIVE_INT32, {s.size()}, 0, 0, o.checksum);
     if (s.size() > 0) h5::write_rows(f, labels, H5T_NATIVE_INT32, 0, s.size(), s.labels.data());
     h5::write_attribute(f, "/" + s.name, "count", s.size());
     if (s.name == "train") train = &s;
@@ -67,7 +67,7 @@ void write_contents(h5::File& f, const DatasetContents& c, const WriteOptions& o
   h5::write_attribute(f, "/", "mean", mean);
   h5::write_attribute(f, "/", "std", stdev);
   h5::write_dataset(f, "/mean_image", H5T_NATIVE_FLOAT, {train->sample_shape.begin(), train->sample_shape.end()},
-                    mean_image.data());
+                    mean_image.data(), o.checksum);
 }
 
 }  // namespace
@@ -76,7 +76,7 @@ void write_dataset_file(const std::string& path, const DatasetContents& contents
   h5::write_file_atomically(path, [&](h5::File& f) { write_contents(f, contents, o); });
 }
 
-FileStats read_file_stats(const std::string& path) {
+FileStats read_file_stats(const std::string& path, const Shape* mean_image_shape) {
   h5::File f = h5::File::open_read(path);
   FileStats s;
   if (auto m = h5::read_doubles_attribute(f, "/", "mean")) s.mean = *m;
@@ -86,8 +86,11 @@ FileStats read_file_stats(const std::string& path) {
     if (!(v >= 0)) h5::fail(f, "/", "the std attribute has a negative or NaN value");
   if (auto c = h5::read_strings_attribute(f, "/", "classes")) s.classes = *c;
   if (auto src = h5::read_string_attribute(f, "/", "source")) s.source = *src;
-  if (f.exists("/mean_image")) {
+  if (mean_image_shape && f.exists("/mean_image")) {
     const auto info = h5::dataset_info(f, "/mean_image");
+    if (info.dims != std::vector<int64_t>(mean_image_shape->begin(), mean_image_shape->end()))
+      h5::fail(f, "/mean_image", cat("has another shape than the samples' ", mean_image_shape->str()));
+    h5::check_stored(f, "/mean_image", info);
     if (info.dims.empty() || info.dims.size() > 4 || info.type_class != H5T_FLOAT)
       h5::fail(f, "/mean_image", "expected a float array of rank 1 to 4");
     int64_t total = 1;
@@ -137,6 +140,9 @@ Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int6
     h5::fail(file_, labels, "labels must be a 1-D integer dataset");
   if (linfo.dims[0] != n_)
     h5::fail(file_, labels, cat("there are ", linfo.dims[0], " labels but ", n_, " images in ", images));
+  // What the file declares against what it stores, before anything is allocated for it.
+  h5::check_stored(file_, images, info);
+  h5::check_stored(file_, labels, linfo);
   labels_.resize(static_cast<size_t>(n_));
   if (n_ > 0) h5::read_dataset(file_, labels, H5T_NATIVE_INT32, labels_.data());
 
@@ -168,6 +174,16 @@ Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int6
   images_ = h5::open_dataset(file_, images, static_cast<size_t>(cache));
 }
 
+void Hdf5Dataset::check_finite(const float* rows, int64_t first, int64_t count, int64_t per, const int64_t* index) const {
+  for (int64_t r = 0; r < count; ++r) {
+    const float* row = rows + r * per;
+    for (int64_t j = 0; j < per; ++j)
+      if (!std::isfinite(row[j]))
+        throw DataError(cat(path_, ":/", split_, "/images: sample ", index ? index[r] : first + r, " holds ", row[j],
+                            " at element ", j, ": non-finite input values are a data error (fix or drop that sample)"));
+  }
+}
+
 void Hdf5Dataset::read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView) const {
   std::lock_guard<std::mutex> guard(mutex_);
   const int64_t n = static_cast<int64_t>(idx.size()), per = shape_.numel(), elem = uint8_ ? 1 : 4;
@@ -176,6 +192,7 @@ void Hdf5Dataset::read(std::span<const int64_t> idx, TensorView x, int32_t* labe
     if (resident_.empty() && n_ > 0) {
       std::vector<uint8_t> all(static_cast<size_t>(n_ * row_bytes));
       h5::read_dataset(file_, "/" + split_ + "/images", uint8_ ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, all.data());
+      if (!uint8_) check_finite(reinterpret_cast<const float*>(all.data()), 0, n_, per, nullptr);
       resident_ = std::move(all);
     }
     for (int64_t i = 0; i < n; ++i) {
@@ -204,6 +221,7 @@ void Hdf5Dataset::read(std::span<const int64_t> idx, TensorView x, int32_t* labe
   if (static_cast<int64_t>(raw_.size()) < need) raw_.resize(static_cast<size_t>(need));
   h5::read_rows(file_, images_, "/" + split_ + "/images", uint8_ ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, rows_.data(),
                 static_cast<int64_t>(rows_.size()), raw_.data());
+  if (!uint8_) check_finite(reinterpret_cast<const float*>(raw_.data()), 0, static_cast<int64_t>(rows_.size()), per, rows_.data());
   // Scatter: the k-th distinct row goes to every destination that asked for it.
   int64_t k = -1;
   for (int64_t i = 0; i < n; ++i) {

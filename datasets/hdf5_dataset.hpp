@@ -39,6 +39,7 @@ struct DatasetContents {
 struct WriteOptions {
   int64_t chunk_rows = 256;  // rows per HDF5 chunk
   int deflate = 0;           // 0: uncompressed (fastest random reads); 1-9: gzip level
+  bool checksum = true;      // Fletcher-32 on images, labels and the mean image: flipped bytes are an error on reading
 };
 
 // Writes to `path` atomically: a temporary file in the same directory, flushed and
@@ -53,7 +54,9 @@ struct FileStats {
   std::vector<std::string> classes;
   std::string source;
 };
-FileStats read_file_stats(const std::string& path);
+// The file's statistics; the mean image only when asked for (it is checked against the
+// expected shape before anything is allocated), since a large one costs memory for nothing.
+FileStats read_file_stats(const std::string& path, const Shape* mean_image_shape = nullptr);
 
 // One split of a file in the format above. Opening checks everything (datasets present,
 // rank, types, label range, matching counts) and reports the file and dataset path.
@@ -76,6 +79,9 @@ class Hdf5Dataset : public Dataset {
   bool is_uint8() const { return uint8_; }
 
  private:
+  // DataError naming the file, split and sample of the first NaN or infinity in `count`
+  // rows of `per` floats (sample numbers from index, or first + r).
+  void check_finite(const float* rows, int64_t first, int64_t count, int64_t per, const int64_t* index) const;
   std::string path_, split_;
   h5::File file_;
   h5::Handle images_;

@@ -103,7 +103,7 @@ std::unique_ptr<Transform> read_transform(const Config& data, const std::string&
     }
   }
   if (data.get<bool>("mean_image", false)) {
-    FileStats st = read_file_stats(file);
+    FileStats st = read_file_stats(file, &in);
     if (st.mean_image.numel() != in.numel())
       data.at("mean_image").fail(cat(file, " has no mean image of the samples' shape ", in.str()));
     t.mean_image = Tensor(in);

@@ -2,6 +2,7 @@
 #include "framework/config.hpp"
 
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -75,6 +76,28 @@ Config& Config::operator=(const Config& o) {
   return *this;
 }
 
+namespace {
+// yaml-cpp keeps the first of two equal keys and says nothing: a typo'd override in the
+// file would silently lose. Every map is checked, naming both lines.
+void check_duplicate_keys(const YAML::Node& node, const std::string& source, const std::string& path) {
+  if (node.IsMap()) {
+    std::map<std::string, YAML::Mark> seen;
+    for (const auto& kv : node) {
+      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string("(a non-scalar key)");
+      const auto m = kv.first.Mark();
+      const std::string where = path.empty() ? key : path + "." + key;
+      auto [it, fresh] = seen.emplace(key, m);
+      if (!fresh)
+        throw ConfigError(cat(source, ":", m.line + 1, ":", m.column + 1, " (", where, "): duplicate key '", key, "' (also on line ",
+                              it->second.line + 1, "); give each key once"));
+      check_duplicate_keys(kv.second, source, where);
+    }
+  } else if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) check_duplicate_keys(node[i], source, cat(path, "[", i, "]"));
+  }
+}
+}  // namespace
+
 Config Config::parse(const std::string& text, const std::string& source) {
   auto doc = std::make_shared<Document>();
   doc->source = source;
@@ -84,6 +107,7 @@ Config Config::parse(const std::string& text, const std::string& source) {
   } catch (const YAML::Exception& e) {
     throw ConfigError(cat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": not valid YAML: ", e.msg));
   }
+  check_duplicate_keys(doc->root, source, "");
   if (!doc->root.IsMap())
     throw ConfigError(cat(source, ": an experiment file is a YAML map of sections (model, data, optimizer, ...); found ",
                           type_name_of(doc->root)));
@@ -113,6 +137,7 @@ void Config::apply_override(const std::string& assignment) {
   } catch (const YAML::Exception& e) {
     throw ConfigError(cat("--set ", assignment, ": the value is not valid YAML: ", e.msg));
   }
+  check_duplicate_keys(parsed, cat("--set ", assignment), "");
   const auto parts = split_key_path(key);
   if (parts.empty()) throw ConfigError(cat("--set ", assignment, ": empty key"));
   // Walk with reset(): plain assignment between yaml-cpp nodes would overwrite the tree.
@@ -124,9 +149,9 @@ void Config::apply_override(const std::string& assignment) {
     const bool last = i + 1 == parts.size();
     if (cur.IsSequence()) {
       if (!is_index(p)) throw ConfigError(cat("--set ", assignment, ": '", walked, "' is a list; use an index, not '", p, "'"));
-      const size_t idx = std::stoul(p);
+      const size_t idx = p.size() > 9 ? std::numeric_limits<size_t>::max() : std::stoul(p);
       if (idx >= cur.size())
-        throw ConfigError(cat("--set ", assignment, ": '", walked, "' has ", cur.size(), " items; index ", idx, " is out of range"));
+        throw ConfigError(cat("--set ", assignment, ": '", walked, "' has ", cur.size(), " items; index ", p, " is out of range"));
       walked += "[" + p + "]";
       if (last) {
         cur[idx] = parsed;

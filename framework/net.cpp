@@ -2,6 +2,7 @@
 #include "framework/net.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <unistd.h>
 #include <cmath>
 #include <chrono>
@@ -156,6 +157,15 @@ class ModelReader {
   }
 
  private:
+  // Names become HDF5 group names in checkpoints ("/model/<layer>/<param>"): checked where
+  // they are written, not at the first checkpoint an epoch later.
+  static void check_name(const Config& item, const std::string& name) {
+    for (char ch : name)
+      if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.'))
+        item.at("name").fail(cat("layer name '", name, "' has '", ch,
+                                 "': names may hold letters, digits, '_', '-' and '.' (they name the layer's parameters in checkpoints)"));
+  }
+
   // One layer; inside a block, `prefix` is "<instance>." and `in` the block's input.
   // Inside a block, `local` holds the block's layer names and `name` this layer's.
   void layer(const Config& item, const std::string& prefix, const std::string& in, const std::set<std::string>* local,
@@ -164,6 +174,7 @@ class ModelReader {
     std::vector<std::string> inputs;
     if (auto i = item.find("inputs")) inputs = i->as<std::vector<std::string>>();
     if (!local) name = item.get<std::string>("name", "");
+    check_name(item, name);
     if (local) {
       for (auto& s : inputs) {
         if (s == "in") s = in;
@@ -213,6 +224,7 @@ class ModelReader {
     const int64_t repeat = use.get<int64_t>("repeat", 1);
     if (repeat < 1 || repeat > 10000) use.at("repeat").fail(cat("repeat must be in [1, 10000]; got ", repeat));
     std::string base = use.get<std::string>("name", "");
+    check_name(use, base);
     if (base.empty()) base = cat(kind, ++block_counts_[kind]);
     std::optional<Config> first = use.find("first");
     const std::vector<Config> layers = def->at("layers").items();
@@ -225,6 +237,7 @@ class ModelReader {
       if (l.is_map() && l.has("block")) l.fail("blocks do not nest: a block's layers are layers");
       if (!l.is_map()) l.fail("each layer is a map with at least a 'type'");
       std::string n = l.get<std::string>("name", "");
+      check_name(l, n);
       if (n == "in") l.at("name").fail("'in' names the block's input; give the layer another name");
       if (n.empty()) n = cat(l.with_vars(vars, context).get<std::string>("type"), ++counts[l.get<std::string>("type")]);
       if (!local.insert(n).second) l.fail(cat("the block has two layers named '", n, "'"));

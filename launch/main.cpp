@@ -273,7 +273,8 @@ int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
   opts.add_options()("help,h", "show this help")(
       "classes", po::value(&classes), "class names: mnist, fashion-mnist, cifar10, or a comma-separated list")(
       "compress", po::value(&compress), "gzip level 1-9 for the images (default 0: uncompressed, fastest to read)")(
-      "chunk-rows", po::value(&chunk_rows), "samples per HDF5 chunk (default 256)");
+      "chunk-rows", po::value(&chunk_rows), "samples per HDF5 chunk (default 256)")(
+      "no-checksum", "leave out the Fletcher-32 checksums of the images and labels (on by default: damaged bytes are then an error)");
   const po::variables_map vm = parse_command(argc, argv, opts, {{"format", &format}, {"dir", &dir}, {"out", &out}});
   if (vm.count("help")) {
     std::cout << "usage: hubel convert idx DIR OUT.h5 [options]\n"
@@ -296,6 +297,7 @@ int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
   o.classes = classes;
   o.write.deflate = compress;
   o.write.chunk_rows = chunk_rows;
+  o.write.checksum = vm.count("no-checksum") == 0;
   const fs::path parent = fs::path(out).parent_path();
   if (!parent.empty()) {
     std::error_code ec;

@@ -111,7 +111,8 @@ TEST(Idx, RoundTripThroughHdf5GzippedOrNot) {
       EXPECT_EQ(lab[r], idx[r] % 5);
       for (int p = 0; p < 12; ++p) EXPECT_EQ(x[r * 12 + p], static_cast<float>((7 * idx[r] + p) % 256));
     }
-    const FileStats st = read_file_stats(out);
+    const Shape sample{1, 4, 3};
+    const FileStats st = read_file_stats(out, &sample);
     ASSERT_EQ(st.mean.size(), 1u);
     double sum = 0;
     for (auto v : pixels(10, 4, 3)) sum += v;
