@@ -2,6 +2,7 @@
 // Exit codes: 0 success; 1 a usage or input error (bad options, experiment file, data);
 // 2 a failure during training (divergence, I/O, MPI).
 #include <boost/program_options.hpp>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -311,8 +312,18 @@ int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
 
 // SIGTERM or SIGUSR1 (what schedulers send before a time limit): finish the step, write a
 // checkpoint, exit 0.
+// SIGUSR1 and SIGUSR2 are what Open MPI's mpirun forwards to the ranks (it answers SIGTERM
+// by stopping the job itself, and then exits 1 whatever the ranks did); SIGINT is Ctrl-C in
+// a terminal, and a second one stops at once. The handler only records (async-signal-safe).
 std::atomic<int> g_signal{0};
-extern "C" void on_signal(int sig) { g_signal = sig; }
+extern "C" void on_signal(int sig) {
+  if (sig == SIGINT && g_signal.load() == SIGINT) {
+    constexpr char msg[] = "\nhubel: interrupted again: stopping now, without a checkpoint\n";
+    (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
+    ::_exit(130);
+  }
+  g_signal = sig;
+}
 
 struct CheckpointOptions {
   std::string dir;
@@ -536,8 +547,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     comm.barrier();  // no rank goes on before rank 0 has written (a failure there aborts all)
     last_written = step;
   };
-  std::signal(SIGTERM, on_signal);
-  std::signal(SIGUSR1, on_signal);
+  for (int sig : {SIGTERM, SIGUSR1, SIGUSR2, SIGINT}) std::signal(sig, on_signal);
   auto last_time = std::chrono::steady_clock::now();
   bool stopped_by_signal = false;
   bool checkpoint_at_epoch_end = false;  // due at an epoch's last step: written with its metrics

@@ -4,7 +4,7 @@
 # failure count and its helpers (fail, ok, last checkpoint, same weights), and the
 # spirals experiment the tests train.
 set -u
-HUBEL=$1
+HUBEL=$(realpath "$1")
 SRC=$2
 MPIEXEC=$3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
