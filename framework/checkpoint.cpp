@@ -308,15 +308,17 @@ CheckpointMeta load_checkpoint(const std::string& path, Net& net, Optimizer* opt
   return m;
 }
 
-std::vector<StoredParam> read_checkpoint_params(const std::string& path) {
-  const h5::File f = h5::File::open_read(path);
+namespace {
+// Every float array under group (parameters, or optimizer state), read whole: reading
+// verifies each one's Fletcher-32 checksum.
+std::vector<StoredParam> read_group(const h5::File& f, const std::string& group) {
   std::vector<StoredParam> out;
-  if (!f.exists("/model")) return out;
+  if (!f.exists(group)) return out;
   // The names first (HDF5 calls back from its C frames: the callback only records, and
   // never throws), then each dataset read and checked after HDF5 has returned.
-  const std::vector<std::string> names = h5::dataset_names(f, "/model");
+  const std::vector<std::string> names = h5::dataset_names(f, group);
   for (const auto& n : names) {
-    const std::string full = "/model/" + n;
+    const std::string full = group + "/" + n;
     const auto di = h5::dataset_info(f, full);
     if (di.type_class != H5T_FLOAT) h5::fail(f, full, "a parameter that is not a float array");
     if (di.dims.size() > Shape::kMaxRank) h5::fail(f, full, cat("a parameter of rank ", di.dims.size()));
@@ -335,6 +337,19 @@ std::vector<StoredParam> read_checkpoint_params(const std::string& path) {
     out.push_back(std::move(p));
   }
   return out;
+}
+}  // namespace
+
+std::vector<StoredParam> read_checkpoint_params(const std::string& path) {
+  const h5::File f = h5::File::open_read(path);
+  return read_group(f, "/model");
+}
+
+void verify_checkpoint(const std::string& path) {
+  const h5::File f = h5::File::open_read(path);
+  read_meta(f);
+  (void)read_group(f, "/model");
+  (void)read_group(f, "/optimizer");
 }
 
 namespace {
@@ -429,9 +444,7 @@ std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string&
 
 bool readable(const std::string& path) {
   try {
-    const h5::File f = h5::File::open_read(path);
-    read_meta(f);
-    for (const auto& p : read_checkpoint_params(path)) (void)p;  // reading verifies the checksums
+    verify_checkpoint(path);
     return true;
   } catch (const Error&) {
     return false;

@@ -64,6 +64,9 @@ struct StoredParam {
   std::vector<float> values;
 };
 std::vector<StoredParam> read_checkpoint_params(const std::string& path);
+// Reads a whole checkpoint (metadata, parameters, optimizer state) and checks every
+// checksum; a DataError naming the file and what is damaged otherwise.
+void verify_checkpoint(const std::string& path);
 
 // A small file with /model only, for inference elsewhere: from a net, or from a checkpoint.
 void export_weights(const std::string& path, const Net& net);

@@ -136,6 +136,7 @@ int cmd_inspect(int argc, char** argv) {
     return kOk;
   }
   if (file.empty()) throw po::error("missing the checkpoint: hubel inspect CHECKPOINT.h5");
+  verify_checkpoint(file);  // all of it: inspect is where a user asks whether a file is whole
   const CheckpointMeta m = read_checkpoint_meta(file);
   const auto params = read_checkpoint_params(file);
   std::cout << file << ": hubel checkpoint written by hubel " << m.hubel_version << " on " << m.ranks << " rank(s)\n"
