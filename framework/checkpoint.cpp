@@ -491,6 +491,20 @@ std::string CheckpointDir::write(const Net& net, Optimizer& opt, const Schedule&
   char name[64];
   std::snprintf(name, sizeof name, "ckpt-%09lld.h5", static_cast<long long>(meta.step));
   const std::string path = (fs::path(dir_) / name).string();
+  // Another run's checkpoint of the same step (copied in by hand) is kept under another
+  // name, not overwritten: only this run's own files are ever replaced or pruned.
+  if (fs::exists(path, ec)) {
+    std::string id = "unreadable";
+    try {
+      const h5::File f = h5::File::open_read(path);
+      id = h5::read_string_attribute(f, "/", "run_id").value_or("unknown");
+    } catch (const Error&) {
+    }
+    if (id != meta.run_id) {
+      fs::rename(path, cat(path, ".run-", id), ec);
+      if (ec) throw DataError(cat("cannot move another run's ", path, " aside: ", ec.message()));
+    }
+  }
   save_checkpoint(path, net, opt, schedule, meta);
   // The pointer, replaced atomically too.
   const std::string latest = (fs::path(dir_) / "latest").string(), tmp = h5::temporary_name(latest);

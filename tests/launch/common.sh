@@ -9,7 +9,7 @@ SRC=$2
 MPIEXEC=$3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 T=$(mktemp -d)
-trap 'pkill -KILL -f "$T/" 2>/dev/null; rm -rf "$T"' EXIT
+trap 'pkill -KILL -f "$T/" 2>/dev/null; [ -n "${KEEP_T:-}" ] || rm -rf "$T"' EXIT
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 ok() { echo "ok: $*"; }
