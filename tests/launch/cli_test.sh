@@ -108,6 +108,16 @@ expect 1 "key.yaml:4:32 \(model.layers\[0\].activation\): unknown key 'activatio
 good "    - {type: dense, units: sixteen}
     - {type: dense, units: 2}" > "$T/value.yaml"
 expect 1 "value.yaml:4:28 \(model.layers\[0\].units\): expected an integer, found 'sixteen'" -- train "$T/value.yaml"
+good "    - {type: dense, units: 16, units: 999}
+    - {type: dense, units: 2}" > "$T/dup.yaml"
+expect 1 "^hubel: error: .*dup.yaml:4:32 \(model.layers\[0\].units\): duplicate key 'units' \(also on line 4\)" -- train "$T/dup.yaml" --run-dir "$T/dup"
+printf 'model:\n  input: [2]\n  layers: [{type: dense, units: 2}]\noptimizer: {type: sgd, lr: 0.1}\ndata: {spirals: {train: 10}}\noptimizer: {type: adam}\n' > "$T/dup2.yaml"
+expect 1 "dup2.yaml:6:1 \(optimizer\): duplicate key 'optimizer' \(also on line 4\)" -- train "$T/dup2.yaml" --run-dir "$T/dup"
+good "    - {type: dense, name: c1/w, units: 16}
+    - {type: dense, units: 2}" > "$T/slash.yaml"
+expect 1 "^hubel: error: .*slash.yaml:4:27 \(model.layers\[0\].name\): layer name 'c1/w' has '/'" -- train "$T/slash.yaml" --run-dir "$T/slash"
+expect 1 "^hubel: error: --set model.layers.99999999999999999999999.units=3: 'model.layers' has 3 items; index 99999999999999999999999 is out of range$" -- \
+  train "$T/good.yaml" --set model.layers.99999999999999999999999.units=3 --run-dir "$T/idx"
 good "    - {type: dense, units: 6}
     - {type: reshape, name: grid, shape: [4, 4]}
     - {type: dense, units: 2}" > "$T/shape.yaml"

@@ -11,7 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SPREAD=${4:-24}
 fashion 2000 "$T/fm.h5" || { echo "FAIL: converting Fashion-MNIST"; exit 1; }
 D=(--set data.file="$T/fm.h5" --threads 1)
-run() { timeout 60 "$HUBEL" "$@"; }
+run() { timeout -k 5 60 "$HUBEL" "$@"; }
 # The reference: 45 steps without a stop; and a run with checkpoints at 20 and 40.
 run train "$LENET" "${D[@]}" --set train.max_steps=45 --run-dir "$T/ref" > "$T/log" 2>&1 || { fail "reference run"; cat "$T/log"; exit 1; }
 REF=$(last "$T/ref")

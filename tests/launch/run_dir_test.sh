@@ -13,8 +13,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 fashion 4000 "$T/fm.h5" || { echo "FAIL: converting Fashion-MNIST"; exit 1; }
 D=(--set data.file="$T/fm.h5" --threads 1)
-mp() { timeout 120 "$MPIEXEC" --oversubscribe -np 2 "$HUBEL" train "$LENET" "${D[@]}" "$@"; }
-one() { timeout 120 "$HUBEL" train "$LENET" "${D[@]}" "$@"; }
+mp() { timeout -k 5 120 "$MPIEXEC" --oversubscribe -np 2 "$HUBEL" train "$LENET" "${D[@]}" "$@"; }
+one() { timeout -k 5 120 "$HUBEL" train "$LENET" "${D[@]}" "$@"; }
 
 # 1. --resume auto with the newest checkpoint damaged inside /model/f5/w, on 2 ranks.
 mp --set train.max_steps=130 --set checkpoint.every_steps=60 --run-dir "$T/whole" > "$T/log" 2>&1 || fail "uninterrupted 130 steps"
@@ -125,7 +125,7 @@ assert at >= 0
 for i in range(at, at + 4): b[i] ^= 0xFF
 open(f, "wb").write(b)
 PY
-out=$(timeout 120 "$MPIEXEC" --oversubscribe -np 2 "$HUBEL" train "$LENET" --set data.file="$T/bad.h5" --threads 1 --set train.max_steps=10 --run-dir "$T/bad" 2>&1); rc=$?
+out=$(timeout -k 5 120 "$MPIEXEC" --oversubscribe -np 2 "$HUBEL" train "$LENET" --set data.file="$T/bad.h5" --threads 1 --set train.max_steps=10 --run-dir "$T/bad" 2>&1); rc=$?
 [ $rc -eq 1 ] && grep -q "error: .*bad.h5:/train/images: reading failed (a damaged file, or a checksum mismatch)" <<<"$out" \
   && ok "flipped image bytes: exit 1 naming the file and split" || { fail "flipped image bytes: exit $rc"; grep error <<<"$out" | head -3; }
 

@@ -69,5 +69,25 @@ stall evaluation "$LENET" "the evaluation's sums" 1
 stall batchnorm "$T/bn.yaml" "a layer's cross-rank statistics (batch norm)" 9
 stall buffers "$T/bn.yaml" "the averaging of per-rank buffers" 4
 
+# And stopped from outside, wherever it happens to be (as a hung node would be).
+"$MPIEXEC" --oversubscribe -np 2 "$HUBEL" train "$LENET" --set data.file="$T/fm.h5" --set train.comm_timeout=3 --set train.epochs=50 \
+  --set checkpoint.every_steps=20 --threads 1 --run-dir "$T/run-outside" > "$T/outside.log" 2>&1 &
+pid=$!
+for _ in $(seq 400); do [ -s "$T/run-outside/checkpoints/latest" ] && break; sleep 0.05; done
+victim=$(pgrep -f "$HUBEL train .*--run-dir $T/run-outside" | tail -1)
+kill -STOP "$victim"
+stopped=$(date +%s%N)
+for _ in $(seq 300); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+if kill -0 $pid 2>/dev/null; then
+  fail "outside: the job still runs 30 s after a rank was stopped (a hang)"; pkill -KILL -f "$T/run-outside"; kill -KILL $pid
+fi
+wait $pid
+rc=$?
+took=$((($(date +%s%N) - stopped) / 1000000))
+line=$(grep -m1 "waited .* for the other ranks in" "$T/outside.log")
+[ $rc -ne 0 ] && [ $took -le 8500 ] && [ -n "$line" ] && ok "outside: a rank stopped by kill -STOP: exit $rc ${took} ms later: ${line#*error: }" \
+  || { fail "outside: exit $rc after ${took} ms; message: ${line:-none}"; tail -3 "$T/outside.log"; }
+pgrep -f "$T/run-outside" > /dev/null && { fail "outside: ranks left behind"; pkill -KILL -f "$T/run-outside"; }
+
 [ "$failures" -eq 0 ] || { echo "$failures stall check(s) failed"; exit 1; }
 echo "all stall checks passed"
