@@ -1,6 +1,10 @@
 // The Loader: sharding, shuffling, transforms, prefetching.
 #include "datasets/loader.hpp"
 
+#include <chrono>
+
+#include "framework/stall.hpp"
+
 #include <algorithm>
 #include <numeric>
 
@@ -144,7 +148,14 @@ bool Loader::next(Batch& b) {
     return false;
   }
   Slot& s = slots_[static_cast<size_t>(next_ % S)];
-  cv_.wait(lock, [&] { return s.ready || error_; });
+  const auto ready = [&] { return s.ready || error_; };
+  if (o_.timeout_seconds > 0) {
+    if (!cv_.wait_for(lock, std::chrono::duration<double>(o_.timeout_seconds), ready))
+      stall_stop(cat("the loader thread has not produced batch ", next_ + 1, " of ", name(), " in ", o_.timeout_seconds,
+                     " s: a read is stuck (a hung file system, or a lock held by a library); data.timeout sets this limit"));
+  } else {
+    cv_.wait(lock, ready);
+  }
   if (!s.ready && error_) {
     auto e = error_;
     lock.unlock();

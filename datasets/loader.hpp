@@ -31,6 +31,10 @@ struct LoaderOptions {
   bool augment = false;  // apply the transform's random parts (training only)
   uint64_t seed = 42;
   int prefetch = 2;      // minibatches read ahead; 0 reads synchronously in next()
+  // Seconds next() waits for the loader thread before it gives up on it (0: for ever): a
+  // read stuck in the file system (or a library's lock) ends the run through stall_stop,
+  // naming the data set and the batch, instead of hanging it.
+  double timeout_seconds = 600;
 };
 
 class Loader : public BatchSource {

@@ -210,6 +210,8 @@ Splits open(const Config& data) {
   s.drop_last = data.get<bool>("drop_last", false);
   s.prefetch = data.get<int>("prefetch", 2);
   if (s.prefetch < 0 || s.prefetch > 16) data.at("prefetch").fail(cat("prefetch must be in [0, 16]; got ", s.prefetch));
+  s.timeout = data.get<double>("timeout", s.timeout);
+  if (!(s.timeout >= 0)) data.at("timeout").fail(cat("timeout must be >= 0 seconds (0: wait for ever); got ", s.timeout));
   data.finish();
   return s;
 }

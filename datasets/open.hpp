@@ -22,6 +22,7 @@ struct Splits {
   std::unique_ptr<Transform> transform;  // null: samples go to the network as stored
   bool drop_last = false;
   int prefetch = 2;
+  double timeout = 600;  // data.timeout: seconds to wait for the loader thread (0: for ever)
 };
 
 // data: {file: data/fashion-mnist.h5, train: train, test: test, val: val | val_fraction: 0.1,

@@ -26,6 +26,7 @@
 #include "framework/run_lock.hpp"
 #include "framework/runtime.hpp"
 #include "framework/schedule.hpp"
+#include "framework/stall.hpp"
 #include "framework/trainer.hpp"
 #include "launch/report.hpp"
 #include "launch/run_log.hpp"
@@ -184,7 +185,7 @@ int cmd_eval(int argc, char** argv, comm::Communicator& comm) {
   const int64_t local = (exp.train.batch + comm.size() - 1) / comm.size();
   model.net.build(local, exp.train.seed);
   load_checkpoint(checkpoint, model.net, nullptr, nullptr);
-  datasets::Loader loader(*set, data.transform.get(), {exp.train.batch, comm.rank(), comm.size(), false, false, false, exp.train.seed, data.prefetch});
+  datasets::Loader loader(*set, data.transform.get(), {exp.train.batch, comm.rank(), comm.size(), false, false, false, exp.train.seed, data.prefetch, data.timeout});
   Evaluation e;
   runtime.run([&] { e = evaluate(model.net, *model.loss, loader, comm, exp.train.seed); });
   const int64_t K = e.classes;
@@ -472,7 +473,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     for (auto& [name, state] : optimizer->state()) comm.broadcast(state, 0);
   }
   datasets::LoaderOptions lo{exp.train.batch, comm.rank(), comm.size(), exp.train.shuffle, data.drop_last, true,
-                             exp.train.seed, data.prefetch};
+                             exp.train.seed, data.prefetch, data.timeout};
   datasets::Loader train_loader(*data.train, data.transform.get(), lo);
   // Held-out and test sets: in order, every sample, no augmentation.
   datasets::LoaderOptions eval_lo = lo;
@@ -635,6 +636,17 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   return kOk;
 }
 
+// A wait that outlived its bound (the loader thread): the message, then every rank stops.
+comm::Communicator* g_comm = nullptr;
+void stop_on_stall(const std::string& message) {
+  const int rank = g_comm ? g_comm->rank() : 0, size = g_comm ? g_comm->size() : 1;
+  const std::string line = (size > 1 ? cat("hubel (rank ", rank, "): error: ") : std::string("hubel: error: ")) + message + "\n";
+  (void)!::write(STDERR_FILENO, line.data(), line.size());
+  ::alarm(5);  // should MPI_Abort itself hang, SIGALRM ends the process
+  if (size > 1) static_cast<comm::MpiCommunicator&>(*g_comm).abort(kTrainingError);
+  std::_Exit(kTrainingError);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -645,6 +657,8 @@ int main(int argc, char** argv) {
     std::cerr << "hubel: error: " << e.what() << "\n";
     return kTrainingError;
   }
+  g_comm = comm.get();
+  set_stall_handler(stop_on_stall);
   // A file that outgrows `ulimit -f` is a write error (EFBIG) hubel reports, not a signal
   // that kills it.
   std::signal(SIGXFSZ, SIG_IGN);

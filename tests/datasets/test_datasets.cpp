@@ -5,7 +5,10 @@
 #include <tbb/task_arena.h>
 #include <zlib.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -19,6 +22,7 @@
 #include "datasets/subset.hpp"
 #include "framework/config.hpp"
 #include "framework/error.hpp"
+#include "framework/stall.hpp"
 #include "tests/expect_error.hpp"
 
 namespace hubel::datasets {
@@ -556,6 +560,80 @@ TEST(ClassSubset, KeepsTheListedClassesRelabeledInTheirOrder) {
   EXPECT_THROW(ClassSubset(base, {3}), DataError);
   EXPECT_THROW(ClassSubset(base, {1, 1}), DataError);
   EXPECT_THROW(ClassSubset(base, {}), DataError);
+}
+
+}  // namespace hubel::datasets
+
+namespace hubel::datasets {
+
+namespace {
+// A data set whose reads block from sample `from` on until released: a hung file system.
+class Stuck : public Dataset {
+ public:
+  explicit Stuck(int64_t from) : from_(from) {}
+  std::string name() const override { return "stuck.h5:/train"; }
+  int64_t size() const override { return 64; }
+  Shape sample_shape() const override { return {1}; }
+  int64_t num_classes() const override { return 2; }
+  void read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView) const override {
+    for (size_t i = 0; i < idx.size(); ++i) {
+      if (idx[i] >= from_) {
+        std::unique_lock<std::mutex> lock(m_);
+        cv_.wait(lock, [&] { return released_; });
+      }
+      x[static_cast<int64_t>(i)] = 1;
+      if (labels) labels[i] = 0;
+    }
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      released_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  int64_t from_;
+  mutable std::mutex m_;
+  mutable std::condition_variable cv_;
+  bool released_ = false;
+};
+
+struct StallSeen : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+}  // namespace
+
+TEST(Loader, AReadStuckLongerThanTheTimeoutStopsTheRunNamingTheDataAndBatch) {
+  Stuck data(16);
+  // The real handler ends the process; this one reports by throwing, so the test can
+  // release the stuck read before the loader's thread is joined.
+  set_stall_handler([](const std::string& m) { throw StallSeen(m); });
+  LoaderOptions o{8, 0, 1, false, false, false, 1, 2};
+  o.timeout_seconds = 0.3;
+  std::string message;
+  {
+    Loader l(data, nullptr, o);
+    l.start(0);
+    Batch b;
+    ASSERT_TRUE(l.next(b));  // samples 0-7
+    ASSERT_TRUE(l.next(b));  // 8-15
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      l.next(b);  // 16-23: stuck
+      ADD_FAILURE() << "no stall reported";
+    } catch (const StallSeen& e) {
+      message = e.what();
+    }
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_GE(waited, 0.3);
+    EXPECT_LT(waited, 5.0);
+    data.release();
+  }
+  set_stall_handler(nullptr);
+  EXPECT_EQ(message, "the loader thread has not produced batch 3 of stuck.h5:/train in 0.3 s: a read is stuck (a hung file "
+                     "system, or a lock held by a library); data.timeout sets this limit");
 }
 
 }  // namespace hubel::datasets
