@@ -46,15 +46,19 @@ grep -q "stopped by signal 15 .*resume with: hubel train .* --resume auto" "$T/s
 "$HUBEL" train "$E" "${COMMON[@]}" --set train.epochs=1500 --run-dir "$T/s" --resume auto > "$T/log" 2>&1 || fail "resume after SIGTERM"
 same "$(last "$T/s0")" "$(last "$T/s")" && echo "ok: resumed after SIGTERM = uninterrupted" || fail "resumed after SIGTERM differs"
 
-# SIGKILL while checkpoints are being written (one every step): whatever moment it lands,
-# `latest` and the previous checkpoints stay loadable and the run resumes.
-for delay in 0.3 0.45 0.6; do
-  "$HUBEL" train "$E" "${COMMON[@]}" --set train.epochs=1500 --set checkpoint.every_steps=1 --run-dir "$T/k" > /dev/null 2>&1 &
+# SIGKILL while checkpoints are being written (one every step), on LeNet over real
+# Fashion-MNIST in HDF5: whatever moment it lands, `latest` and the previous checkpoints
+# stay loadable and the run resumes.
+fashion 2000 "$T/fm.h5" || fail "converting Fashion-MNIST"
+K=(--set data.file="$T/fm.h5" --set checkpoint.every_steps=1 --threads 1)
+for delay in 0.6 0.8 1.0; do
+  "$HUBEL" train "$LENET" "${K[@]}" --run-dir "$T/k" > /dev/null 2>&1 &
   pid=$!
   sleep $delay
   kill -KILL $pid
   wait $pid 2>/dev/null
-  out=$("$HUBEL" train "$E" "${COMMON[@]}" --set train.epochs=1500 --set train.max_steps=1 --run-dir "$T/k" --resume auto 2>&1)
+  [ -s "$T/k/checkpoints/latest" ] || { fail "no checkpoint written before the kill at ${delay}s"; continue; }
+  out=$("$HUBEL" train "$LENET" "${K[@]}" --set train.max_steps=1 --run-dir "$T/k" --resume auto 2>&1)
   rc=$?
   [ $rc -eq 0 ] && grep -q "resumed from" <<<"$out" && echo "ok: killed after ${delay}s while writing checkpoints; resumed" \
     || { fail "resume after SIGKILL (exit $rc)"; tail -3 <<<"$out"; }
