@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
       Runtime runtime(1);
       datasets::Loader loader(*data.train, data.transform.get(), {batch, 0, 1, true, false, true, 1, 0});
       loader.start(0);
-      datasets::Batch b;
+      Batch b;
       int64_t images = 0;
       const auto t0 = Clock::now();
       runtime.run([&] {
@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
     Runtime runtime(2);
     datasets::Loader loader(*data.train, data.transform.get(), {batch, 0, 1, true, false, true, 1, 2});
     const int64_t steps = 400;
-    auto step = [&](const datasets::Batch& b) {
+    auto step = [&](const Batch& b) {
       TensorView in = model.net.input(b.rows);
       std::copy(b.x.data(), b.x.data() + in.numel(), in.data());
       StepContext ctx{true, 1, 0, 0};
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
     double with_loader = 0, in_memory = 0;
     for (int rep = 0; rep < 3; ++rep) {
       loader.start(rep);
-      datasets::Batch b;
+      Batch b;
       runtime.run([&] {
         for (int i = 0; i < 20; ++i) loader.next(b), step(b);  // warm-up
         auto t0 = Clock::now();
@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
         Tensor x(b.x.shape());
         std::copy(b.x.data(), b.x.data() + b.x.numel(), x.data());
         std::vector<int32_t> labels(b.labels, b.labels + b.rows);
-        datasets::Batch held = b;
+        Batch held = b;
         held.x = x.view();
         held.labels = labels.data();
         t0 = Clock::now();

@@ -6,6 +6,8 @@
 #include <memory>
 #include <span>
 
+#include "framework/gradient_exchange.hpp"
+
 namespace hubel::comm {
 
 // What this thread is waiting on the other ranks for, named for the stall watchdog's
@@ -55,6 +57,10 @@ class Communicator {
   // May one other thread make the blocking calls while this one computes (never both at
   // once)? MPI: when initialized with MPI_THREAD_SERIALIZED or better.
   virtual bool allows_worker_thread() const { return false; }
+
+  // The gradient arena's sum over ranks, overlapped with backward (comm::GradientSync,
+  // buckets of about bucket_floats).
+  virtual std::unique_ptr<GradientExchange> gradient_exchange(int64_t arena_floats, int64_t bucket_floats);
 
   // The stall watchdog: any wait on other ranks longer than `seconds` (0: no limit) prints
   // which rank, step and operation waited and stops the whole job, without needing the

@@ -30,10 +30,11 @@
 
 #include "comm/communicator.hpp"
 #include "framework/error.hpp"
+#include "framework/gradient_exchange.hpp"
 
 namespace hubel::comm {
 
-class GradientSync {
+class GradientSync final : public GradientExchange {
  public:
   static constexpr int64_t kPiece = int64_t{1} << 18;  // floats per allreduce call (1 MiB)
   // bucket_floats is rounded up to whole pieces. A wait that lasts too long is the
@@ -45,7 +46,7 @@ class GradientSync {
     requests_.assign(static_cast<size_t>((size_ + kPiece - 1) / kPiece), -1);
     if (comm_.size() > 1 && comm_.allows_worker_thread()) worker_ = std::thread([this] { work(); });
   }
-  ~GradientSync() {
+  ~GradientSync() override {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       quit_ = true;
@@ -60,7 +61,7 @@ class GradientSync {
   int64_t buckets() const { return (size_ + bucket_ - 1) / bucket_; }
 
   // A new step over this gradient arena.
-  void begin(std::span<float> grads, int64_t step) {
+  void begin(std::span<float> grads, int64_t step) override {
     if (static_cast<int64_t>(grads.size()) != size_) throw Error("GradientSync: the arena changed size");
     std::lock_guard<std::mutex> lock(mutex_);
     grads_ = grads;
@@ -69,7 +70,7 @@ class GradientSync {
     error_ = nullptr;
   }
   // Gradients [0, prefix) are final: start every bucket that lies inside.
-  void ready(int64_t prefix) {
+  void ready(int64_t prefix) override {
     if (comm_.size() == 1) return;
     int64_t inside = std::min(buckets(), prefix >= size_ ? buckets() : prefix / bucket_);
     if (worker_.joinable()) {
@@ -87,7 +88,7 @@ class GradientSync {
   // A small blocking allreduce (layer statistics such as synchronized batch norm's) in
   // the middle of a step. It goes through the same thread as the buckets, after those
   // already started, so every rank makes its MPI calls in the same order.
-  void reduce(std::span<double> data) {
+  void reduce(std::span<double> data) override {
     if (comm_.size() == 1) return;
     if (!worker_.joinable()) {
       ScopedActivity act(kStatistics);
@@ -102,7 +103,7 @@ class GradientSync {
     if (error_) std::rethrow_exception(error_);
   }
   // Starts the remaining buckets and waits for all of them.
-  void finish() {
+  void finish() override {
     if (comm_.size() == 1) return;
     ready(size_);
     if (worker_.joinable()) {

@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "datasets/batch_source.hpp"
+#include "framework/batch_source.hpp"
 #include "datasets/dataset.hpp"
 #include "datasets/transform.hpp"
 

@@ -59,7 +59,7 @@ Trainer::Trainer(Net& net, const Loss& loss, Optimizer& opt, Schedule& schedule,
       schedule_(schedule),
       comm_(comm),
       o_(options),
-      sync_(comm, static_cast<int64_t>(net.grads().size()), static_cast<int64_t>(options.bucket_mb * (1 << 20) / 4)) {
+      sync_(comm.gradient_exchange(static_cast<int64_t>(net.grads().size()), static_cast<int64_t>(options.bucket_mb * (1 << 20) / 4))) {
   comm_.set_timeout(o_.comm_timeout);
   if (o_.batch < comm_.size())
     throw ConfigError(cat("train.batch is ", o_.batch, ", fewer than the ", comm_.size(),
@@ -68,7 +68,7 @@ Trainer::Trainer(Net& net, const Loss& loss, Optimizer& opt, Schedule& schedule,
   if (!net_.built()) throw Error("Trainer: build the Net first");
   if (net_.max_batch() < local) throw Error(cat("Trainer: the Net was built for ", net_.max_batch(), " rows; this rank needs ", local));
   if (o_.accumulate > 1) accum_ = Tensor(Shape{static_cast<int64_t>(net_.grads().size())});
-  reducer_.sync = &sync_;
+  reducer_.sync = sync_.get();
   for (size_t i = 0; i < net_.size(); ++i) reduces_ = reduces_ || net_.layer(i).reduces_across_ranks();
   for (const auto& p : net_.param_info())
     if (p.average_over_ranks) buffer_scratch_.resize(buffer_scratch_.size() + static_cast<size_t>(p.size));
@@ -92,7 +92,7 @@ void Trainer::average_buffers() {
       for (int64_t i = 0; i < p.size; ++i) state[static_cast<size_t>(p.offset + i)] = static_cast<float>(buffer_scratch_[k++] * inv);
 }
 
-void Trainer::check_data(const datasets::BatchSource& data) const {
+void Trainer::check_data(const BatchSource& data) const {
   if (data.sample_shape() != net_.input_shape())
     throw ShapeError(cat(data.name(), ": samples have shape ", data.sample_shape().str(), " but model.input is ",
                          net_.input_shape().str()));
@@ -110,7 +110,7 @@ void Trainer::check_data(const datasets::BatchSource& data) const {
 }
 
 // Copies a batch into the Net's input; returns the targets the loss reads.
-Targets Trainer::load(const datasets::Batch& b) {
+Targets Trainer::load(const Batch& b) {
   if (b.rows > 0) {
     if (b.rows > net_.max_batch()) throw Error(cat("Trainer: a batch of ", b.rows, " rows for a Net built for ", net_.max_batch()));
     TensorView in = net_.input(b.rows);
@@ -127,7 +127,7 @@ void Trainer::set_start(int64_t epoch, int64_t batch, int64_t step, std::vector<
   history_ = std::move(history);
 }
 
-Evaluation evaluate(Net& net, const Loss& loss, datasets::BatchSource& data, comm::Communicator& comm, uint64_t seed,
+Evaluation evaluate(Net& net, const Loss& loss, BatchSource& data, comm::Communicator& comm, uint64_t seed,
                     uint64_t step) {
   Evaluation e;
   const int64_t K = data.num_classes();
@@ -136,7 +136,7 @@ Evaluation evaluate(Net& net, const Loss& loss, datasets::BatchSource& data, com
   std::vector<double> confusion(static_cast<size_t>(e.classes * e.classes), 0.0);
   StepContext ctx{false, seed, step, 0};
   data.start(0, 0);
-  datasets::Batch b;
+  Batch b;
   LossStats total;
   while (data.next(b)) {
     if (b.rows == 0) continue;
@@ -163,14 +163,14 @@ Evaluation evaluate(Net& net, const Loss& loss, datasets::BatchSource& data, com
   return e;
 }
 
-LossStats Trainer::evaluate(datasets::BatchSource& data) { return evaluate_full(data).stats; }
+LossStats Trainer::evaluate(BatchSource& data) { return evaluate_full(data).stats; }
 
-Evaluation Trainer::evaluate_full(datasets::BatchSource& data) {
+Evaluation Trainer::evaluate_full(BatchSource& data) {
   check_data(data);
   return hubel::evaluate(net_, loss_, data, comm_, o_.seed, static_cast<uint64_t>(step_));
 }
 
-std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::BatchSource* test,
+std::vector<EpochMetrics> Trainer::fit(BatchSource& train, BatchSource* test,
                                        const std::function<void(const EpochMetrics&)>& on_epoch) {
   check_data(train);
   if (test) check_data(*test);
@@ -197,7 +197,7 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
     if (batches_done == train.batches_per_epoch() && batches_done > 0) continue;  // stopped right at its end
     train.start(epoch, batches_done);
     bool interrupted = false;
-    datasets::Batch b;
+    Batch b;
     while (true) {
       if (o_.max_steps && step_ >= o_.max_steps) {
         stop = true;
@@ -210,7 +210,7 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
       int64_t rows_total = 0;
       const auto s0 = std::chrono::steady_clock::now();
       const std::span<float> grads = net_.grads();
-      sync_.begin(grads, step_);
+      sync_->begin(grads, step_);
       comm_.note_step(step_);
       for (int64_t micro = 0; micro < o_.accumulate; ++micro) {
         const auto d0 = std::chrono::steady_clock::now();
@@ -239,7 +239,7 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
           }
           stats += s;
           // Without accumulation, each bucket's allreduce starts as soon as backward has filled it.
-          if (o_.accumulate == 1) net_.backward(b.rows, ctx, [&](int64_t done) { sync_.ready(done); });
+          if (o_.accumulate == 1) net_.backward(b.rows, ctx, [&](int64_t done) { sync_->ready(done); });
           else net_.backward(b.rows, ctx);
         } else {
           std::fill(grads.begin(), grads.end(), 0.0f);
@@ -258,7 +258,7 @@ std::vector<EpochMetrics> Trainer::fit(datasets::BatchSource& train, datasets::B
       if (rows_total == 0) break;
       if (o_.accumulate > 1) std::copy(accum_.data(), accum_.data() + grads.size(), grads.data());
       const auto w0 = std::chrono::steady_clock::now();
-      sync_.finish();
+      sync_->finish();
       const double waited = seconds_since(w0);
       wait_seconds += waited;
       times_.comm_wait += waited;

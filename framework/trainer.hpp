@@ -5,11 +5,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "comm/communicator.hpp"
-#include "comm/gradient_sync.hpp"
-#include "datasets/batch_source.hpp"
+#include "framework/batch_source.hpp"
+#include "framework/gradient_exchange.hpp"
 #include "framework/loss.hpp"
 #include "framework/net.hpp"
 #include "framework/optimizer.hpp"
@@ -56,7 +57,7 @@ struct Evaluation {
   int64_t classes = 0;
   std::vector<int64_t> confusion;
 };
-Evaluation evaluate(Net& net, const Loss& loss, datasets::BatchSource& data, comm::Communicator& comm, uint64_t seed = 0,
+Evaluation evaluate(Net& net, const Loss& loss, BatchSource& data, comm::Communicator& comm, uint64_t seed = 0,
                     uint64_t step = 0);
 
 class Trainer {
@@ -66,7 +67,7 @@ class Trainer {
 
   // Trains; calls on_epoch (on every rank; print on rank 0) after each epoch. test (may be
   // null) is evaluated after each epoch.
-  std::vector<EpochMetrics> fit(datasets::BatchSource& train, datasets::BatchSource* test,
+  std::vector<EpochMetrics> fit(BatchSource& train, BatchSource* test,
                                 const std::function<void(const EpochMetrics&)>& on_epoch = {});
   // Continue a run: the next step is minibatch `batch` of `epoch`, `step` steps were done,
   // and `history` holds the epochs finished before (fit returns it extended).
@@ -103,20 +104,20 @@ class Trainer {
   int64_t stop_batch() const { return stop_batch_; }
 
   // Summed loss and accuracy over a whole data set (sharded across ranks, reduced).
-  LossStats evaluate(datasets::BatchSource& data);
-  Evaluation evaluate_full(datasets::BatchSource& data);
+  LossStats evaluate(BatchSource& data);
+  Evaluation evaluate_full(BatchSource& data);
 
   // Checks that the data fits the network and the loss, with messages naming both.
-  void check_data(const datasets::BatchSource& data) const;
+  void check_data(const BatchSource& data) const;
 
  private:
-  Targets load(const datasets::Batch& b);
+  Targets load(const Batch& b);
   // Replaces the buffers that differ between ranks (per-rank statistics) by their mean.
   void average_buffers();
 
   // Layers' cross-rank sums, ordered with the gradient buckets.
   struct SyncReducer final : Reducer {
-    comm::GradientSync* sync = nullptr;
+    GradientExchange* sync = nullptr;
     void sum(std::span<double> data) override { sync->reduce(data); }
   };
 
@@ -132,7 +133,7 @@ class Trainer {
   StepHook step_hook_;
   Progress progress_;
   StepTimes times_;
-  comm::GradientSync sync_;
+  std::unique_ptr<GradientExchange> sync_;
   Tensor accum_;  // the sum of the micro-batches' gradients, when accumulating
   SyncReducer reducer_;
   bool reduces_ = false;  // some layer reduces across ranks in training

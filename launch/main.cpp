@@ -245,7 +245,7 @@ int cmd_visualize(int argc, char** argv) {
   datasets::Subset one(base, {sample}, cat("sample ", sample));
   datasets::Loader loader(one, data.transform.get(), {1, 0, 1, false, false, false, exp.train.seed, 0});
   loader.start(0);
-  datasets::Batch b;
+  Batch b;
   if (!loader.next(b) || b.rows != 1) throw DataError(cat("cannot read sample ", sample, " of ", set->name()));
   std::copy(b.x.data(), b.x.data() + model.net.input(1).numel(), model.net.input(1).data());
   const ConstTensorView y = model.net.forward(1, {false, exp.train.seed, 0, 0});

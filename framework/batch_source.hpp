@@ -1,6 +1,7 @@
 // The BatchSource interface the Trainer reads minibatches from: this rank's rows of each
 // global minibatch of an epoch, in an order that is a pure function of (seed, epoch).
-// datasets::Loader implements it (sharding, shuffling, transforms, prefetching).
+// datasets::Loader implements it (sharding, shuffling, transforms, prefetching). It lives in
+// framework/ so that the Trainer depends on an interface it owns, not on datasets/.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +10,7 @@
 #include "framework/shape.hpp"
 #include "framework/tensor.hpp"
 
-namespace hubel::datasets {
+namespace hubel {
 
 // One rank's share of one global minibatch. Views stay valid until the next call to
 // next() or start().
@@ -40,4 +41,4 @@ class BatchSource {
   virtual bool next(Batch& b) = 0;
 };
 
-}  // namespace hubel::datasets
+}  // namespace hubel
