@@ -18,18 +18,18 @@
 #include "comm/mpi_communicator.hpp"
 #include "datasets/convert.hpp"
 #include "datasets/loader.hpp"
+#include "datasets/loaders.hpp"
 #include "datasets/open.hpp"
 #include "framework/checkpoint.hpp"
 #include "framework/error.hpp"
 #include "framework/experiment.hpp"
 #include "framework/optimizer.hpp"
-#include "framework/run_lock.hpp"
+#include "framework/run.hpp"
 #include "framework/runtime.hpp"
 #include "framework/schedule.hpp"
 #include "framework/stall.hpp"
 #include "framework/trainer.hpp"
 #include "launch/report.hpp"
-#include "launch/run_log.hpp"
 #include "launch/visualize.hpp"
 #include "datasets/subset.hpp"
 #include "layers/builtin.hpp"
@@ -38,7 +38,6 @@
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
 using namespace hubel;
-using hubel::launch::RunLog;
 
 namespace {
 
@@ -314,43 +313,6 @@ int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
 
 // SIGTERM or SIGUSR1 (what schedulers send before a time limit): finish the step, write a
 // checkpoint, exit 0.
-// SIGUSR1 and SIGUSR2 are what Open MPI's mpirun forwards to the ranks (it answers SIGTERM
-// by stopping the job itself, and then exits 1 whatever the ranks did); SIGINT is Ctrl-C in
-// a terminal, and a second one stops at once. The handler only records (async-signal-safe).
-std::atomic<int> g_signal{0};
-extern "C" void on_signal(int sig) {
-  if (sig == SIGINT && g_signal.load() == SIGINT) {
-    constexpr char msg[] = "\nhubel: interrupted again: stopping now, without a checkpoint\n";
-    (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
-    ::_exit(130);
-  }
-  g_signal = sig;
-}
-
-struct CheckpointOptions {
-  std::string dir;
-  int64_t every_steps = 0, every_epochs = 1;
-  double every_minutes = 0;
-  int keep = 3;
-};
-
-CheckpointOptions read_checkpoint_options(const std::optional<Config>& c, const fs::path& run_dir) {
-  CheckpointOptions o;
-  o.dir = (run_dir / "checkpoints").string();
-  if (!c || c->is_null()) return o;
-  o.dir = c->get<std::string>("dir", o.dir);
-  o.every_steps = c->get<int64_t>("every_steps", 0);
-  o.every_epochs = c->get<int64_t>("every_epochs", 1);
-  o.every_minutes = c->get<double>("every_minutes", 0);
-  o.keep = c->get<int>("keep", 3);
-  if (o.every_steps < 0) c->at("every_steps").fail("every_steps must be >= 0 (0: off)");
-  if (o.every_epochs < 0) c->at("every_epochs").fail("every_epochs must be >= 0 (0: off)");
-  if (!(o.every_minutes >= 0)) c->at("every_minutes").fail("every_minutes must be >= 0 (0: off)");
-  if (o.keep < 1) c->at("keep").fail("keep must be at least 1");
-  c->finish();
-  return o;
-}
-
 // The experiment as run: the file's text, or, with --set overrides, the resolved YAML
 // headed by the command line that made it.
 std::string resolved_experiment(const Experiment& exp, const Common& c) {
@@ -362,19 +324,20 @@ std::string resolved_experiment(const Experiment& exp, const Common& c) {
 
 int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   Common c;
-  std::string resume;
-  double progress_seconds = 30;
+  RunOptions ro;
   auto opts = common_options(c);
-  opts.add_options()("progress-seconds", po::value(&progress_seconds),
-                     "when standard error is not a terminal: seconds between progress lines (default 30)")("run-dir", po::value(&c.run_dir), "where metrics and the resolved experiment go (default: runs/<experiment name>)")(
-      "resume", po::value(&resume), "continue from a checkpoint: a file, a checkpoint directory, or auto (the run's own)")(
+  opts.add_options()("progress-seconds", po::value(&ro.progress_seconds),
+                     "when standard error is not a terminal: seconds between progress lines (default 30)")(
+      "run-dir", po::value(&c.run_dir), "where metrics and the resolved experiment go (default: runs/<experiment name>)")(
+      "resume", po::value(&ro.resume), "continue from a checkpoint: a file, a checkpoint directory, or auto (the run's own)")(
       "weights-only", "with --resume: take only the weights, start the optimizer, schedule and data from the beginning")(
       "new-run", "start a new run in a run directory that holds another run's checkpoints (they and its logs are moved to checkpoints/previous-<time>/)")(
       "profile", "time every layer's forward and backward, the data wait, the allreduce wait and the optimizer; print a table at the end");
   if (!parse(argc, argv, "train", opts, c)) return kOk;
-  if (!(progress_seconds > 0)) throw po::error("--progress-seconds must be positive");
-  const bool weights_only = c.vm.count("weights-only") > 0;
-  if (weights_only && resume.empty()) throw po::error("--weights-only needs --resume FILE");
+  if (!(ro.progress_seconds > 0)) throw po::error("--progress-seconds must be positive");
+  ro.weights_only = c.vm.count("weights-only") > 0;
+  ro.new_run = c.vm.count("new-run") > 0;
+  if (ro.weights_only && ro.resume.empty()) throw po::error("--weights-only needs --resume FILE");
   const bool root = comm.rank() == 0;
 
   // Everything is read and checked before anything is allocated or trained.
@@ -382,249 +345,55 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   Model model = build_model(exp.model, layers::builtin_registry());
   datasets::Splits data = datasets::open(exp.data);
   Runtime runtime(c.threads);
+  ro.run_dir = (c.run_dir.empty() ? fs::path("runs") / fs::path(c.experiment).stem() : fs::path(c.run_dir)).string();
+  ro.experiment_text = resolved_experiment(exp, c);
+  ro.resume_command = cat("hubel train ", c.experiment, " --resume auto", c.run_dir.empty() ? "" : " --run-dir " + c.run_dir);
+  datasets::Loaders loaders(data, exp.train, comm.rank(), comm.size());
+  Run run(exp, model, comm, loaders.run_data(), ro);
   Net& net = model.net;
-  const int64_t local_batch = (exp.train.batch + comm.size() - 1) / comm.size();
-  net.build(local_batch, exp.train.seed);
-  auto optimizer = Optimizer::create(exp.optimizer, net);
-  auto schedule = Schedule::create(exp.schedule, optimizer->base_lr(), exp.train.epochs);
-  Trainer trainer(net, *model.loss, *optimizer, *schedule, comm, exp.train);
-  const fs::path run_dir = c.run_dir.empty() ? fs::path("runs") / fs::path(c.experiment).stem() : fs::path(c.run_dir);
-  const CheckpointOptions ck = read_checkpoint_options(exp.checkpoint, run_dir);
-  const CheckpointDir checkpoints(ck.dir, ck.keep);
-  // One run at a time in a run directory (and in its checkpoint directory, when apart).
-  std::unique_ptr<RunLock> run_lock, ck_lock;
   if (root) {
-    run_lock = std::make_unique<RunLock>(run_dir.string());
-    std::error_code ec;
-    const fs::path rd = fs::weakly_canonical(run_dir, ec), cd = fs::weakly_canonical(ck.dir, ec);
-    if (std::mismatch(rd.begin(), rd.end(), cd.begin(), cd.end()).first != rd.end()) ck_lock = std::make_unique<RunLock>(ck.dir);
-  }
-  std::vector<EpochMetrics> past;
-  std::string resumed_from;
-  std::string run_id;  // the lineage of this run's checkpoints
-  // Fine-tuning: trained weights by name (a resumed run has its own instead).
-  if (model.weights && resume.empty()) {
-    const WeightsReport w = load_weights_by_name(model.weights->file, net, model.weights->exclude);
-    if (root) {
-      std::cout << "weights: " << w.values << " values from " << w.file;
-      if (!w.fresh.empty()) std::cout << "; initialized fresh: " << join(w.fresh, ", ");
-      if (!w.unused.empty()) std::cout << "; not in this model: " << join(w.unused, ", ");
-      std::cout << "\n";
-    }
-  }
-  int64_t resumed_step = -1;  // a full resume's position (its log is cut back to it)
-  if (!resume.empty()) {
-    std::optional<std::string> path;
-    if (resume == "auto") path = checkpoints.newest_good();
-    else if (fs::is_directory(resume)) path = CheckpointDir(resume, ck.keep).newest_good();
-    else path = resume;
-    if (!path && resume != "auto") throw DataError(cat(resume, ": no readable checkpoint there"));
-    if (path) {
-      resumed_from = *path;
-      if (weights_only) {
-        load_checkpoint(*path, net, nullptr, nullptr);
-      } else {
-        const CheckpointMeta meta = load_checkpoint(*path, net, optimizer.get(), schedule.get());
-        run_id = meta.run_id;
-        resumed_step = meta.step;
-        if (meta.seed != exp.train.seed && root)
-          std::cout << "note: the checkpoint was trained with seed " << meta.seed << "; continuing with train.seed "
-                    << exp.train.seed << "\n";
-        trainer.set_start(meta.epoch, meta.batch, meta.step, meta.history);
-        past = meta.history;
-      }
-    } else if (root) {
-      std::cout << "no checkpoint in " << ck.dir << ": starting from the beginning\n";
-    }
-  }
-  // A new run never mixes its checkpoints with another run's: pruning would delete them
-  // and `--resume auto` could pick them up.
-  if (root) {
-    const auto existing = checkpoints.list();
-    bool same_lineage = false;
-    if (resumed_step >= 0) {
-      std::error_code ec;
-      if (fs::equivalent(fs::path(resumed_from).parent_path(), ck.dir, ec)) same_lineage = true;
-      for (const auto& [step, file] : existing) {
-        if (same_lineage || run_id.empty()) break;
-        try {
-          same_lineage = read_checkpoint_meta(file).run_id == run_id;
-        } catch (const Error&) {
-        }
-      }
-    }
-    if (!existing.empty() && !same_lineage) {
-      if (!c.vm.count("new-run"))
-        throw DataError(cat(ck.dir, " holds the checkpoints of another run (newest: ", fs::path(existing.front().second).filename().string(),
-                            "): continue that run with --resume auto, train into another --run-dir, or start a new run here with "
-                            "--new-run (which moves them and the run's logs to ", ck.dir, "/previous-<time>/)"));
-      const std::string aside = checkpoints.move_aside();
-      std::error_code ec;
-      for (const char* f : {"metrics.jsonl", "metrics.csv", "report.html", "experiment.yaml"})
-        if (fs::exists(run_dir / f, ec)) fs::rename(run_dir / f, fs::path(aside) / f, ec);
-      std::cout << "new run: the previous run's checkpoints and logs moved to " << aside << "\n";
-    }
-  }
-  if (run_id.empty()) run_id = new_run_id();
-  // Every rank starts from rank 0's parameters and optimizer state.
-  if (comm.size() > 1) {
-    comm::ScopedActivity act("the broadcast of rank 0's starting state");
-    comm.broadcast(net.state(), 0);
-    for (auto& [name, state] : optimizer->state()) comm.broadcast(state, 0);
-  }
-  datasets::LoaderOptions lo{exp.train.batch, comm.rank(), comm.size(), exp.train.shuffle, data.drop_last, true,
-                             exp.train.seed, data.prefetch, data.timeout};
-  datasets::Loader train_loader(*data.train, data.transform.get(), lo);
-  // Held-out and test sets: in order, every sample, no augmentation.
-  datasets::LoaderOptions eval_lo = lo;
-  eval_lo.shuffle = eval_lo.drop_last = eval_lo.augment = false;
-  std::unique_ptr<datasets::Loader> heldout, test;
-  if (data.heldout) heldout = std::make_unique<datasets::Loader>(*data.heldout, data.transform.get(), eval_lo);
-  if (data.test && data.heldout_name != "test") test = std::make_unique<datasets::Loader>(*data.test, data.transform.get(), eval_lo);
-  trainer.check_data(train_loader);
-  if (heldout) trainer.check_data(*heldout);
-  if (test) trainer.check_data(*test);
-
-  const bool accuracy = model.loss->reports_accuracy(data.train->num_classes());
-  // The experiment as run: the file, or with --set overrides applied.
-  const std::string experiment_text = resolved_experiment(exp, c);
-  std::optional<RunLog> log;
-  if (root) {
-    std::error_code ec;
-    fs::create_directories(run_dir, ec);
-    if (ec) throw DataError(cat("cannot create the run directory ", run_dir.string(), ": ", ec.message()));
-    std::ofstream(run_dir / "experiment.yaml") << experiment_text;
-    RunLog::Options lo;
-    lo.dir = run_dir;
-    lo.append = resumed_step >= 0;
-    // The log goes back to the checkpoint's step: what came after it is trained again.
-    if (lo.append) RunLog::cut_to_step(run_dir, resumed_step);
-    lo.epochs = exp.train.epochs;
-    lo.log_every = exp.train.log_every;
-    lo.progress_seconds = progress_seconds;
-    lo.accuracy = accuracy;
-    lo.heldout_name = data.heldout_name;
-    log.emplace(lo);
-    if (!resumed_from.empty()) std::cout << "resumed from " << resumed_from << (weights_only ? " (weights only)" : "") << "\n";
     std::cout << "hubel " << HUBEL_VERSION << ": " << comm.size() << " rank(s) x " << runtime.threads() << " thread(s), "
               << (layers::kernel_width() ? std::to_string(layers::kernel_width()) + "-bit product kernels" : "BLAS products")
               << ", experiment " << c.experiment << "\n";
     std::cout << "data: " << data.train->name() << " " << data.train->size() << " samples of " << data.train->sample_shape().str();
-    if (heldout) std::cout << "; held out (" << data.heldout_name << "): " << data.heldout->name() << " " << data.heldout->size() << " samples";
-    if (test) std::cout << "; test: " << data.test->name() << " " << data.test->size() << " samples";
+    if (loaders.heldout) std::cout << "; held out (" << data.heldout_name << "): " << data.heldout->name() << " " << data.heldout->size() << " samples";
+    if (loaders.test) std::cout << "; test: " << data.test->name() << " " << data.test->size() << " samples";
     std::cout << "\n";
     if (data.transform) std::cout << "transforms: " << data.transform->describe() << "\n";
     net.summary(std::cout);
-    std::cout << "loss " << model.loss->type() << "; optimizer " << optimizer->describe() << "; schedule " << schedule->describe()
-              << "; global batch " << exp.train.batch << ", " << exp.train.epochs << " epochs, seed " << exp.train.seed << "\n";
+    std::cout << "loss " << model.loss->type() << "; optimizer " << run.optimizer().describe() << "; schedule "
+              << run.schedule().describe() << "; global batch " << exp.train.batch << ", " << exp.train.epochs << " epochs, seed "
+              << exp.train.seed << "\n";
   }
-  // Checkpoints: every K steps, every T minutes, every E epochs, on a signal, and at the end.
-  CheckpointMeta meta;
-  meta.seed = exp.train.seed;
-  meta.ranks = comm.size();
-  meta.experiment = experiment_text;
-  meta.hubel_version = HUBEL_VERSION;
-  meta.run_id = run_id;
-  int64_t last_written = -1;
-  auto write_checkpoint = [&](int64_t epoch, int64_t batch, int64_t step) {
-    if (batch >= train_loader.batches_per_epoch()) ++epoch, batch = 0;
-    meta.epoch = epoch;
-    meta.batch = batch;
-    meta.step = step;
-    meta.schedule = schedule->state();
-    meta.history = past;
-    if (root) {
-      std::string path;
-      log->sync();  // the log reaches at least as far as the checkpoint
-      try {
-        path = checkpoints.write(net, *optimizer, *schedule, meta);
-      } catch (const DataError& e) {
-        // A failure during training (exit code 2), not an input error.
-        throw Error(cat("writing the checkpoint of step ", step, " failed: ", e.what(), "; the previous checkpoints and ",
-                        (fs::path(checkpoints.dir()) / "latest").string(), " are unchanged"));
-      }
-      log->note("checkpoint: " + path);
-    }
-    comm::ScopedActivity act("the checkpoint barrier");
-    comm.barrier();  // no rank goes on before rank 0 has written (a failure there aborts all)
-    last_written = step;
-  };
-  for (int sig : {SIGTERM, SIGUSR1, SIGUSR2, SIGINT}) std::signal(sig, on_signal);
-  auto last_time = std::chrono::steady_clock::now();
-  bool stopped_by_signal = false;
-  bool checkpoint_at_epoch_end = false;  // due at an epoch's last step: written with its metrics
-  trainer.set_step_hook([&](int64_t epoch, int64_t batches_done, int64_t step) {
-    // Ranks agree on signals and on rank 0's clock: one tiny allreduce per step.
-    const bool due = ck.every_minutes > 0 &&
-                     std::chrono::duration<double>(std::chrono::steady_clock::now() - last_time).count() >= 60 * ck.every_minutes;
-    std::vector<double> flags{g_signal != 0 ? 1.0 : 0.0, root && due ? 1.0 : 0.0};
-    if (comm.size() > 1) {
-      comm::ScopedActivity act("the per-step agreement on signals and checkpoints");
-      comm.allreduce_sum(flags);
-    }
-    const bool signalled = flags[0] > 0;
-    if (log) log->step(trainer.progress(), step);  // before the checkpoint: see RunLog::cut_to_step
-    if (signalled || flags[1] > 0 || (ck.every_steps > 0 && step % ck.every_steps == 0)) {
-      if (batches_done >= train_loader.batches_per_epoch()) checkpoint_at_epoch_end = true;
-      else write_checkpoint(epoch, batches_done, step);
-      last_time = std::chrono::steady_clock::now();
-    }
-    stopped_by_signal = signalled;
-    return signalled;
-  });
   if (c.vm.count("profile")) net.set_profiling(true);
   launch::ReportInputs report;
+  const fs::path run_dir = ro.run_dir;
   if (root) {
     std::ostringstream summary;
     net.summary(summary);
-    report = {c.experiment, summary.str(), experiment_text, data.train->class_names(), "", 0, {}};
+    report = {c.experiment, summary.str(), ro.experiment_text, data.train->class_names(), "", 0, {}};
+    run.on_epoch([&](const EpochMetrics&) { launch::write_report(run_dir, report); });
   }
-  std::vector<EpochMetrics> history;
-  runtime.run([&] {
-    history = trainer.fit(train_loader, heldout.get(), [&](const EpochMetrics& m) {
-      past.push_back(m);
-      // (Not when max_steps cut the epoch short: the final checkpoint records where.)
-      const bool cut = trainer.stop_epoch() == m.epoch - 1 && trainer.stop_batch() > 0;
-      if (log) {
-        log->epoch(m);
-        launch::write_report(run_dir, report);
-      }
-      if (checkpoint_at_epoch_end || (!cut && ck.every_epochs > 0 && m.epoch % ck.every_epochs == 0)) write_checkpoint(m.epoch, 0, m.steps);
-      checkpoint_at_epoch_end = false;
-    });
-  });
-  if (stopped_by_signal) {
-    if (root)
-      std::cout << "stopped by signal " << g_signal << " at step " << trainer.step() << "; resume with: hubel train "
-                << c.experiment << " --resume auto" << (c.run_dir.empty() ? "" : " --run-dir " + c.run_dir) << "\n";
-    return kOk;
-  }
-  if (last_written != trainer.step() && trainer.step() > 0) write_checkpoint(trainer.stop_epoch(), trainer.stop_batch(), trainer.step());
-  // A val split guided training: the test split is measured once, at the end.
-  // The final evaluation on the test split (the held-out one if there is no test split),
-  // with its confusion matrix for the report.
+  const RunResult r = runtime.run([&] { return run.train(); });
+  if (r.signal) return kOk;
+  const bool accuracy = model.loss->reports_accuracy(data.train->num_classes());
   double test_accuracy = -1, test_loss = -1;
-  datasets::Loader* final_set = test ? test.get() : heldout.get();
-  if (final_set && !history.empty()) {
-    Evaluation e;
-    runtime.run([&] { e = trainer.evaluate_full(*final_set); });
-    const double n = static_cast<double>(std::max<int64_t>(1, e.stats.count));
-    if (test || data.heldout_name == "test") {
-      test_accuracy = static_cast<double>(e.stats.correct) / n;
-      test_loss = e.stats.loss / n;
+  if (r.final) {
+    const double n = static_cast<double>(std::max<int64_t>(1, r.final->stats.count));
+    if (r.final_name == "test") {
+      test_accuracy = static_cast<double>(r.final->stats.correct) / n;
+      test_loss = r.final->stats.loss / n;
     }
-    if (root) {
-      log->test(e.stats.loss / n, static_cast<double>(e.stats.correct) / n, e.stats.count);
-      report.eval_name = test ? "test" : data.heldout_name;
-      report.classes = e.classes;
-      report.confusion = e.confusion;
-    }
+    report.eval_name = r.final_name;
+    report.classes = r.final->classes;
+    report.confusion = r.final->confusion;
   }
-  if (root) launch::write_report(run_dir, report);
-  if (root && c.vm.count("profile"))
-    std::cout << launch::format_profile(net.layer_times(), trainer.step_times(), static_cast<double>(exp.train.batch) / comm.size());
-  if (root && !history.empty()) {
-    const auto& last = history.back();
+  if (!root) return kOk;
+  launch::write_report(run_dir, report);
+  if (c.vm.count("profile"))
+    std::cout << format_profile(net.layer_times(), run.trainer().step_times(), static_cast<double>(exp.train.batch) / comm.size());
+  if (!r.history.empty()) {
+    const auto& last = r.history.back();
     std::cout << "done: " << last.steps << " steps";
     if (accuracy && last.has_test && data.heldout_name == "val")
       std::cout << std::fixed << std::setprecision(4) << ", val accuracy " << last.test_accuracy;
@@ -635,6 +404,10 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   }
   return kOk;
 }
+
+}  // namespace
+
+namespace {
 
 // A wait that outlived its bound (the loader thread): the message, then every rank stops.
 comm::Communicator* g_comm = nullptr;

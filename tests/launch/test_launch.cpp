@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "launch/report.hpp"
-#include "launch/run_log.hpp"
+#include "framework/run_log.hpp"
 #include "launch/visualize.hpp"
 
 namespace hubel::launch {

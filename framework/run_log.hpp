@@ -18,7 +18,7 @@
 
 #include "framework/trainer.hpp"
 
-namespace hubel::launch {
+namespace hubel {
 
 class RunLog {
  public:
@@ -90,4 +90,4 @@ std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy);
 // A JSON number (null when not finite).
 std::string json_number(double v);
 
-}  // namespace hubel::launch
+}  // namespace hubel

@@ -1,5 +1,5 @@
 // Progress display and metrics files.
-#include "launch/run_log.hpp"
+#include "framework/run_log.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -18,7 +18,7 @@
 #include "framework/error.hpp"
 #include "framework/hdf5.hpp"
 
-namespace hubel::launch {
+namespace hubel {
 
 namespace fs = std::filesystem;
 
@@ -320,4 +320,4 @@ void RunLog::test(double loss, double accuracy, int64_t samples) {
   jsonl_.write(r.str());
 }
 
-}  // namespace hubel::launch
+}  // namespace hubel

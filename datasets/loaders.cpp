@@ -1,0 +1,15 @@
+// An experiment's loaders.
+#include "datasets/loaders.hpp"
+
+namespace hubel::datasets {
+
+Loaders::Loaders(const Splits& s, const TrainOptions& t, int rank, int world) : heldout_name(s.heldout_name) {
+  LoaderOptions o{t.batch, rank, world, t.shuffle, s.drop_last, true, t.seed, s.prefetch, s.timeout};
+  train = std::make_unique<Loader>(*s.train, s.transform.get(), o);
+  LoaderOptions eval = o;
+  eval.shuffle = eval.drop_last = eval.augment = false;
+  if (s.heldout) heldout = std::make_unique<Loader>(*s.heldout, s.transform.get(), eval);
+  if (s.test && s.heldout_name != "test") test = std::make_unique<Loader>(*s.test, s.transform.get(), eval);
+}
+
+}  // namespace hubel::datasets
