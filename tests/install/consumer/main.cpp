@@ -1,35 +1,37 @@
-// Builds a small network with the installed hubel, trains it a few epochs on the spirals
-// and checks that the loss went down.
+// A user's program on the installed hubel: trains the spirals with checkpoints every 20
+// steps, stops at step 30 as a time limit would, resumes from its own run directory and
+// finishes; checks that it resumed at step 30 and that the loss went down.
 #include <cstdio>
+#include <filesystem>
 
 #include "comm/communicator.hpp"
-#include "datasets/loader.hpp"
-#include "datasets/spirals.hpp"
-#include "framework/config.hpp"
-#include "framework/experiment.hpp"
-#include "framework/optimizer.hpp"
+#include "datasets/loaders.hpp"
+#include "framework/run.hpp"
 #include "framework/runtime.hpp"
-#include "framework/schedule.hpp"
-#include "framework/trainer.hpp"
 #include "layers/builtin.hpp"
 
 int main() {
   using namespace hubel;
-  Config c = Config::parse(
-      "model: {input: [2], layers: [{type: dense, units: 32}, {type: tanh}, {type: dense, units: 2}], loss: softmax_cross_entropy}\n"
-      "data: {}\noptimizer: {type: sgd, lr: 0.1, momentum: 0.9}\ntrain: {epochs: 5, batch: 16}\n",
-      "consumer.yaml");
-  Experiment exp = Experiment::from_config(c);
-  Model m = build_model(exp.model, layers::builtin_registry());
-  m.net.build(exp.train.batch, exp.train.seed);
-  auto opt = Optimizer::create(exp.optimizer, m.net);
-  auto sched = Schedule::create(exp.schedule, opt->base_lr(), exp.train.epochs);
-  comm::LocalCommunicator comm;
-  datasets::Spirals data({400, 2, 1.0, 0.05, 3}, "train");
-  Runtime runtime(1);
-  Trainer trainer(m.net, *m.loss, *opt, *sched, comm, exp.train);
-  datasets::Loader loader(data, nullptr, {exp.train.batch, 0, 1, true, false, false, exp.train.seed, 2});
-  auto h = runtime.run([&] { return trainer.fit(loader, nullptr); });
-  std::printf("consumer: loss %.4f -> %.4f\n", h.front().train_loss, h.back().train_loss);
-  return h.back().train_loss < h.front().train_loss ? 0 : 1;
+  const std::string dir = (std::filesystem::temp_directory_path() / "hubel-consumer-run").string();
+  std::filesystem::remove_all(dir);
+  auto run = [&](const std::string& resume, int64_t max_steps) {
+    Experiment exp = Experiment::from_config(Config::parse(
+        "model: {input: [2], layers: [{type: dense, units: 32}, {type: tanh}, {type: dense, units: 2}], loss: softmax_cross_entropy}\n"
+        "data: {spirals: {train: 400, test: 200}}\noptimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n"
+        "train: {epochs: 5, batch: 16, max_steps: " + std::to_string(max_steps) + "}\ncheckpoint: {every_steps: 20}\n",
+        "consumer.yaml"));
+    Model model = build_model(exp.model, layers::builtin_registry());
+    datasets::Splits data = datasets::open(exp.data);
+    comm::LocalCommunicator comm;
+    Runtime runtime(1);
+    datasets::Loaders loaders(data, exp.train, 0, 1);
+    Run r(exp, model, comm, loaders.run_data(), {.run_dir = dir, .resume = resume});
+    return std::make_pair(runtime.run([&] { return r.train(); }), r.resumed_from());
+  };
+  const auto [first, none] = run("", 30);            // stopped at step 30, as by a time limit
+  const auto [second, from] = run("auto", 0);        // continues from the run's own checkpoint
+  std::printf("consumer: %lld steps, resumed from %s, loss %.4f -> %.4f\n", static_cast<long long>(second.steps), from.c_str(),
+              first.history.front().train_loss, second.history.back().train_loss);
+  return from.ends_with("ckpt-000000030.h5") && second.steps == 125 &&
+                 second.history.back().train_loss < first.history.front().train_loss ? 0 : 1;
 }
