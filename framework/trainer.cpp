@@ -170,6 +170,84 @@ Evaluation Trainer::evaluate_full(BatchSource& data) {
   return hubel::evaluate(net_, loss_, data, comm_, o_.seed, static_cast<uint64_t>(step_));
 }
 
+Trainer::StepOutcome Trainer::step(BatchSource& train, int64_t epoch, int64_t steps_per_epoch) {
+  // Losses are summed (scale 1), gradients too; the optimizer divides by the rows.
+  StepOutcome out;
+  int64_t& rows_total = out.rows;
+  LossStats& stats = out.stats;
+  double& lr = out.lr;
+  Batch b;
+  const auto s0 = std::chrono::steady_clock::now();
+  const std::span<float> grads = net_.grads();
+  sync_->begin(grads, step_);
+  comm_.note_step(step_);
+  for (int64_t micro = 0; micro < o_.accumulate; ++micro) {
+    const auto d0 = std::chrono::steady_clock::now();
+    const bool got = train.next(b);
+    times_.data += seconds_since(d0);
+    if (!got) break;
+    ++out.batches;
+    lr = schedule_.lr({epoch, step_, steps_per_epoch});
+    StepContext ctx{true, o_.seed, static_cast<uint64_t>(step_), b.first_sample,
+                    comm_.size() > 1 ? &reducer_ : nullptr};
+    const bool last = micro + 1 == o_.accumulate;
+    // Layers that reduce across ranks need every rank in every step: a final batch
+    // smaller than the number of ranks (some ranks would have no rows) is skipped.
+    const bool skip = reduces_ && b.rows_global < comm_.size();
+    if (b.rows > 0 && !skip) {
+      const Targets t = load(b);
+      ConstTensorView y = net_.forward(b.rows, ctx);
+      const auto l0 = std::chrono::steady_clock::now();
+      const LossStats s = loss_.evaluate(y, t, net_.output_grad(b.rows), 1.0f);
+      times_.loss += seconds_since(l0);
+      if (!std::isfinite(s.loss)) {
+        const auto bad = net_.first_nonfinite_output(b.rows);
+        throw NumericError(cat("the loss became ", s.loss, " at epoch ", epoch + 1, ", step ", step_ + 1, " (rank ",
+                               comm_.rank(), ")", bad ? cat("; the first non-finite value is in ", bad->what) : std::string(),
+                               ": training diverged; lower optimizer.lr (now ", lr, "), add clip_norm, or check the data"));
+      }
+      stats += s;
+      // Without accumulation, each bucket's allreduce starts as soon as backward has filled it.
+      if (o_.accumulate == 1) net_.backward(b.rows, ctx, [&](int64_t done) { sync_->ready(done); });
+      else net_.backward(b.rows, ctx);
+    } else {
+      std::fill(grads.begin(), grads.end(), 0.0f);
+    }
+    if (o_.accumulate > 1) {
+      float* acc = accum_.data();
+      const float* g = grads.data();
+      const bool first = micro == 0;
+      parallel_chunks(static_cast<int64_t>(grads.size()), 16384, [&](int64_t b0, int64_t b1) {
+        for (int64_t j = b0; j < b1; ++j) acc[j] = first ? g[j] : acc[j] + g[j];
+      });
+    }
+    if (!skip) rows_total += b.rows_global;
+    if (last) break;
+  }
+  if (rows_total == 0) return out;
+  if (o_.accumulate > 1) std::copy(accum_.data(), accum_.data() + grads.size(), grads.data());
+  const auto w0 = std::chrono::steady_clock::now();
+  sync_->finish();
+  const double waited = seconds_since(w0);
+  out.comm_wait = waited;
+  times_.comm_wait += waited;
+  // A non-finite gradient (after the allreduce, so every rank agrees) stops training
+  // before it reaches the weights.
+  if (!all_finite(grads))
+    if (const auto bad = net_.first_nonfinite_gradient())
+      throw NumericError(cat("a non-finite gradient at epoch ", epoch + 1, ", step ", step_ + 1, ": the first is in ", bad->what,
+                             "; training diverged: lower optimizer.lr (now ", lr,
+                             "), add optimizer.clip_norm, or check the data"));
+  const auto o0 = std::chrono::steady_clock::now();
+  opt_.step(net_.params(), grads, static_cast<float>(lr), 1.0f / static_cast<float>(rows_total));
+  average_buffers();
+  times_.optimizer += seconds_since(o0);
+  times_.total += seconds_since(s0);
+  ++times_.steps;
+  ++step_;
+  return out;
+}
+
 std::vector<EpochMetrics> Trainer::fit(BatchSource& train, BatchSource* test,
                                        const std::function<void(const EpochMetrics&)>& on_epoch) {
   check_data(train);
@@ -197,7 +275,6 @@ std::vector<EpochMetrics> Trainer::fit(BatchSource& train, BatchSource* test,
     if (batches_done == train.batches_per_epoch() && batches_done > 0) continue;  // stopped right at its end
     train.start(epoch, batches_done);
     bool interrupted = false;
-    Batch b;
     while (true) {
       if (o_.max_steps && step_ >= o_.max_steps) {
         stop = true;
@@ -205,79 +282,14 @@ std::vector<EpochMetrics> Trainer::fit(BatchSource& train, BatchSource* test,
         stop_batch_ = batches_done;
         break;
       }
-      // One optimizer step: `accumulate` micro-batches (fewer at the end of an epoch).
-      // Losses are summed (scale 1), gradients too; the optimizer divides by the rows.
-      int64_t rows_total = 0;
-      const auto s0 = std::chrono::steady_clock::now();
-      const std::span<float> grads = net_.grads();
-      sync_->begin(grads, step_);
-      comm_.note_step(step_);
-      for (int64_t micro = 0; micro < o_.accumulate; ++micro) {
-        const auto d0 = std::chrono::steady_clock::now();
-        const bool got = train.next(b);
-        times_.data += seconds_since(d0);
-        if (!got) break;
-        ++batches_done;
-        lr = schedule_.lr({epoch, step_, steps_per_epoch});
-        StepContext ctx{true, o_.seed, static_cast<uint64_t>(step_), b.first_sample,
-                        comm_.size() > 1 ? &reducer_ : nullptr};
-        const bool last = micro + 1 == o_.accumulate;
-        // Layers that reduce across ranks need every rank in every step: a final batch
-        // smaller than the number of ranks (some ranks would have no rows) is skipped.
-        const bool skip = reduces_ && b.rows_global < comm_.size();
-        if (b.rows > 0 && !skip) {
-          const Targets t = load(b);
-          ConstTensorView y = net_.forward(b.rows, ctx);
-          const auto l0 = std::chrono::steady_clock::now();
-          const LossStats s = loss_.evaluate(y, t, net_.output_grad(b.rows), 1.0f);
-          times_.loss += seconds_since(l0);
-          if (!std::isfinite(s.loss)) {
-            const auto bad = net_.first_nonfinite_output(b.rows);
-            throw NumericError(cat("the loss became ", s.loss, " at epoch ", epoch + 1, ", step ", step_ + 1, " (rank ",
-                                   comm_.rank(), ")", bad ? cat("; the first non-finite value is in ", bad->what) : std::string(),
-                                   ": training diverged; lower optimizer.lr (now ", lr, "), add clip_norm, or check the data"));
-          }
-          stats += s;
-          // Without accumulation, each bucket's allreduce starts as soon as backward has filled it.
-          if (o_.accumulate == 1) net_.backward(b.rows, ctx, [&](int64_t done) { sync_->ready(done); });
-          else net_.backward(b.rows, ctx);
-        } else {
-          std::fill(grads.begin(), grads.end(), 0.0f);
-        }
-        if (o_.accumulate > 1) {
-          float* acc = accum_.data();
-          const float* g = grads.data();
-          const bool first = micro == 0;
-          parallel_chunks(static_cast<int64_t>(grads.size()), 16384, [&](int64_t b0, int64_t b1) {
-            for (int64_t j = b0; j < b1; ++j) acc[j] = first ? g[j] : acc[j] + g[j];
-          });
-        }
-        if (!skip) rows_total += b.rows_global;
-        if (last) break;
-      }
-      if (rows_total == 0) break;
-      if (o_.accumulate > 1) std::copy(accum_.data(), accum_.data() + grads.size(), grads.data());
-      const auto w0 = std::chrono::steady_clock::now();
-      sync_->finish();
-      const double waited = seconds_since(w0);
-      wait_seconds += waited;
-      times_.comm_wait += waited;
+      const StepOutcome st = step(train, epoch, steps_per_epoch);
+      batches_done += st.batches;
+      if (st.rows == 0) break;
+      stats += st.stats;
+      lr = st.lr;
+      wait_seconds += st.comm_wait;
       ++steps_this_epoch;
-      // A non-finite gradient (after the allreduce, so every rank agrees) stops training
-      // before it reaches the weights.
-      if (!all_finite(grads))
-        if (const auto bad = net_.first_nonfinite_gradient())
-          throw NumericError(cat("a non-finite gradient at epoch ", epoch + 1, ", step ", step_ + 1, ": the first is in ", bad->what,
-                                 "; training diverged: lower optimizer.lr (now ", lr,
-                                 "), add optimizer.clip_norm, or check the data"));
-      const auto o0 = std::chrono::steady_clock::now();
-      opt_.step(net_.params(), grads, static_cast<float>(lr), 1.0f / static_cast<float>(rows_total));
-      average_buffers();
-      times_.optimizer += seconds_since(o0);
-      times_.total += seconds_since(s0);
-      ++times_.steps;
-      ++step_;
-      seen += rows_total;
+      seen += st.rows;
       progress_ = {epoch, batches_done, train.batches_per_epoch(), stats, lr, seen,
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
       if (step_hook_ && step_hook_(epoch, batches_done, step_)) {

@@ -107,6 +107,19 @@ class Trainer {
   LossStats evaluate(BatchSource& data);
   Evaluation evaluate_full(BatchSource& data);
 
+  // One optimizer step of `epoch`: the next `accumulate` minibatches of `train` (fewer at
+  // the end of the epoch), forward, loss, backward, the gradients summed over ranks
+  // (overlapped with backward), the update. rows == 0: the epoch had no more data. fit()
+  // is a loop of these; a caller with its own loop calls train.start(epoch) first.
+  struct StepOutcome {
+    int64_t rows = 0;        // global rows trained
+    int64_t batches = 0;     // minibatches taken from train
+    LossStats stats;         // this rank's rows
+    double lr = 0;           // the rate used
+    double comm_wait = 0;    // seconds waited for the gradient sum after backward
+  };
+  StepOutcome step(BatchSource& train, int64_t epoch, int64_t steps_per_epoch);
+
   // Checks that the data fits the network and the loss, with messages naming both.
   void check_data(const BatchSource& data) const;
 

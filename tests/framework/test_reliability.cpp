@@ -201,7 +201,9 @@ TEST(HostileFiles, NonFiniteInputsAreADataErrorNamingFileSplitAndSample) {
     Tensor x(Shape{3, 1, 2, 2});
     int32_t labels[3];
     const int64_t fine[3] = {0, 1, 2};
-    if (memory == datasets::Hdf5Dataset::kStreamed) EXPECT_NO_THROW(d.read(fine, x.view(), labels, {}));
+    if (memory == datasets::Hdf5Dataset::kStreamed) {
+      EXPECT_NO_THROW(d.read(fine, x.view(), labels, {}));
+    }
     const int64_t idx[3] = {3, 7, 9};
     try {
       d.read(idx, x.view(), labels, {});
