@@ -1,6 +1,8 @@
 // Checked reading of YAML experiment files.
 #include "framework/config.hpp"
 
+#include <yaml-cpp/yaml.h>
+
 #include <fstream>
 #include <limits>
 #include <map>
@@ -59,8 +61,13 @@ const char* type_name_of(const YAML::Node& n) {
 
 }  // namespace
 
-Config::Config(std::shared_ptr<Document> doc, YAML::Node node, std::string path)
-    : doc_(std::move(doc)), node_(std::move(node)), path_(std::move(path)) {
+bool Config::is_map() const { return node_->IsMap(); }
+bool Config::is_sequence() const { return node_->IsSequence(); }
+bool Config::is_scalar() const { return node_->IsScalar(); }
+bool Config::is_null() const { return !node_->IsDefined() || node_->IsNull(); }
+
+Config::Config(std::shared_ptr<Document> doc, const YAML::Node& node, std::string path)
+    : doc_(std::move(doc)), node_(std::make_shared<YAML::Node>(node)), path_(std::move(path)) {
   auto& slot = doc_->asked[path_];
   if (!slot) slot = std::make_shared<std::set<std::string>>();
   asked_ = slot;
@@ -69,7 +76,7 @@ Config::Config(std::shared_ptr<Document> doc, YAML::Node node, std::string path)
 Config& Config::operator=(const Config& o) {
   if (this == &o) return *this;
   doc_ = o.doc_;
-  node_.reset(o.node_);
+  node_ = o.node_;
   path_ = o.path_;
   asked_ = o.asked_;
   scope_ = o.scope_;
@@ -180,7 +187,7 @@ std::string Config::where() const {
     if (path_ == p || (path_.size() > p.size() && path_.compare(0, p.size(), p) == 0 &&
                        (path_[p.size()] == '.' || path_[p.size()] == '[')))
       return cat("--set ", a);
-  const auto m = node_.Mark();
+  const auto m = node_->Mark();
   std::string loc = doc_->source;
   if (!m.is_null()) loc = cat(loc, ":", m.line + 1, ":", m.column + 1);
   return path_.empty() ? loc : cat(loc, " (", path_, ")");
@@ -211,16 +218,17 @@ Config Config::with_vars(Vars vars, std::string context) const {
 
 bool Config::has(const std::string& key) const {
   asked_->insert(key);
-  return node_.IsMap() && node_[key].IsDefined();
+  const YAML::Node& n = *node_;
+  return n.IsMap() && n[key].IsDefined();
 }
 
 std::optional<Config> Config::find(const std::string& key) const {
   asked_->insert(key);
-  if (!node_.IsMap()) {
-    if (node_.IsNull() || !node_.IsDefined()) return std::nullopt;
-    fail(cat("expected a section with keys (looking for '", key, "'), found ", type_name_of(node_)));
+  if (!node_->IsMap()) {
+    if (node_->IsNull() || !node_->IsDefined()) return std::nullopt;
+    fail(cat("expected a section with keys (looking for '", key, "'), found ", type_name_of(*node_)));
   }
-  const YAML::Node& cn = node_;
+  const YAML::Node& cn = *node_;
   YAML::Node n = cn[key];
   if (!n.IsDefined()) return std::nullopt;
   return child(n, key_path(key));
@@ -233,9 +241,9 @@ Config Config::at(const std::string& key) const {
 }
 
 std::vector<Config> Config::items() const {
-  if (!node_.IsSequence()) fail(cat("expected a list, found ", type_name_of(node_)));
+  if (!node_->IsSequence()) fail(cat("expected a list, found ", type_name_of(*node_)));
   std::vector<Config> out;
-  for (size_t i = 0; i < node_.size(); ++i) out.push_back(child(node_[i], cat(path_, "[", i, "]")));
+  for (size_t i = 0; i < node_->size(); ++i) out.push_back(child((*node_)[i], cat(path_, "[", i, "]")));
   return out;
 }
 
@@ -246,9 +254,9 @@ std::string Config::key_text(const YAML::Node& key) const {
 }
 
 std::vector<std::string> Config::keys() const {
-  if (!node_.IsMap()) fail(cat("expected a section with keys, found ", type_name_of(node_)));
+  if (!node_->IsMap()) fail(cat("expected a section with keys, found ", type_name_of(*node_)));
   std::vector<std::string> out;
-  for (auto it = node_.begin(); it != node_.end(); ++it) {
+  for (auto it = node_->begin(); it != node_->end(); ++it) {
     out.push_back(key_text(it->first));
     asked_->insert(out.back());
   }
@@ -258,8 +266,8 @@ std::vector<std::string> Config::keys() const {
 void Config::fail(const std::string& message) const { throw ConfigError(cat(where(), ": ", message)); }
 
 void Config::finish() const {
-  if (!node_.IsMap()) return;
-  for (auto it = node_.begin(); it != node_.end(); ++it) {
+  if (!node_->IsMap()) return;
+  for (auto it = node_->begin(); it != node_->end(); ++it) {
     const std::string key = key_text(it->first);
     if (asked_->count(key)) continue;
     std::string known;
@@ -283,7 +291,7 @@ std::string Config::choice(const std::string& key, const std::vector<std::string
 
 std::string Config::dump() const {
   YAML::Emitter e;
-  e << node_;
+  e << *node_;
   return e.c_str();
 }
 
@@ -313,27 +321,27 @@ bool glob_match(const std::string& pattern, const std::string& text) { return gl
 
 template <>
 std::string Config::as<std::string>() const {
-  return convert_scalar<std::string>(node_, *this, "a string");
+  return convert_scalar<std::string>(*node_, *this, "a string");
 }
 template <>
 bool Config::as<bool>() const {
-  return convert_scalar<bool>(node_, *this, "true or false");
+  return convert_scalar<bool>(*node_, *this, "true or false");
 }
 template <>
 int64_t Config::as<int64_t>() const {
-  return convert_scalar<int64_t>(node_, *this, "an integer");
+  return convert_scalar<int64_t>(*node_, *this, "an integer");
 }
 template <>
 int Config::as<int>() const {
-  return convert_scalar<int>(node_, *this, "an integer");
+  return convert_scalar<int>(*node_, *this, "an integer");
 }
 template <>
 uint64_t Config::as<uint64_t>() const {
-  return convert_scalar<uint64_t>(node_, *this, "a non-negative integer");
+  return convert_scalar<uint64_t>(*node_, *this, "a non-negative integer");
 }
 template <>
 double Config::as<double>() const {
-  return convert_scalar<double>(node_, *this, "a number");
+  return convert_scalar<double>(*node_, *this, "a number");
 }
 template <>
 float Config::as<float>() const {
@@ -341,21 +349,21 @@ float Config::as<float>() const {
 }
 template <>
 std::vector<int64_t> Config::as<std::vector<int64_t>>() const {
-  if (node_.IsScalar()) return {as<int64_t>()};
+  if (node_->IsScalar()) return {as<int64_t>()};
   std::vector<int64_t> out;
   for (const auto& item : items()) out.push_back(item.as<int64_t>());
   return out;
 }
 template <>
 std::vector<double> Config::as<std::vector<double>>() const {
-  if (node_.IsScalar()) return {as<double>()};
+  if (node_->IsScalar()) return {as<double>()};
   std::vector<double> out;
   for (const auto& item : items()) out.push_back(item.as<double>());
   return out;
 }
 template <>
 std::vector<std::string> Config::as<std::vector<std::string>>() const {
-  if (node_.IsScalar()) return {as<std::string>()};
+  if (node_->IsScalar()) return {as<std::string>()};
   std::vector<std::string> out;
   for (const auto& item : items()) out.push_back(item.as<std::string>());
   return out;

@@ -11,7 +11,10 @@
 #include <string>
 #include <vector>
 
-#include <yaml-cpp/yaml.h>
+// yaml-cpp stays behind this class: its header reaches only config.cpp.
+namespace YAML {
+class Node;
+}
 
 namespace hubel {
 
@@ -36,10 +39,10 @@ class Config {
   const std::string& text() const;
   const std::string& source() const;
 
-  bool is_map() const { return node_.IsMap(); }
-  bool is_sequence() const { return node_.IsSequence(); }
-  bool is_scalar() const { return node_.IsScalar(); }
-  bool is_null() const { return !node_.IsDefined() || node_.IsNull(); }
+  bool is_map() const;
+  bool is_sequence() const;
+  bool is_scalar() const;
+  bool is_null() const;
   // Path from the root: "model.layers[2].units"; "" for the root.
   const std::string& path() const { return path_; }
   // "exp.yaml:14:7 (model.layers[2].units)", or "--set model.lr=0.1".
@@ -92,12 +95,12 @@ class Config {
 
  private:
   struct Document;
-  Config(std::shared_ptr<Document> doc, YAML::Node node, std::string path);
+  Config(std::shared_ptr<Document> doc, const YAML::Node& node, std::string path);
   Config child(const YAML::Node& n, const std::string& path) const;
   std::string key_text(const YAML::Node& key) const;
 
   std::shared_ptr<Document> doc_;
-  YAML::Node node_;
+  std::shared_ptr<YAML::Node> node_;  // a handle into doc_'s tree
   std::string path_;
   // Keys of this map that a reader asked for; shared by copies of this Config.
   std::shared_ptr<std::set<std::string>> asked_;
