@@ -77,6 +77,10 @@ class Layer {
 
   // The registry's type name ("dense", "relu", ...).
   virtual std::string type() const = 0;
+  // What pictures of the layer can show (hubel visualize): its output is feature maps
+  // (channels x positions), and its first parameter holds filters [K, C/groups, k...].
+  virtual bool spatial() const { return false; }
+  virtual bool has_filters() const { return false; }
   // Number of inputs; 0 means "one or more" (joins such as add and concat).
   virtual int arity() const { return 1; }
   // Does training forward/backward call StepContext::ranks (every rank must then run it)?

@@ -4,13 +4,10 @@
 #include <algorithm>
 #include <cmath>
 
-#include "framework/adagrad.hpp"
-#include "framework/adam.hpp"
 #include "framework/config.hpp"
 #include "framework/error.hpp"
 #include "framework/parallel.hpp"
-#include "framework/rmsprop.hpp"
-#include "framework/sgd.hpp"
+#include "framework/registry.hpp"
 
 namespace hubel {
 
@@ -108,15 +105,11 @@ void Optimizer::step(std::span<float> w, std::span<const float> g, float lr, flo
 }
 
 std::unique_ptr<Optimizer> Optimizer::create(const Config& c, const Net& net) {
-  const std::string type = c.choice("type", {"sgd", "adagrad", "rmsprop", "adam", "adamw"});
+  const std::string type = c.get<std::string>("type");
+  const auto& registry = builtin_optimizers();
+  registry.check(type, c.at("type"));
   const Common common = read_common_options(c);
-  const auto& layout = net.param_info();
-  const auto size = static_cast<int64_t>(net.params().size());
-  std::unique_ptr<Optimizer> opt;
-  if (type == "sgd") opt = Sgd::from_config(c, common, layout, size);
-  else if (type == "adagrad") opt = Adagrad::from_config(c, common, layout, size);
-  else if (type == "rmsprop") opt = Rmsprop::from_config(c, common, layout, size);
-  else opt = Adam::from_config(c, common, layout, size, type == "adamw");
+  auto opt = registry.make(type, c, common, net.param_info(), static_cast<int64_t>(net.params().size()));
   c.finish();
   return opt;
 }

@@ -6,7 +6,7 @@
 // each parameter (Caffe's lr_mult and decay_mult, chosen by name patterns), gradient
 // clipping by global norm and by value, and the 1/world gradient scale of data-parallel
 // training, all folded into the one pass. A new optimizer is one file pair that
-// implements update() and one line in Optimizer::create.
+// implements update() and one line in framework/builtin_optimizers.cpp.
 #pragma once
 
 #include <cstdint>
@@ -108,5 +108,11 @@ class Optimizer {
 
 // Reads the keys every optimizer shares (the factory calls it; tests may too).
 Optimizer::Common read_common_options(const Config& c);
+
+// The optimizers an experiment may name: a factory reads the type's own keys.
+template <class Product, class... Args>
+class Registry;
+using OptimizerRegistry = Registry<Optimizer, const Optimizer::Common&, const std::vector<ParamInfo>&, int64_t>;
+const OptimizerRegistry& builtin_optimizers();
 
 }  // namespace hubel

@@ -6,56 +6,94 @@
 
 #include "framework/config.hpp"
 #include "framework/error.hpp"
+#include "framework/registry.hpp"
 
 namespace hubel {
 
+namespace {
+
+double positive(const Config& c, const char* key, double fallback) {
+  const double v = c.get<double>(key, fallback);
+  if (!(v > 0) || !std::isfinite(v)) c.at(key).fail(cat(key, " must be positive; got ", v));
+  return v;
+}
+double factor(const Config& c, const char* key, double fallback) {
+  const double v = c.get<double>(key, fallback);
+  if (!(v > 0 && v <= 1)) c.at(key).fail(cat(key, " must be in (0, 1]; got ", v));
+  return v;
+}
+double non_negative(const Config& c, const char* key, double fallback) {
+  const double v = c.get<double>(key, fallback);
+  if (!(v >= 0)) c.at(key).fail(cat(key, " must be >= 0; got ", v));
+  return v;
+}
+
+// Each schedule type reads its own keys into the options; the keys every type shares
+// (warm-up, momentum) are read after, by Schedule::create.
+using Options = Schedule::Options;
+using Kind = Schedule::Kind;
+using ScheduleRegistry = Registry<Options, double, int64_t>;
+
+std::unique_ptr<Options> make_options(Kind kind, double base_lr) {
+  auto o = std::make_unique<Options>();
+  o->kind = kind;
+  o->lr = base_lr;
+  return o;
+}
+
+const ScheduleRegistry& schedules() {
+  static const ScheduleRegistry r = [] {
+    ScheduleRegistry r("schedule", "known schedules");
+    r.add("constant", [](const Config&, double lr, int64_t) { return make_options(Kind::constant, lr); });
+    r.add("step", [](const Config& c, double lr, int64_t) {
+      auto o = make_options(Kind::step, lr);
+      o->every_epochs = c.get<int64_t>("every_epochs");
+      if (o->every_epochs <= 0) c.at("every_epochs").fail(cat("every_epochs must be positive; got ", o->every_epochs));
+      o->gamma = factor(c, "gamma", 0.5);
+      return o;
+    });
+    r.add("inverse", [](const Config& c, double lr, int64_t) {
+      auto o = make_options(Kind::inverse, lr);
+      o->b = positive(c, "b", 1000);
+      o->a = positive(c, "a", lr * o->b);  // by default the rate starts at optimizer.lr
+      return o;
+    });
+    r.add("exponential", [](const Config& c, double lr, int64_t) {
+      auto o = make_options(Kind::exponential, lr);
+      o->gamma = factor(c, "gamma", 0.95);
+      return o;
+    });
+    r.add("cosine", [](const Config& c, double lr, int64_t epochs) {
+      auto o = make_options(Kind::cosine, lr);
+      o->epochs = positive(c, "epochs", static_cast<double>(std::max<int64_t>(1, epochs)));
+      o->min_lr = non_negative(c, "min_lr", 0);
+      return o;
+    });
+    r.add("plateau", [](const Config& c, double lr, int64_t) {
+      auto o = make_options(Kind::plateau, lr);
+      o->gamma = factor(c, "gamma", 0.1);
+      o->patience = c.get<int64_t>("patience", 0);
+      if (o->patience < 0) c.at("patience").fail(cat("patience must be >= 0; got ", o->patience));
+      o->threshold = non_negative(c, "threshold", 1e-4);
+      o->cooldown = c.get<int64_t>("cooldown", 0);
+      if (o->cooldown < 0) c.at("cooldown").fail(cat("cooldown must be >= 0; got ", o->cooldown));
+      o->min_lr = non_negative(c, "min_lr", 0);
+      o->monitor_train = c.choice("monitor", {"test_loss", "train_loss"}, "test_loss") == "train_loss";
+      return o;
+    });
+    return r;
+  }();
+  return r;
+}
+
+}  // namespace
+
 std::unique_ptr<Schedule> Schedule::create(const std::optional<Config>& c, double base_lr, int64_t train_epochs) {
-  Options o;
-  o.lr = base_lr;
-  if (!c || c->is_null()) return std::make_unique<Schedule>(o);
-  const std::string type = c->choice("type", {"constant", "step", "inverse", "exponential", "cosine", "plateau"}, "constant");
-  auto positive = [&](const char* key, double fallback) {
-    const double v = c->get<double>(key, fallback);
-    if (!(v > 0) || !std::isfinite(v)) c->at(key).fail(cat(key, " must be positive; got ", v));
-    return v;
-  };
-  auto factor = [&](const char* key, double fallback) {
-    const double v = c->get<double>(key, fallback);
-    if (!(v > 0 && v <= 1)) c->at(key).fail(cat(key, " must be in (0, 1]; got ", v));
-    return v;
-  };
-  auto non_negative = [&](const char* key, double fallback) {
-    const double v = c->get<double>(key, fallback);
-    if (!(v >= 0)) c->at(key).fail(cat(key, " must be >= 0; got ", v));
-    return v;
-  };
-  if (type == "step") {
-    o.kind = Kind::step;
-    o.every_epochs = c->get<int64_t>("every_epochs");
-    if (o.every_epochs <= 0) c->at("every_epochs").fail(cat("every_epochs must be positive; got ", o.every_epochs));
-    o.gamma = factor("gamma", 0.5);
-  } else if (type == "inverse") {
-    o.kind = Kind::inverse;
-    o.b = positive("b", 1000);
-    o.a = positive("a", base_lr * o.b);  // by default the rate starts at optimizer.lr
-  } else if (type == "exponential") {
-    o.kind = Kind::exponential;
-    o.gamma = factor("gamma", 0.95);
-  } else if (type == "cosine") {
-    o.kind = Kind::cosine;
-    o.epochs = positive("epochs", static_cast<double>(std::max<int64_t>(1, train_epochs)));
-    o.min_lr = non_negative("min_lr", 0);
-  } else if (type == "plateau") {
-    o.kind = Kind::plateau;
-    o.gamma = factor("gamma", 0.1);
-    o.patience = c->get<int64_t>("patience", 0);
-    if (o.patience < 0) c->at("patience").fail(cat("patience must be >= 0; got ", o.patience));
-    o.threshold = non_negative("threshold", 1e-4);
-    o.cooldown = c->get<int64_t>("cooldown", 0);
-    if (o.cooldown < 0) c->at("cooldown").fail(cat("cooldown must be >= 0; got ", o.cooldown));
-    o.min_lr = non_negative("min_lr", 0);
-    o.monitor_train = c->choice("monitor", {"test_loss", "train_loss"}, "test_loss") == "train_loss";
-  }
+  if (!c || c->is_null()) return std::make_unique<Schedule>(*make_options(Kind::constant, base_lr));
+  const std::string type = c->get<std::string>("type", "constant");
+  if (auto t = c->find("type")) schedules().check(type, *t);
+  Options o = *schedules().make(type, *c, base_lr, train_epochs);
+  auto non_negative = [&](const char* key, double fallback) { return hubel::non_negative(*c, key, fallback); };
   o.warmup_epochs = non_negative("warmup_epochs", 0);
   o.warmup_steps = c->get<int64_t>("warmup_steps", 0);
   if (o.warmup_steps < 0) c->at("warmup_steps").fail(cat("warmup_steps must be >= 0; got ", o.warmup_steps));

@@ -61,10 +61,6 @@ bool plane(const Shape& s, int64_t& h, int64_t& w, int64_t& offset) {
 // Scale so that a tile is at least about 64 pixels high, at most 16 times.
 int64_t scale_for(int64_t h, int64_t w) { return std::clamp<int64_t>(64 / std::max<int64_t>(1, std::max(h, w / 4)), 1, 16); }
 
-bool draws_maps(const std::string& type) {
-  return type.rfind("conv", 0) == 0 || type.find("pool") != std::string::npos || type.rfind("subsample", 0) == 0;
-}
-
 }  // namespace
 
 std::vector<Picture> draw_network(Net& net, const std::string& dir) {
@@ -89,7 +85,7 @@ std::vector<Picture> draw_network(Net& net, const std::string& dir) {
   // The first convolution's filters: weights [K, C/groups, k...].
   for (size_t i = 0; i < net.size(); ++i) {
     const Layer& l = net.layer(i);
-    if (l.type().rfind("conv", 0) != 0 || l.type().rfind("conv_transpose", 0) == 0 || l.params().empty()) continue;
+    if (!l.has_filters() || l.params().empty()) continue;
     const Param& p = l.params()[0];
     if (p.shape.rank() == 4 || p.shape.rank() == 3) {
       const int64_t K = p.shape[0], C = p.shape[1], kh = p.shape.rank() == 4 ? p.shape[2] : 1, kw = p.shape[p.shape.rank() - 1];
@@ -107,7 +103,7 @@ std::vector<Picture> draw_network(Net& net, const std::string& dir) {
   // Feature maps of every convolution and pooling layer.
   for (size_t i = 0; i < net.size(); ++i) {
     const Layer& l = net.layer(i);
-    if (!draws_maps(l.type())) continue;
+    if (!l.spatial()) continue;
     const ConstTensorView y = net.activation(l.name(), 1);
     const Shape per = y.shape().drop_first();
     if (!plane(per, h, w, off)) continue;

@@ -58,6 +58,8 @@ class Conv : public UnaryLayer {
   static std::unique_ptr<Layer> from_config(const Config& c, int rank);
 
   std::string type() const override;
+  bool spatial() const override { return true; }
+  bool has_filters() const override { return true; }
   std::string describe() const override;
   Shape output_shape(const Shape& x) const override;
   std::vector<ParamSpec> param_specs(const Shape& x) const override;
@@ -151,6 +153,7 @@ class ConvTranspose : public UnaryLayer {
   static std::unique_ptr<Layer> from_config(const Config& c, int rank);
 
   std::string type() const override;
+  bool spatial() const override { return true; }
   std::string describe() const override;
   Shape output_shape(const Shape& x) const override;
   std::vector<ParamSpec> param_specs(const Shape& x) const override;

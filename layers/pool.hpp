@@ -35,6 +35,7 @@ class Pool : public UnaryLayer {
   static std::unique_ptr<Layer> from_config(const Config& c, PoolKind kind, int rank);
 
   std::string type() const override;
+  bool spatial() const override { return true; }
   std::string describe() const override { return o_.window.describe(); }
   Shape output_shape(const Shape& x) const override;
   int64_t flops(std::span<const Shape> x, const Shape& y) const override;
@@ -69,6 +70,7 @@ class Subsample : public UnaryLayer {
   static std::unique_ptr<Layer> from_config(const Config& c, int rank);
 
   std::string type() const override;
+  bool spatial() const override { return true; }
   std::string describe() const override { return o_.window.describe() + ", trainable"; }
   Shape output_shape(const Shape& x) const override;
   std::vector<ParamSpec> param_specs(const Shape& x) const override;
