@@ -39,6 +39,14 @@ const Column kColumns[] = {{"lr", &EpochMetrics::lr},
                            {"seconds", &EpochMetrics::seconds},
                            {"samples_per_second", &EpochMetrics::samples_per_second}};
 
+// Before the projection shortcut became a node of its own, "<add>_proj/w" was stored as
+// "<add>/proj_w": files of that time still load.
+std::string legacy_name(const std::string& full) {
+  const std::string tail = "_proj/w";
+  if (full.size() <= tail.size() || full.compare(full.size() - tail.size(), tail.size(), tail) != 0) return "";
+  return full.substr(0, full.size() - tail.size()) + "/proj_w";
+}
+
 // Which entries of the arena a group holds: the whole model state, or (optimizer state)
 // the trainable parameters only.
 enum class Entries { all, trainable };
@@ -225,7 +233,9 @@ void read_params(const h5::File& f, const std::string& group, const Net& net, st
   std::stable_sort(order.begin(), order.end(), [](const ParamInfo* a, const ParamInfo* b) { return a->node < b->node; });
   for (const ParamInfo* pp : order) {
     const ParamInfo& p = *pp;
-    const std::string path = group + "/" + p.full_name();
+    std::string path = group + "/" + p.full_name();
+    if (!f.exists(path) && !legacy_name(p.full_name()).empty() && f.exists(group + "/" + legacy_name(p.full_name())))
+      path = group + "/" + legacy_name(p.full_name());
     if (!f.exists(path)) {
       std::string have;
       for (const auto& q : read_checkpoint_params(f.path())) {
@@ -408,6 +418,7 @@ WeightsReport load_weights_by_name(const std::string& source, Net& net, const st
       continue;
     }
     auto it = stored.find(p->full_name());
+    if (it == stored.end() && !legacy_name(p->full_name()).empty()) it = stored.find(legacy_name(p->full_name()));
     if (it == stored.end())
       throw DataError(cat(path, ": has no ", p->full_name(), " ", p->shape.str(),
                           ": to start that layer from its initialization, add '", p->layer, "' to model.weights.exclude"));

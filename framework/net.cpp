@@ -89,10 +89,20 @@ Net::Net(Net&&) noexcept = default;
 Net& Net::operator=(Net&&) noexcept = default;
 Net::~Net() = default;
 
+std::string Net::unique_name(const std::string& type) { return cat(type, ++impl_->type_counts[type]); }
+
+const Shape& Net::shape_of(const std::string& name) const {
+  const Impl& m = *impl_;
+  if (name == kInput) return m.input_shape;
+  auto it = m.by_name.find(name);
+  if (it == m.by_name.end()) throw ConfigError(cat("no layer named '", name, "' defined so far"));
+  return m.shape_of(it->second);
+}
+
 Layer& Net::add(std::unique_ptr<Layer> layer, const std::vector<std::string>& inputs) {
   Impl& m = *impl_;
   if (built()) throw Error("Net::add after build(): add every layer before building");
-  if (layer->name().empty()) layer->set_name(cat(layer->type(), ++m.type_counts[layer->type()]));
+  if (layer->name().empty()) layer->set_name(unique_name(layer->type()));
   const std::string& name = layer->name();
   if (name == kInput || m.by_name.count(name))
     throw ConfigError(cat("layer name '", name, "' is used twice (or is the reserved name 'input'); names must be unique"));
@@ -166,6 +176,40 @@ class ModelReader {
                                  "': names may hold letters, digits, '_', '-' and '.' (they name the layer's parameters in checkpoints)"));
   }
 
+  // {type: add, inputs: [main, shortcut], project: never | auto | always}: ResNet's
+  // projection shortcut (option B) as a node of its own, a 1x1 convolution without bias
+  // named "<add>_proj", strided to the main input's size, between the shortcut and the
+  // add (`auto`: when the shapes differ). The add stays a plain join. Names the add if the
+  // file did not, so the projection's name follows it.
+  void project_shortcut(const Config& item, std::string& name, std::vector<std::string>& inputs) {
+    const std::string project = item.choice("project", {"never", "auto", "always"}, "never");
+    if (project == "never") return;
+    if (inputs.size() != 2)
+      item.fail(cat("a projected shortcut needs exactly two inputs [main, shortcut]; got ", inputs.size()));
+    const Shape& main = net_.shape_of(inputs[0]);
+    const Shape& cut = net_.shape_of(inputs[1]);
+    if (project == "auto" && main == cut) return;
+    if (main.rank() < 2 || main.rank() != cut.rank())
+      item.fail(cat("the projection of the shortcut (input 1, ", cut.str(), ") to input 0 (", main.str(),
+                    ") needs two inputs [channels, spatial...] of the same rank"));
+    std::string strides;
+    for (int d = 1; d < main.rank(); ++d) {
+      const int64_t s = (cut[d] + main[d] - 1) / main[d];  // ceil
+      if (main[d] > cut[d] || (cut[d] - 1) / s + 1 != main[d])
+        item.fail(cat("cannot project the shortcut ", cut.str(), " to ", main.str(), ": spatial size ", cut[d],
+                      " does not reduce to ", main[d], " by an integer stride"));
+      strides += cat(d > 1 ? ", " : "", s);
+    }
+    if (name.empty()) name = net_.unique_name("add");
+    const Config conv = Config::parse(cat("{type: conv, filters: ", main[0], ", kernel: 1, stride: [", strides,
+                                          "], rounding: floor, bias: none}"),
+                                      cat(item.where(), " (the projection of layer '", name, "')"));
+    auto proj = registry_.make_layer("conv", conv);
+    proj->set_name(name + "_proj");
+    net_.add(std::move(proj), {inputs[1]});
+    inputs[1] = name + "_proj";
+  }
+
   // One layer; inside a block, `prefix` is "<instance>." and `in` the block's input.
   // Inside a block, `local` holds the block's layer names and `name` this layer's.
   void layer(const Config& item, const std::string& prefix, const std::string& in, const std::set<std::string>* local,
@@ -184,6 +228,7 @@ class ModelReader {
       name = prefix + name;
     }
     try {
+      if (type == "add") project_shortcut(item, name, inputs);
       auto l = registry_.make_layer(type, item);
       if (!name.empty()) l->set_name(name);
       net_.add(std::move(l), inputs);

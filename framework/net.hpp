@@ -52,6 +52,11 @@ class Net {
   // Adds a layer fed by the named nodes (empty: the previously added node, or the input).
   // Infers its output shape now; throws ShapeError or ConfigError naming the layer.
   Layer& add(std::unique_ptr<Layer> layer, const std::vector<std::string>& inputs = {});
+  // The output shape of the node named `name` ("input" for the net's input); ConfigError
+  // if there is none.
+  const Shape& shape_of(const std::string& name) const;
+  // The name an unnamed layer of this type gets ("conv3"), taken now.
+  std::string unique_name(const std::string& type);
 
   // Freezes a layer (before build): its parameters are neither updated nor, when nothing
   // before it is trainable, given a gradient. ConfigError if there is no such layer.

@@ -44,21 +44,24 @@ std::string error_of(const std::string& model) {
 
 TEST(Blocks, ARepeatedBlockExpandsToNamedWiredLayers) {
   Net net = net_of(kModel);
-  // stem + 6 instances x 3 layers + flatten + out.
-  ASSERT_EQ(net.size(), 1u + 6 * 3 + 2);
+  // stem + 6 instances x 3 layers + the one projection + flatten + out.
+  ASSERT_EQ(net.size(), 1u + 6 * 3 + 1 + 2);
   EXPECT_EQ(net.layer(1).name(), "s.1.c");
   EXPECT_EQ(net.layer(2).name(), "s.1.relu1");
   EXPECT_EQ(net.layer(9).name(), "s.3.sum");
   EXPECT_EQ(net.layer(10).name(), "unit1.1.c");
-  EXPECT_EQ(net.layer(16).name(), "unit2.c");
+  EXPECT_EQ(net.layer(12).name(), "unit1.1.sum_proj");
+  EXPECT_EQ(net.layer(12).type(), "conv");
+  EXPECT_EQ(net.layer(17).name(), "unit2.c");
   ASSERT_NE(net.find("unit1.2.sum"), nullptr);
   // The first repetition has stride 2 (8x8 -> 4x4) and projects its shortcut; the second
   // keeps the size and adds the identity.
   net.build(2, 1);
   int64_t c_params = 0, proj = 0;
   for (const auto& p : net.param_info()) {
-    if (p.layer == "unit1.1.sum") proj += p.size;
-    if (p.layer == "unit1.2.sum") ADD_FAILURE() << "the second repetition projects";
+    if (p.layer == "unit1.1.sum_proj") proj += p.size;
+    if (p.layer == "unit1.2.sum_proj") ADD_FAILURE() << "the second repetition projects";
+    if (p.layer.ends_with(".sum")) ADD_FAILURE() << "an add holds parameters";
     if (p.name == "w" && p.layer.size() > 2 && p.layer.substr(p.layer.size() - 2) == ".c") c_params += p.size;
   }
   EXPECT_EQ(proj, 6 * 4);

@@ -242,3 +242,42 @@ TEST(CheckpointDir, PrunesOnlyItsOwnLineageAndNeverTheNewest) {
 }
 
 }  // namespace hubel
+
+namespace hubel {
+
+TEST(Checkpoints, AProjectionStoredInsideItsAddStillLoads) {
+  // Files written before the projection shortcut became its own node hold "sum/proj_w".
+  TempDir dir;
+  Net net = Net::from_config(Config::parse("input: [1, 4, 4]\nlayers:\n"
+                                           "  - {name: a, type: conv, filters: 2, kernel: 1, stride: 2, rounding: floor}\n"
+                                           "  - {name: sum, type: add, inputs: [a, input], project: auto}\n",
+                                           "m.yaml"),
+                             layers::builtin_registry());
+  net.build(1, 1);
+  const std::string file = dir / "old.h5";
+  {
+    h5::File f = h5::File::create(file);
+    h5::write_attribute(f, "/", "format", std::string("hubel-weights"));
+    h5::write_attribute(f, "/", "format_version", int64_t{1});
+    const float aw[2] = {1, 2}, ab[2] = {3, 4}, proj[2] = {5, 6};
+    h5::write_dataset(f, "/model/a/w", H5T_NATIVE_FLOAT, {2, 1, 1, 1}, aw, true);
+    h5::write_dataset(f, "/model/a/b", H5T_NATIVE_FLOAT, {2}, ab, true);
+    h5::write_dataset(f, "/model/sum/proj_w", H5T_NATIVE_FLOAT, {2, 1, 1, 1}, proj, true);
+  }
+  load_checkpoint(file, net, nullptr, nullptr);
+  const Layer* p = net.find("sum_proj");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->params()[0].w[0], 5);
+  EXPECT_EQ(p->params()[0].w[1], 6);
+  Net other = Net::from_config(Config::parse("input: [1, 4, 4]\nlayers:\n"
+                                             "  - {name: a, type: conv, filters: 2, kernel: 1, stride: 2, rounding: floor}\n"
+                                             "  - {name: sum, type: add, inputs: [a, input], project: auto}\n",
+                                             "m.yaml"),
+                               layers::builtin_registry());
+  other.build(1, 1);
+  const WeightsReport r = load_weights_by_name(file, other, {});
+  EXPECT_EQ(r.values, 6);
+  EXPECT_EQ(other.find("sum_proj")->params()[0].w[1], 6);
+}
+
+}  // namespace hubel

@@ -201,8 +201,8 @@ for f in "$SRC"/launch/experiments/*.yaml; do
   expect 0 "parameters" -- summary "$f"
 done
 expect 0 "c3 +conv2d +\[16, 10, 10\] +1516 " -- summary "$SRC/launch/experiments/lenet5.yaml"
-expect 0 "total: 68 layers, 271994 parameters" -- summary "$SRC/launch/experiments/resnet20.yaml"
-expect 0 "stage2.1.sum +add +stage2.1.bn_b,stage1.3.out +\[32, 16, 16\] +512 " -- summary "$SRC/launch/experiments/resnet20.yaml"
+expect 0 "total: 70 layers, 271994 parameters" -- summary "$SRC/launch/experiments/resnet20.yaml"
+expect 0 "stage2.1.sum_proj +conv +stage1.3.out +\[32, 16, 16\] +512 .*stride 2,2.*no bias" -- summary "$SRC/launch/experiments/resnet20.yaml"
 expect 1 "'\\\$width' is not a parameter of block 'residual'" -- summary "$SRC/launch/experiments/resnet20.yaml" \
   --set "model.blocks.residual.layers.0.filters=\$width"
 

@@ -4,6 +4,9 @@
 #include "layers/joins.hpp"
 #include "layers/builtin.hpp"
 #include "layers/losses.hpp"
+#include "framework/config.hpp"
+#include "framework/net.hpp"
+#include "tests/expect_error.hpp"
 #include "tests/gradcheck.hpp"
 #include "tests/layers/layer_from_yaml.hpp"
 
@@ -48,34 +51,56 @@ TEST(Joins, GradientChecks) {
 
 namespace hubel::layers {
 
-TEST(Joins, AddProjectsTheShortcutWithAStridedOneByOneConvolution) {
-  auto add = test::layer_from_yaml("{type: add, project: auto}", "res");
-  // main [2, 2, 2], shortcut [1, 4, 3]: stride 2 in H (4 -> 2) and 2 in W (3 -> 2).
-  test::LayerHarness h(*add, {Shape{2, 2, 2}, Shape{1, 4, 3}}, 1);
-  ASSERT_EQ(add->params().size(), 1u);
-  EXPECT_EQ(add->params()[0].name, "proj_w");
-  EXPECT_EQ(add->params()[0].shape, (Shape{2, 1, 1, 1}));
-  h.w(0)[0] = 2, h.w(0)[1] = -1;
-  for (int i = 0; i < 12; ++i) h.x(1)[i] = static_cast<float>(i);  // rows 0..3 of 3 values
-  for (int i = 0; i < 8; ++i) h.x(0)[i] = 100;
-  h.forward({});
+TEST(Joins, AProjectedShortcutIsAnExplicitStridedOneByOneConvolutionNode) {
+  // main [2, 2, 2] from the input [1, 4, 3]; the shortcut is the input itself: stride 2 in
+  // H (4 -> 2) and 2 in W (3 -> 2).
+  Net net = Net::from_config(Config::parse(R"(
+input: [1, 4, 3]
+layers:
+  - {name: main, type: conv, filters: 2, kernel: 1, stride: 2, rounding: floor}
+  - {name: res, type: add, inputs: [main, input], project: auto}
+)", "m.yaml"), layers::builtin_registry());
+  ASSERT_EQ(net.size(), 3u);
+  const Layer& proj = net.layer(1);
+  EXPECT_EQ(proj.name(), "res_proj");
+  EXPECT_EQ(proj.type(), "conv");
+  net.build(1, 1);
+  ASSERT_EQ(proj.params().size(), 1u);  // no bias
+  EXPECT_EQ(proj.params()[0].shape, (Shape{2, 1, 1, 1}));
+  EXPECT_TRUE(net.layer(2).params().empty());  // the add is a plain join
+  const Layer& main = net.layer(0);
+  for (int i = 0; i < 2; ++i) main.params()[0].w[i] = 0, main.params()[1].w[i] = 100;
+  proj.params()[0].w[0] = 2, proj.params()[0].w[1] = -1;
+  for (int i = 0; i < 12; ++i) net.input(1).data()[i] = static_cast<float>(i);  // rows 0..3 of 3 values
+  const ConstTensorView y = net.forward(1, {false, 1, 0, 0});
   // Shortcut positions (0,0), (0,2), (2,0), (2,2) hold 0, 2, 6, 8.
   const float picked[] = {0, 2, 6, 8};
   for (int p = 0; p < 4; ++p) {
-    EXPECT_EQ(h.y()[p], 100 + 2 * picked[p]);
-    EXPECT_EQ(h.y()[4 + p], 100 - picked[p]);
+    EXPECT_EQ(y.data()[p], 100 + 2 * picked[p]);
+    EXPECT_EQ(y.data()[4 + p], 100 - picked[p]);
   }
-  test::LayerHarness g(*add, {Shape{2, 2, 2}, Shape{1, 4, 3}}, 3);
-  g.check();
-  // Equal shapes: no projection unless asked for.
-  EXPECT_TRUE(add->param_specs(std::vector<Shape>{Shape{2, 3}, Shape{2, 3}}).empty());
-  auto always = test::layer_from_yaml("{type: add, project: always}", "res");
-  test::LayerHarness a(*always, {Shape{3, 2}, Shape{3, 2}}, 2);
-  EXPECT_EQ(always->params()[0].shape, (Shape{3, 3, 1}));
-  a.check();
-  // Sizes no integer stride connects, and project: never with unequal shapes.
-  const Shape odd[] = {Shape{2, 5, 5}, Shape{2, 8, 8}};  // 8 does not stride to 5
-  EXPECT_THROW(add->output_shape(odd), ShapeError);
+  // always: a projection even between equal shapes; auto with equal shapes: none.
+  const char* equal = R"(
+input: [3, 2]
+layers:
+  - {name: a, type: conv, filters: 3, kernel: 1}
+  - {name: sum, type: add, inputs: [a, input], project: %s}
+)";
+  char buf[256];
+  std::snprintf(buf, sizeof buf, equal, "always");
+  EXPECT_EQ(Net::from_config(Config::parse(buf, "m.yaml"), layers::builtin_registry()).size(), 3u);
+  std::snprintf(buf, sizeof buf, equal, "auto");
+  EXPECT_EQ(Net::from_config(Config::parse(buf, "m.yaml"), layers::builtin_registry()).size(), 2u);
+  // Sizes no integer stride connects; and no projection with unequal shapes.
+  const std::string odd = R"(
+input: [2, 8, 8]
+layers:
+  - {name: a, type: conv, filters: 2, kernel: 4}
+  - {name: sum, type: add, inputs: [a, input], project: auto}
+)";
+  EXPECT_NE(test::error_of<ConfigError>([&] { Net::from_config(Config::parse(odd, "m.yaml"), layers::builtin_registry()); })
+                .find("cannot project the shortcut [2, 8, 8] to [2, 5, 5]: spatial size 8 does not reduce to 5"),
+            std::string::npos);
   auto never = test::layer_from_yaml("{type: add}", "res");
   const Shape differ[] = {Shape{4, 2, 2}, Shape{2, 4, 4}};
   try {
