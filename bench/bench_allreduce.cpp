@@ -43,8 +43,10 @@ int main(int argc, char** argv) {
       });
       if (comm->rank() == 0) {
         const double bus = 2.0 * (p - 1) / p * static_cast<double>(n) * 4 / t / 1e9;
-        std::printf("%9lld floats, %d ranks: MPI_Allreduce %8.1f us; GradientSync bucket %6.3f MiB %8.1f us, bus %6.2f GB/s, %5.1f%% of raw\n",
-                    static_cast<long long>(n), p, raw * 1e6, mb, t * 1e6, bus, 100 * raw / t);
+        std::printf(
+            "%9lld floats, %d ranks: MPI_Allreduce %8.1f us; GradientSync bucket %6.3f MiB %8.1f us, bus %6.2f GB/s, "
+            "%5.1f%% of raw\n",
+            static_cast<long long>(n), p, raw * 1e6, mb, t * 1e6, bus, 100 * raw / t);
       }
     }
   }

@@ -49,8 +49,8 @@ int main(int argc, char** argv) {
       std::fclose(out);
       f = std::min(f, std::chrono::duration<double>(Clock::now() - t0).count());
     }
-    std::printf("%-10s %9.0f bytes: checkpoint write %8.2f ms (%.2fx fwrite+fsync %.2f ms), read %8.2f ms\n", label.c_str(), bytes,
-                w * 1e3, w / f, f * 1e3, r * 1e3);
+    std::printf("%-10s %9.0f bytes: checkpoint write %8.2f ms (%.2fx fwrite+fsync %.2f ms), read %8.2f ms\n",
+                label.c_str(), bytes, w * 1e3, w / f, f * 1e3, r * 1e3);
     std::filesystem::remove(path);
     std::filesystem::remove(raw);
   }

@@ -61,7 +61,8 @@ void conv(benchmark::State& state, const char* yaml, Shape x_shape, int64_t batc
   auto layer = layers::builtin_registry().make_layer(c.get<std::string>("type"), c);
   const std::vector<Shape> xs{x_shape};
   const Shape y_shape = layer->output_shape(xs);
-  Tensor x(x_shape.with_batch(batch)), dx(x_shape.with_batch(batch)), y(y_shape.with_batch(batch)), dy(y_shape.with_batch(batch));
+  Tensor x(x_shape.with_batch(batch)), dx(x_shape.with_batch(batch)), y(y_shape.with_batch(batch)),
+      dy(y_shape.with_batch(batch));
   Rng rng(1);
   for (auto& v : x.span()) v = static_cast<float>(rng.normal());
   for (auto& v : dy.span()) v = static_cast<float>(rng.normal());
@@ -95,7 +96,8 @@ void conv(benchmark::State& state, const char* yaml, Shape x_shape, int64_t batc
   state.counters["GFLOP/s"] = benchmark::Counter(rate, benchmark::Counter::kIsRate);
   const double sgemm = sgemm_rate(threads, 64, 1024, 576);
   state.counters["SGEMM_GFLOP/s"] = sgemm;
-  state.counters["images/s"] = benchmark::Counter(static_cast<double>(batch * state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["images/s"] =
+      benchmark::Counter(static_cast<double>(batch * state.iterations()), benchmark::Counter::kIsRate);
   state.counters["vs_SGEMM"] = flops * static_cast<double>(state.iterations()) / 1e9 / sgemm;  // divided by time below
   state.counters["vs_SGEMM"].flags = benchmark::Counter::kIsRate;
 }
@@ -103,13 +105,16 @@ void conv(benchmark::State& state, const char* yaml, Shape x_shape, int64_t batc
 void lenet_c1(benchmark::State& s) {
   conv(s, "{type: conv2d, filters: 6, kernel: 5, padding: 2}", Shape{1, 28, 28}, 64 * s.range(0), false);
 }
-void lenet_c3(benchmark::State& s) { conv(s, "{type: conv2d, filters: 16, kernel: 5}", Shape{6, 14, 14}, 64 * s.range(0), true); }
+void lenet_c3(benchmark::State& s) {
+  conv(s, "{type: conv2d, filters: 16, kernel: 5}", Shape{6, 14, 14}, 64 * s.range(0), true);
+}
 void lenet5_c3_table(benchmark::State& s) {
-  conv(s,
-       "{type: conv2d, kernel: 5, connections: [[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5], [0, 4, 5], [0, 1, 5], "
-       "[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [0, 3, 4, 5], [0, 1, 4, 5], [0, 1, 2, 5], [0, 1, 3, 4], [1, 2, 4, 5], "
-       "[0, 2, 3, 5], [0, 1, 2, 3, 4, 5]]}",
-       Shape{6, 14, 14}, 64 * s.range(0), true);
+  conv(
+      s,
+      "{type: conv2d, kernel: 5, connections: [[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5], [0, 4, 5], [0, 1, 5], "
+      "[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [0, 3, 4, 5], [0, 1, 4, 5], [0, 1, 2, 5], [0, 1, 3, 4], [1, 2, 4, 5], "
+      "[0, 2, 3, 5], [0, 1, 2, 3, 4, 5]]}",
+      Shape{6, 14, 14}, 64 * s.range(0), true);
 }
 // The two convolutions of the peer's CIFAR-sized net (bench/experiments/cifar_net.yaml).
 void cifar_net_c1(benchmark::State& s) {
@@ -118,7 +123,9 @@ void cifar_net_c1(benchmark::State& s) {
 void cifar_net_c2(benchmark::State& s) {
   conv(s, "{type: conv2d, filters: 64, kernel: 3, padding: 1}", Shape{32, 16, 16}, 64, true);
 }
-void cifar(benchmark::State& s) { conv(s, "{type: conv2d, filters: 64, kernel: 3, padding: same}", Shape{64, 32, 32}, 64, true); }
+void cifar(benchmark::State& s) {
+  conv(s, "{type: conv2d, filters: 64, kernel: 3, padding: same}", Shape{64, 32, 32}, 64, true);
+}
 
 void sgemm(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(0);

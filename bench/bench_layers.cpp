@@ -40,8 +40,8 @@ void dense(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   // forward 2*b*in*out, backward 4*b*in*out flops
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(6.0 * batch * in * out * state.iterations(), benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  state.counters["GFLOP/s"] = benchmark::Counter(6.0 * batch * in * out * state.iterations(),
+                                                 benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 
 void relu(benchmark::State& state) {
@@ -88,7 +88,17 @@ void maxpool(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(dense)->Args({64, 400, 120, 1})->Args({64, 120, 84, 1})->Args({128, 400, 120, 2})->Args({256, 1024, 1024, 2})->Unit(benchmark::kMicrosecond);
+BENCHMARK(dense)
+    ->Args({64, 400, 120, 1})
+    ->Args({64, 120, 84, 1})
+    ->Args({128, 400, 120, 2})
+    ->Args({256, 1024, 1024, 2})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(relu)->Args({64 * 6 * 28 * 28, 1})->Args({128 * 6 * 28 * 28, 2})->Unit(benchmark::kMicrosecond);
-BENCHMARK(maxpool)->Args({128, 1, 0})->Args({128, 2, 0})->Args({128, 2, 1})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(maxpool)
+    ->Args({128, 1, 0})
+    ->Args({128, 2, 0})
+    ->Args({128, 2, 1})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 BENCHMARK_MAIN();

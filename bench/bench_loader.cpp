@@ -91,8 +91,9 @@ int main(int argc, char** argv) {
         in_memory = rep ? std::min(in_memory, m) : m;
       });
     }
-    std::printf("LeNet step, 2 threads, batch %lld: %.1f us with the prefetching loader, %.1f us from memory: ratio %.3f\n",
-                static_cast<long long>(batch), 1e6 * with_loader, 1e6 * in_memory, with_loader / in_memory);
+    std::printf(
+        "LeNet step, 2 threads, batch %lld: %.1f us with the prefetching loader, %.1f us from memory: ratio %.3f\n",
+        static_cast<long long>(batch), 1e6 * with_loader, 1e6 * in_memory, with_loader / in_memory);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_loader: %s\n", e.what());
     return 1;

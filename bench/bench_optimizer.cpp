@@ -10,8 +10,8 @@
 #include <cstring>
 
 #include "framework/adagrad.hpp"
-#include "framework/parallel.hpp"
 #include "framework/adam.hpp"
+#include "framework/parallel.hpp"
 #include "framework/rmsprop.hpp"
 #include "framework/runtime.hpp"
 #include "framework/sgd.hpp"
@@ -62,16 +62,24 @@ void copy(benchmark::State& state) {
 }
 
 void adam(benchmark::State& s) {
-  step(s, [] { return std::make_unique<Adam>(common(), Adam::Options{}, layout(), kParams); }, 7);
+  step(
+      s, [] { return std::make_unique<Adam>(common(), Adam::Options{}, layout(), kParams); }, 7);
 }
 void sgd_momentum(benchmark::State& s) {
-  step(s, [] { return std::make_unique<Sgd>(common(), Sgd::Options{0.9f, false}, layout(), kParams); }, 5);
+  step(
+      s,
+      [] {
+        return std::make_unique<Sgd>(common(), Sgd::Options{0.9f, false}, layout(), kParams);
+      },
+      5);
 }
 void rmsprop(benchmark::State& s) {
-  step(s, [] { return std::make_unique<Rmsprop>(common(), Rmsprop::Options{}, layout(), kParams); }, 5);
+  step(
+      s, [] { return std::make_unique<Rmsprop>(common(), Rmsprop::Options{}, layout(), kParams); }, 5);
 }
 void adagrad(benchmark::State& s) {
-  step(s, [] { return std::make_unique<Adagrad>(common(), Adagrad::Options{}, layout(), kParams); }, 5);
+  step(
+      s, [] { return std::make_unique<Adagrad>(common(), Adagrad::Options{}, layout(), kParams); }, 5);
 }
 
 }  // namespace

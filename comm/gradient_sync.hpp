@@ -130,7 +130,8 @@ class GradientSync final : public GradientExchange {
   }
   void start(int64_t bucket) {
     const int64_t begin = bucket * bucket_, end = std::min(size_, begin + bucket_);
-    for (int64_t b = begin; b < end; b += kPiece) requests_[static_cast<size_t>(b / kPiece)] = comm_.start_allreduce_sum(piece(b));
+    for (int64_t b = begin; b < end; b += kPiece)
+      requests_[static_cast<size_t>(b / kPiece)] = comm_.start_allreduce_sum(piece(b));
   }
   // The communication thread: reduces issued buckets in order, piece by piece, and a
   // side request once every bucket issued before it is done (the main thread issues

@@ -2,7 +2,6 @@
 #include "comm/mpi_communicator.hpp"
 
 #include <mpi.h>
-
 #include <unistd.h>
 
 #include <climits>
@@ -32,7 +31,8 @@ void check(int rc, const char* what) {
 template <class T, class F>
 void in_pieces(std::span<T> data, F&& f) {
   constexpr size_t kMax = INT_MAX / 2;
-  for (size_t off = 0; off < data.size(); off += kMax) f(data.data() + off, static_cast<int>(std::min(kMax, data.size() - off)));
+  for (size_t off = 0; off < data.size(); off += kMax)
+    f(data.data() + off, static_cast<int>(std::min(kMax, data.size() - off)));
 }
 
 }  // namespace
@@ -95,7 +95,8 @@ void MpiCommunicator::note_step(int64_t step) {
 
 void MpiCommunicator::begin_wait() {
   if (stall_rank_ == rank_ && std::strstr(t_activity.what, stall_what_.c_str()) && ++stall_seen_ == stall_at_) {
-    const std::string line = cat("hubel (rank ", rank_, "): test: stopping myself (SIGSTOP) before ", t_activity.what, "\n");
+    const std::string line =
+        cat("hubel (rank ", rank_, "): test: stopping myself (SIGSTOP) before ", t_activity.what, "\n");
     (void)!::write(STDERR_FILENO, line.data(), line.size());
     ::raise(SIGSTOP);
   }
@@ -115,12 +116,16 @@ MpiCommunicator::~MpiCommunicator() {
 
 void MpiCommunicator::allreduce_sum(std::span<float> data) {
   Watched w(*this);
-  in_pieces(data, [](float* p, int n) { check(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "allreduce"); });
+  in_pieces(data, [](float* p, int n) {
+    check(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "allreduce");
+  });
 }
 
 void MpiCommunicator::allreduce_sum(std::span<double> data) {
   Watched w(*this);
-  in_pieces(data, [](double* p, int n) { check(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "allreduce"); });
+  in_pieces(data, [](double* p, int n) {
+    check(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "allreduce");
+  });
 }
 
 void MpiCommunicator::broadcast(std::span<float> data, int root) {

@@ -3,8 +3,8 @@
 
 #include <zlib.h>
 
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <set>
@@ -101,7 +101,8 @@ std::vector<int64_t> idx_header(Reader& r, int want_dims, const char* kind) {
     throw DataError(cat(r.path(), ": IDX element type 0x", std::hex, int{magic[2]}, std::dec,
                         " is not unsigned bytes (0x08), which is what MNIST-style files hold"));
   if (magic[3] != want_dims)
-    throw DataError(cat(r.path(), ": an IDX ", kind, " file has ", want_dims, " dimensions; this one has ", int{magic[3]}));
+    throw DataError(
+        cat(r.path(), ": an IDX ", kind, " file has ", want_dims, " dimensions; this one has ", int{magic[3]}));
   std::vector<int64_t> dims;
   int64_t total = 1;
   for (int i = 0; i < want_dims; ++i) {
@@ -111,7 +112,8 @@ std::vector<int64_t> idx_header(Reader& r, int want_dims, const char* kind) {
     if (d == 0) throw DataError(cat(r.path(), ": dimension ", i, " is zero"));
     dims.push_back(d);
     // Compared before multiplying: a header's sizes may overflow any integer.
-    if (d > kMaxBytes / total) throw DataError(cat(r.path(), ": the header claims more than ", kMaxBytes, " bytes of data: refused"));
+    if (d > kMaxBytes / total)
+      throw DataError(cat(r.path(), ": the header claims more than ", kMaxBytes, " bytes of data: refused"));
     total *= d;
   }
   return dims;
@@ -128,7 +130,8 @@ fs::path find_one(const fs::path& dir, const std::string& stem) {
 
 }  // namespace
 
-DatasetContents::Split read_idx(const std::string& images_path, const std::string& labels_path, const std::string& split) {
+DatasetContents::Split read_idx(const std::string& images_path, const std::string& labels_path,
+                                const std::string& split) {
   DatasetContents::Split s;
   s.name = split;
   Reader ri(images_path);
@@ -171,7 +174,8 @@ DatasetContents::Split read_cifar10(const std::vector<std::string>& batch_paths,
     for (int64_t i = 0; i < n; ++i) {
       const uint8_t* rec = buf.data() + i * kRecord;
       if (rec[0] > 9)
-        throw DataError(cat(path, ": record ", i, " has label ", int{rec[0]}, "; CIFAR-10 labels are 0 to 9 (is this CIFAR-100?)"));
+        throw DataError(
+            cat(path, ": record ", i, " has label ", int{rec[0]}, "; CIFAR-10 labels are 0 to 9 (is this CIFAR-100?)"));
       s.labels.push_back(rec[0]);
       std::memcpy(s.images.data() + old + static_cast<size_t>(i * (kRecord - 1)), rec + 1, kRecord - 1);
     }
@@ -223,7 +227,8 @@ std::string convert_idx_dir(const std::string& dir, const std::string& out, cons
   DatasetContents c;
   const fs::path d(dir);
   // Looked up in this order, so a missing file is reported in a predictable order.
-  const auto train_images = find_one(d, "train-images-idx3-ubyte"), train_labels = find_one(d, "train-labels-idx1-ubyte");
+  const auto train_images = find_one(d, "train-images-idx3-ubyte"),
+             train_labels = find_one(d, "train-labels-idx1-ubyte");
   const auto test_images = find_one(d, "t10k-images-idx3-ubyte"), test_labels = find_one(d, "t10k-labels-idx1-ubyte");
   c.splits.push_back(read_idx(train_images.string(), train_labels.string(), "train"));
   c.splits.push_back(read_idx(test_images.string(), test_labels.string(), "test"));

@@ -13,7 +13,8 @@ namespace hubel::datasets {
 
 // Reads an IDX images file ([N, H, W] unsigned bytes) and its labels file ([N]) into a
 // split with samples [1, H, W]. Either file may be gzipped.
-DatasetContents::Split read_idx(const std::string& images_path, const std::string& labels_path, const std::string& split);
+DatasetContents::Split read_idx(const std::string& images_path, const std::string& labels_path,
+                                const std::string& split);
 
 // Reads CIFAR-10 binary batches (records of 1 label byte + 3072 pixel bytes, 3x32x32)
 // into one split.

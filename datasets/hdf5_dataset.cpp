@@ -31,10 +31,12 @@ void write_contents(h5::File& f, const DatasetContents& c, const WriteOptions& o
   const DatasetContents::Split* train = nullptr;
   for (const auto& s : c.splits) {
     if (s.size() * s.sample_shape.numel() != static_cast<int64_t>(s.images.size()))
-      throw Error(cat("split ", s.name, ": ", s.images.size(), " image bytes for ", s.size(), " samples of ", s.sample_shape.str()));
+      throw Error(cat("split ", s.name, ": ", s.images.size(), " image bytes for ", s.size(), " samples of ",
+                      s.sample_shape.str()));
     f.create_group("/" + s.name);
     const std::string images = "/" + s.name + "/images", labels = "/" + s.name + "/labels";
-    h5::create_dataset(f, images, H5T_NATIVE_UINT8, dims_with(s.size(), s.sample_shape), o.chunk_rows, o.deflate, o.checksum);
+    h5::create_dataset(f, images, H5T_NATIVE_UINT8, dims_with(s.size(), s.sample_shape), o.chunk_rows, o.deflate,
+                       o.checksum);
     if (s.size() > 0) h5::write_rows(f, images, H5T_NATIVE_UINT8, 0, s.size(), s.images.data());
     h5::create_dataset(f, labels, H5T_NATIVE_INT32, {s.size()}, 0, 0, o.checksum);
     if (s.size() > 0) h5::write_rows(f, labels, H5T_NATIVE_INT32, 0, s.size(), s.labels.data());
@@ -116,14 +118,21 @@ Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int6
   }
   const auto info = h5::dataset_info(file_, images);
   if (info.dims.size() < 3 || info.dims.size() > 5)
-    h5::fail(file_, images, cat("expected [N, C, W], [N, C, H, W] or [N, C, D, H, W]; the dataset has rank ", info.dims.size()));
+    h5::fail(file_, images,
+             cat("expected [N, C, W], [N, C, H, W] or [N, C, D, H, W]; the dataset has rank ", info.dims.size()));
   for (size_t i = 1; i < info.dims.size(); ++i)
     if (info.dims[i] <= 0) h5::fail(file_, images, "a sample dimension is zero");
-  if (info.type_class == H5T_INTEGER && info.type_size == 1 && !info.is_signed) uint8_ = true;
-  else if (info.type_class == H5T_FLOAT && info.type_size == 4) uint8_ = false;
-  else h5::fail(file_, images, cat("images must be uint8 or float32; found ",
-                                   info.type_class == H5T_INTEGER ? (info.is_signed ? "int" : "uint") : info.type_class == H5T_FLOAT ? "float" : "a non-numeric type",
-                                   info.type_size * 8));
+  if (info.type_class == H5T_INTEGER && info.type_size == 1 && !info.is_signed)
+    uint8_ = true;
+  else if (info.type_class == H5T_FLOAT && info.type_size == 4)
+    uint8_ = false;
+  else
+    h5::fail(file_, images,
+             cat("images must be uint8 or float32; found ",
+                 info.type_class == H5T_INTEGER ? (info.is_signed ? "int" : "uint")
+                 : info.type_class == H5T_FLOAT ? "float"
+                                                : "a non-numeric type",
+                 info.type_size * 8));
   n_ = info.dims[0];
   if (n_ > kMaxSamples) h5::fail(file_, images, cat(n_, " samples: more than hubel reads (", kMaxSamples, ")"));
   shape_ = Shape(std::span<const int64_t>(info.dims.data() + 1, info.dims.size() - 1));
@@ -133,7 +142,8 @@ Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int6
   } catch (const ShapeError&) {
     per_sample = -1;  // overflows
   }
-  if (per_sample > kMaxSampleBytes || per_sample <= 0) h5::fail(file_, images, cat("absurd sample shape ", shape_.str()));
+  if (per_sample > kMaxSampleBytes || per_sample <= 0)
+    h5::fail(file_, images, cat("absurd sample shape ", shape_.str()));
 
   const auto linfo = h5::dataset_info(file_, labels);
   if (linfo.dims.size() != 1 || linfo.type_class != H5T_INTEGER)
@@ -156,7 +166,8 @@ Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int6
     classes = mx + 1;
   }
   classes_ = *classes;
-  if (auto names = h5::read_strings_attribute(file_, "/", "classes"); names && static_cast<int64_t>(names->size()) == classes_)
+  if (auto names = h5::read_strings_attribute(file_, "/", "classes");
+      names && static_cast<int64_t>(names->size()) == classes_)
     names_ = *names;
   for (int64_t i = 0; i < n_; ++i)
     if (labels_[i] < 0 || labels_[i] >= classes_)
@@ -168,13 +179,14 @@ Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int6
   // decompress each chunk once), at most 128 MiB; a streamed set (read in order) needs
   // only a few chunks at a time.
   const int64_t bytes = n_ * shape_.numel() * (uint8_ ? 1 : 4);
-  const int64_t cache = bytes <= memory_bytes_ ? int64_t{1} << 20
+  const int64_t cache = bytes <= memory_bytes_       ? int64_t{1} << 20
                         : memory_bytes_ == kStreamed ? int64_t{1} << 20
                                                      : std::min<int64_t>(bytes + (1 << 20), int64_t{128} << 20);
   images_ = h5::open_dataset(file_, images, static_cast<size_t>(cache));
 }
 
-void Hdf5Dataset::check_finite(const float* rows, int64_t first, int64_t count, int64_t per, const int64_t* index) const {
+void Hdf5Dataset::check_finite(const float* rows, int64_t first, int64_t count, int64_t per,
+                               const int64_t* index) const {
   for (int64_t r = 0; r < count; ++r) {
     const float* row = rows + r * per;
     for (int64_t j = 0; j < per; ++j)
@@ -221,7 +233,8 @@ void Hdf5Dataset::read(std::span<const int64_t> idx, TensorView x, int32_t* labe
   if (static_cast<int64_t>(raw_.size()) < need) raw_.resize(static_cast<size_t>(need));
   h5::read_rows(file_, images_, "/" + split_ + "/images", uint8_ ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, rows_.data(),
                 static_cast<int64_t>(rows_.size()), raw_.data());
-  if (!uint8_) check_finite(reinterpret_cast<const float*>(raw_.data()), 0, static_cast<int64_t>(rows_.size()), per, rows_.data());
+  if (!uint8_)
+    check_finite(reinterpret_cast<const float*>(raw_.data()), 0, static_cast<int64_t>(rows_.size()), per, rows_.data());
   // Scatter: the k-th distinct row goes to every destination that asked for it.
   int64_t k = -1;
   for (int64_t i = 0; i < n; ++i) {

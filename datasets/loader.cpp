@@ -1,15 +1,13 @@
 // The Loader: sharding, shuffling, transforms, prefetching.
 #include "datasets/loader.hpp"
 
-#include <chrono>
-
-#include "framework/stall.hpp"
-
 #include <algorithm>
+#include <chrono>
 #include <numeric>
 
 #include "framework/error.hpp"
 #include "framework/random.hpp"
+#include "framework/stall.hpp"
 
 namespace hubel::datasets {
 
@@ -19,8 +17,10 @@ Loader::Loader(const Dataset& data, const Transform* transform, const LoaderOpti
   if (o_.batch <= 0) throw ConfigError(cat("train.batch must be positive; got ", o_.batch));
   if (o_.batch % o_.world != 0)
     throw ConfigError(cat("train.batch is ", o_.batch, ", not a multiple of the ", o_.world,
-                          " ranks: the batch is global and every rank takes an equal share; use a multiple of ", o_.world));
-  if (o_.prefetch < 0 || o_.prefetch > 16) throw ConfigError(cat("data.prefetch must be in [0, 16]; got ", o_.prefetch));
+                          " ranks: the batch is global and every rank takes an equal share; use a multiple of ",
+                          o_.world));
+  if (o_.prefetch < 0 || o_.prefetch > 16)
+    throw ConfigError(cat("data.prefetch must be in [0, 16]; got ", o_.prefetch));
   if (transform_ && transform_->input_shape() != data_.sample_shape())
     throw ShapeError(cat(data_.name(), ": samples are ", data_.sample_shape().str(), " but the transform expects ",
                          transform_->input_shape().str()));
@@ -33,8 +33,10 @@ Loader::Loader(const Dataset& data, const Transform* transform, const LoaderOpti
   for (auto& s : slots_) {
     s.x = Tensor(sample_shape().with_batch(local_max_));
     if (transform_) s.raw = Tensor(data_.sample_shape().with_batch(local_max_));
-    if (data_.num_classes() > 0) s.labels.resize(static_cast<size_t>(local_max_));
-    else s.targets = Tensor(data_.target_shape().with_batch(local_max_));
+    if (data_.num_classes() > 0)
+      s.labels.resize(static_cast<size_t>(local_max_));
+    else
+      s.targets = Tensor(data_.target_shape().with_batch(local_max_));
     s.ids.resize(static_cast<size_t>(local_max_));
   }
 }
@@ -78,7 +80,8 @@ void Loader::start(int64_t epoch, int64_t batch) {
     for (int64_t i = static_cast<int64_t>(order_.size()) - 1; i > 0; --i)
       std::swap(order_[i], order_[rng.below(static_cast<uint64_t>(i + 1))]);
   }
-  if (o_.prefetch > 0 && next_ < end_) thread_ = std::thread([this, first = next_, end = end_] { produce(first, end); });
+  if (o_.prefetch > 0 && next_ < end_)
+    thread_ = std::thread([this, first = next_, end = end_] { produce(first, end); });
 }
 
 void Loader::fill(Slot& s, int64_t k) {
@@ -151,8 +154,9 @@ bool Loader::next(Batch& b) {
   const auto ready = [&] { return s.ready || error_; };
   if (o_.timeout_seconds > 0) {
     if (!cv_.wait_for(lock, std::chrono::duration<double>(o_.timeout_seconds), ready))
-      stall_stop(cat("the loader thread has not produced batch ", next_ + 1, " of ", name(), " in ", o_.timeout_seconds,
-                     " s: a read is stuck (a hung file system, or a lock held by a library); data.timeout sets this limit"));
+      stall_stop(
+          cat("the loader thread has not produced batch ", next_ + 1, " of ", name(), " in ", o_.timeout_seconds,
+              " s: a read is stuck (a hung file system, or a lock held by a library); data.timeout sets this limit"));
   } else {
     cv_.wait(lock, ready);
   }

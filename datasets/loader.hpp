@@ -17,9 +17,9 @@
 #include <thread>
 #include <vector>
 
-#include "framework/batch_source.hpp"
 #include "datasets/dataset.hpp"
 #include "datasets/transform.hpp"
+#include "framework/batch_source.hpp"
 
 namespace hubel::datasets {
 
@@ -30,7 +30,7 @@ struct LoaderOptions {
   bool drop_last = false;
   bool augment = false;  // apply the transform's random parts (training only)
   uint64_t seed = 42;
-  int prefetch = 2;      // minibatches read ahead; 0 reads synchronously in next()
+  int prefetch = 2;  // minibatches read ahead; 0 reads synchronously in next()
   // Seconds next() waits for the loader thread before it gives up on it (0: for ever): a
   // read stuck in the file system (or a library's lock) ends the run through stall_stop,
   // naming the data set and the batch, instead of hanging it.

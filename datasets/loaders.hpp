@@ -13,7 +13,8 @@ namespace hubel::datasets {
 
 struct Loaders {
   Loaders(const Splits& splits, const TrainOptions& train, int rank, int world);
-  std::unique_ptr<Loader> train, heldout, test;  // heldout, test: null when absent (test also when it is the held-out set)
+  std::unique_ptr<Loader> train, heldout,
+      test;  // heldout, test: null when absent (test also when it is the held-out set)
   std::string heldout_name;
   RunData run_data() const { return {train.get(), heldout.get(), test.get(), heldout_name}; }
 };

@@ -70,7 +70,8 @@ Splits open_synthetic(const Config& c) {
   return s;
 }
 
-std::unique_ptr<Transform> read_transform(const Config& data, const std::string& file, const Dataset& train, bool uint8) {
+std::unique_ptr<Transform> read_transform(const Config& data, const std::string& file, const Dataset& train,
+                                          bool uint8) {
   TransformOptions t;
   t.scale = data.get<float>("scale", uint8 ? 1.0f / 255.0f : 1.0f);
   if (!(t.scale > 0) || !std::isfinite(t.scale)) data.at("scale").fail(cat("scale must be positive; got ", t.scale));
@@ -82,7 +83,8 @@ std::unique_ptr<Transform> read_transform(const Config& data, const std::string&
       if (v == "file") {
         const FileStats st = read_file_stats(file);
         if (static_cast<int64_t>(st.mean.size()) != C)
-          n->fail(cat(file, " has ", st.mean.size(), " channel means for ", C, " channels; convert it again with hubel convert"));
+          n->fail(cat(file, " has ", st.mean.size(), " channel means for ", C,
+                      " channels; convert it again with hubel convert"));
         for (int64_t c = 0; c < C; ++c) {
           t.mean.push_back(static_cast<float>(st.mean[c] * t.scale));
           t.std.push_back(static_cast<float>(std::max(st.std[c], 1e-12) * t.scale));
@@ -111,7 +113,8 @@ std::unique_ptr<Transform> read_transform(const Config& data, const std::string&
   }
   const int r = in.rank() - 1;
   if (auto p = data.find("pad")) {
-    std::vector<int64_t> pad = p->is_sequence() ? p->as<std::vector<int64_t>>() : std::vector<int64_t>{p->as<int64_t>()};
+    std::vector<int64_t> pad =
+        p->is_sequence() ? p->as<std::vector<int64_t>>() : std::vector<int64_t>{p->as<int64_t>()};
     if (pad.size() != 1 && static_cast<int>(pad.size()) != r) p->fail(cat("pad needs 1 or ", r, " values"));
     for (int i = 0; i < r; ++i) {
       const int64_t v = pad.size() == 1 ? pad[0] : pad[static_cast<size_t>(i)];
@@ -121,7 +124,8 @@ std::unique_ptr<Transform> read_transform(const Config& data, const std::string&
   }
   if (auto a = data.find("augment")) {
     t.crop_pad = a->get<int64_t>("crop_pad", 0);
-    if (t.crop_pad < 0 || t.crop_pad > 1024) a->at("crop_pad").fail(cat("crop_pad must be in [0, 1024]; got ", t.crop_pad));
+    if (t.crop_pad < 0 || t.crop_pad > 1024)
+      a->at("crop_pad").fail(cat("crop_pad must be in [0, 1024]; got ", t.crop_pad));
     t.flip = a->get<bool>("flip", false);
     a->finish();
   }
@@ -144,7 +148,8 @@ Splits open_file(const Config& data) {
   std::string test_split;
   if (auto t = data.find("test")) test_split = t->as<std::string>();
   if (!test_split.empty())
-    s.test = fail_at(data.at("test"), [&] { return std::make_unique<Hdf5Dataset>(file, test_split, Hdf5Dataset::kStreamed); });
+    s.test = fail_at(data.at("test"),
+                     [&] { return std::make_unique<Hdf5Dataset>(file, test_split, Hdf5Dataset::kStreamed); });
   if (auto v = data.find("val")) {
     const auto name = v->as<std::string>();
     s.heldout = fail_at(*v, [&] { return std::make_unique<Hdf5Dataset>(file, name, Hdf5Dataset::kStreamed); });
@@ -161,7 +166,8 @@ Splits open_file(const Config& data) {
     for (int64_t i = static_cast<int64_t>(order.size()) - 1; i > 0; --i)
       std::swap(order[i], order[rng.below(static_cast<uint64_t>(i + 1))]);
     const auto k = static_cast<int64_t>(frac * static_cast<double>(order.size()));
-    if (k == 0 || k == train->size()) f->fail(cat("val_fraction ", frac, " of ", train->size(), " samples leaves a split empty"));
+    if (k == 0 || k == train->size())
+      f->fail(cat("val_fraction ", frac, " of ", train->size(), " samples leaves a split empty"));
     std::vector<int64_t> val(order.begin(), order.begin() + k), rest(order.begin() + k, order.end());
     std::sort(val.begin(), val.end());
     std::sort(rest.begin(), rest.end());
@@ -169,11 +175,15 @@ Splits open_file(const Config& data) {
     s.train = std::make_unique<Subset>(train, std::move(rest), cat("train: the rest of ", train_split));
     s.heldout_name = "val";
   }
-  if (!s.train) s.train = std::make_unique<Subset>(train, [&] {
-    std::vector<int64_t> all(static_cast<size_t>(train->size()));
-    std::iota(all.begin(), all.end(), 0);
-    return all;
-  }(), train_split);
+  if (!s.train)
+    s.train = std::make_unique<Subset>(
+        train,
+        [&] {
+          std::vector<int64_t> all(static_cast<size_t>(train->size()));
+          std::iota(all.begin(), all.end(), 0);
+          return all;
+        }(),
+        train_split);
   if (!s.heldout && !test_split.empty()) {
     s.heldout = std::make_unique<Hdf5Dataset>(file, test_split, Hdf5Dataset::kStreamed);
     s.heldout_name = "test";
@@ -186,7 +196,10 @@ Splits open_file(const Config& data) {
   if (auto c = data.find("classes")) {
     const auto classes = c->as<std::vector<int64_t>>();
     for (auto* split : {&s.train, &s.heldout, &s.test})
-      if (*split) *split = fail_at(*c, [&] { return std::make_unique<ClassSubset>(std::shared_ptr<const Dataset>(std::move(*split)), classes); });
+      if (*split)
+        *split = fail_at(*c, [&] {
+          return std::make_unique<ClassSubset>(std::shared_ptr<const Dataset>(std::move(*split)), classes);
+        });
   }
   s.transform = read_transform(data, file, *train, uint8);
   return s;
@@ -205,13 +218,16 @@ Splits open(const Config& data) {
   } else if (data.has("file")) {
     s = open_file(data);
   } else {
-    data.fail("no data source: give 'file: <an HDF5 file>' (see hubel convert) or 'spirals: {...}' or 'synthetic: {...}' (generated sets)");
+    data.fail(
+        "no data source: give 'file: <an HDF5 file>' (see hubel convert) or 'spirals: {...}' or 'synthetic: {...}' "
+        "(generated sets)");
   }
   s.drop_last = data.get<bool>("drop_last", false);
   s.prefetch = data.get<int>("prefetch", 2);
   if (s.prefetch < 0 || s.prefetch > 16) data.at("prefetch").fail(cat("prefetch must be in [0, 16]; got ", s.prefetch));
   s.timeout = data.get<double>("timeout", s.timeout);
-  if (!(s.timeout >= 0)) data.at("timeout").fail(cat("timeout must be >= 0 seconds (0: wait for ever); got ", s.timeout));
+  if (!(s.timeout >= 0))
+    data.at("timeout").fail(cat("timeout must be >= 0 seconds (0: wait for ever); got ", s.timeout));
   data.finish();
   return s;
 }

@@ -16,9 +16,9 @@ namespace hubel::datasets {
 
 struct Splits {
   std::unique_ptr<Dataset> train;
-  std::unique_ptr<Dataset> heldout;  // evaluated after each epoch: val if there is one, else test; may be null
-  std::unique_ptr<Dataset> test;     // may be null
-  std::string heldout_name;          // "val" or "test"
+  std::unique_ptr<Dataset> heldout;      // evaluated after each epoch: val if there is one, else test; may be null
+  std::unique_ptr<Dataset> test;         // may be null
+  std::string heldout_name;              // "val" or "test"
   std::unique_ptr<Transform> transform;  // null: samples go to the network as stored
   bool drop_last = false;
   int prefetch = 2;

@@ -28,7 +28,8 @@ Spirals::Spirals(const Options& o, std::string label) : o_(o), name_("spirals(" 
 void Spirals::read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView) const {
   for (size_t i = 0; i < idx.size(); ++i) {
     const int64_t s = idx[i];
-    if (s < 0 || s >= o_.samples) throw DataError(cat(name_, ": sample index ", s, " out of range [0, ", o_.samples, ")"));
+    if (s < 0 || s >= o_.samples)
+      throw DataError(cat(name_, ": sample index ", s, " out of range [0, ", o_.samples, ")"));
     x[2 * i] = xy_[2 * s];
     x[2 * i + 1] = xy_[2 * s + 1];
     if (labels) labels[i] = labels_[s];

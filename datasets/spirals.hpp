@@ -12,9 +12,9 @@ class Spirals : public Dataset {
  public:
   struct Options {
     int64_t samples = 1000;
-    int64_t classes = 2;   // number of arms
-    double turns = 1.0;    // revolutions of each arm
-    double noise = 0.05;   // standard deviation of the Gaussian noise added to each point
+    int64_t classes = 2;  // number of arms
+    double turns = 1.0;   // revolutions of each arm
+    double noise = 0.05;  // standard deviation of the Gaussian noise added to each point
     uint64_t seed = 1;
   };
   Spirals(const Options& o, std::string label);

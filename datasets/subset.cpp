@@ -14,7 +14,8 @@ ClassSubset::ClassSubset(std::shared_ptr<const Dataset> base, const std::vector<
   std::string list;
   for (size_t i = 0; i < classes.size(); ++i) {
     const int64_t c = classes[i];
-    if (c < 0 || c >= k) throw DataError(cat("data.classes: class ", c, " is out of range: ", base_->name(), " has classes 0 to ", k - 1));
+    if (c < 0 || c >= k)
+      throw DataError(cat("data.classes: class ", c, " is out of range: ", base_->name(), " has classes 0 to ", k - 1));
     if (remap_[static_cast<size_t>(c)] >= 0) throw DataError(cat("data.classes: class ", c, " is listed twice"));
     remap_[static_cast<size_t>(c)] = static_cast<int32_t>(i);
     list += cat(i ? "," : "", c);

@@ -25,7 +25,8 @@ void Synthetic::read(std::span<const int64_t> idx, TensorView x, int32_t* labels
   const int64_t numel = o_.shape.numel();
   for (size_t i = 0; i < idx.size(); ++i) {
     const int64_t s = idx[i];
-    if (s < 0 || s >= o_.samples) throw DataError(cat(name_, ": sample index ", s, " out of range [0, ", o_.samples, ")"));
+    if (s < 0 || s >= o_.samples)
+      throw DataError(cat(name_, ": sample index ", s, " out of range [0, ", o_.samples, ")"));
     const int64_t d = s % distinct_;
     std::copy_n(x_.data() + d * numel, numel, x.data() + static_cast<int64_t>(i) * numel);
     if (labels) labels[i] = labels_[static_cast<size_t>(d)];

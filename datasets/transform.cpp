@@ -23,7 +23,8 @@ Transform::Transform(TransformOptions o, const Shape& in) : o_(std::move(o)), in
   if ((o_.crop_pad || o_.flip) && r == 0) throw ConfigError("augmentation needs spatial dimensions");
   std::array<int64_t, 4> dims{C_, 0, 0, 0};
   for (int t = 0; t < 3; ++t) {
-    if (t < 3 - r && o_.pad[t]) throw ConfigError(cat("pad: the samples ", in.str(), " have only ", r, " spatial dimensions"));
+    if (t < 3 - r && o_.pad[t])
+      throw ConfigError(cat("pad: the samples ", in.str(), " have only ", r, " spatial dimensions"));
     out3_[t] = in3_[t] + 2 * o_.pad[t];
   }
   for (int i = 0; i < r; ++i) dims[1 + i] = out3_[3 - r + i];
@@ -53,7 +54,8 @@ void Transform::one(const float* x, float* y, int64_t id, uint64_t seed, int64_t
   if (augment && (o_.crop_pad || o_.flip)) {
     Rng rng(hash_combine(hash_combine(seed, 0x41554755ULL + static_cast<uint64_t>(epoch)), static_cast<uint64_t>(id)));
     if (o_.crop_pad) {
-      off_h = in3_[1] > 1 ? static_cast<int64_t>(rng.below(static_cast<uint64_t>(2 * o_.crop_pad + 1))) - o_.crop_pad : 0;
+      off_h =
+          in3_[1] > 1 ? static_cast<int64_t>(rng.below(static_cast<uint64_t>(2 * o_.crop_pad + 1))) - o_.crop_pad : 0;
       off_w = static_cast<int64_t>(rng.below(static_cast<uint64_t>(2 * o_.crop_pad + 1))) - o_.crop_pad;
     }
     if (o_.flip) flip = rng.below(2) == 1;
@@ -87,7 +89,8 @@ void Transform::apply(ConstTensorView raw, std::span<const int64_t> ids, uint64_
                       TensorView out) const {
   const int64_t n = static_cast<int64_t>(ids.size()), in_per = in_.numel(), out_per = out_.numel();
   parallel_chunks(n, grain_for(out_per), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) one(raw.data() + i * in_per, out.data() + i * out_per, ids[i], seed, epoch, augment);
+    for (int64_t i = b; i < e; ++i)
+      one(raw.data() + i * in_per, out.data() + i * out_per, ids[i], seed, epoch, augment);
   });
 }
 

@@ -17,12 +17,12 @@
 namespace hubel::datasets {
 
 struct TransformOptions {
-  float scale = 1;                 // stored value * scale
-  std::vector<float> mean, std;    // per channel, in scaled units; empty: none
-  Tensor mean_image;               // in scaled units, the sample's shape; empty: none
-  std::array<int64_t, 3> pad{};    // zeros added on each side of (D, H, W)
-  int64_t crop_pad = 0;            // augmentation: pad by this, crop back at a random offset
-  bool flip = false;               // augmentation: mirror the last dimension with p = 1/2
+  float scale = 1;               // stored value * scale
+  std::vector<float> mean, std;  // per channel, in scaled units; empty: none
+  Tensor mean_image;             // in scaled units, the sample's shape; empty: none
+  std::array<int64_t, 3> pad{};  // zeros added on each side of (D, H, W)
+  int64_t crop_pad = 0;          // augmentation: pad by this, crop back at a random offset
+  bool flip = false;             // augmentation: mirror the last dimension with p = 1/2
 };
 
 class Transform {

@@ -25,7 +25,8 @@ std::unique_ptr<Optimizer> Adagrad::from_config(const Config& c, const Common& c
 }
 
 std::string Adagrad::describe() const {
-  return cat("adagrad lr ", common_.lr, ", eps ", o_.eps, common_.weight_decay ? cat(", weight_decay ", common_.weight_decay) : "");
+  return cat("adagrad lr ", common_.lr, ", eps ", o_.eps,
+             common_.weight_decay ? cat(", weight_decay ", common_.weight_decay) : "");
 }
 
 void Adagrad::update(float* w, const float* g, float lr, const GradTransform& grad) {

@@ -27,8 +27,9 @@ std::unique_ptr<Optimizer> Adam::from_config(const Config& c, Common common, con
 
 std::string Adam::describe() const {
   return cat(type(), " lr ", common_.lr, ", betas ", o_.beta1, " ", o_.beta2, ", eps ", o_.eps,
-             common_.weight_decay ? cat(o_.decoupled ? ", decoupled weight_decay " : ", weight_decay ", common_.weight_decay)
-                                  : "");
+             common_.weight_decay
+                 ? cat(o_.decoupled ? ", decoupled weight_decay " : ", weight_decay ", common_.weight_decay)
+                 : "");
 }
 
 void Adam::update(float* w, const float* g, float lr, const GradTransform& grad) {
@@ -52,8 +53,10 @@ void Adam::update(float* w, const float* g, float lr, const GradTransform& grad)
     for (int64_t i = b.begin; i < b.end; ++i) {
       float gi = gt(g_[i]);
       float wi = w_[i];
-      if constexpr (kDecoupled) wi -= a * wd * wi;
-      else gi += wd * wi;
+      if constexpr (kDecoupled)
+        wi -= a * wd * wi;
+      else
+        gi += wd * wi;
       const float si = b1 * s_[i] + (1 - b1) * gi;
       const float ri = b2 * r_[i] + (1 - b2) * gi * gi;
       s_[i] = si;
@@ -61,8 +64,10 @@ void Adam::update(float* w, const float* g, float lr, const GradTransform& grad)
       w_[i] = wi - a * (si * c1) / (std::sqrt(ri) * c2 + eps);
     }
   };
-  if (o_.decoupled) for_each_block([&](const ArenaBlock& b) { run.template operator()<true>(b); });
-  else for_each_block([&](const ArenaBlock& b) { run.template operator()<false>(b); });
+  if (o_.decoupled)
+    for_each_block([&](const ArenaBlock& b) { run.template operator()<true>(b); });
+  else
+    for_each_block([&](const ArenaBlock& b) { run.template operator()<false>(b); });
 }
 
 }  // namespace hubel

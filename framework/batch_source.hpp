@@ -15,13 +15,13 @@ namespace hubel {
 // One rank's share of one global minibatch. Views stay valid until the next call to
 // next() or start().
 struct Batch {
-  ConstTensorView x;              // [rows, sample...]
+  ConstTensorView x;                // [rows, sample...]
   const int32_t* labels = nullptr;  // rows labels, or null when the data has target values
-  ConstTensorView targets;        // [rows, target...] for regression data
-  int64_t rows = 0;               // this rank's rows (may be 0 in a small last batch)
-  int64_t rows_global = 0;        // rows of the global minibatch
-  int64_t index = 0;              // the minibatch's number within the epoch
-  int64_t first_sample = 0;       // position in the epoch of this rank's first row
+  ConstTensorView targets;          // [rows, target...] for regression data
+  int64_t rows = 0;                 // this rank's rows (may be 0 in a small last batch)
+  int64_t rows_global = 0;          // rows of the global minibatch
+  int64_t index = 0;                // the minibatch's number within the epoch
+  int64_t first_sample = 0;         // position in the epoch of this rank's first row
 };
 
 class BatchSource {

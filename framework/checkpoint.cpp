@@ -3,15 +3,14 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
-#include <random>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 
 #include "framework/config.hpp"
-
 #include "framework/error.hpp"
 #include "framework/hdf5.hpp"
 
@@ -55,7 +54,8 @@ void write_params(h5::File& f, const std::string& group, const Net& net, std::sp
                   Entries which = Entries::all) {
   for (const auto& p : net.param_info())
     if (which == Entries::all || p.trainable)
-      h5::write_dataset(f, group + "/" + p.full_name(), H5T_NATIVE_FLOAT, dims_of(p.shape), arena.data() + p.offset, true);
+      h5::write_dataset(f, group + "/" + p.full_name(), H5T_NATIVE_FLOAT, dims_of(p.shape), arena.data() + p.offset,
+                        true);
 }
 
 // FNV-1a, 64 bits, over a canonical form of everything a resume reads outside the
@@ -93,7 +93,8 @@ std::string meta_checksum(const CheckpointMeta& m, int64_t version) {
   d.add(m.run_id);
   d.add(m.optimizer_type), d.add(m.optimizer_steps);
   const auto& s = m.schedule;
-  d.add(s.factor), d.add(std::isfinite(s.best) ? s.best : -1.0), d.add(s.bad_epochs), d.add(s.cooldown_left), d.add(s.reductions);
+  d.add(s.factor), d.add(std::isfinite(s.best) ? s.best : -1.0), d.add(s.bad_epochs), d.add(s.cooldown_left),
+      d.add(s.reductions);
   d.add(static_cast<int64_t>(m.history.size()));
   for (const auto& h : m.history) {
     d.add(h.epoch), d.add(h.steps), d.add(h.lr), d.add(h.train_loss), d.add(h.train_accuracy);
@@ -118,10 +119,10 @@ void write_meta(h5::File& f, const CheckpointMeta& m) {
   h5::write_attribute(f, "/", "checksum", meta_checksum(m, kFormatVersion));
   f.create_group("/schedule");
   const auto& s = m.schedule;
-  h5::write_attribute(f, "/schedule", "state", std::vector<double>{s.factor, std::isfinite(s.best) ? s.best : -1.0,
-                                                                   static_cast<double>(s.bad_epochs),
-                                                                   static_cast<double>(s.cooldown_left),
-                                                                   static_cast<double>(s.reductions), std::isfinite(s.best) ? 1.0 : 0.0});
+  h5::write_attribute(f, "/schedule", "state",
+                      std::vector<double>{s.factor, std::isfinite(s.best) ? s.best : -1.0,
+                                          static_cast<double>(s.bad_epochs), static_cast<double>(s.cooldown_left),
+                                          static_cast<double>(s.reductions), std::isfinite(s.best) ? 1.0 : 0.0});
   f.create_group("/metrics");
   const int64_t n = static_cast<int64_t>(m.history.size());
   std::vector<double> col(static_cast<size_t>(n));
@@ -140,11 +141,13 @@ void write_meta(h5::File& f, const CheckpointMeta& m) {
 void check_format(const h5::File& f) {
   const auto format = h5::read_string_attribute(f, "/", "format");
   if (!format || *format != kFormat)
-    h5::fail(f, "", "not a hubel checkpoint (no format = \"hubel-checkpoint\" attribute): an incomplete or foreign file");
+    h5::fail(f, "",
+             "not a hubel checkpoint (no format = \"hubel-checkpoint\" attribute): an incomplete or foreign file");
   const auto version = h5::read_int_attribute(f, "/", "format_version");
   if (!version || *version > kFormatVersion)
-    h5::fail(f, "", cat("checkpoint format version ", version ? *version : -1, " is newer than this hubel reads (",
-                        kFormatVersion, ")"));
+    h5::fail(f, "",
+             cat("checkpoint format version ", version ? *version : -1, " is newer than this hubel reads (",
+                 kFormatVersion, ")"));
 }
 
 int64_t required_int(const h5::File& f, const char* name) {
@@ -188,7 +191,8 @@ CheckpointMeta read_meta(const h5::File& f) {
     m.history.resize(static_cast<size_t>(n));
     auto read_col = [&](const std::string& name) {
       const auto ci = h5::dataset_info(f, "/metrics/" + name);
-      if (ci.dims != info.dims || ci.type_class != H5T_FLOAT) h5::fail(f, "/metrics/" + name, "a history column of another length or type");
+      if (ci.dims != info.dims || ci.type_class != H5T_FLOAT)
+        h5::fail(f, "/metrics/" + name, "a history column of another length or type");
       h5::check_stored(f, "/metrics/" + name, ci);
       h5::read_dataset(f, "/metrics/" + name, H5T_NATIVE_DOUBLE, col.data());
     };
@@ -230,7 +234,8 @@ void read_params(const h5::File& f, const std::string& group, const Net& net, st
   std::vector<const ParamInfo*> order;
   for (const auto& p : net.param_info())
     if (which == Entries::all || p.trainable) order.push_back(&p);
-  std::stable_sort(order.begin(), order.end(), [](const ParamInfo* a, const ParamInfo* b) { return a->node < b->node; });
+  std::stable_sort(order.begin(), order.end(),
+                   [](const ParamInfo* a, const ParamInfo* b) { return a->node < b->node; });
   for (const ParamInfo* pp : order) {
     const ParamInfo& p = *pp;
     std::string path = group + "/" + p.full_name();
@@ -245,14 +250,17 @@ void read_params(const h5::File& f, const std::string& group, const Net& net, st
         }
         have += (have.empty() ? "" : ", ") + q.name;
       }
-      h5::fail(f, path, cat("the model has parameter ", p.full_name(), " ", p.shape.str(),
-                            " but the checkpoint does not: it was written for another model (it has: ", have, ")"));
+      h5::fail(f, path,
+               cat("the model has parameter ", p.full_name(), " ", p.shape.str(),
+                   " but the checkpoint does not: it was written for another model (it has: ", have, ")"));
     }
     const auto info = h5::dataset_info(f, path);
     if (info.dims != dims_of(p.shape)) {
-      const Shape stored(std::span<const int64_t>(info.dims.data(), std::min<size_t>(info.dims.size(), Shape::kMaxRank)));
-      h5::fail(f, path, cat("parameter ", p.full_name(), " has shape ", stored.str(), " in the checkpoint but ",
-                            p.shape.str(), " in the model"));
+      const Shape stored(
+          std::span<const int64_t>(info.dims.data(), std::min<size_t>(info.dims.size(), Shape::kMaxRank)));
+      h5::fail(f, path,
+               cat("parameter ", p.full_name(), " has shape ", stored.str(), " in the checkpoint but ", p.shape.str(),
+                   " in the model"));
     }
     if (info.type_class != H5T_FLOAT) h5::fail(f, path, "not a float array");
     h5::check_stored(f, path, info);
@@ -262,7 +270,8 @@ void read_params(const h5::File& f, const std::string& group, const Net& net, st
 
 }  // namespace
 
-void save_checkpoint(const std::string& path, const Net& net, Optimizer& opt, const Schedule&, const CheckpointMeta& given) {
+void save_checkpoint(const std::string& path, const Net& net, Optimizer& opt, const Schedule&,
+                     const CheckpointMeta& given) {
   CheckpointMeta meta = given;
   meta.optimizer_type = opt.type();
   meta.optimizer_steps = opt.steps();
@@ -299,11 +308,13 @@ CheckpointMeta load_checkpoint(const std::string& path, Net& net, Optimizer* opt
   if (opt) {
     if (m.optimizer_type.empty()) h5::fail(f, "/optimizer", "the checkpoint has no optimizer state");
     if (m.optimizer_type != opt->type())
-      h5::fail(f, "/optimizer", cat("the checkpoint's optimizer is ", m.optimizer_type, " but the experiment's is ", opt->type(),
-                                    ": resume with the same optimizer, or with --weights-only to start a new one from these weights"));
+      h5::fail(f, "/optimizer",
+               cat("the checkpoint's optimizer is ", m.optimizer_type, " but the experiment's is ", opt->type(),
+                   ": resume with the same optimizer, or with --weights-only to start a new one from these weights"));
     for (auto& [name, state] : opt->state()) {
       if (!f.exists("/optimizer/" + name))
-        h5::fail(f, "/optimizer/" + name, cat("missing optimizer state '", name, "' (was the optimizer configured differently?)"));
+        h5::fail(f, "/optimizer/" + name,
+                 cat("missing optimizer state '", name, "' (was the optimizer configured differently?)"));
       states.emplace_back(name, std::vector<float>(state.size(), 0.0f));
       read_params(f, "/optimizer/" + name, net, states.back().second, Entries::trainable);
     }
@@ -311,7 +322,8 @@ CheckpointMeta load_checkpoint(const std::string& path, Net& net, Optimizer* opt
   std::copy(params.begin(), params.end(), net.state().begin());
   if (opt) {
     auto st = opt->state();
-    for (size_t i = 0; i < st.size(); ++i) std::copy(states[i].second.begin(), states[i].second.end(), st[i].second.begin());
+    for (size_t i = 0; i < st.size(); ++i)
+      std::copy(states[i].second.begin(), states[i].second.end(), st[i].second.begin());
     opt->set_steps(m.optimizer_steps);
   }
   if (schedule) schedule->set_state(m.schedule);
@@ -337,7 +349,8 @@ std::vector<StoredParam> read_group(const h5::File& f, const std::string& group)
       if (d < 0 || d > (int64_t{1} << 31) || total > (int64_t{1} << 31)) h5::fail(f, full, "absurd dimensions");
       total *= d;
     }
-    if (total > (int64_t{1} << 31)) h5::fail(f, full, cat("declares ", total, " values: more than a parameter can hold"));
+    if (total > (int64_t{1} << 31))
+      h5::fail(f, full, cat("declares ", total, " values: more than a parameter can hold"));
     h5::check_stored(f, full, di);  // declared sizes against the bytes really stored, before allocating
     StoredParam p;
     p.name = n;
@@ -381,7 +394,8 @@ void export_weights(const std::string& path, const std::string& checkpoint) {
   const auto params = read_checkpoint_params(checkpoint);
   h5::write_file_atomically(path, [&](h5::File& f) {
     write_weights_header(f);
-    for (const auto& p : params) h5::write_dataset(f, "/model/" + p.name, H5T_NATIVE_FLOAT, dims_of(p.shape), p.values.data(), true);
+    for (const auto& p : params)
+      h5::write_dataset(f, "/model/" + p.name, H5T_NATIVE_FLOAT, dims_of(p.shape), p.values.data(), true);
   });
 }
 
@@ -395,7 +409,8 @@ WeightsReport load_weights_by_name(const std::string& source, Net& net, const st
   {
     const h5::File f = h5::File::open_read(path);
     const auto format = h5::read_string_attribute(f, "/", "format");
-    if (format == std::optional<std::string>("hubel-checkpoint")) read_meta(f);  // whole and of a known version
+    if (format == std::optional<std::string>("hubel-checkpoint"))
+      read_meta(f);  // whole and of a known version
     else if (format != std::optional<std::string>("hubel-weights"))
       h5::fail(f, "", "neither a hubel checkpoint nor an exported weights file (hubel inspect --export-weights)");
   }
@@ -407,7 +422,8 @@ WeightsReport load_weights_by_name(const std::string& source, Net& net, const st
   std::vector<float> state(net.state().begin(), net.state().end());
   std::vector<const ParamInfo*> order;
   for (const auto& p : net.param_info()) order.push_back(&p);
-  std::stable_sort(order.begin(), order.end(), [](const ParamInfo* a, const ParamInfo* b) { return a->node < b->node; });
+  std::stable_sort(order.begin(), order.end(),
+                   [](const ParamInfo* a, const ParamInfo* b) { return a->node < b->node; });
   for (const ParamInfo* p : order) {
     bool excluded = false;
     for (size_t i = 0; i < exclude.size(); ++i)
@@ -421,10 +437,11 @@ WeightsReport load_weights_by_name(const std::string& source, Net& net, const st
     if (it == stored.end() && !legacy_name(p->full_name()).empty()) it = stored.find(legacy_name(p->full_name()));
     if (it == stored.end())
       throw DataError(cat(path, ": has no ", p->full_name(), " ", p->shape.str(),
-                          ": to start that layer from its initialization, add '", p->layer, "' to model.weights.exclude"));
+                          ": to start that layer from its initialization, add '", p->layer,
+                          "' to model.weights.exclude"));
     if (it->second.shape != p->shape)
-      throw DataError(cat(path, ": ", p->full_name(), " has shape ", it->second.shape.str(), " there but ", p->shape.str(),
-                          " in the model (a new head? add '", p->layer, "' to model.weights.exclude)"));
+      throw DataError(cat(path, ": ", p->full_name(), " has shape ", it->second.shape.str(), " there but ",
+                          p->shape.str(), " in the model (a new head? add '", p->layer, "' to model.weights.exclude)"));
     std::copy(it->second.values.begin(), it->second.values.end(), state.begin() + p->offset);
     report.values += p->size;
     stored.erase(it);
@@ -495,7 +512,8 @@ std::string CheckpointDir::move_aside() const {
   return to.string();
 }
 
-std::string CheckpointDir::write(const Net& net, Optimizer& opt, const Schedule& schedule, const CheckpointMeta& meta) const {
+std::string CheckpointDir::write(const Net& net, Optimizer& opt, const Schedule& schedule,
+                                 const CheckpointMeta& meta) const {
   std::error_code ec;
   fs::create_directories(dir_, ec);
   if (ec) throw DataError(cat("cannot create the checkpoint directory ", dir_, ": ", ec.message()));

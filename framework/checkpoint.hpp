@@ -34,7 +34,7 @@ struct CheckpointMeta {
   int64_t batch = 0;  // minibatches of that epoch already trained
   int64_t step = 0;   // optimizer steps so far
   uint64_t seed = 0;
-  int ranks = 1;      // of the run that wrote it (a resume may use any number)
+  int ranks = 1;  // of the run that wrote it (a resume may use any number)
   std::string experiment;
   std::string hubel_version;
   std::string run_id;          // the lineage: new for a new run, kept by a resume

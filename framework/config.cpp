@@ -51,11 +51,16 @@ bool is_index(const std::string& s) {
 
 const char* type_name_of(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Map: return "a map";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Null: return "nothing (null)";
-    case YAML::NodeType::Undefined: return "nothing";
-    default: return "a value";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Null:
+      return "nothing (null)";
+    case YAML::NodeType::Undefined:
+      return "nothing";
+    default:
+      return "a value";
   }
 }
 
@@ -95,8 +100,8 @@ void check_duplicate_keys(const YAML::Node& node, const std::string& source, con
       const std::string where = path.empty() ? key : path + "." + key;
       auto [it, fresh] = seen.emplace(key, m);
       if (!fresh)
-        throw ConfigError(cat(source, ":", m.line + 1, ":", m.column + 1, " (", where, "): duplicate key '", key, "' (also on line ",
-                              it->second.line + 1, "); give each key once"));
+        throw ConfigError(cat(source, ":", m.line + 1, ":", m.column + 1, " (", where, "): duplicate key '", key,
+                              "' (also on line ", it->second.line + 1, "); give each key once"));
       check_duplicate_keys(kv.second, source, where);
     }
   } else if (node.IsSequence()) {
@@ -116,7 +121,8 @@ Config Config::parse(const std::string& text, const std::string& source) {
   }
   check_duplicate_keys(doc->root, source, "");
   if (!doc->root.IsMap())
-    throw ConfigError(cat(source, ": an experiment file is a YAML map of sections (model, data, optimizer, ...); found ",
+    throw ConfigError(cat(source,
+                          ": an experiment file is a YAML map of sections (model, data, optimizer, ...); found ",
                           type_name_of(doc->root)));
   return Config(doc, doc->root, "");
 }
@@ -155,10 +161,12 @@ void Config::apply_override(const std::string& assignment) {
     const std::string& p = parts[i];
     const bool last = i + 1 == parts.size();
     if (cur.IsSequence()) {
-      if (!is_index(p)) throw ConfigError(cat("--set ", assignment, ": '", walked, "' is a list; use an index, not '", p, "'"));
+      if (!is_index(p))
+        throw ConfigError(cat("--set ", assignment, ": '", walked, "' is a list; use an index, not '", p, "'"));
       const size_t idx = p.size() > 9 ? std::numeric_limits<size_t>::max() : std::stoul(p);
       if (idx >= cur.size())
-        throw ConfigError(cat("--set ", assignment, ": '", walked, "' has ", cur.size(), " items; index ", p, " is out of range"));
+        throw ConfigError(
+            cat("--set ", assignment, ": '", walked, "' has ", cur.size(), " items; index ", p, " is out of range"));
       walked += "[" + p + "]";
       if (last) {
         cur[idx] = parsed;
@@ -202,8 +210,9 @@ Config Config::child(const YAML::Node& n, const std::string& path) const {
     if (it != scope_->vars.end()) return it->second;
     std::string known;
     for (const auto& [k, v] : scope_->vars) known += (known.empty() ? "" : ", ") + k;
-    Config(doc_, n, path).fail(cat("'$", name, "' is not a parameter of ", scope_->context,
-                                   known.empty() ? std::string(" (it has none)") : cat(" (its parameters: ", known, ")")));
+    Config(doc_, n, path)
+        .fail(cat("'$", name, "' is not a parameter of ", scope_->context,
+                  known.empty() ? std::string(" (it has none)") : cat(" (its parameters: ", known, ")")));
   }
   Config c(doc_, n, path);
   c.scope_ = scope_;

@@ -115,15 +115,25 @@ class Config {
 // parameter patterns of experiment files: "conv*", "stage2.*", "*/b".)
 bool glob_match(const std::string& pattern, const std::string& text);
 
-template <> std::string Config::as<std::string>() const;
-template <> bool Config::as<bool>() const;
-template <> int Config::as<int>() const;
-template <> int64_t Config::as<int64_t>() const;
-template <> uint64_t Config::as<uint64_t>() const;
-template <> double Config::as<double>() const;
-template <> float Config::as<float>() const;
-template <> std::vector<int64_t> Config::as<std::vector<int64_t>>() const;
-template <> std::vector<double> Config::as<std::vector<double>>() const;
-template <> std::vector<std::string> Config::as<std::vector<std::string>>() const;
+template <>
+std::string Config::as<std::string>() const;
+template <>
+bool Config::as<bool>() const;
+template <>
+int Config::as<int>() const;
+template <>
+int64_t Config::as<int64_t>() const;
+template <>
+uint64_t Config::as<uint64_t>() const;
+template <>
+double Config::as<double>() const;
+template <>
+float Config::as<float>() const;
+template <>
+std::vector<int64_t> Config::as<std::vector<int64_t>>() const;
+template <>
+std::vector<double> Config::as<std::vector<double>>() const;
+template <>
+std::vector<std::string> Config::as<std::vector<std::string>>() const;
 
 }  // namespace hubel

@@ -13,7 +13,9 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
 }
 
 Experiment Experiment::from_config(Config root) {
-  Experiment e{root, root.at("model"), root.at("data"), root.at("optimizer"), root.find("schedule"), root.find("checkpoint"), {}};
+  Experiment e{
+      root, root.at("model"), root.at("data"), root.at("optimizer"), root.find("schedule"), root.find("checkpoint"),
+      {}};
   if (auto t = root.find("train")) e.train = TrainOptions::parse(*t);
   root.finish();
   return e;

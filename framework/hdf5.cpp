@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <vector>
@@ -69,13 +69,19 @@ namespace {
 // What an errno of a failed write most likely means for the user.
 const char* write_hint(int err) {
   switch (err) {
-    case EFBIG: return " (the file size limit: see ulimit -f)";
-    case ENOSPC: return " (the disk is full)";
-    case EDQUOT: return " (the disk quota is used up)";
-    case EROFS: return " (a read-only file system)";
+    case EFBIG:
+      return " (the file size limit: see ulimit -f)";
+    case ENOSPC:
+      return " (the disk is full)";
+    case EDQUOT:
+      return " (the disk quota is used up)";
+    case EROFS:
+      return " (a read-only file system)";
     case EACCES:
-    case EPERM: return " (no permission to write there)";
-    default: return "";
+    case EPERM:
+      return " (no permission to write there)";
+    default:
+      return "";
   }
 }
 
@@ -93,7 +99,8 @@ void write_bytes(const std::string& path, const std::vector<char>& bytes) {
     if (n <= 0) {
       const int err = n < 0 ? errno : ENOSPC;
       ::close(fd);
-      throw DataError(cat(path, ": writing failed after ", done, " of ", bytes.size(), " bytes: ", std::strerror(err), write_hint(err)));
+      throw DataError(cat(path, ": writing failed after ", done, " of ", bytes.size(), " bytes: ", std::strerror(err),
+                          write_hint(err)));
     }
     done += static_cast<size_t>(n);
   }
@@ -117,7 +124,8 @@ void write_file_atomically(const std::string& path, const std::function<void(Fil
     const ssize_t size = H5Fget_file_image(f.id(), nullptr, 0);
     if (size <= 0) throw DataError(cat(path, ": cannot serialize the HDF5 file"));
     image.resize(static_cast<size_t>(size));
-    if (H5Fget_file_image(f.id(), image.data(), image.size()) != size) throw DataError(cat(path, ": cannot serialize the HDF5 file"));
+    if (H5Fget_file_image(f.id(), image.data(), image.size()) != size)
+      throw DataError(cat(path, ": cannot serialize the HDF5 file"));
   }
   try {
     write_bytes(tmp, image);
@@ -162,7 +170,8 @@ File File::open_write(const std::string& path) {
 File File::create_in_memory(const std::string& name) {
   Guard g(lock());
   const hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  if (fapl < 0 || H5Pset_fapl_core(fapl, size_t{1} << 20, 0) < 0) throw DataError(cat(name, ": cannot set up an in-memory HDF5 file"));
+  if (fapl < 0 || H5Pset_fapl_core(fapl, size_t{1} << 20, 0) < 0)
+    throw DataError(cat(name, ": cannot set up an in-memory HDF5 file"));
   const hid_t id = H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   H5Pclose(fapl);
   if (id < 0) throw DataError(cat(name, ": cannot create an in-memory HDF5 file"));
@@ -172,7 +181,8 @@ File File::create_in_memory(const std::string& name) {
 File File::create(const std::string& path) {
   Guard g(lock());
   const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (id < 0) throw DataError(cat(path, ": cannot create the HDF5 file (does the directory exist and is it writable?)"));
+  if (id < 0)
+    throw DataError(cat(path, ": cannot create the HDF5 file (does the directory exist and is it writable?)"));
   return adopt(id, path);
 }
 
@@ -240,12 +250,13 @@ Handle open_attribute(const File& f, const std::string& object, const std::strin
   return a;
 }
 
-void write_attr(File& f, const std::string& object, const std::string& name, hid_t type, const std::vector<hsize_t>& dims,
-                const void* data) {
+void write_attr(File& f, const std::string& object, const std::string& name, hid_t type,
+                const std::vector<hsize_t>& dims, const void* data) {
   Handle o = open_object(f, object);
   if (H5Aexists(o.get(), name.c_str()) > 0) H5Adelete(o.get(), name.c_str());
-  Handle space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-               H5Sclose);
+  Handle space(
+      dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+      H5Sclose);
   Handle a(H5Acreate2(o.get(), name.c_str(), type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   if (!a.valid() || H5Awrite(a.get(), type, data) < 0) fail(f, object, cat("cannot write attribute '", name, "'"));
 }
@@ -318,14 +329,16 @@ void check_stored(const File& f, const std::string& path, const DatasetInfo& inf
   for (int i = 0; i < nfilters; ++i) {
     unsigned flags = 0, conf = 0;
     size_t nelem = 0;
-    const H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nelem, nullptr, 0, nullptr, &conf);
+    const H5Z_filter_t id =
+        H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nelem, nullptr, 0, nullptr, &conf);
     if (id != H5Z_FILTER_FLETCHER32 && id != H5Z_FILTER_SHUFFLE) compressed = true;
   }
   const double stored = static_cast<double>(H5Dget_storage_size(d.get()));
   if (!compressed) {
     if (stored < declared)
-      fail(f, path, cat("declares ", static_cast<int64_t>(declared), " bytes but the file stores ", static_cast<int64_t>(stored),
-                        ": truncated or damaged"));
+      fail(f, path,
+           cat("declares ", static_cast<int64_t>(declared), " bytes but the file stores ", static_cast<int64_t>(stored),
+               ": truncated or damaged"));
     return;
   }
   std::vector<hsize_t> chunk(info.dims.size());
@@ -341,8 +354,9 @@ void check_stored(const File& f, const std::string& path, const DatasetInfo& inf
   Handle space(H5Dget_space(d.get()), H5Sclose);
   if (H5Dget_num_chunks(d.get(), space.get(), &have) < 0) have = stored > 0 && expected == 1 ? 1 : 0;
   if (static_cast<double>(have) < expected)
-    fail(f, path, cat("declares ", static_cast<int64_t>(info.dims.empty() ? 0 : info.dims[0]), " rows but only ", have, " of its ",
-                      static_cast<int64_t>(expected), " chunks are stored: truncated or damaged"));
+    fail(f, path,
+         cat("declares ", static_cast<int64_t>(info.dims.empty() ? 0 : info.dims[0]), " rows but only ", have,
+             " of its ", static_cast<int64_t>(expected), " chunks are stored: truncated or damaged"));
 }
 
 std::vector<std::string> dataset_names(const File& f, const std::string& group) {
@@ -418,7 +432,8 @@ void write_dataset(File& f, const std::string& path, hid_t native_type, const st
   Guard g(lock());
   create_dataset(f, path, native_type, dims, 0, 0, checksum);
   Handle d = open_dataset(f, path);
-  if (H5Dwrite(d.get(), native_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) fail(f, path, "writing failed (disk full?)");
+  if (H5Dwrite(d.get(), native_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    fail(f, path, "writing failed (disk full?)");
 }
 
 void read_dataset(const File& f, const std::string& path, hid_t native_type, void* data) {
@@ -450,7 +465,8 @@ void read_rows(const File& f, const Handle& d, const std::string& path, hid_t na
   for (int64_t i = 0; i < count;) {
     int64_t j = i + 1;
     while (j < count && rows[j] == rows[j - 1] + 1) ++j;
-    if (rows[i] < 0 || rows[j - 1] >= static_cast<int64_t>(dims[0])) fail(f, path, cat("row ", rows[i], " out of range"));
+    if (rows[i] < 0 || rows[j - 1] >= static_cast<int64_t>(dims[0]))
+      fail(f, path, cat("row ", rows[i], " out of range"));
     start[0] = static_cast<hsize_t>(rows[i]);
     block[0] = static_cast<hsize_t>(j - i);
     H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, block.data(), nullptr);
@@ -469,7 +485,8 @@ void write_attribute(File& f, const std::string& object, const std::string& name
   write_attr(f, object, name, t.get(), {}, &p);
 }
 
-void write_attribute(File& f, const std::string& object, const std::string& name, const std::vector<std::string>& value) {
+void write_attribute(File& f, const std::string& object, const std::string& name,
+                     const std::vector<std::string>& value) {
   Guard g(lock());
   Handle t = string_type();
   std::vector<const char*> ptrs;
@@ -503,7 +520,8 @@ std::optional<std::vector<std::string>> read_strings_attribute(const File& f, co
   return read_strings(f, object, name, a.get());
 }
 
-std::optional<std::vector<double>> read_doubles_attribute(const File& f, const std::string& object, const std::string& name) {
+std::optional<std::vector<double>> read_doubles_attribute(const File& f, const std::string& object,
+                                                          const std::string& name) {
   Guard g(lock());
   bool found = false;
   Handle a = open_attribute(f, object, name, found);

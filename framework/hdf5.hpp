@@ -115,13 +115,15 @@ void read_rows(const File& f, const Handle& dataset, const std::string& path, hi
 
 // Attributes on an object (a group, a dataset, or "/").
 void write_attribute(File& f, const std::string& object, const std::string& name, const std::string& value);
-void write_attribute(File& f, const std::string& object, const std::string& name, const std::vector<std::string>& value);
+void write_attribute(File& f, const std::string& object, const std::string& name,
+                     const std::vector<std::string>& value);
 void write_attribute(File& f, const std::string& object, const std::string& name, const std::vector<double>& value);
 void write_attribute(File& f, const std::string& object, const std::string& name, int64_t value);
 std::optional<std::string> read_string_attribute(const File& f, const std::string& object, const std::string& name);
 std::optional<std::vector<std::string>> read_strings_attribute(const File& f, const std::string& object,
                                                                const std::string& name);
-std::optional<std::vector<double>> read_doubles_attribute(const File& f, const std::string& object, const std::string& name);
+std::optional<std::vector<double>> read_doubles_attribute(const File& f, const std::string& object,
+                                                          const std::string& name);
 std::optional<int64_t> read_int_attribute(const File& f, const std::string& object, const std::string& name);
 
 }  // namespace hubel::h5

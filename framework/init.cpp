@@ -44,11 +44,15 @@ Init::Kind kind_named(const std::string& name, const Config& where) {
 
 Init with_defaults(Init::Kind k) {
   switch (k) {
-    case Init::Kind::Uniform: return Init::uniform(-0.05, 0.05);
-    case Init::Kind::Normal: return Init::normal(0.0, 0.01);
+    case Init::Kind::Uniform:
+      return Init::uniform(-0.05, 0.05);
+    case Init::Kind::Normal:
+      return Init::normal(0.0, 0.01);
     case Init::Kind::Zeros:
-    case Init::Kind::Constant: return {k, 0, 0};
-    default: return Init::scaled(k, 1.0);
+    case Init::Kind::Constant:
+      return {k, 0, 0};
+    default:
+      return Init::scaled(k, 1.0);
   }
 }
 
@@ -66,8 +70,11 @@ Init Init::parse(const Config& c) {
   const std::string type = c.get<std::string>("type");
   Init init = with_defaults(kind_named(type, c.at("type")));
   switch (init.kind) {
-    case Kind::Zeros: break;
-    case Kind::Constant: init.a = c.get<double>("value"); break;
+    case Kind::Zeros:
+      break;
+    case Kind::Constant:
+      init.a = c.get<double>("value");
+      break;
     case Kind::Uniform:
       init.a = c.get<double>("low", init.a);
       init.b = c.get<double>("high", init.b);
@@ -90,11 +97,16 @@ std::string Init::str() const {
   for (const auto& [n, k] : kinds())
     if (k == kind) {
       switch (kind) {
-        case Kind::Zeros: return n;
-        case Kind::Constant: return cat(n, "(", a, ")");
-        case Kind::Uniform: return cat(n, "(", a, ", ", b, ")");
-        case Kind::Normal: return cat(n, "(", a, ", ", b, ")");
-        default: return a == 1.0 ? n : cat(n, "(gain ", a, ")");
+        case Kind::Zeros:
+          return n;
+        case Kind::Constant:
+          return cat(n, "(", a, ")");
+        case Kind::Uniform:
+          return cat(n, "(", a, ", ", b, ")");
+        case Kind::Normal:
+          return cat(n, "(", a, ", ", b, ")");
+        default:
+          return a == 1.0 ? n : cat(n, "(gain ", a, ")");
       }
     }
   return "?";
@@ -113,28 +125,42 @@ void initialize(std::span<float> w, const Init& init, int64_t fan_in, int64_t fa
   // distribution on [-l, l] has variance l^2/3.
   const double g = init.a;
   switch (init.kind) {
-    case Init::Kind::Zeros: std::fill(w.begin(), w.end(), 0.0f); break;
-    case Init::Kind::Constant: std::fill(w.begin(), w.end(), static_cast<float>(init.a)); break;
-    case Init::Kind::Uniform: fill_uniform(init.a, init.b); break;
-    case Init::Kind::Normal: fill_normal(init.a, init.b); break;
+    case Init::Kind::Zeros:
+      std::fill(w.begin(), w.end(), 0.0f);
+      break;
+    case Init::Kind::Constant:
+      std::fill(w.begin(), w.end(), static_cast<float>(init.a));
+      break;
+    case Init::Kind::Uniform:
+      fill_uniform(init.a, init.b);
+      break;
+    case Init::Kind::Normal:
+      fill_normal(init.a, init.b);
+      break;
     case Init::Kind::XavierUniform: {
       const double l = g * std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
       fill_uniform(-l, l);
       break;
     }
-    case Init::Kind::XavierNormal: fill_normal(0, g * std::sqrt(2.0 / static_cast<double>(fan_in + fan_out))); break;
+    case Init::Kind::XavierNormal:
+      fill_normal(0, g * std::sqrt(2.0 / static_cast<double>(fan_in + fan_out)));
+      break;
     case Init::Kind::HeUniform: {
       const double l = g * std::sqrt(6.0 / static_cast<double>(fan_in));
       fill_uniform(-l, l);
       break;
     }
-    case Init::Kind::HeNormal: fill_normal(0, g * std::sqrt(2.0 / static_cast<double>(fan_in))); break;
+    case Init::Kind::HeNormal:
+      fill_normal(0, g * std::sqrt(2.0 / static_cast<double>(fan_in)));
+      break;
     case Init::Kind::LecunUniform: {
       const double l = g * std::sqrt(3.0 / static_cast<double>(fan_in));
       fill_uniform(-l, l);
       break;
     }
-    case Init::Kind::LecunNormal: fill_normal(0, g * std::sqrt(1.0 / static_cast<double>(fan_in))); break;
+    case Init::Kind::LecunNormal:
+      fill_normal(0, g * std::sqrt(1.0 / static_cast<double>(fan_in)));
+      break;
   }
 }
 

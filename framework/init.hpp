@@ -12,7 +12,18 @@ class Config;
 class Rng;
 
 struct Init {
-  enum class Kind { Zeros, Constant, Uniform, Normal, XavierUniform, XavierNormal, HeUniform, HeNormal, LecunUniform, LecunNormal };
+  enum class Kind {
+    Zeros,
+    Constant,
+    Uniform,
+    Normal,
+    XavierUniform,
+    XavierNormal,
+    HeUniform,
+    HeNormal,
+    LecunUniform,
+    LecunNormal
+  };
   Kind kind = Kind::Zeros;
   // Constant: a = value. Uniform: [a, b). Normal: mean a, standard deviation b.
   // Scaled kinds: a = gain (multiplies the standard deviation / the bound).

@@ -42,9 +42,9 @@ struct Param {
 
 // Everything a layer gets once, when the Net is built.
 struct Binding {
-  std::span<const Shape> x;  // per-sample input shapes
-  Shape y;                   // per-sample output shape
-  int64_t max_batch = 0;     // forward/backward never see more rows than this
+  std::span<const Shape> x;       // per-sample input shapes
+  Shape y;                        // per-sample output shape
+  int64_t max_batch = 0;          // forward/backward never see more rows than this
   std::span<const Param> params;  // in the order of param_specs()
 };
 

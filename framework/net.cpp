@@ -1,18 +1,19 @@
 // The Net: graph construction, shape inference, arenas, forward and backward.
 #include "framework/net.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
-#include <unistd.h>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <iomanip>
-#include <sstream>
 #include <limits>
 #include <map>
 #include <optional>
-#include <set>
 #include <ostream>
+#include <set>
+#include <sstream>
 
 #include "framework/config.hpp"
 #include "framework/parallel.hpp"
@@ -105,7 +106,8 @@ Layer& Net::add(std::unique_ptr<Layer> layer, const std::vector<std::string>& in
   if (layer->name().empty()) layer->set_name(unique_name(layer->type()));
   const std::string& name = layer->name();
   if (name == kInput || m.by_name.count(name))
-    throw ConfigError(cat("layer name '", name, "' is used twice (or is the reserved name 'input'); names must be unique"));
+    throw ConfigError(
+        cat("layer name '", name, "' is used twice (or is the reserved name 'input'); names must be unique"));
 
   Impl::Node node;
   if (inputs.empty()) {
@@ -125,13 +127,17 @@ Layer& Net::add(std::unique_ptr<Layer> layer, const std::vector<std::string>& in
   }
   const int arity = layer->arity();
   if (arity > 0 && static_cast<int>(node.inputs.size()) != arity)
-    throw ConfigError(cat("layer '", name, "' (", layer->type(), ") takes ", arity, " input(s); ", node.inputs.size(), " given"));
+    throw ConfigError(
+        cat("layer '", name, "' (", layer->type(), ") takes ", arity, " input(s); ", node.inputs.size(), " given"));
   for (int p : node.inputs) node.in_shapes.push_back(m.shape_of(p));
   node.out = layer->output_shape(node.in_shapes);
   for (int64_t d : node.out)
-    if (d <= 0) throw ShapeError(cat("layer '", name, "' (", layer->type(), ") would output ", node.out.str(), ": a non-positive size"));
+    if (d <= 0)
+      throw ShapeError(
+          cat("layer '", name, "' (", layer->type(), ") would output ", node.out.str(), ": a non-positive size"));
   if (node.out.rank() < 1 || node.out.rank() > Shape::kMaxRank - 1)
-    throw ShapeError(cat("layer '", name, "' (", layer->type(), ") output ", node.out.str(), " has an unsupported number of dimensions"));
+    throw ShapeError(cat("layer '", name, "' (", layer->type(), ") output ", node.out.str(),
+                         " has an unsupported number of dimensions"));
   node.specs = layer->param_specs(node.in_shapes);
   std::map<std::string, int> seen;
   for (const auto& s : node.specs)
@@ -161,9 +167,12 @@ class ModelReader {
       : net_(net), registry_(registry), blocks_(model.find("blocks")) {}
 
   void item(const Config& item) {
-    if (!item.is_map()) item.fail("each layer is a map with at least a 'type', e.g. {type: dense, units: 10}; or a {block: name}");
-    if (item.has("block")) block(item);
-    else layer(item, "", "", nullptr);
+    if (!item.is_map())
+      item.fail("each layer is a map with at least a 'type', e.g. {type: dense, units: 10}; or a {block: name}");
+    if (item.has("block"))
+      block(item);
+    else
+      layer(item, "", "", nullptr);
   }
 
  private:
@@ -172,8 +181,9 @@ class ModelReader {
   static void check_name(const Config& item, const std::string& name) {
     for (char ch : name)
       if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.'))
-        item.at("name").fail(cat("layer name '", name, "' has '", ch,
-                                 "': names may hold letters, digits, '_', '-' and '.' (they name the layer's parameters in checkpoints)"));
+        item.at("name").fail(cat(
+            "layer name '", name, "' has '", ch,
+            "': names may hold letters, digits, '_', '-' and '.' (they name the layer's parameters in checkpoints)"));
   }
 
   // {type: add, inputs: [main, shortcut], project: never | auto | always}: ResNet's
@@ -201,9 +211,9 @@ class ModelReader {
       strides += cat(d > 1 ? ", " : "", s);
     }
     if (name.empty()) name = net_.unique_name("add");
-    const Config conv = Config::parse(cat("{type: conv, filters: ", main[0], ", kernel: 1, stride: [", strides,
-                                          "], rounding: floor, bias: none}"),
-                                      cat(item.where(), " (the projection of layer '", name, "')"));
+    const Config conv = Config::parse(
+        cat("{type: conv, filters: ", main[0], ", kernel: 1, stride: [", strides, "], rounding: floor, bias: none}"),
+        cat(item.where(), " (the projection of layer '", name, "')"));
     auto proj = registry_.make_layer("conv", conv);
     proj->set_name(name + "_proj");
     net_.add(std::move(proj), {inputs[1]});
@@ -221,9 +231,14 @@ class ModelReader {
     check_name(item, name);
     if (local) {
       for (auto& s : inputs) {
-        if (s == "in") s = in;
-        else if (local->count(s)) s = prefix + s;
-        else item.at("inputs").fail(cat("'", s, "' is not a layer of this block: inside a block, inputs name the block's layers, or 'in' for its input"));
+        if (s == "in")
+          s = in;
+        else if (local->count(s))
+          s = prefix + s;
+        else
+          item.at("inputs").fail(cat(
+              "'", s,
+              "' is not a layer of this block: inside a block, inputs name the block's layers, or 'in' for its input"));
       }
       name = prefix + name;
     }
@@ -261,7 +276,9 @@ class ModelReader {
     const std::set<std::string> reserved{"block", "repeat", "name", "first"};
     for (const auto& k : use.keys()) {
       if (reserved.count(k)) continue;
-      if (!vars.count(k)) use.at(k).fail(cat("'", k, "' is not a parameter of ", context, params ? cat(" (see its params)") : " (it declares no params)"));
+      if (!vars.count(k))
+        use.at(k).fail(cat("'", k, "' is not a parameter of ", context,
+                           params ? cat(" (see its params)") : " (it declares no params)"));
       vars.insert_or_assign(k, use.at(k));
     }
     for (const auto& [k, v] : vars)
@@ -327,8 +344,8 @@ Net Net::from_config(const Config& model, const LayerRegistry& registry) {
       if (d <= 0) throw ShapeError("non-positive dimension");
     if (in.empty() || in.size() > 4) throw ShapeError("rank");
   } catch (const ShapeError&) {
-    model.at("input").fail(cat("the input shape is 1 to 4 positive sizes per sample, e.g. [1, 28, 28]; got ",
-                               model.at("input").dump()));
+    model.at("input").fail(
+        cat("the input shape is 1 to 4 positive sizes per sample, e.g. [1, 28, 28]; got ", model.at("input").dump()));
   }
   Net net(input_shape);
   const Config layers = model.at("layers");
@@ -345,8 +362,9 @@ Net Net::from_config(const Config& model, const LayerRegistry& registry) {
           net.freeze(net.layer(i).name());
           any = true;
         }
-      if (!any) f->fail(cat("the pattern '", pattern, "' matches no layer (layers: ", net.layer(0).name(), " ... ",
-                            net.layer(net.size() - 1).name(), ")"));
+      if (!any)
+        f->fail(cat("the pattern '", pattern, "' matches no layer (layers: ", net.layer(0).name(), " ... ",
+                    net.layer(net.size() - 1).name(), ")"));
     }
   }
   return net;
@@ -357,7 +375,8 @@ int64_t Net::memory_bytes(int64_t max_batch) const {
   for (const auto& node : impl_->nodes) {
     try {
       for (const auto& s : node.specs) params += static_cast<long double>(s.shape.numel());
-      activations += static_cast<long double>(node.out.numel()) * max_batch * (1 + std::max<size_t>(1, node.consumers.size()));
+      activations +=
+          static_cast<long double>(node.out.numel()) * max_batch * (1 + std::max<size_t>(1, node.consumers.size()));
     } catch (const ShapeError&) {
       return std::numeric_limits<int64_t>::max();
     }
@@ -387,22 +406,25 @@ void Net::check_memory(int64_t max_batch) const {
       // Output and its gradient buffers (one per consumer), for max_batch rows.
       a = static_cast<long double>(node.out.numel()) * max_batch * (1 + std::max<size_t>(1, node.consumers.size()));
     } catch (const ShapeError& e) {
-      throw ConfigError(cat("layer '", node.layer->name(), "' (", node.layer->type(), "): ", e.what(), ": far too large"));
+      throw ConfigError(
+          cat("layer '", node.layer->name(), "' (", node.layer->type(), "): ", e.what(), ": far too large"));
     }
     params += p;
     activations += a;
     if (2 * p + a > largest) largest = 2 * p + a, largest_name = node.layer->name();
   }
   const long double bytes = 4 * (2 * params + activations);
-  const long double pages = static_cast<long double>(::sysconf(_SC_PHYS_PAGES)), page = static_cast<long double>(::sysconf(_SC_PAGESIZE));
+  const long double pages = static_cast<long double>(::sysconf(_SC_PHYS_PAGES)),
+                    page = static_cast<long double>(::sysconf(_SC_PAGESIZE));
   const long double memory = pages > 0 && page > 0 ? pages * page : 0;
   constexpr long double GiB = 1024.0L * 1024 * 1024;
   if (memory > 0 && bytes > 0.9L * memory)
-    throw ConfigError(cat("this model needs ", std::setprecision(3), static_cast<double>(bytes / GiB), " GiB at ", max_batch,
-                          " rows per rank (parameters and their gradients ", static_cast<double>(8 * params / GiB),
-                          " GiB, activations and their gradients ", static_cast<double>(4 * activations / GiB),
-                          " GiB; the largest layer is '", largest_name, "' with ", static_cast<double>(4 * largest / GiB),
-                          " GiB), more than this machine's ", static_cast<double>(memory / GiB),
+    throw ConfigError(cat("this model needs ", std::setprecision(3), static_cast<double>(bytes / GiB), " GiB at ",
+                          max_batch, " rows per rank (parameters and their gradients ",
+                          static_cast<double>(8 * params / GiB), " GiB, activations and their gradients ",
+                          static_cast<double>(4 * activations / GiB), " GiB; the largest layer is '", largest_name,
+                          "' with ", static_cast<double>(4 * largest / GiB), " GiB), more than this machine's ",
+                          static_cast<double>(memory / GiB),
                           " GiB: use fewer units or filters, a smaller batch, or more ranks"));
 }
 
@@ -428,7 +450,8 @@ void Net::Impl::plan_gradient_buffers(int64_t max_batch) {
     const size_t buffers = std::max<size_t>(1, node.consumers.size());
     node.grad.assign(buffers, nullptr);
     for (size_t b = 0; b < buffers; ++b)
-      uses.push_back({i, b, node.out.numel() * max_batch, node.consumers.empty() ? -1 : N - 1 - node.consumers[b].node, N - 1 - i});
+      uses.push_back({i, b, node.out.numel() * max_batch, node.consumers.empty() ? -1 : N - 1 - node.consumers[b].node,
+                      N - 1 - i});
   }
   std::stable_sort(uses.begin(), uses.end(), [](const Use& a, const Use& b) { return a.start < b.start; });
   struct Slab {
@@ -447,7 +470,8 @@ void Net::Impl::plan_gradient_buffers(int64_t max_batch) {
       }
       // Prefer the smallest slab that fits, else the largest (least growth).
       const bool fits = slabs[s].size >= uses[u].size, best_fits = slabs[best].size >= uses[u].size;
-      if ((fits && (!best_fits || slabs[s].size < slabs[best].size)) || (!fits && !best_fits && slabs[s].size > slabs[best].size))
+      if ((fits && (!best_fits || slabs[s].size < slabs[best].size)) ||
+          (!fits && !best_fits && slabs[s].size > slabs[best].size))
         best = s;
     }
     if (best == slabs.size()) slabs.push_back({0, -2});
@@ -468,7 +492,8 @@ void Net::build(int64_t max_batch, uint64_t seed) {
   // Every layer must contribute to the output (the last layer).
   for (size_t i = 0; i + 1 < m.nodes.size(); ++i)
     if (m.nodes[i].consumers.empty())
-      throw ConfigError(cat("layer '", m.nodes[i].layer->name(), "' feeds nothing: every layer must lead to the output (the last layer, '",
+      throw ConfigError(cat("layer '", m.nodes[i].layer->name(),
+                            "' feeds nothing: every layer must lead to the output (the last layer, '",
                             m.nodes.back().layer->name(), "')"));
   check_memory(max_batch);
   m.max_batch = max_batch;
@@ -530,7 +555,8 @@ void Net::build(int64_t max_batch, uint64_t seed) {
   for (size_t i = 0; i < m.nodes.size(); ++i) {
     const auto& consumers = m.nodes[i].consumers;
     if (!m.nodes[i].needs_grad) continue;
-    for (size_t c = 0; c < consumers.size(); ++c) m.nodes[consumers[c].node].dx_buffer[consumers[c].slot] = static_cast<int>(c);
+    for (size_t c = 0; c < consumers.size(); ++c)
+      m.nodes[consumers[c].node].dx_buffer[consumers[c].slot] = static_cast<int>(c);
   }
   // A node that needs no gradient never runs backward; a consumer of it gets no dx buffer.
   if (!m.nodes.back().needs_grad)
@@ -559,8 +585,8 @@ void Net::set_profiling(bool on) {
 std::vector<Net::LayerTime> Net::layer_times() const {
   std::vector<LayerTime> out;
   for (const auto& node : impl_->nodes)
-    out.push_back({node.layer->name(), node.layer->type(), node.forward_seconds, node.backward_seconds, node.forward_calls,
-                   node.layer->flops(node.in_shapes, node.out)});
+    out.push_back({node.layer->name(), node.layer->type(), node.forward_seconds, node.backward_seconds,
+                   node.forward_calls, node.layer->flops(node.in_shapes, node.out)});
   return out;
 }
 const Shape& Net::input_shape() const { return impl_->input_shape; }
@@ -635,11 +661,13 @@ void Net::backward(int64_t n, const StepContext& ctx, const std::function<void(i
       const int p = node.inputs[s];
       node.x_views[s] = m.output_of(p, n);
       const bool wants = p != kNetInput && m.nodes[p].needs_grad;
-      node.dx_views[s] = wants ? TensorView(m.nodes[p].grad[node.dx_buffer[s]], m.nodes[p].out.with_batch(n)) : TensorView();
+      node.dx_views[s] =
+          wants ? TensorView(m.nodes[p].grad[node.dx_buffer[s]], m.nodes[p].out.with_batch(n)) : TensorView();
     }
     node.layer->backward(node.x_views, m.output_of(i, n), ConstTensorView(node.grad[0], node.out.with_batch(n)),
                          node.dx_views, ctx);
-    if (m.profiling) node.backward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (m.profiling)
+      node.backward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (on_progress) on_progress(node.grads_done);
   }
   if (on_progress) on_progress(m.trainable_size);
@@ -662,9 +690,11 @@ bool all_finite(const float* v, int64_t n) {
 
 std::optional<Net::NonFinite> Net::first_nonfinite_output(int64_t n) const {
   check_rows(*this, n);
-  if (!all_finite(impl_->input.data(), n * impl_->input_shape.numel())) return NonFinite{kInput, "the input minibatch (the data)"};
+  if (!all_finite(impl_->input.data(), n * impl_->input_shape.numel()))
+    return NonFinite{kInput, "the input minibatch (the data)"};
   for (const auto& node : impl_->nodes)
-    if (!all_finite(node.y.data(), n * node.out.numel())) return NonFinite{node.layer->name(), cat("the output of layer '", node.layer->name(), "'")};
+    if (!all_finite(node.y.data(), n * node.out.numel()))
+      return NonFinite{node.layer->name(), cat("the output of layer '", node.layer->name(), "'")};
   return std::nullopt;
 }
 
@@ -680,9 +710,13 @@ std::optional<Net::NonFinite> Net::first_nonfinite_gradient() const {
 }
 
 std::span<float> Net::params() { return impl_->params.span().first(static_cast<size_t>(impl_->trainable_size)); }
-std::span<const float> Net::params() const { return impl_->params.span().first(static_cast<size_t>(impl_->trainable_size)); }
+std::span<const float> Net::params() const {
+  return impl_->params.span().first(static_cast<size_t>(impl_->trainable_size));
+}
 std::span<float> Net::grads() { return impl_->grads.span().first(static_cast<size_t>(impl_->trainable_size)); }
-std::span<const float> Net::grads() const { return impl_->grads.span().first(static_cast<size_t>(impl_->trainable_size)); }
+std::span<const float> Net::grads() const {
+  return impl_->grads.span().first(static_cast<size_t>(impl_->trainable_size));
+}
 std::span<float> Net::state() { return impl_->params.span(); }
 std::span<const float> Net::state() const { return impl_->params.span(); }
 const std::vector<ParamInfo>& Net::param_info() const { return impl_->info; }
@@ -715,8 +749,10 @@ std::string human(int64_t v) {
   int u = 0;
   while (x >= 1000 && u < 4) x /= 1000, ++u;
   std::ostringstream os;
-  if (u == 0) os << v;
-  else os << std::fixed << std::setprecision(x < 10 ? 2 : x < 100 ? 1 : 0) << x << units[u];
+  if (u == 0)
+    os << v;
+  else
+    os << std::fixed << std::setprecision(x < 10 ? 2 : x < 100 ? 1 : 0) << x << units[u];
   return os.str();
 }
 }  // namespace
@@ -746,7 +782,8 @@ void Net::summary(std::ostream& os) const {
     total_flops += flops;
     std::string detail = node.layer->describe();
     if (node.frozen) detail += detail.empty() ? "frozen" : ", frozen";
-    rows.push_back({node.layer->name(), node.layer->type(), ins, node.out.str(), std::to_string(count), human(flops), detail});
+    rows.push_back(
+        {node.layer->name(), node.layer->type(), ins, node.out.str(), std::to_string(count), human(flops), detail});
   }
   size_t w[6] = {0, 0, 0, 0, 0, 0};
   for (const auto& r : rows) {

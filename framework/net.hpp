@@ -6,8 +6,8 @@
 #pragma once
 
 #include <cstdint>
-#include <iosfwd>
 #include <functional>
+#include <iosfwd>
 #include <memory>
 #include <optional>
 #include <span>
@@ -26,13 +26,13 @@ class LayerRegistry;
 struct ParamInfo {
   std::string layer, name;  // "fc1", "w"
   Shape shape;
-  int64_t offset = 0;       // in floats, 64-byte aligned
+  int64_t offset = 0;  // in floats, 64-byte aligned
   int64_t size = 0;
   bool decay = true;
-  bool trainable = true;    // false for buffers and for parameters of frozen layers
-  bool buffer = false;      // see ParamSpec::buffer
+  bool trainable = true;  // false for buffers and for parameters of frozen layers
+  bool buffer = false;    // see ParamSpec::buffer
   bool average_over_ranks = false;
-  int node = 0;             // the layer's position in the model (for model-order listings)
+  int node = 0;  // the layer's position in the model (for model-order listings)
   std::string full_name() const { return layer + "/" + name; }
 };
 

@@ -3,13 +3,13 @@
 // partials in chunk order) is bitwise the same whatever the thread count.
 #pragma once
 
-#include <algorithm>
-#include <array>
-#include <cstdint>
-
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/partitioner.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
 
 namespace hubel {
 
@@ -51,6 +51,8 @@ T deterministic_sum(int64_t n, int64_t grain, F&& f) {
 
 // A grain (items per chunk) that gives each chunk about `work` units when one item costs
 // `per_item` units: chunks of tens of thousands of multiply-adds amortize task overhead.
-inline int64_t grain_for(int64_t per_item, int64_t work = 32768) { return std::max<int64_t>(1, work / std::max<int64_t>(per_item, 1)); }
+inline int64_t grain_for(int64_t per_item, int64_t work = 32768) {
+  return std::max<int64_t>(1, work / std::max<int64_t>(per_item, 1));
+}
 
 }  // namespace hubel

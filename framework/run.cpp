@@ -147,9 +147,12 @@ void Run::resume_or_start(Model& model) {
   }
   if (o_.resume.empty()) return;
   std::optional<std::string> path;
-  if (o_.resume == "auto") path = dir_->newest_good();
-  else if (fs::is_directory(o_.resume)) path = CheckpointDir(o_.resume, policy_.keep).newest_good();
-  else path = o_.resume;
+  if (o_.resume == "auto")
+    path = dir_->newest_good();
+  else if (fs::is_directory(o_.resume))
+    path = CheckpointDir(o_.resume, policy_.keep).newest_good();
+  else
+    path = o_.resume;
   if (!path && o_.resume != "auto") throw DataError(cat(o_.resume, ": no readable checkpoint there"));
   if (!path) {
     if (root) std::cout << "no checkpoint in " << policy_.dir << ": starting from the beginning\n";
@@ -189,10 +192,12 @@ void Run::check_lineage() {
   }
   if (existing.empty() || same_lineage) return;
   if (!o_.new_run)
-    throw DataError(cat(policy_.dir, " holds the checkpoints of another run (newest: ", fs::path(existing.front().second).filename().string(),
-                        "): continue that run with --resume auto, train into another --run-dir, or start a new run here with "
-                        "--new-run (which moves them and the run's logs to ",
-                        policy_.dir, "/previous-<time>/)"));
+    throw DataError(
+        cat(policy_.dir,
+            " holds the checkpoints of another run (newest: ", fs::path(existing.front().second).filename().string(),
+            "): continue that run with --resume auto, train into another --run-dir, or start a new run here with "
+            "--new-run (which moves them and the run's logs to ",
+            policy_.dir, "/previous-<time>/)"));
   const std::string aside = dir_->move_aside();
   std::error_code ec;
   for (const char* f : {"metrics.jsonl", "metrics.csv", "report.html", "experiment.yaml"})
@@ -233,7 +238,8 @@ RunResult Run::train() {
   trainer_->set_step_hook([&](int64_t epoch, int64_t batches_done, int64_t step) {
     // Ranks agree on signals and on rank 0's clock: one tiny allreduce per step.
     const bool due = policy_.every_minutes > 0 &&
-                     std::chrono::duration<double>(std::chrono::steady_clock::now() - last_time).count() >= 60 * policy_.every_minutes;
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - last_time).count() >=
+                         60 * policy_.every_minutes;
     double flags[2] = {g_signal != 0 ? static_cast<double>(g_signal.load()) : 0.0, root && due ? 1.0 : 0.0};
     if (comm_.size() > 1) {
       comm::ScopedActivity act("the per-step agreement on signals and checkpoints");
@@ -242,8 +248,10 @@ RunResult Run::train() {
     const bool signalled = flags[0] > 0;
     if (log_) log_->step(trainer_->progress(), step);  // before the checkpoint: see RunLog::cut_to_step
     if (signalled || flags[1] > 0 || (policy_.every_steps > 0 && step % policy_.every_steps == 0)) {
-      if (batches_done >= data_.train->batches_per_epoch()) checkpoint_at_epoch_end = true;
-      else write_checkpoint(epoch, batches_done, step);
+      if (batches_done >= data_.train->batches_per_epoch())
+        checkpoint_at_epoch_end = true;
+      else
+        write_checkpoint(epoch, batches_done, step);
       last_time = std::chrono::steady_clock::now();
     }
     if (signalled) result.signal = g_signal != 0 ? g_signal.load() : SIGTERM;

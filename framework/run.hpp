@@ -38,21 +38,21 @@ namespace hubel {
 // What the Run trains on and evaluates, as BatchSources (datasets::Loader, or the user's).
 struct RunData {
   BatchSource* train = nullptr;
-  BatchSource* heldout = nullptr;      // evaluated after every epoch; may be null
-  BatchSource* test = nullptr;         // evaluated once at the end (else the held-out set); may be null
-  std::string heldout_name = "test";   // "val" or "test", for the log
+  BatchSource* heldout = nullptr;     // evaluated after every epoch; may be null
+  BatchSource* test = nullptr;        // evaluated once at the end (else the held-out set); may be null
+  std::string heldout_name = "test";  // "val" or "test", for the log
 };
 
 struct RunOptions {
-  std::string run_dir;            // metrics, experiment.yaml, and checkpoints/ unless checkpoint.dir says otherwise
-  std::string resume;             // "": a new run; "auto": this run's newest good checkpoint; a directory; a file
-  bool weights_only = false;      // with resume: the weights only (a new optimizer, schedule and data order)
-  bool new_run = false;           // into a directory holding another run's checkpoints: move them aside
-  bool handle_signals = true;     // install the signal handlers for the length of train()
-  double progress_seconds = 30;   // between plain progress lines when stderr is not a terminal
-  int terminal = -1;              // -1: ask isatty(stderr)
-  std::string experiment_text;    // the experiment as run (default: the file's text)
-  std::string resume_command;     // printed after a stop by a signal (default: none)
+  std::string run_dir;           // metrics, experiment.yaml, and checkpoints/ unless checkpoint.dir says otherwise
+  std::string resume;            // "": a new run; "auto": this run's newest good checkpoint; a directory; a file
+  bool weights_only = false;     // with resume: the weights only (a new optimizer, schedule and data order)
+  bool new_run = false;          // into a directory holding another run's checkpoints: move them aside
+  bool handle_signals = true;    // install the signal handlers for the length of train()
+  double progress_seconds = 30;  // between plain progress lines when stderr is not a terminal
+  int terminal = -1;             // -1: ask isatty(stderr)
+  std::string experiment_text;   // the experiment as run (default: the file's text)
+  std::string resume_command;    // printed after a stop by a signal (default: none)
 };
 
 struct CheckpointPolicy {
@@ -67,9 +67,9 @@ struct CheckpointPolicy {
 struct RunResult {
   std::vector<EpochMetrics> history;  // every epoch, those before a resume included
   int64_t steps = 0;
-  int signal = 0;                     // the signal that stopped the run (0: it ended by itself)
-  std::optional<Evaluation> final;    // the test split (or the held-out one) at the end
-  std::string final_name;             // which split that was ("test", "val")
+  int signal = 0;                   // the signal that stopped the run (0: it ended by itself)
+  std::optional<Evaluation> final;  // the test split (or the held-out one) at the end
+  std::string final_name;           // which split that was ("test", "val")
 };
 
 class Run {

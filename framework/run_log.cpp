@@ -4,16 +4,15 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <cstring>
-#include <fstream>
-
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
-#include <algorithm>
 
 #include "framework/error.hpp"
 #include "framework/hdf5.hpp"
@@ -38,14 +37,16 @@ std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy) {
     os << "  test loss " << std::setprecision(4) << m.test_loss;
     if (accuracy) os << " acc " << std::setprecision(4) << m.test_accuracy;
   }
-  os << "  " << std::setprecision(2) << m.seconds << " s  " << std::setprecision(0) << m.samples_per_second << " samples/s";
+  os << "  " << std::setprecision(2) << m.seconds << " s  " << std::setprecision(0) << m.samples_per_second
+     << " samples/s";
   if (m.comm_wait_ms > 0) os << "  comm wait " << std::setprecision(2) << m.comm_wait_ms << " ms/step";
   if (m.momentum >= 0) os << "  momentum " << std::setprecision(2) << m.momentum;
   if (m.lr_reduced) os << "  (plateau: learning rate reduced)";
   return os.str();
 }
 
-std::string format_profile(const std::vector<Net::LayerTime>& layers, const Trainer::StepTimes& t, double rows_per_step) {
+std::string format_profile(const std::vector<Net::LayerTime>& layers, const Trainer::StepTimes& t,
+                           double rows_per_step) {
   std::ostringstream os;
   const double steps = static_cast<double>(std::max<int64_t>(1, t.steps));
   const double total_ms = 1e3 * t.total / steps;
@@ -53,12 +54,13 @@ std::string format_profile(const std::vector<Net::LayerTime>& layers, const Trai
      << " rows per step; milliseconds per step):\n";
   size_t w = 18;
   for (const auto& l : layers) w = std::max(w, l.name.size() + 2);
-  os << std::left << std::setw(static_cast<int>(w)) << "layer" << std::setw(16) << "type" << std::right << std::setw(10) << "forward"
-     << std::setw(10) << "backward" << std::setw(8) << "share" << std::setw(10) << "GFLOP/s" << "\n";
+  os << std::left << std::setw(static_cast<int>(w)) << "layer" << std::setw(16) << "type" << std::right << std::setw(10)
+     << "forward" << std::setw(10) << "backward" << std::setw(8) << "share" << std::setw(10) << "GFLOP/s"
+     << "\n";
   double layers_ms = 0;
   auto row = [&](const std::string& name, const std::string& type, double ms_f, double ms_b, double gflops) {
-    os << std::left << std::setw(static_cast<int>(w)) << name << std::setw(16) << type << std::right << std::setprecision(3)
-       << std::setw(10) << ms_f << std::setw(10) << ms_b << std::setprecision(1) << std::setw(7)
+    os << std::left << std::setw(static_cast<int>(w)) << name << std::setw(16) << type << std::right
+       << std::setprecision(3) << std::setw(10) << ms_f << std::setw(10) << ms_b << std::setprecision(1) << std::setw(7)
        << (total_ms > 0 ? 100 * (ms_f + ms_b) / total_ms : 0) << "%";
     if (gflops > 0) os << std::setw(10) << std::setprecision(1) << gflops;
     os << "\n";
@@ -86,21 +88,29 @@ namespace {
 std::string clock_text(double seconds) {
   const auto s = static_cast<int64_t>(std::max(0.0, seconds) + 0.5);
   char buf[32];
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600), static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
-  else std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
   return buf;
 }
 }  // namespace
 
 namespace {
-const char* kCsvHeader = "epoch,steps,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,samples_per_second,comm_wait_ms\n";
+const char* kCsvHeader =
+    "epoch,steps,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,samples_per_second,comm_wait_ms\n";
 
 const char* io_hint(int err) {
   switch (err) {
-    case ENOSPC: return " (the disk is full)";
-    case EDQUOT: return " (the disk quota is used up)";
-    case EFBIG: return " (the file size limit: see ulimit -f)";
-    default: return "";
+    case ENOSPC:
+      return " (the disk is full)";
+    case EDQUOT:
+      return " (the disk quota is used up)";
+    case EFBIG:
+      return " (the file size limit: see ulimit -f)";
+    default:
+      return "";
   }
 }
 
@@ -128,8 +138,10 @@ int64_t cut_file(const fs::path& path, Keep&& keep) {
   while (pos < all.size()) {
     const size_t nl = all.find('\n', pos);
     const std::string line = all.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    if (!cutting && nl != std::string::npos && keep(line)) out += line + "\n";
-    else cutting = true, ++dropped;
+    if (!cutting && nl != std::string::npos && keep(line))
+      out += line + "\n";
+    else
+      cutting = true, ++dropped;
     if (nl == std::string::npos) break;
     pos = nl + 1;
   }
@@ -256,8 +268,8 @@ void RunLog::step(const Trainer::Progress& p, int64_t step) {
     const double window_acc = n > 0 ? static_cast<double>(p.stats.correct - logged_.correct) / n : acc;
     logged_ = p.stats;
     std::ostringstream r;
-    r << "{\"kind\": \"step\", \"epoch\": " << p.epoch + 1 << ", \"batch\": " << p.batches_done << ", \"step\": " << step
-      << ", \"loss\": " << json_number(window_loss);
+    r << "{\"kind\": \"step\", \"epoch\": " << p.epoch + 1 << ", \"batch\": " << p.batches_done
+      << ", \"step\": " << step << ", \"loss\": " << json_number(window_loss);
     if (o_.accuracy) r << ", \"accuracy\": " << json_number(window_acc);
     r << ", \"lr\": " << json_number(p.lr) << ", \"samples_per_second\": " << json_number(rate)
       << ", \"time\": " << json_number(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count())
@@ -277,7 +289,8 @@ void RunLog::step(const Trainer::Progress& p, int64_t step) {
   if (terminal_) {
     const int width = 24;
     const auto filled = static_cast<int>(width * p.batches_done / std::max<int64_t>(1, p.batches_per_epoch));
-    os << "[" << std::string(static_cast<size_t>(filled), '#') << std::string(static_cast<size_t>(width - filled), '.') << "] ";
+    os << "[" << std::string(static_cast<size_t>(filled), '#') << std::string(static_cast<size_t>(width - filled), '.')
+       << "] ";
   } else {
     os << " step ";
   }
@@ -307,8 +320,8 @@ void RunLog::epoch(const EpochMetrics& m) {
     << ", \"comm_wait_ms\": " << json_number(m.comm_wait_ms) << "}\n";
   jsonl_.write(r.str());
   c << m.epoch << "," << m.steps << "," << m.lr << "," << m.train_loss << "," << m.train_accuracy << ","
-    << (m.has_test ? std::to_string(m.test_loss) : "") << "," << (m.has_test ? std::to_string(m.test_accuracy) : "") << ","
-    << m.seconds << "," << m.samples_per_second << "," << m.comm_wait_ms << "\n";
+    << (m.has_test ? std::to_string(m.test_loss) : "") << "," << (m.has_test ? std::to_string(m.test_accuracy) : "")
+    << "," << m.seconds << "," << m.samples_per_second << "," << m.comm_wait_ms << "\n";
   csv_.write(c.str());
 }
 

@@ -24,14 +24,14 @@ class RunLog {
  public:
   struct Options {
     std::filesystem::path dir;
-    bool append = false;          // a resumed run continues the files
+    bool append = false;  // a resumed run continues the files
     int64_t epochs = 1;
-    int64_t log_every = 50;       // steps between metrics.jsonl step records (0: none)
-    double progress_seconds = 30; // between plain progress lines when stderr is not a terminal
-    double bar_seconds = 0.2;     // between redraws of the bar on a terminal
-    bool accuracy = true;         // the loss reports accuracy
+    int64_t log_every = 50;        // steps between metrics.jsonl step records (0: none)
+    double progress_seconds = 30;  // between plain progress lines when stderr is not a terminal
+    double bar_seconds = 0.2;      // between redraws of the bar on a terminal
+    bool accuracy = true;          // the loss reports accuracy
     std::string heldout_name = "test";
-    int terminal = -1;            // -1: ask isatty(stderr); 0 or 1 forces it (tests)
+    int terminal = -1;  // -1: ask isatty(stderr); 0 or 1 forces it (tests)
   };
   explicit RunLog(const Options& o);
 
@@ -82,7 +82,8 @@ class RunLog {
 // The --profile table: per layer forward and backward milliseconds per step, their share
 // of the step and the rate in GFLOP/s (backward counted as twice forward), then the data
 // wait, loss, allreduce wait, optimizer and the rest. rows_per_step: this rank's.
-std::string format_profile(const std::vector<Net::LayerTime>& layers, const Trainer::StepTimes& t, double rows_per_step);
+std::string format_profile(const std::vector<Net::LayerTime>& layers, const Trainer::StepTimes& t,
+                           double rows_per_step);
 
 // "epoch   3/10  lr 0.0100  train loss ... samples/s"
 std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy);

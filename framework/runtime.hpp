@@ -2,11 +2,11 @@
 // process may run on). Everything parallel in hubel runs inside it.
 #pragma once
 
-#include <memory>
-
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
+
+#include <memory>
 
 namespace hubel {
 

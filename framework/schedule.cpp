@@ -117,11 +117,21 @@ std::unique_ptr<Schedule> Schedule::create(const std::optional<Config>& c, doubl
 std::string Schedule::describe() const {
   std::string s;
   switch (o_.kind) {
-    case Kind::constant: s = cat("constant ", o_.lr); break;
-    case Kind::step: s = cat("step: ", o_.lr, " x ", o_.gamma, " every ", o_.every_epochs, " epochs"); break;
-    case Kind::inverse: s = cat("inverse: ", o_.a, " / (", o_.b, " + step)"); break;
-    case Kind::exponential: s = cat("exponential: ", o_.lr, " x ", o_.gamma, "^epoch"); break;
-    case Kind::cosine: s = cat("cosine: ", o_.lr, " to ", o_.min_lr, " over ", o_.epochs, " epochs"); break;
+    case Kind::constant:
+      s = cat("constant ", o_.lr);
+      break;
+    case Kind::step:
+      s = cat("step: ", o_.lr, " x ", o_.gamma, " every ", o_.every_epochs, " epochs");
+      break;
+    case Kind::inverse:
+      s = cat("inverse: ", o_.a, " / (", o_.b, " + step)");
+      break;
+    case Kind::exponential:
+      s = cat("exponential: ", o_.lr, " x ", o_.gamma, "^epoch");
+      break;
+    case Kind::cosine:
+      s = cat("cosine: ", o_.lr, " to ", o_.min_lr, " over ", o_.epochs, " epochs");
+      break;
     case Kind::plateau:
       s = cat("plateau: ", o_.lr, " x ", o_.gamma, " when the ", o_.monitor_train ? "training" : "held-out",
               " loss improves by less than ", o_.threshold * 100, "% for ", o_.patience + 1, " epoch",
@@ -142,17 +152,26 @@ double Schedule::lr(const ScheduleClock& c) const {
   double lr = o_.lr;
   const auto t = static_cast<double>(c.step);
   switch (o_.kind) {
-    case Kind::constant: break;
-    case Kind::step: lr = o_.lr * std::pow(o_.gamma, static_cast<double>(c.epoch / o_.every_epochs)); break;
-    case Kind::inverse: lr = o_.a / (o_.b + t); break;
-    case Kind::exponential: lr = o_.lr * std::pow(o_.gamma, static_cast<double>(c.epoch)); break;
+    case Kind::constant:
+      break;
+    case Kind::step:
+      lr = o_.lr * std::pow(o_.gamma, static_cast<double>(c.epoch / o_.every_epochs));
+      break;
+    case Kind::inverse:
+      lr = o_.a / (o_.b + t);
+      break;
+    case Kind::exponential:
+      lr = o_.lr * std::pow(o_.gamma, static_cast<double>(c.epoch));
+      break;
     case Kind::cosine: {
       const double total = o_.epochs * static_cast<double>(c.steps_per_epoch);
       const double x = std::min(t, total) / total;
       lr = o_.min_lr + (o_.lr - o_.min_lr) * 0.5 * (1 + std::cos(std::numbers::pi * x));
       break;
     }
-    case Kind::plateau: lr = std::max(o_.min_lr, o_.lr * state_.factor); break;
+    case Kind::plateau:
+      lr = std::max(o_.min_lr, o_.lr * state_.factor);
+      break;
   }
   const double warmup = o_.warmup_steps > 0 ? static_cast<double>(o_.warmup_steps)
                                             : std::round(o_.warmup_epochs * static_cast<double>(c.steps_per_epoch));

@@ -28,18 +28,18 @@ class Schedule {
   enum class Kind { constant, step, inverse, exponential, cosine, plateau };
   struct Options {
     Kind kind = Kind::constant;
-    double lr = 0.01;            // optimizer.lr
-    int64_t every_epochs = 1;    // step
-    double gamma = 0.1;          // step, exponential, plateau: the factor
-    double a = 0, b = 1;         // inverse: a / (b + t)
-    double epochs = 1;           // cosine: the length of the annealing, in epochs
-    double min_lr = 0;           // cosine, plateau: the floor
-    int64_t patience = 0;        // plateau: epochs without enough improvement before reducing
-    double threshold = 1e-4;     // plateau: an improvement is a relative decrease of more than this
-    int64_t cooldown = 0;        // plateau: epochs to wait after a reduction
-    bool monitor_train = false;  // plateau: watch the training loss instead of the held-out loss
-    double warmup_epochs = 0;    // linear warm-up, in epochs ...
-    int64_t warmup_steps = 0;    // ... or in steps
+    double lr = 0.01;                   // optimizer.lr
+    int64_t every_epochs = 1;           // step
+    double gamma = 0.1;                 // step, exponential, plateau: the factor
+    double a = 0, b = 1;                // inverse: a / (b + t)
+    double epochs = 1;                  // cosine: the length of the annealing, in epochs
+    double min_lr = 0;                  // cosine, plateau: the floor
+    int64_t patience = 0;               // plateau: epochs without enough improvement before reducing
+    double threshold = 1e-4;            // plateau: an improvement is a relative decrease of more than this
+    int64_t cooldown = 0;               // plateau: epochs to wait after a reduction
+    bool monitor_train = false;         // plateau: watch the training loss instead of the held-out loss
+    double warmup_epochs = 0;           // linear warm-up, in epochs ...
+    int64_t warmup_steps = 0;           // ... or in steps
     std::map<int64_t, float> momentum;  // from epoch -> momentum
   };
   // The state that changes during training (plateau), for checkpoints.

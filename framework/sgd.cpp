@@ -22,7 +22,8 @@ std::unique_ptr<Optimizer> Sgd::from_config(const Config& c, const Common& commo
 }
 
 std::string Sgd::describe() const {
-  return cat("sgd lr ", common_.lr, o_.momentum ? cat(o_.nesterov ? ", Nesterov momentum " : ", momentum ", o_.momentum) : "",
+  return cat("sgd lr ", common_.lr,
+             o_.momentum ? cat(o_.nesterov ? ", Nesterov momentum " : ", momentum ", o_.momentum) : "",
              common_.weight_decay ? cat(", weight_decay ", common_.weight_decay) : "");
 }
 

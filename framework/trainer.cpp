@@ -43,7 +43,8 @@ TrainOptions TrainOptions::parse(const Config& c) {
   if (o.log_every < 0) c.at("log_every").fail(cat("log_every must be >= 0 (0: no step records); got ", o.log_every));
   if (o.accumulate < 1) c.at("accumulate").fail(cat("accumulate must be at least 1; got ", o.accumulate));
   if (!(o.bucket_mb > 0)) c.at("bucket_mb").fail(cat("bucket_mb must be positive; got ", o.bucket_mb));
-  if (!(o.comm_timeout >= 0)) c.at("comm_timeout").fail(cat("comm_timeout must be >= 0 (0: wait forever); got ", o.comm_timeout));
+  if (!(o.comm_timeout >= 0))
+    c.at("comm_timeout").fail(cat("comm_timeout must be >= 0 (0: wait forever); got ", o.comm_timeout));
   if (o.epochs <= 0) c.at("epochs").fail(cat("epochs must be positive; got ", o.epochs));
   if (o.batch <= 0) c.at("batch").fail(cat("batch must be positive; got ", o.batch));
   if (o.max_steps < 0) c.at("max_steps").fail(cat("max_steps must be >= 0 (0 = no limit); got ", o.max_steps));
@@ -59,14 +60,17 @@ Trainer::Trainer(Net& net, const Loss& loss, Optimizer& opt, Schedule& schedule,
       schedule_(schedule),
       comm_(comm),
       o_(options),
-      sync_(comm.gradient_exchange(static_cast<int64_t>(net.grads().size()), static_cast<int64_t>(options.bucket_mb * (1 << 20) / 4))) {
+      sync_(comm.gradient_exchange(static_cast<int64_t>(net.grads().size()),
+                                   static_cast<int64_t>(options.bucket_mb * (1 << 20) / 4))) {
   comm_.set_timeout(o_.comm_timeout);
   if (o_.batch < comm_.size())
     throw ConfigError(cat("train.batch is ", o_.batch, ", fewer than the ", comm_.size(),
-                          " ranks: the batch is global, each rank takes batch/ranks rows; raise it to at least ", comm_.size()));
+                          " ranks: the batch is global, each rank takes batch/ranks rows; raise it to at least ",
+                          comm_.size()));
   const int64_t local = (o_.batch + comm_.size() - 1) / comm_.size();
   if (!net_.built()) throw Error("Trainer: build the Net first");
-  if (net_.max_batch() < local) throw Error(cat("Trainer: the Net was built for ", net_.max_batch(), " rows; this rank needs ", local));
+  if (net_.max_batch() < local)
+    throw Error(cat("Trainer: the Net was built for ", net_.max_batch(), " rows; this rank needs ", local));
   if (o_.accumulate > 1) accum_ = Tensor(Shape{static_cast<int64_t>(net_.grads().size())});
   reducer_.sync = sync_.get();
   for (size_t i = 0; i < net_.size(); ++i) reduces_ = reduces_ || net_.layer(i).reduces_across_ranks();
@@ -89,7 +93,8 @@ void Trainer::average_buffers() {
   k = 0;
   for (const auto& p : net_.param_info())
     if (p.average_over_ranks)
-      for (int64_t i = 0; i < p.size; ++i) state[static_cast<size_t>(p.offset + i)] = static_cast<float>(buffer_scratch_[k++] * inv);
+      for (int64_t i = 0; i < p.size; ++i)
+        state[static_cast<size_t>(p.offset + i)] = static_cast<float>(buffer_scratch_[k++] * inv);
 }
 
 void Trainer::check_data(const BatchSource& data) const {
@@ -99,8 +104,9 @@ void Trainer::check_data(const BatchSource& data) const {
   if (data.size() <= 0) throw DataError(cat(data.name(), ": the data set is empty"));
   if (loss_.targets_are_inputs()) {
     if (net_.output_shape() != net_.input_shape())
-      throw ShapeError(cat("the loss reconstructs the input (", loss_.type(), " with target: input): the network must output the input's shape ",
-                           net_.input_shape().str(), ", not ", net_.output_shape().str()));
+      throw ShapeError(cat("the loss reconstructs the input (", loss_.type(),
+                           " with target: input): the network must output the input's shape ", net_.input_shape().str(),
+                           ", not ", net_.output_shape().str()));
     return;
   }
   loss_.check(net_.output_shape(), data.num_classes());
@@ -112,7 +118,8 @@ void Trainer::check_data(const BatchSource& data) const {
 // Copies a batch into the Net's input; returns the targets the loss reads.
 Targets Trainer::load(const Batch& b) {
   if (b.rows > 0) {
-    if (b.rows > net_.max_batch()) throw Error(cat("Trainer: a batch of ", b.rows, " rows for a Net built for ", net_.max_batch()));
+    if (b.rows > net_.max_batch())
+      throw Error(cat("Trainer: a batch of ", b.rows, " rows for a Net built for ", net_.max_batch()));
     TensorView in = net_.input(b.rows);
     std::copy(b.x.data(), b.x.data() + in.numel(), in.data());
   }
@@ -140,7 +147,8 @@ Evaluation evaluate(Net& net, const Loss& loss, BatchSource& data, comm::Communi
   LossStats total;
   while (data.next(b)) {
     if (b.rows == 0) continue;
-    if (b.rows > net.max_batch()) throw Error(cat("evaluate: a batch of ", b.rows, " rows for a Net built for ", net.max_batch()));
+    if (b.rows > net.max_batch())
+      throw Error(cat("evaluate: a batch of ", b.rows, " rows for a Net built for ", net.max_batch()));
     TensorView in = net.input(b.rows);
     std::copy(b.x.data(), b.x.data() + in.numel(), in.data());
     ctx.first_sample = b.first_sample;
@@ -202,14 +210,17 @@ Trainer::StepOutcome Trainer::step(BatchSource& train, int64_t epoch, int64_t st
       times_.loss += seconds_since(l0);
       if (!std::isfinite(s.loss)) {
         const auto bad = net_.first_nonfinite_output(b.rows);
-        throw NumericError(cat("the loss became ", s.loss, " at epoch ", epoch + 1, ", step ", step_ + 1, " (rank ",
-                               comm_.rank(), ")", bad ? cat("; the first non-finite value is in ", bad->what) : std::string(),
-                               ": training diverged; lower optimizer.lr (now ", lr, "), add clip_norm, or check the data"));
+        throw NumericError(
+            cat("the loss became ", s.loss, " at epoch ", epoch + 1, ", step ", step_ + 1, " (rank ", comm_.rank(), ")",
+                bad ? cat("; the first non-finite value is in ", bad->what) : std::string(),
+                ": training diverged; lower optimizer.lr (now ", lr, "), add clip_norm, or check the data"));
       }
       stats += s;
       // Without accumulation, each bucket's allreduce starts as soon as backward has filled it.
-      if (o_.accumulate == 1) net_.backward(b.rows, ctx, [&](int64_t done) { sync_->ready(done); });
-      else net_.backward(b.rows, ctx);
+      if (o_.accumulate == 1)
+        net_.backward(b.rows, ctx, [&](int64_t done) { sync_->ready(done); });
+      else
+        net_.backward(b.rows, ctx);
     } else {
       std::fill(grads.begin(), grads.end(), 0.0f);
     }
@@ -235,8 +246,8 @@ Trainer::StepOutcome Trainer::step(BatchSource& train, int64_t epoch, int64_t st
   // before it reaches the weights.
   if (!all_finite(grads))
     if (const auto bad = net_.first_nonfinite_gradient())
-      throw NumericError(cat("a non-finite gradient at epoch ", epoch + 1, ", step ", step_ + 1, ": the first is in ", bad->what,
-                             "; training diverged: lower optimizer.lr (now ", lr,
+      throw NumericError(cat("a non-finite gradient at epoch ", epoch + 1, ", step ", step_ + 1, ": the first is in ",
+                             bad->what, "; training diverged: lower optimizer.lr (now ", lr,
                              "), add optimizer.clip_norm, or check the data"));
   const auto o0 = std::chrono::steady_clock::now();
   opt_.step(net_.params(), grads, static_cast<float>(lr), 1.0f / static_cast<float>(rows_total));
@@ -253,8 +264,9 @@ std::vector<EpochMetrics> Trainer::fit(BatchSource& train, BatchSource* test,
   check_data(train);
   if (test) check_data(*test);
   if (schedule_.watches_loss() && !schedule_.watches_train_loss() && (!test || test->size() == 0))
-    throw ConfigError("schedule: plateau watches the held-out loss but the data has no held-out split; add one, or set "
-                      "schedule.monitor: train_loss");
+    throw ConfigError(
+        "schedule: plateau watches the held-out loss but the data has no held-out split; add one, or set "
+        "schedule.monitor: train_loss");
   if (schedule_.has_momentum() && !opt_.set_momentum(*schedule_.momentum(0)))
     throw ConfigError(cat("schedule.momentum needs an optimizer with momentum (sgd); optimizer.type is ", opt_.type()));
   const int64_t steps_per_epoch = std::max<int64_t>(1, (train.batches_per_epoch() + o_.accumulate - 1) / o_.accumulate);
@@ -290,7 +302,12 @@ std::vector<EpochMetrics> Trainer::fit(BatchSource& train, BatchSource* test,
       wait_seconds += st.comm_wait;
       ++steps_this_epoch;
       seen += st.rows;
-      progress_ = {epoch, batches_done, train.batches_per_epoch(), stats, lr, seen,
+      progress_ = {epoch,
+                   batches_done,
+                   train.batches_per_epoch(),
+                   stats,
+                   lr,
+                   seen,
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
       if (step_hook_ && step_hook_(epoch, batches_done, step_)) {
         stop = interrupted = true;
@@ -325,7 +342,8 @@ std::vector<EpochMetrics> Trainer::fit(BatchSource& train, BatchSource* test,
       m.test_loss = t.loss / static_cast<double>(t.count);
       m.test_accuracy = static_cast<double>(t.correct) / static_cast<double>(t.count);
     }
-    if (schedule_.watches_loss()) m.lr_reduced = schedule_.end_epoch(schedule_.watches_train_loss() ? m.train_loss : m.test_loss);
+    if (schedule_.watches_loss())
+      m.lr_reduced = schedule_.end_epoch(schedule_.watches_train_loss() ? m.train_loss : m.test_loss);
     history.push_back(m);
     if (on_epoch) on_epoch(m);
   }

@@ -22,31 +22,31 @@ class Config;
 
 struct TrainOptions {
   int64_t epochs = 1;
-  int64_t batch = 32;      // global minibatch
-  uint64_t seed = 42;      // initialization, shuffling, stochastic layers
-  int64_t max_steps = 0;   // stop after this many steps; 0 = no limit
+  int64_t batch = 32;     // global minibatch
+  uint64_t seed = 42;     // initialization, shuffling, stochastic layers
+  int64_t max_steps = 0;  // stop after this many steps; 0 = no limit
   bool shuffle = true;
-  int64_t accumulate = 1;      // micro-batches (of `batch` each) per optimizer step
-  double bucket_mb = 1.0;      // gradient allreduce bucket size (MiB), see GradientSync
-  double comm_timeout = 300;   // seconds a rank waits for the others' gradients before giving up
-  int64_t log_every = 50;      // steps between step records in metrics.jsonl (0: epochs only)
+  int64_t accumulate = 1;     // micro-batches (of `batch` each) per optimizer step
+  double bucket_mb = 1.0;     // gradient allreduce bucket size (MiB), see GradientSync
+  double comm_timeout = 300;  // seconds a rank waits for the others' gradients before giving up
+  int64_t log_every = 50;     // steps between step records in metrics.jsonl (0: epochs only)
 
   // train: {epochs, batch, seed, max_steps, shuffle, accumulate, bucket_mb, comm_timeout, log_every}
   static TrainOptions parse(const Config& c);
 };
 
 struct EpochMetrics {
-  int64_t epoch = 0;  // 1-based
-  int64_t steps = 0;  // global steps so far
-  double lr = 0;        // the rate of the epoch's last step
-  double momentum = -1;  // set by a momentum schedule; -1: not scheduled
+  int64_t epoch = 0;        // 1-based
+  int64_t steps = 0;        // global steps so far
+  double lr = 0;            // the rate of the epoch's last step
+  double momentum = -1;     // set by a momentum schedule; -1: not scheduled
   bool lr_reduced = false;  // a plateau schedule reduced the rate after this epoch
   double train_loss = 0, train_accuracy = 0;
   bool has_test = false;
   double test_loss = 0, test_accuracy = 0;
-  double seconds = 0;         // training time of this epoch (evaluation excluded)
+  double seconds = 0;  // training time of this epoch (evaluation excluded)
   double samples_per_second = 0;
-  double comm_wait_ms = 0;    // per step: time the rank waited for the gradient allreduce after backward
+  double comm_wait_ms = 0;  // per step: time the rank waited for the gradient allreduce after backward
 };
 
 // A net's summed loss, accuracy and, with K classes, its K x K confusion matrix (rows:
@@ -80,12 +80,12 @@ class Trainer {
   // The epoch so far, for progress displays (read it in the step hook). The loss and
   // accuracy are this rank's share of the minibatches (no communication).
   struct Progress {
-    int64_t epoch = 0;              // from 0
+    int64_t epoch = 0;  // from 0
     int64_t batches_done = 0, batches_per_epoch = 0;
-    LossStats stats;                // this rank's rows of this epoch
+    LossStats stats;  // this rank's rows of this epoch
     double lr = 0;
-    int64_t samples = 0;            // global rows trained this epoch
-    double seconds = 0;             // since the epoch started
+    int64_t samples = 0;  // global rows trained this epoch
+    double seconds = 0;   // since the epoch started
   };
   const Progress& progress() const { return progress_; }
   // Seconds spent, summed over the steps of fit(), outside the layers (which Net profiles).
@@ -112,11 +112,11 @@ class Trainer {
   // (overlapped with backward), the update. rows == 0: the epoch had no more data. fit()
   // is a loop of these; a caller with its own loop calls train.start(epoch) first.
   struct StepOutcome {
-    int64_t rows = 0;        // global rows trained
-    int64_t batches = 0;     // minibatches taken from train
-    LossStats stats;         // this rank's rows
-    double lr = 0;           // the rate used
-    double comm_wait = 0;    // seconds waited for the gradient sum after backward
+    int64_t rows = 0;      // global rows trained
+    int64_t batches = 0;   // minibatches taken from train
+    LossStats stats;       // this rank's rows
+    double lr = 0;         // the rate used
+    double comm_wait = 0;  // seconds waited for the gradient sum after backward
   };
   StepOutcome step(BatchSource& train, int64_t epoch, int64_t steps_per_epoch);
 

@@ -1,10 +1,10 @@
 // The hubel command: `hubel train EXP`, `hubel summary EXP`.
 // Exit codes: 0 success; 1 a usage or input error (bad options, experiment file, data);
 // 2 a failure during training (divergence, I/O, MPI).
-#include <boost/program_options.hpp>
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/program_options.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -20,6 +20,7 @@
 #include "datasets/loader.hpp"
 #include "datasets/loaders.hpp"
 #include "datasets/open.hpp"
+#include "datasets/subset.hpp"
 #include "framework/checkpoint.hpp"
 #include "framework/error.hpp"
 #include "framework/experiment.hpp"
@@ -31,7 +32,6 @@
 #include "framework/trainer.hpp"
 #include "launch/report.hpp"
 #include "launch/visualize.hpp"
-#include "datasets/subset.hpp"
 #include "layers/builtin.hpp"
 #include "layers/gemm_kernels.hpp"
 
@@ -73,8 +73,8 @@ struct Common {
 
 po::options_description common_options(Common& c) {
   po::options_description d("options");
-  d.add_options()("help,h", "show this help")(
-      "set", po::value(&c.sets)->composing(), "override an experiment value: --set optimizer.lr=0.05 (repeatable)")(
+  d.add_options()("help,h", "show this help")("set", po::value(&c.sets)->composing(),
+                                              "override an experiment value: --set optimizer.lr=0.05 (repeatable)")(
       "threads", po::value(&c.threads), "worker threads of this rank (default: the cores it may use)")(
       "seed", po::value(&c.seed), "the seed (same as --set train.seed=N)");
   return d;
@@ -129,7 +129,7 @@ int cmd_inspect(int argc, char** argv) {
   std::string file, out;
   po::options_description opts("options");
   opts.add_options()("help,h", "show this help")("export-weights", po::value(&out),
-                                                  "write the weights alone (/model) to this HDF5 file");
+                                                 "write the weights alone (/model) to this HDF5 file");
   const po::variables_map vm = parse_command(argc, argv, opts, {{"file", &file}});
   if (vm.count("help")) {
     std::cout << "usage: hubel inspect CHECKPOINT.h5 [--export-weights OUT.h5]\n\n" << opts;
@@ -140,14 +140,15 @@ int cmd_inspect(int argc, char** argv) {
   const CheckpointMeta m = read_checkpoint_meta(file);
   const auto params = read_checkpoint_params(file);
   std::cout << file << ": hubel checkpoint written by hubel " << m.hubel_version << " on " << m.ranks << " rank(s)\n"
-            << "position: epoch " << m.epoch + 1 << ", " << m.batch << " minibatches into it, step " << m.step << ", seed "
-            << m.seed << "\n";
+            << "position: epoch " << m.epoch + 1 << ", " << m.batch << " minibatches into it, step " << m.step
+            << ", seed " << m.seed << "\n";
   if (!m.history.empty()) {
     std::cout << "metrics:\n  epoch    steps        lr  train_loss  train_acc   test_loss   test_acc\n";
     for (const auto& h : m.history)
-      std::cout << std::fixed << std::setprecision(4) << "  " << std::setw(5) << h.epoch << std::setw(9) << h.steps << std::setw(10)
-                << h.lr << std::setw(12) << h.train_loss << std::setw(11) << h.train_accuracy << std::setw(12)
-                << (h.has_test ? h.test_loss : 0.0) << std::setw(11) << (h.has_test ? h.test_accuracy : 0.0) << "\n";
+      std::cout << std::fixed << std::setprecision(4) << "  " << std::setw(5) << h.epoch << std::setw(9) << h.steps
+                << std::setw(10) << h.lr << std::setw(12) << h.train_loss << std::setw(11) << h.train_accuracy
+                << std::setw(12) << (h.has_test ? h.test_loss : 0.0) << std::setw(11)
+                << (h.has_test ? h.test_accuracy : 0.0) << "\n";
   }
   std::cout << "parameters:\n";
   int64_t total = 0;
@@ -155,8 +156,8 @@ int cmd_inspect(int argc, char** argv) {
     double sq = 0;
     for (float v : p.values) sq += static_cast<double>(v) * v;
     total += static_cast<int64_t>(p.values.size());
-    std::cout << "  " << std::left << std::setw(24) << p.name << std::setw(18) << p.shape.str() << std::right << std::setw(10)
-              << p.values.size() << "  norm " << std::setprecision(4) << std::sqrt(sq) << "\n";
+    std::cout << "  " << std::left << std::setw(24) << p.name << std::setw(18) << p.shape.str() << std::right
+              << std::setw(10) << p.values.size() << "  norm " << std::setprecision(4) << std::sqrt(sq) << "\n";
   }
   std::cout << "  total " << total << " parameters\n";
   std::cout << "experiment:\n" << m.experiment << (m.experiment.empty() || m.experiment.back() == '\n' ? "" : "\n");
@@ -178,20 +179,25 @@ int cmd_eval(int argc, char** argv, comm::Communicator& comm) {
   Experiment exp = Experiment::load(c.experiment, c.sets);
   Model model = build_model(exp.model, layers::builtin_registry());
   datasets::Splits data = datasets::open(exp.data);
-  const datasets::Dataset* set = split == "train" ? data.train.get() : split == "test" ? data.test.get() : split == "val" && data.heldout_name == "val" ? data.heldout.get() : nullptr;
+  const datasets::Dataset* set = split == "train"                               ? data.train.get()
+                                 : split == "test"                              ? data.test.get()
+                                 : split == "val" && data.heldout_name == "val" ? data.heldout.get()
+                                                                                : nullptr;
   if (!set) throw ConfigError(cat("the experiment's data has no '", split, "' split"));
   Runtime runtime(c.threads);
   const int64_t local = (exp.train.batch + comm.size() - 1) / comm.size();
   model.net.build(local, exp.train.seed);
   load_checkpoint(checkpoint, model.net, nullptr, nullptr);
-  datasets::Loader loader(*set, data.transform.get(), {exp.train.batch, comm.rank(), comm.size(), false, false, false, exp.train.seed, data.prefetch, data.timeout});
+  datasets::Loader loader(
+      *set, data.transform.get(),
+      {exp.train.batch, comm.rank(), comm.size(), false, false, false, exp.train.seed, data.prefetch, data.timeout});
   Evaluation e;
   runtime.run([&] { e = evaluate(model.net, *model.loss, loader, comm, exp.train.seed); });
   const int64_t K = e.classes;
   const double sums[3] = {e.stats.loss, static_cast<double>(e.stats.correct), static_cast<double>(e.stats.count)};
   if (comm.rank() != 0) return kOk;
-  std::cout << std::fixed << std::setprecision(4) << checkpoint << " on " << set->name() << ": " << static_cast<int64_t>(sums[2])
-            << " samples, loss " << sums[0] / sums[2];
+  std::cout << std::fixed << std::setprecision(4) << checkpoint << " on " << set->name() << ": "
+            << static_cast<int64_t>(sums[2]) << " samples, loss " << sums[0] / sums[2];
   if (model.loss->reports_accuracy(set->num_classes())) std::cout << ", accuracy " << sums[1] / sums[2];
   std::cout << "\n";
   if (K > 0 && K <= 100) {
@@ -212,8 +218,9 @@ int cmd_visualize(int argc, char** argv) {
   int64_t sample = 0;
   std::vector<std::string> sets;
   po::options_description opts("options");
-  opts.add_options()("help,h", "show this help")("sample", po::value(&sample), "the sample of the split to draw (default 0)")(
-      "split", po::value(&split), "test (default), train or val")(
+  opts.add_options()("help,h", "show this help")(
+      "sample", po::value(&sample), "the sample of the split to draw (default 0)")("split", po::value(&split),
+                                                                                   "test (default), train or val")(
       "out", po::value(&out), "the directory for the PNG files (default: <run dir>/visualize)")(
       "experiment", po::value(&experiment), "the experiment (default: the one the checkpoint holds)")(
       "set", po::value(&sets)->composing(), "override an experiment value, e.g. --set data.file=other.h5");
@@ -227,16 +234,21 @@ int cmd_visualize(int argc, char** argv) {
   Config root = [&] {
     if (!experiment.empty()) return Config::load_file(experiment);
     const CheckpointMeta meta = read_checkpoint_meta(file);
-    if (meta.experiment.empty()) throw ConfigError(cat(file, ": holds no experiment; name one with --experiment EXP.yaml"));
+    if (meta.experiment.empty())
+      throw ConfigError(cat(file, ": holds no experiment; name one with --experiment EXP.yaml"));
     return Config::parse(meta.experiment, file + " (its experiment)");
   }();
   for (const auto& s : sets) root.apply_override(s);
   Experiment exp = Experiment::from_config(root);
   Model model = build_model(exp.model, layers::builtin_registry());
   datasets::Splits data = datasets::open(exp.data);
-  const datasets::Dataset* set = split == "train" ? data.train.get() : split == "test" ? data.test.get() : split == "val" && data.heldout_name == "val" ? data.heldout.get() : nullptr;
+  const datasets::Dataset* set = split == "train"                               ? data.train.get()
+                                 : split == "test"                              ? data.test.get()
+                                 : split == "val" && data.heldout_name == "val" ? data.heldout.get()
+                                                                                : nullptr;
   if (!set) throw ConfigError(cat("the experiment's data has no '", split, "' split"));
-  if (sample >= set->size()) throw po::error(cat("--sample ", sample, " is past the end of ", set->name(), " (", set->size(), " samples)"));
+  if (sample >= set->size())
+    throw po::error(cat("--sample ", sample, " is past the end of ", set->name(), " (", set->size(), " samples)"));
   model.net.build(1, exp.train.seed);
   load_checkpoint(file, model.net, nullptr, nullptr);
   // The sample, transformed as in evaluation.
@@ -254,7 +266,8 @@ int cmd_visualize(int argc, char** argv) {
     const auto names = set->class_names();
     const int32_t label = b.labels[0];
     std::cout << ": class " << label;
-    if (label >= 0 && static_cast<size_t>(label) < names.size()) std::cout << " (" << names[static_cast<size_t>(label)] << ")";
+    if (label >= 0 && static_cast<size_t>(label) < names.size())
+      std::cout << " (" << names[static_cast<size_t>(label)] << ")";
     if (y.stride0() == set->num_classes()) {
       const int64_t pred = std::max_element(y.data(), y.data() + y.stride0()) - y.data();
       std::cout << ", predicted " << pred;
@@ -276,7 +289,8 @@ int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
       "classes", po::value(&classes), "class names: mnist, fashion-mnist, cifar10, or a comma-separated list")(
       "compress", po::value(&compress), "gzip level 1-9 for the images (default 0: uncompressed, fastest to read)")(
       "chunk-rows", po::value(&chunk_rows), "samples per HDF5 chunk (default 256)")(
-      "no-checksum", "leave out the Fletcher-32 checksums of the images and labels (on by default: damaged bytes are then an error)");
+      "no-checksum",
+      "leave out the Fletcher-32 checksums of the images and labels (on by default: damaged bytes are then an error)");
   const po::variables_map vm = parse_command(argc, argv, opts, {{"format", &format}, {"dir", &dir}, {"out", &out}});
   if (vm.count("help")) {
     std::cout << "usage: hubel convert idx DIR OUT.h5 [options]\n"
@@ -306,7 +320,8 @@ int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
     fs::create_directories(parent, ec);
     if (ec) throw DataError(cat("cannot create ", parent.string(), ": ", ec.message()));
   }
-  const std::string summary = format == "idx" ? datasets::convert_idx_dir(dir, out, o) : datasets::convert_cifar10_dir(dir, out, o);
+  const std::string summary =
+      format == "idx" ? datasets::convert_idx_dir(dir, out, o) : datasets::convert_cifar10_dir(dir, out, o);
   std::cout << "wrote " << summary << "\n";
   return kOk;
 }
@@ -328,11 +343,17 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   auto opts = common_options(c);
   opts.add_options()("progress-seconds", po::value(&ro.progress_seconds),
                      "when standard error is not a terminal: seconds between progress lines (default 30)")(
-      "run-dir", po::value(&c.run_dir), "where metrics and the resolved experiment go (default: runs/<experiment name>)")(
-      "resume", po::value(&ro.resume), "continue from a checkpoint: a file, a checkpoint directory, or auto (the run's own)")(
-      "weights-only", "with --resume: take only the weights, start the optimizer, schedule and data from the beginning")(
-      "new-run", "start a new run in a run directory that holds another run's checkpoints (they and its logs are moved to checkpoints/previous-<time>/)")(
-      "profile", "time every layer's forward and backward, the data wait, the allreduce wait and the optimizer; print a table at the end");
+      "run-dir", po::value(&c.run_dir),
+      "where metrics and the resolved experiment go (default: runs/<experiment name>)")(
+      "resume", po::value(&ro.resume),
+      "continue from a checkpoint: a file, a checkpoint directory, or auto (the run's own)")(
+      "weights-only",
+      "with --resume: take only the weights, start the optimizer, schedule and data from the beginning")(
+      "new-run",
+      "start a new run in a run directory that holds another run's checkpoints (they and its logs are moved to "
+      "checkpoints/previous-<time>/)")("profile",
+                                       "time every layer's forward and backward, the data wait, the allreduce wait and "
+                                       "the optimizer; print a table at the end");
   if (!parse(argc, argv, "train", opts, c)) return kOk;
   if (!(ro.progress_seconds > 0)) throw po::error("--progress-seconds must be positive");
   ro.weights_only = c.vm.count("weights-only") > 0;
@@ -347,23 +368,29 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   Runtime runtime(c.threads);
   ro.run_dir = (c.run_dir.empty() ? fs::path("runs") / fs::path(c.experiment).stem() : fs::path(c.run_dir)).string();
   ro.experiment_text = resolved_experiment(exp, c);
-  ro.resume_command = cat("hubel train ", c.experiment, " --resume auto", c.run_dir.empty() ? "" : " --run-dir " + c.run_dir);
+  ro.resume_command =
+      cat("hubel train ", c.experiment, " --resume auto", c.run_dir.empty() ? "" : " --run-dir " + c.run_dir);
   datasets::Loaders loaders(data, exp.train, comm.rank(), comm.size());
   Run run(exp, model, comm, loaders.run_data(), ro);
   Net& net = model.net;
   if (root) {
-    std::cout << "hubel " << HUBEL_VERSION << ": " << comm.size() << " rank(s) x " << runtime.threads() << " thread(s), "
-              << (layers::kernel_width() ? std::to_string(layers::kernel_width()) + "-bit product kernels" : "BLAS products")
+    std::cout << "hubel " << HUBEL_VERSION << ": " << comm.size() << " rank(s) x " << runtime.threads()
+              << " thread(s), "
+              << (layers::kernel_width() ? std::to_string(layers::kernel_width()) + "-bit product kernels"
+                                         : "BLAS products")
               << ", experiment " << c.experiment << "\n";
-    std::cout << "data: " << data.train->name() << " " << data.train->size() << " samples of " << data.train->sample_shape().str();
-    if (loaders.heldout) std::cout << "; held out (" << data.heldout_name << "): " << data.heldout->name() << " " << data.heldout->size() << " samples";
+    std::cout << "data: " << data.train->name() << " " << data.train->size() << " samples of "
+              << data.train->sample_shape().str();
+    if (loaders.heldout)
+      std::cout << "; held out (" << data.heldout_name << "): " << data.heldout->name() << " " << data.heldout->size()
+                << " samples";
     if (loaders.test) std::cout << "; test: " << data.test->name() << " " << data.test->size() << " samples";
     std::cout << "\n";
     if (data.transform) std::cout << "transforms: " << data.transform->describe() << "\n";
     net.summary(std::cout);
     std::cout << "loss " << model.loss->type() << "; optimizer " << run.optimizer().describe() << "; schedule "
-              << run.schedule().describe() << "; global batch " << exp.train.batch << ", " << exp.train.epochs << " epochs, seed "
-              << exp.train.seed << "\n";
+              << run.schedule().describe() << "; global batch " << exp.train.batch << ", " << exp.train.epochs
+              << " epochs, seed " << exp.train.seed << "\n";
   }
   if (c.vm.count("profile")) net.set_profiling(true);
   launch::ReportInputs report;
@@ -391,13 +418,15 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   if (!root) return kOk;
   launch::write_report(run_dir, report);
   if (c.vm.count("profile"))
-    std::cout << format_profile(net.layer_times(), run.trainer().step_times(), static_cast<double>(exp.train.batch) / comm.size());
+    std::cout << format_profile(net.layer_times(), run.trainer().step_times(),
+                                static_cast<double>(exp.train.batch) / comm.size());
   if (!r.history.empty()) {
     const auto& last = r.history.back();
     std::cout << "done: " << last.steps << " steps";
     if (accuracy && last.has_test && data.heldout_name == "val")
       std::cout << std::fixed << std::setprecision(4) << ", val accuracy " << last.test_accuracy;
-    if (accuracy && test_accuracy >= 0) std::cout << std::fixed << std::setprecision(4) << ", test accuracy " << test_accuracy;
+    if (accuracy && test_accuracy >= 0)
+      std::cout << std::fixed << std::setprecision(4) << ", test accuracy " << test_accuracy;
     if (!accuracy && test_loss >= 0) std::cout << std::setprecision(6) << ", test loss " << test_loss;
     std::cout << "\nrun directory: " << fs::absolute(run_dir).string()
               << " (report.html, metrics.jsonl, metrics.csv, experiment.yaml, checkpoints/)\n";
@@ -413,7 +442,8 @@ namespace {
 comm::Communicator* g_comm = nullptr;
 void stop_on_stall(const std::string& message) {
   const int rank = g_comm ? g_comm->rank() : 0, size = g_comm ? g_comm->size() : 1;
-  const std::string line = (size > 1 ? cat("hubel (rank ", rank, "): error: ") : std::string("hubel: error: ")) + message + "\n";
+  const std::string line =
+      (size > 1 ? cat("hubel (rank ", rank, "): error: ") : std::string("hubel: error: ")) + message + "\n";
   (void)!::write(STDERR_FILENO, line.data(), line.size());
   ::alarm(5);  // should MPI_Abort itself hang, SIGALRM ends the process
   if (size > 1) static_cast<comm::MpiCommunicator&>(*g_comm).abort(kTrainingError);
@@ -451,13 +481,20 @@ int main(int argc, char** argv) {
       std::cout << "hubel " << HUBEL_VERSION << "\n";
       return kOk;
     }
-    if (cmd == "train") code = cmd_train(argc - 1, argv + 1, *comm);
-    else if (cmd == "summary") code = cmd_summary(argc - 1, argv + 1);
-    else if (cmd == "convert") code = cmd_convert(argc - 1, argv + 1, *comm);
-    else if (cmd == "inspect") code = cmd_inspect(argc - 1, argv + 1);
-    else if (cmd == "visualize") code = cmd_visualize(argc - 1, argv + 1);
-    else if (cmd == "eval") code = cmd_eval(argc - 1, argv + 1, *comm);
-    else throw po::error("unknown command '" + cmd + "'");
+    if (cmd == "train")
+      code = cmd_train(argc - 1, argv + 1, *comm);
+    else if (cmd == "summary")
+      code = cmd_summary(argc - 1, argv + 1);
+    else if (cmd == "convert")
+      code = cmd_convert(argc - 1, argv + 1, *comm);
+    else if (cmd == "inspect")
+      code = cmd_inspect(argc - 1, argv + 1);
+    else if (cmd == "visualize")
+      code = cmd_visualize(argc - 1, argv + 1);
+    else if (cmd == "eval")
+      code = cmd_eval(argc - 1, argv + 1, *comm);
+    else
+      throw po::error("unknown command '" + cmd + "'");
   } catch (const po::error& e) {
     std::cerr << prefix << e.what() << "\n\n" << kUsage;
     code = kInputError;

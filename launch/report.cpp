@@ -45,7 +45,8 @@ std::map<std::string, std::string> parse_json_line(const std::string& line) {
     if (i < line.size() && line[i] == '"') {
       if (!str(value)) return {};
     } else {
-      while (i < line.size() && line[i] != ',' && line[i] != '}' && !std::isspace(static_cast<unsigned char>(line[i]))) value += line[i++];
+      while (i < line.size() && line[i] != ',' && line[i] != '}' && !std::isspace(static_cast<unsigned char>(line[i])))
+        value += line[i++];
       if (value.empty()) return {};
     }
     out[key] = value;
@@ -65,11 +66,20 @@ std::string escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -93,7 +103,8 @@ std::vector<double> ticks(double lo, double hi) {
   const double raw = span / 5, mag = std::pow(10, std::floor(std::log10(raw)));
   const double step = raw / mag >= 5 ? 5 * mag : raw / mag >= 2 ? 2 * mag : mag;
   std::vector<double> t;
-  for (double v = std::ceil(lo / step) * step; v <= hi + 1e-9 * span; v += step) t.push_back(std::abs(v) < 1e-12 * span ? 0 : v);
+  for (double v = std::ceil(lo / step) * step; v <= hi + 1e-9 * span; v += step)
+    t.push_back(std::abs(v) < 1e-12 * span ? 0 : v);
   return t;
 }
 
@@ -119,17 +130,20 @@ std::string chart(const std::string& title, const std::string& xlabel, const std
   const double W = 560, H = 300, L = 60, R = 15, T = 15, B = 45;
   auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
   auto py = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
-  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W << " " << H
-     << "\" role=\"img\">";
+  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W
+     << " " << H << "\" role=\"img\">";
   os << "<rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << W - L - R << "\" height=\"" << H - T - B
      << "\" fill=\"#fff\" stroke=\"#999\"/>";
   for (double t : ticks(y0, y1))
     os << "<line x1=\"" << L << "\" x2=\"" << W - R << "\" y1=\"" << py(t) << "\" y2=\"" << py(t)
-       << "\" stroke=\"#eee\"/><text x=\"" << L - 6 << "\" y=\"" << py(t) + 4 << "\" text-anchor=\"end\">" << num(t) << "</text>";
+       << "\" stroke=\"#eee\"/><text x=\"" << L - 6 << "\" y=\"" << py(t) + 4 << "\" text-anchor=\"end\">" << num(t)
+       << "</text>";
   for (double t : ticks(x0, x1))
-    os << "<line y1=\"" << T << "\" y2=\"" << H - B << "\" x1=\"" << px(t) << "\" x2=\"" << px(t) << "\" stroke=\"#eee\"/><text x=\""
-       << px(t) << "\" y=\"" << H - B + 16 << "\" text-anchor=\"middle\">" << num(t, 6) << "</text>";
-  os << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 8 << "\" text-anchor=\"middle\">" << escape(xlabel) << "</text>";
+    os << "<line y1=\"" << T << "\" y2=\"" << H - B << "\" x1=\"" << px(t) << "\" x2=\"" << px(t)
+       << "\" stroke=\"#eee\"/><text x=\"" << px(t) << "\" y=\"" << H - B + 16 << "\" text-anchor=\"middle\">"
+       << num(t, 6) << "</text>";
+  os << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 8 << "\" text-anchor=\"middle\">" << escape(xlabel)
+     << "</text>";
   std::string legend;
   for (const auto& s : series) {
     if (s.points.empty()) continue;
@@ -141,7 +155,8 @@ std::string chart(const std::string& title, const std::string& xlabel, const std
     if (!s.thin)
       for (const auto& [x, y] : s.points)
         if (std::isfinite(x) && std::isfinite(y))
-          os << "<circle cx=\"" << num(px(x), 7) << "\" cy=\"" << num(py(y), 7) << "\" r=\"2.5\" fill=\"" << s.color << "\"/>";
+          os << "<circle cx=\"" << num(px(x), 7) << "\" cy=\"" << num(py(y), 7) << "\" r=\"2.5\" fill=\"" << s.color
+             << "\"/>";
     legend += cat("<span class=\"key\"><span style=\"color:", s.color, "\">&#9632;</span> ", escape(s.name), "</span>");
   }
   os << "</svg><div class=\"legend\">" << legend << "</div></figure>";
@@ -170,11 +185,13 @@ void write_report(const fs::path& run_dir, const ReportInputs& in) {
     while (std::getline(f, line)) {
       auto m = parse_json_line(line);
       const std::string kind = m.count("kind") ? m["kind"] : "";
-      if (kind == "step") steps.push_back(std::move(m));
+      if (kind == "step")
+        steps.push_back(std::move(m));
       else if (kind == "epoch") {
         if (m.count("heldout")) heldout = m["heldout"];
         epochs.push_back(std::move(m));
-      } else if (kind == "test") test = std::move(m);
+      } else if (kind == "test")
+        test = std::move(m);
     }
   }
   Series step_loss{"train (between logged steps)", "#6baed6", {}, true}, train_loss{"train", "#08519c", {}},
@@ -200,15 +217,21 @@ void write_report(const fs::path& run_dir, const ReportInputs& in) {
   }
   std::ostringstream html;
   html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>hubel report: " << escape(in.title)
-       << "</title>\n<style>body{font-family:sans-serif;margin:2em;color:#222}figure{display:inline-block;margin:0 1em 1em 0}"
-          "figcaption{font-weight:bold;margin-bottom:.3em}svg text{font-size:11px;fill:#333}pre{background:#f6f6f6;padding:1em;"
-          "overflow-x:auto;font-size:12px}table.cm{border-collapse:collapse;font-size:12px}table.cm td,table.cm th{border:1px solid "
-          "#ccc;padding:3px 6px;text-align:right}table.cm th{background:#f0f0f0}.none{color:#888}.legend{font-size:12px}.key{margin-right:1.2em}</style></head><body>\n";
-  html << "<h1>hubel report</h1><p>Experiment <code>" << escape(in.title) << "</code>; " << epochs.size() << " epoch(s) logged";
+       << "</title>\n<style>body{font-family:sans-serif;margin:2em;color:#222}figure{display:inline-block;margin:0 1em "
+          "1em 0}"
+          "figcaption{font-weight:bold;margin-bottom:.3em}svg "
+          "text{font-size:11px;fill:#333}pre{background:#f6f6f6;padding:1em;"
+          "overflow-x:auto;font-size:12px}table.cm{border-collapse:collapse;font-size:12px}table.cm td,table.cm "
+          "th{border:1px solid "
+          "#ccc;padding:3px 6px;text-align:right}table.cm "
+          "th{background:#f0f0f0}.none{color:#888}.legend{font-size:12px}.key{margin-right:1.2em}</style></"
+          "head><body>\n";
+  html << "<h1>hubel report</h1><p>Experiment <code>" << escape(in.title) << "</code>; " << epochs.size()
+       << " epoch(s) logged";
   if (!epochs.empty()) html << ", " << num(value(epochs.back(), "steps"), 10) << " steps";
   if (!test.empty() && std::isfinite(value(test, "accuracy")))
-    html << "; final " << escape(in.eval_name) << " accuracy <b>" << num(100 * value(test, "accuracy"), 4) << "%</b> on "
-         << num(value(test, "samples"), 10) << " samples";
+    html << "; final " << escape(in.eval_name) << " accuracy <b>" << num(100 * value(test, "accuracy"), 4)
+         << "%</b> on " << num(value(test, "samples"), 10) << " samples";
   html << ".</p>\n<h2>Curves</h2>\n";
   html << chart("Loss", "step", {step_loss, train_loss, held_loss});
   if (has_accuracy) html << chart("Accuracy", "step", {step_acc, train_acc, held_acc});
@@ -216,7 +239,8 @@ void write_report(const fs::path& run_dir, const ReportInputs& in) {
   if (in.classes > 0 && static_cast<int64_t>(in.confusion.size()) == in.classes * in.classes) {
     const int64_t K = in.classes;
     auto name = [&](int64_t k) {
-      return static_cast<int64_t>(in.class_names.size()) == K ? escape(in.class_names[static_cast<size_t>(k)]) : std::to_string(k);
+      return static_cast<int64_t>(in.class_names.size()) == K ? escape(in.class_names[static_cast<size_t>(k)])
+                                                              : std::to_string(k);
     };
     int64_t total = 0, correct = 0, peak = 1;
     for (int64_t i = 0; i < K; ++i)
@@ -228,7 +252,8 @@ void write_report(const fs::path& run_dir, const ReportInputs& in) {
       }
     html << "<h2>Confusion matrix (" << escape(in.eval_name) << ", " << total << " samples, accuracy "
          << num(total ? 100.0 * static_cast<double>(correct) / static_cast<double>(total) : 0, 4)
-         << "%)</h2>\n<p>Rows: true class; columns: predicted class.</p><table class=\"cm\"><tr><th>true \\ predicted</th>";
+         << "%)</h2>\n<p>Rows: true class; columns: predicted class.</p><table class=\"cm\"><tr><th>true \\ "
+            "predicted</th>";
     for (int64_t j = 0; j < K; ++j) html << "<th>" << name(j) << "</th>";
     html << "<th>class accuracy</th></tr>\n";
     for (int64_t i = 0; i < K; ++i) {
@@ -238,16 +263,21 @@ void write_report(const fs::path& run_dir, const ReportInputs& in) {
       for (int64_t j = 0; j < K; ++j) {
         const int64_t v = in.confusion[static_cast<size_t>(i * K + j)];
         const double a = static_cast<double>(v) / static_cast<double>(peak);
-        html << "<td style=\"background:rgba(" << (i == j ? "33,113,181," : "215,48,39,") << num(i == j ? a : std::min(1.0, 4 * a), 3)
-             << ")\">" << v << "</td>";
+        html << "<td style=\"background:rgba(" << (i == j ? "33,113,181," : "215,48,39,")
+             << num(i == j ? a : std::min(1.0, 4 * a), 3) << ")\">" << v << "</td>";
       }
-      html << "<td>" << (row ? num(100.0 * static_cast<double>(in.confusion[static_cast<size_t>(i * K + i)]) / static_cast<double>(row), 4) + "%" : "-")
+      html << "<td>"
+           << (row ? num(100.0 * static_cast<double>(in.confusion[static_cast<size_t>(i * K + i)]) /
+                             static_cast<double>(row),
+                         4) +
+                         "%"
+                   : "-")
            << "</td></tr>\n";
     }
     html << "</table>\n";
   }
-  html << "<h2>Model</h2><pre>" << escape(in.summary) << "</pre>\n<h2>Experiment as run</h2><pre>" << escape(in.experiment)
-       << "</pre>\n</body></html>\n";
+  html << "<h2>Model</h2><pre>" << escape(in.summary) << "</pre>\n<h2>Experiment as run</h2><pre>"
+       << escape(in.experiment) << "</pre>\n</body></html>\n";
   const fs::path out = run_dir / "report.html", tmp = run_dir / ".report.html.tmp";
   {
     std::ofstream f(tmp, std::ios::trunc);

@@ -17,7 +17,7 @@ PACKAGES=(
   dataset-fashion-mnist
 )
 if [ "${1:-}" = test ]; then
-  PACKAGES+=(chromium python3 clang libclang-rt-14-dev)
+  PACKAGES+=(chromium python3 clang libclang-rt-14-dev clang-format)
 fi
 
 missing=()

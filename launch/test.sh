@@ -9,6 +9,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # OpenBLAS computes on the calling thread only (hubel sets this too; the variable also
 # keeps it from starting an idle thread pool).
 export OPENBLAS_NUM_THREADS=1
+# The sources keep .clang-format's layout (clang-format -i on a file fixes it).
+bash launch/format.sh --check
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DHUBEL_BUILD_TESTS=ON
 cmake --build build -j2
 cd build

@@ -19,7 +19,8 @@ void write_png(const std::string& path, const Image& image) {
   png.width = static_cast<png_uint_32>(image.width);
   png.height = static_cast<png_uint_32>(image.height);
   png.format = PNG_FORMAT_GRAY;
-  if (!png_image_write_to_file(&png, path.c_str(), 0, image.pixels.data(), static_cast<png_int_32>(image.width), nullptr))
+  if (!png_image_write_to_file(&png, path.c_str(), 0, image.pixels.data(), static_cast<png_int_32>(image.width),
+                               nullptr))
     throw DataError(cat("cannot write ", path, ": ", png.message));
 }
 
@@ -59,7 +60,9 @@ bool plane(const Shape& s, int64_t& h, int64_t& w, int64_t& offset) {
 }
 
 // Scale so that a tile is at least about 64 pixels high, at most 16 times.
-int64_t scale_for(int64_t h, int64_t w) { return std::clamp<int64_t>(64 / std::max<int64_t>(1, std::max(h, w / 4)), 1, 16); }
+int64_t scale_for(int64_t h, int64_t w) {
+  return std::clamp<int64_t>(64 / std::max<int64_t>(1, std::max(h, w / 4)), 1, 16);
+}
 
 }  // namespace
 
@@ -88,13 +91,15 @@ std::vector<Picture> draw_network(Net& net, const std::string& dir) {
     if (!l.has_filters() || l.params().empty()) continue;
     const Param& p = l.params()[0];
     if (p.shape.rank() == 4 || p.shape.rank() == 3) {
-      const int64_t K = p.shape[0], C = p.shape[1], kh = p.shape.rank() == 4 ? p.shape[2] : 1, kw = p.shape[p.shape.rank() - 1];
+      const int64_t K = p.shape[0], C = p.shape[1], kh = p.shape.rank() == 4 ? p.shape[2] : 1,
+                    kw = p.shape[p.shape.rank() - 1];
       std::vector<const float*> tiles;
       for (int64_t k = 0; k < K; ++k)
         for (int64_t c = 0; c < C; ++c) tiles.push_back(p.w + (k * C + c) * kh * kw);
       // One row per filter, one column per input channel; a single channel: a square grid.
       const auto columns = C > 1 ? C : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(K))));
-      emit(cat("filters_", l.name(), ".png"), tile_grid(tiles, kh, kw, columns, std::clamp<int64_t>(64 / std::max(kh, kw), 4, 16)),
+      emit(cat("filters_", l.name(), ".png"),
+           tile_grid(tiles, kh, kw, columns, std::clamp<int64_t>(64 / std::max(kh, kw), 4, 16)),
            C > 1 ? cat("the ", K, " filters of ", l.name(), " (rows) over its ", C, " input channels (columns)")
                  : cat("the ", K, " filters of ", l.name()));
     }

@@ -94,8 +94,8 @@ void bias_gradient(BiasKind kind, const float* dy, int64_t K, int64_t V, bool fi
 
 // The bias gradient from K planes of `rows` rows of OW values each, plane k at d + k * ldk,
 // row r at + r * row_stride (written for the first sample of a chunk, else added).
-void bias_gradient_rows(BiasKind kind, const float* d, int64_t ldk, int64_t rows, int64_t row_stride, int64_t OW, int64_t K,
-                        bool first, float* db) {
+void bias_gradient_rows(BiasKind kind, const float* d, int64_t ldk, int64_t rows, int64_t row_stride, int64_t OW,
+                        int64_t K, bool first, float* db) {
   if (kind == BiasKind::channel) {
     for (int64_t k = 0; k < K; ++k) {
       float lane[16] = {};
@@ -131,7 +131,9 @@ void apply_relu(float* y, int64_t n) {
 // The row stride of a block's matrices: its columns rounded up to whole panels of the
 // product kernel, so no column is left to a slower tail (the extra columns are zero).
 int64_t panel_of_kernels() { return std::max<int64_t>(kernel_panel(), 1); }
-int64_t block_ld(int64_t columns) { return (columns + panel_of_kernels() - 1) / panel_of_kernels() * panel_of_kernels(); }
+int64_t block_ld(int64_t columns) {
+  return (columns + panel_of_kernels() - 1) / panel_of_kernels() * panel_of_kernels();
+}
 
 // m[r][from, ld) = 0 for rows r < rows.
 void zero_columns(float* m, int64_t rows, int64_t from, int64_t ld) {
@@ -139,7 +141,9 @@ void zero_columns(float* m, int64_t rows, int64_t from, int64_t ld) {
     for (int64_t r = 0; r < rows; ++r) std::fill(m + r * ld + from, m + (r + 1) * ld, 0.0f);
 }
 
-const char* bias_name(BiasKind b) { return b == BiasKind::none ? ", no bias" : b == BiasKind::location ? ", bias per location" : ""; }
+const char* bias_name(BiasKind b) {
+  return b == BiasKind::none ? ", no bias" : b == BiasKind::location ? ", bias per location" : "";
+}
 
 }  // namespace
 
@@ -201,7 +205,8 @@ std::string Conv::describe() const {
     for (const auto& r : o_.connections) n += static_cast<int64_t>(r.size());
     s += cat(", table of ", n, " connections");
   }
-  if (o_.locally_connected) s += ", locally connected";
+  if (o_.locally_connected)
+    s += ", locally connected";
   else if (o_.tiles.size() > 1 || o_.tiles[0] > 1) {
     s += ", tiles ";
     for (size_t i = 0; i < o_.tiles.size(); ++i) s += cat(i ? "x" : "", o_.tiles[i]);
@@ -213,8 +218,7 @@ std::string Conv::describe() const {
 }
 
 Conv::Geometry Conv::geometry(const Shape& x) const {
-  if (x.rank() < 2 || x.rank() > 4)
-    shape_error(cat("expects [C, W], [C, H, W] or [C, D, H, W]; got ", x.str()));
+  if (x.rank() < 2 || x.rank() > 4) shape_error(cat("expects [C, W], [C, H, W] or [C, D, H, W]; got ", x.str()));
   Geometry g;
   const auto spatial = spatial_of(x);
   g.w = resolve_window(o_.window, spatial, [this](const std::string& m) { shape_error(m); });
@@ -236,10 +240,8 @@ Conv::Geometry Conv::geometry(const Shape& x) const {
     g.blocks = g.first_block.back();
   } else {
     g.groups = o_.groups;
-    if (g.C % g.groups)
-      shape_error(cat(g.groups, " groups do not divide the ", g.C, " input channels"));
-    if (g.K % g.groups)
-      shape_error(cat(g.groups, " groups do not divide the ", g.K, " filters"));
+    if (g.C % g.groups) shape_error(cat(g.groups, " groups do not divide the ", g.C, " input channels"));
+    if (g.K % g.groups) shape_error(cat(g.groups, " groups do not divide the ", g.K, " filters"));
     g.Cg = g.C / g.groups;
     g.Kg = g.K / g.groups;
     g.blocks = g.K * g.Cg;
@@ -280,7 +282,8 @@ std::vector<ParamSpec> Conv::param_specs(const Shape& x) const {
     ws = Shape(std::span<const int64_t>(d.data(), static_cast<size_t>(r)));
   }
   // Inputs feeding one output, outputs fed by one input (averaged over a table).
-  const int64_t fan_in = std::max<int64_t>(1, g.blocks * kvol / g.K), fan_out = std::max<int64_t>(1, g.blocks * kvol / g.C);
+  const int64_t fan_in = std::max<int64_t>(1, g.blocks * kvol / g.K),
+                fan_out = std::max<int64_t>(1, g.blocks * kvol / g.C);
   std::vector<ParamSpec> p{{"w", ws, o_.w_init, fan_in, fan_out, true}};
   if (o_.bias == BiasKind::channel) p.push_back({"b", {g.K}, o_.b_init, fan_in, fan_out, false});
   if (o_.bias == BiasKind::location) p.push_back({"b", g.w.out_shape(g.K), o_.b_init, fan_in, fan_out, false});
@@ -375,7 +378,8 @@ void Conv::bind(const Binding& b) {
   if (wide_.transposed) w_t_ = AlignedBuffer(g_.K * g_.Cg * g_.kvol(), AlignedBuffer::Uninitialized{});
   if (wide_.positions) w_fwd_ = AlignedBuffer(g_.K * g_.Cg * g_.kvol(), AlignedBuffer::Uninitialized{});
   const int64_t n = scratch_size_;
-  scratch_ = tbb::enumerable_thread_specific<AlignedBuffer>([n] { return AlignedBuffer(n, AlignedBuffer::Uninitialized{}); });
+  scratch_ =
+      tbb::enumerable_thread_specific<AlignedBuffer>([n] { return AlignedBuffer(n, AlignedBuffer::Uninitialized{}); });
   if (o_.relu && g_.T > 1) masked_ = AlignedBuffer(max_batch_ * g_.K * P, AlignedBuffer::Uninitialized{});
 }
 
@@ -393,7 +397,8 @@ const float* Conv::dense_weights() {
     for (int64_t k = 0; k < K; ++k)
       for (int64_t j = g_.first_block[k]; j < g_.first_block[k + 1]; ++j) {
         const int64_t c = o_.connections[static_cast<size_t>(k)][static_cast<size_t>(j - g_.first_block[k])];
-        std::memcpy(d + ((t * K + k) * C + c) * kvol, w + (t * g_.blocks + j) * kvol, static_cast<size_t>(kvol) * sizeof(float));
+        std::memcpy(d + ((t * K + k) * C + c) * kvol, w + (t * g_.blocks + j) * kvol,
+                    static_cast<size_t>(kvol) * sizeof(float));
       }
   return d;
 }
@@ -520,8 +525,8 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
         for (int64_t j = 0; j < nb; ++j) {
           pad_input(x.data() + (b0 + j) * in_stride, xp + j * image);
           for (int64_t gr = 0; gr < g.groups; ++gr)
-            kernel_gemm_nn(P, Kg, CgK, 1.0f, Rows{xp + j * image, 0, wide_.pmap.data()}, Rows{w_fwd_.data() + gr * Kg, K},
-                           0.0f, yb + gr * Kg, K, wide_.off.data() + gr * CgK);
+            kernel_gemm_nn(P, Kg, CgK, 1.0f, Rows{xp + j * image, 0, wide_.pmap.data()},
+                           Rows{w_fwd_.data() + gr * Kg, K}, 0.0f, yb + gr * Kg, K, wide_.off.data() + gr * CgK);
           finish_output(yb, 1, K, y.data() + (b0 + j) * K * P);
         }
         continue;
@@ -552,7 +557,8 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
         for (int64_t j = 0; j < nb; ++j) to_columns(x.data() + (b0 + j) * in_stride, xp, cols + j * sc, L);
         zero_columns(cols, CK, nb * sc, L);
         for (int64_t gr = 0; gr < g.groups; ++gr)
-          gemm(false, false, Kg, L, CgK, 1.0f, W + gr * Kg * CgK, CgK, cols + gr * CgK * L, L, 0.0f, Y + gr * Kg * L, L);
+          gemm(false, false, Kg, L, CgK, 1.0f, W + gr * Kg * CgK, CgK, cols + gr * CgK * L, L, 0.0f, Y + gr * Kg * L,
+               L);
       }
       for (int64_t j = 0; j < nb; ++j) {
         float* yi = y.data() + (b0 + j) * K * P;
@@ -622,8 +628,10 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
         if (!direct) zero_columns(dyb, K, nb * sc, L);
         for (int64_t j = 0; j < nb; ++j) {
           const int64_t i = b0 + j;
-          if (implicit) pad_input(x.data() + i * in_stride, xp + j * image);
-          else to_columns(x.data() + i * in_stride, xp, cols + j * sc, L);
+          if (implicit)
+            pad_input(x.data() + i * in_stride, xp + j * image);
+          else
+            to_columns(x.data() + i * in_stride, xp, cols + j * sc, L);
           const float* dyi = dy.data() + i * K * P;
           if (direct) {
             bias_gradient(o_.bias, dyi, K, P, first && j == 0, db);
@@ -668,8 +676,9 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
                              compact ? wide_.pmap.data() : nullptr);
           else if (compact)  // per sample: one piece of each dot product per output row
             for (int64_t j = 0; j < nb; ++j)
-              kernel_gemm_nt(Kg, CgK, OW, 1.0f, D + gr * Kg * L + j * sc, L, Rows{xp + j * image, 0, wide_.off.data() + gr * CgK},
-                             first && j == 0 ? 0.0f : 1.0f, dW + gr * Kg * CgK, CgK, rows, OW, Wp);
+              kernel_gemm_nt(Kg, CgK, OW, 1.0f, D + gr * Kg * L + j * sc, L,
+                             Rows{xp + j * image, 0, wide_.off.data() + gr * CgK}, first && j == 0 ? 0.0f : 1.0f,
+                             dW + gr * Kg * CgK, CgK, rows, OW, Wp);
           else if (implicit)  // one dot product per weight over the block's samples, each in its image
             kernel_gemm_nt(Kg, CgK, sc, 1.0f, D + gr * Kg * L, L, Rows{xp, 0, wide_.off.data() + gr * CgK},
                            first ? 0.0f : 1.0f, dW + gr * Kg * CgK, CgK, nb, sc, image);
@@ -683,7 +692,8 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
             kernel_gemm_nn(true, CgK, L, Kg, 1.0f, W + gr * Kg * CgK, CgK, Rows{D + gr * Kg * L, L}, 0.0f,
                            dcols + gr * CgK * L, L);
           else
-            gemm(true, false, CgK, L, Kg, 1.0f, W + gr * Kg * CgK, CgK, D + gr * Kg * L, L, 0.0f, dcols + gr * CgK * L, L);
+            gemm(true, false, CgK, L, Kg, 1.0f, W + gr * Kg * CgK, CgK, D + gr * Kg * L, L, 0.0f, dcols + gr * CgK * L,
+                 L);
         }
         for (int64_t j = 0; j < nb; ++j) from_columns(dcols + j * sc, L, xp, dx.data() + (b0 + j) * in_stride);
       }
@@ -706,8 +716,10 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
 
 void Conv::forward(ConstTensorView x, TensorView y, const StepContext&) {
   if (!o_.reference && g_.T == 1) return forward_blocks(x, y);  // the activation fused
-  if (o_.reference) forward_reference(x, y);
-  else forward_tiled(x, y);
+  if (o_.reference)
+    forward_reference(x, y);
+  else
+    forward_tiled(x, y);
   if (o_.relu) apply_relu(y.data(), y.numel());
 }
 
@@ -725,8 +737,10 @@ void Conv::backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, Te
     });
     d = ConstTensorView(m, dy.shape());
   }
-  if (o_.reference) backward_reference(x, d, dx);
-  else backward_tiled(x, d, dx);
+  if (o_.reference)
+    backward_reference(x, d, dx);
+  else
+    backward_tiled(x, d, dx);
 }
 
 void Conv::forward_tiled(ConstTensorView x, TensorView y) {
@@ -872,7 +886,8 @@ void Conv::forward_reference(ConstTensorView x, TensorView y) const {
               for_each_input(g, o_.connections, k, [&](int64_t c, int64_t blk) {
                 const float* wb = W + (t * g.blocks + blk) * kvol;
                 const float* xc = x.data() + (i * g.C + c) * iv;
-                for_each_tap(g.w, od, oh, ow, [&](int64_t kk, int64_t q) { acc += static_cast<double>(wb[kk]) * xc[q]; });
+                for_each_tap(g.w, od, oh, ow,
+                             [&](int64_t kk, int64_t q) { acc += static_cast<double>(wb[kk]) * xc[q]; });
               });
               y.data()[(i * g.K + k) * P + p] = static_cast<float>(acc);
             }
@@ -946,12 +961,12 @@ std::string ConvTranspose::describe() const {
 }
 
 Window ConvTranspose::window(const Shape& x) const {
-  if (x.rank() < 2 || x.rank() > 4)
-    shape_error(cat("expects [C, W], [C, H, W] or [C, D, H, W]; got ", x.str()));
+  if (x.rank() < 2 || x.rank() > 4) shape_error(cat("expects [C, W], [C, H, W] or [C, D, H, W]; got ", x.str()));
   if (x[0] % o_.groups) shape_error(cat(o_.groups, " groups do not divide the ", x[0], " input channels"));
   if (o_.filters % o_.groups) shape_error(cat(o_.groups, " groups do not divide the ", o_.filters, " filters"));
   const auto spatial = spatial_of(x);
-  return resolve_transposed_window(o_.window, spatial, o_.output_padding, [this](const std::string& m) { shape_error(m); });
+  return resolve_transposed_window(o_.window, spatial, o_.output_padding,
+                                   [this](const std::string& m) { shape_error(m); });
 }
 
 Shape ConvTranspose::output_shape(const Shape& x) const { return window(x).in_shape(o_.filters); }
@@ -986,7 +1001,8 @@ void ConvTranspose::bind(const Binding& b) {
   partials_ = AlignedBuffer(max_partials(partial_size_, b.max_batch) * partial_size_);
   scratch_size_ = align_floats(K_ * w_.k_vol() * w_.out_vol());
   const int64_t n = scratch_size_;
-  scratch_ = tbb::enumerable_thread_specific<AlignedBuffer>([n] { return AlignedBuffer(n, AlignedBuffer::Uninitialized{}); });
+  scratch_ =
+      tbb::enumerable_thread_specific<AlignedBuffer>([n] { return AlignedBuffer(n, AlignedBuffer::Uninitialized{}); });
 }
 
 void ConvTranspose::forward(ConstTensorView x, TensorView y, const StepContext&) {
@@ -1003,14 +1019,16 @@ void ConvTranspose::forward(ConstTensorView x, TensorView y, const StepContext&)
       float* target = pointwise ? yi : cols;
       // cols_g = W_g^T x_g: W_g is [Cg, Kg * kvol].
       for (int64_t gr = 0; gr < o_.groups; ++gr)
-        gemm(true, false, KgK, P, Cg_, 1.0f, W + gr * Cg_ * KgK, KgK, xi + gr * Cg_ * P, P, 0.0f, target + gr * KgK * P, P);
+        gemm(true, false, KgK, P, Cg_, 1.0f, W + gr * Cg_ * KgK, KgK, xi + gr * Cg_ * P, P, 0.0f, target + gr * KgK * P,
+             P);
       if (!pointwise) col2im(w_, K_, cols, yi);
       add_bias(o_.bias, bias, K_, IV, yi);
     }
   });
 }
 
-void ConvTranspose::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx, const StepContext&) {
+void ConvTranspose::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx,
+                             const StepContext&) {
   if (o_.reference) return backward_reference(x, dy, dx);
   const int64_t n = x.batch(), P = w_.out_vol(), IV = w_.in_vol(), KgK = Kg_ * w_.k_vol();
   const bool pointwise = w_.is_pointwise();
@@ -1057,7 +1075,8 @@ void ConvTranspose::forward_reference(ConstTensorView x, TensorView y) const {
   parallel_chunks(x.batch(), 1, [&](int64_t n0, int64_t n1) {
     for (int64_t i = n0; i < n1; ++i) {
       float* yi = y.data() + i * K_ * IV;
-      for (int64_t q = 0; q < K_ * IV; ++q) yi[q] = !bias ? 0.0f : o_.bias == BiasKind::channel ? bias[q / IV] : bias[q];
+      for (int64_t q = 0; q < K_ * IV; ++q)
+        yi[q] = !bias ? 0.0f : o_.bias == BiasKind::channel ? bias[q / IV] : bias[q];
       for (int64_t c = 0; c < C_; ++c) {
         const int64_t gr = c / Cg_;
         int64_t p = 0;
@@ -1115,7 +1134,8 @@ void ConvTranspose::backward_reference(ConstTensorView x, ConstTensorView dy, Te
 Tensor convolve(ConstTensorView f, ConstTensorView g, ConvolveMode mode) {
   const int r = f.shape().rank();
   if (r < 1 || r > 3 || g.shape().rank() != r)
-    throw ShapeError(cat("convolve: f and g need the same rank, 1 to 3; got ", f.shape().str(), " and ", g.shape().str()));
+    throw ShapeError(
+        cat("convolve: f and g need the same rank, 1 to 3; got ", f.shape().str(), " and ", g.shape().str()));
   Dims3 m{1, 1, 1}, k{1, 1, 1};
   for (int i = 0; i < r; ++i) {
     m[3 - r + i] = f.shape()[i];
@@ -1130,8 +1150,10 @@ Tensor convolve(ConstTensorView f, ConstTensorView g, ConvolveMode mode) {
       g_larger = g_larger && k[t] >= m[t];
     }
     if (!f_larger && !g_larger)
-      throw ShapeError(cat("convolve: in valid mode one input must be at least as large as the other in every "
-                           "dimension; got ", f.shape().str(), " and ", g.shape().str()));
+      throw ShapeError(
+          cat("convolve: in valid mode one input must be at least as large as the other in every "
+              "dimension; got ",
+              f.shape().str(), " and ", g.shape().str()));
     if (!f_larger) {  // convolution commutes, as numpy and scipy use
       std::swap(m, k);
       std::swap(fp, gp);
@@ -1140,9 +1162,15 @@ Tensor convolve(ConstTensorView f, ConstTensorView g, ConvolveMode mode) {
   Dims3 out{}, start{};
   for (int t = 0; t < 3; ++t) {
     switch (mode) {
-      case ConvolveMode::full: out[t] = m[t] + k[t] - 1, start[t] = 0; break;
-      case ConvolveMode::same: out[t] = m[t], start[t] = (k[t] - 1) / 2; break;
-      case ConvolveMode::valid: out[t] = m[t] - k[t] + 1, start[t] = k[t] - 1; break;
+      case ConvolveMode::full:
+        out[t] = m[t] + k[t] - 1, start[t] = 0;
+        break;
+      case ConvolveMode::same:
+        out[t] = m[t], start[t] = (k[t] - 1) / 2;
+        break;
+      case ConvolveMode::valid:
+        out[t] = m[t] - k[t] + 1, start[t] = k[t] - 1;
+        break;
     }
   }
   std::array<int64_t, 3> dims{};

@@ -12,15 +12,15 @@
 // The fast path is im2col + BLAS, TBB-parallel over fixed chunks of samples. Without
 // tiling, a block of samples shares one product per group: their columns lie side by
 // side in one matrix (nb * P columns), so LeNet-sized layers make products large enough
-// for the BLAS to run near its peak. Tiled layers make one product per sample and tile; weight gradients are summed per chunk and the chunk partials
-// added in chunk order, so results do not depend on the thread count. A naive reference
+// for the BLAS to run near its peak. Tiled layers make one product per sample and tile; weight gradients are summed per
+// chunk and the chunk partials added in chunk order, so results do not depend on the thread count. A naive reference
 // path (impl: reference) is kept for tests and debugging.
 #pragma once
 
+#include <tbb/enumerable_thread_specific.h>
+
 #include <memory>
 #include <vector>
-
-#include <tbb/enumerable_thread_specific.h>
 
 #include "framework/layer.hpp"
 #include "framework/tensor.hpp"
@@ -42,7 +42,7 @@ class Conv : public UnaryLayer {
     int64_t groups = 1;
     // connections[k] = the input channels filter k reads (LeNet-5's C3 table). Empty: all.
     std::vector<std::vector<int64_t>> connections;
-    std::vector<int64_t> tiles{1};  // period of the weight sharing per dimension
+    std::vector<int64_t> tiles{1};   // period of the weight sharing per dimension
     bool locally_connected = false;  // tiles: all (one weight set per output position)
     BiasKind bias = BiasKind::channel;
     Init w_init = Init::scaled(Init::Kind::HeUniform);
@@ -66,7 +66,8 @@ class Conv : public UnaryLayer {
   int64_t flops(std::span<const Shape> x, const Shape& y) const override;
   void bind(const Binding& b) override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
-  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) override;
+  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                const StepContext& ctx) override;
 
   // Everything derived from the options and the input shape.
   struct Geometry {
@@ -99,37 +100,37 @@ class Conv : public UnaryLayer {
   void from_columns(const float* dcols, int64_t ld, float* xp, float* dxi) const;
   void pad_input(const float* xi, float* xp) const;
   void scatter_table_gradient(const float* dw_dense);  // dense-layout gradient into the table's
-  const float* dense_weights();  // the weights as [T, K, Cg * kvol] (expanding a table)
-  int64_t cols_floats() const;   // untiled: floats of the cols (implicit: dy^T) scratch
+  const float* dense_weights();                        // the weights as [T, K, Cg * kvol] (expanding a table)
+  int64_t cols_floats() const;                         // untiled: floats of the cols (implicit: dy^T) scratch
 
   Options o_;
   Geometry g_;
   int64_t max_batch_ = 0;
   // Fast-path state, sized at bind.
-  int64_t nb_ = 1;                    // untiled: samples per product
-  struct Wide {                       // the wide column layout (conv.cpp, pad_input)
+  int64_t nb_ = 1;  // untiled: samples per product
+  struct Wide {     // the wide column layout (conv.cpp, pad_input)
     bool on = false;
-    int64_t Hp = 0, Wp = 0;           // the padded image the windows cover
-    int64_t Pc = 0;                   // columns per sample: OH * Wp (wide) or P
-    int64_t image = 0;                // floats of the padded-image scratch
+    int64_t Hp = 0, Wp = 0;  // the padded image the windows cover
+    int64_t Pc = 0;          // columns per sample: OH * Wp (wide) or P
+    int64_t image = 0;       // floats of the padded-image scratch
     // Implicit (when this build has the product kernels): no column matrix; the kernels
     // read its rows in place, row (c, kh, kw) at off[row] in the padded image, and each
     // sample takes Pcp columns (Pc rounded up to whole kernel panels) in y and dy.
     bool implicit = false;
-    bool transposed = false;          // implicit, Kg whole panels: dW^T = cols dY^T
-    bool compact = false;             // implicit, rows of whole panels or positions: no wide positions
-    bool positions = false;           // compact with rows of any width: y^T = cols^T W^T (forward)
-    std::vector<int64_t> pmap;        // compact: output position q's column in the padded image
+    bool transposed = false;    // implicit, Kg whole panels: dW^T = cols dY^T
+    bool compact = false;       // implicit, rows of whole panels or positions: no wide positions
+    bool positions = false;     // compact with rows of any width: y^T = cols^T W^T (forward)
+    std::vector<int64_t> pmap;  // compact: output position q's column in the padded image
     int64_t Pcp = 0;
     std::vector<int64_t> off;
   } wide_;
-  std::vector<int64_t> order_;        // tiled: output positions sorted by tile
-  std::vector<int64_t> tile_begin_;   // tiled: where each tile's positions start in order_
-  AlignedBuffer w_dense_;             // table: expanded weights; gradient partials reduce into it
-  AlignedBuffer partials_;            // per chunk of samples: [dW (dense layout), db]
-  AlignedBuffer masked_;              // relu, tiled or reference: dy where y > 0
-  AlignedBuffer w_t_;                 // transposed: the summed weight gradient, [groups, CgK, Kg]
-  AlignedBuffer w_fwd_;               // positions: the weights transposed for the forward pass, [CgK, K]
+  std::vector<int64_t> order_;       // tiled: output positions sorted by tile
+  std::vector<int64_t> tile_begin_;  // tiled: where each tile's positions start in order_
+  AlignedBuffer w_dense_;            // table: expanded weights; gradient partials reduce into it
+  AlignedBuffer partials_;           // per chunk of samples: [dW (dense layout), db]
+  AlignedBuffer masked_;             // relu, tiled or reference: dy where y > 0
+  AlignedBuffer w_t_;                // transposed: the summed weight gradient, [groups, CgK, Kg]
+  AlignedBuffer w_fwd_;              // positions: the weights transposed for the forward pass, [CgK, K]
   int64_t partial_size_ = 0;
   int64_t scratch_size_ = 0;
   tbb::enumerable_thread_specific<AlignedBuffer> scratch_;
@@ -160,7 +161,8 @@ class ConvTranspose : public UnaryLayer {
   int64_t flops(std::span<const Shape> x, const Shape& y) const override;
   void bind(const Binding& b) override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
-  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) override;
+  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                const StepContext& ctx) override;
 
  private:
   // w.in is this layer's output (the image), w.out its input positions.

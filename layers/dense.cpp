@@ -27,7 +27,9 @@ std::unique_ptr<Layer> Dense::from_config(const Config& c) {
   return std::make_unique<Dense>(o);
 }
 
-std::string Dense::describe() const { return cat(o_.units, " units", o_.bias ? "" : ", no bias", ", init ", o_.w_init.str()); }
+std::string Dense::describe() const {
+  return cat(o_.units, " units", o_.bias ? "" : ", no bias", ", init ", o_.w_init.str());
+}
 
 Shape Dense::output_shape(const Shape& x) const {
   if (o_.units <= 0) shape_error(cat("units must be positive; got ", o_.units));

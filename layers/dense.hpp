@@ -32,7 +32,8 @@ class Dense : public UnaryLayer {
   }
   void bind(const Binding& b) override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
-  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) override;
+  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                const StepContext& ctx) override;
 
  private:
   Options o_;

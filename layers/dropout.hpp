@@ -24,7 +24,8 @@ class Dropout : public UnaryLayer {
   std::string describe() const override;
   Shape output_shape(const Shape& x) const override { return x; }
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
-  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) override;
+  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                const StepContext& ctx) override;
 
  private:
   // Multiplies v by the mask (0 or 1/(1-p)) of the rows of this call.

@@ -4,8 +4,6 @@
 // gemm() uses the BLAS for everything.
 #include "layers/gemm_kernels.hpp"
 
-#include "framework/error.hpp"
-
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -14,6 +12,7 @@
 #include <string>
 #include <utility>
 
+#include "framework/error.hpp"
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <cpuid.h>
@@ -246,10 +245,14 @@ struct Impl {
     const auto none = [](int64_t) { return static_cast<const float*>(nullptr); };
     const auto by_offset = [&](int64_t i) { return a.base + a.off[i]; };
     const auto by_ld = [&](int64_t i) { return a.base + i * a.ld; };
-    if (a_columns && a.off) gemm_nn<V, kByRowMapped>(m, n, k, alpha, a.base, 0, 1, by_offset, a_columns, b, beta, c, ldc);
-    else if (a_columns) gemm_nn<V, kByRowMapped>(m, n, k, alpha, a.base, 0, 1, by_ld, a_columns, b, beta, c, ldc);
-    else if (a.off) gemm_nn<V, kByRow>(m, n, k, alpha, a.base, 0, 1, by_offset, nullptr, b, beta, c, ldc);
-    else gemm_nn<V, kStrided>(m, n, k, alpha, a.base, a.ld, 1, none, nullptr, b, beta, c, ldc);
+    if (a_columns && a.off)
+      gemm_nn<V, kByRowMapped>(m, n, k, alpha, a.base, 0, 1, by_offset, a_columns, b, beta, c, ldc);
+    else if (a_columns)
+      gemm_nn<V, kByRowMapped>(m, n, k, alpha, a.base, 0, 1, by_ld, a_columns, b, beta, c, ldc);
+    else if (a.off)
+      gemm_nn<V, kByRow>(m, n, k, alpha, a.base, 0, 1, by_offset, nullptr, b, beta, c, ldc);
+    else
+      gemm_nn<V, kStrided>(m, n, k, alpha, a.base, a.ld, 1, none, nullptr, b, beta, c, ldc);
   }
   static void nt(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const Rows& b, float beta,
                  float* c, int64_t ldc, Segments seg) {
@@ -306,7 +309,7 @@ const Kernels* chosen() {
     const std::string v = env;
     if (v != "256" && v != "512")
       throw ConfigError("HUBEL_VECTOR_WIDTH=" + v +
-                               ": expected 256 or 512 (or unset it, and hubel chooses for this CPU)");
+                        ": expected 256 or 512 (or unset it, and hubel chooses for this CPU)");
     if (const Kernels* k = kernels_of(std::stoi(v))) return k;
     throw ConfigError("HUBEL_VECTOR_WIDTH=512: this build or this CPU has no AVX-512 kernels; set 256 or unset it");
   }
@@ -335,7 +338,9 @@ std::vector<int> kernel_widths() {
 
 void use_kernel_width(int bits) {
   const Kernels* k = kernels_of(bits);
-  if (!k) throw std::invalid_argument("use_kernel_width: no " + std::to_string(bits) + "-bit kernels in this build on this CPU");
+  if (!k)
+    throw std::invalid_argument("use_kernel_width: no " + std::to_string(bits) +
+                                "-bit kernels in this build on this CPU");
   g_selected.store(k, std::memory_order_release);
 }
 
@@ -380,8 +385,9 @@ void kernel_gemm_nn(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, 
     for (int64_t j = 0; j < n; ++j) {
       double sum = 0;
       for (int64_t p = 0; p < k; ++p)
-        sum += double{trans_a ? a[p * lda + i] : a[i * lda + p]} *
-               (b.off ? b.base + b.off[p] : b.base + p * b.ld)[b.group ? j / b.group * b.group_stride + j % b.group : j];
+        sum +=
+            double{trans_a ? a[p * lda + i] : a[i * lda + p]} *
+            (b.off ? b.base + b.off[p] : b.base + p * b.ld)[b.group ? j / b.group * b.group_stride + j % b.group : j];
       c[i * ldc + j] = static_cast<float>(alpha * sum + (beta == 0 ? 0.0 : beta * c[i * ldc + j]));
     }
 }

@@ -22,7 +22,9 @@ Shape Add::output_shape(std::span<const Shape> x) const {
   return x[0];
 }
 
-int64_t Add::flops(std::span<const Shape> x, const Shape& y) const { return y.numel() * static_cast<int64_t>(x.size() - 1); }
+int64_t Add::flops(std::span<const Shape> x, const Shape& y) const {
+  return y.numel() * static_cast<int64_t>(x.size() - 1);
+}
 
 void Add::forward(std::span<const ConstTensorView> x, TensorView y, const StepContext&) {
   float* yp = y.data();
@@ -36,8 +38,8 @@ void Add::forward(std::span<const ConstTensorView> x, TensorView y, const StepCo
   });
 }
 
-void Add::backward(std::span<const ConstTensorView>, ConstTensorView, ConstTensorView dy, std::span<const TensorView> dx,
-                   const StepContext&) {
+void Add::backward(std::span<const ConstTensorView>, ConstTensorView, ConstTensorView dy,
+                   std::span<const TensorView> dx, const StepContext&) {
   for (size_t i = 0; i < dx.size(); ++i)
     if (!dx[i].empty()) std::memcpy(dx[i].data(), dy.data(), dy.numel() * sizeof(float));
 }
@@ -45,14 +47,15 @@ void Add::backward(std::span<const ConstTensorView>, ConstTensorView, ConstTenso
 std::unique_ptr<Layer> Concat::from_config(const Config&) { return std::make_unique<Concat>(); }
 
 Shape Concat::output_shape(std::span<const Shape> x) const {
-  if (x.size() < 2) shape_error(cat("concatenates two or more inputs; got ", x.size(), " (name them with 'inputs: [a, b]')"));
+  if (x.size() < 2)
+    shape_error(cat("concatenates two or more inputs; got ", x.size(), " (name them with 'inputs: [a, b]')"));
   Shape out = x[0];
   for (size_t i = 1; i < x.size(); ++i) {
     bool ok = x[i].rank() == x[0].rank();
     for (int d = 1; ok && d < x[0].rank(); ++d) ok = x[i][d] == x[0][d];
     if (!ok)
-      shape_error(cat("inputs must agree in every dimension but the first (channels); input 0 is ", x[0].str(), ", input ", i,
-                      " is ", x[i].str()));
+      shape_error(cat("inputs must agree in every dimension but the first (channels); input 0 is ", x[0].str(),
+                      ", input ", i, " is ", x[i].str()));
     out[0] += x[i][0];
   }
   return out;

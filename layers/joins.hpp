@@ -28,8 +28,8 @@ class Add : public Layer {
   Shape output_shape(std::span<const Shape> x) const override;
   int64_t flops(std::span<const Shape> x, const Shape& y) const override;
   void forward(std::span<const ConstTensorView> x, TensorView y, const StepContext& ctx) override;
-  void backward(std::span<const ConstTensorView> x, ConstTensorView y, ConstTensorView dy, std::span<const TensorView> dx,
-                const StepContext& ctx) override;
+  void backward(std::span<const ConstTensorView> x, ConstTensorView y, ConstTensorView dy,
+                std::span<const TensorView> dx, const StepContext& ctx) override;
 };
 
 class Concat : public Layer {
@@ -39,8 +39,8 @@ class Concat : public Layer {
   int arity() const override { return 0; }
   Shape output_shape(std::span<const Shape> x) const override;
   void forward(std::span<const ConstTensorView> x, TensorView y, const StepContext& ctx) override;
-  void backward(std::span<const ConstTensorView> x, ConstTensorView y, ConstTensorView dy, std::span<const TensorView> dx,
-                const StepContext& ctx) override;
+  void backward(std::span<const ConstTensorView> x, ConstTensorView y, ConstTensorView dy,
+                std::span<const TensorView> dx, const StepContext& ctx) override;
 };
 
 }  // namespace hubel::layers

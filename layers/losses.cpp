@@ -31,14 +31,18 @@ int64_t argmax(const float* v, int64_t k) { return std::max_element(v, v + k) - 
 
 // ---- softmax cross-entropy ----
 
-std::unique_ptr<Loss> SoftmaxCrossEntropy::from_config(const Config&) { return std::make_unique<SoftmaxCrossEntropy>(); }
+std::unique_ptr<Loss> SoftmaxCrossEntropy::from_config(const Config&) {
+  return std::make_unique<SoftmaxCrossEntropy>();
+}
 
 void SoftmaxCrossEntropy::check(const Shape& y, int64_t num_classes) const {
   if (num_classes == 0)
-    throw ShapeError("softmax_cross_entropy needs class labels, but the data has target values; use mse for regression");
+    throw ShapeError(
+        "softmax_cross_entropy needs class labels, but the data has target values; use mse for regression");
   if (y.numel() != num_classes)
-    throw ShapeError(cat("softmax_cross_entropy: the network outputs ", y.str(), " (", y.numel(), " values) per sample but the data has ",
-                         num_classes, " classes: make the last layer output ", num_classes, " values"));
+    throw ShapeError(cat("softmax_cross_entropy: the network outputs ", y.str(), " (", y.numel(),
+                         " values) per sample but the data has ", num_classes, " classes: make the last layer output ",
+                         num_classes, " values"));
 }
 
 LossStats SoftmaxCrossEntropy::evaluate(ConstTensorView y, const Targets& t, TensorView dy, float scale) const {
@@ -60,7 +64,8 @@ LossStats SoftmaxCrossEntropy::evaluate(ConstTensorView y, const Targets& t, Ten
       if (!dy.empty()) {
         float* d = dy.data() + r * k;
         const double inv = 1.0 / sum;
-        for (int64_t j = 0; j < k; ++j) d[j] = static_cast<float>(std::exp(static_cast<double>(yr[j] - m)) * inv) * scale;
+        for (int64_t j = 0; j < k; ++j)
+          d[j] = static_cast<float>(std::exp(static_cast<double>(yr[j] - m)) * inv) * scale;
         d[label] -= scale;
       }
     }
@@ -73,22 +78,24 @@ LossStats SoftmaxCrossEntropy::evaluate(ConstTensorView y, const Targets& t, Ten
 std::unique_ptr<Loss> MeanSquaredError::from_config(const Config& c) {
   if (!c.is_map()) return std::make_unique<MeanSquaredError>();
   const bool input = c.choice("target", {"data", "input"}, "data") == "input";
-  if (input && (c.has("on") || c.has("off"))) c.fail("on and off shape one-hot targets of labels; with target: input there are none");
+  if (input && (c.has("on") || c.has("off")))
+    c.fail("on and off shape one-hot targets of labels; with target: input there are none");
   return std::make_unique<MeanSquaredError>(c.get<float>("on", 1.0f), c.get<float>("off", 0.0f), input);
 }
 
 void MeanSquaredError::check(const Shape& y, int64_t num_classes) const {
   if (reconstruct_) return;  // the Trainer checks the output against the input shape
   if (num_classes > 0 && y.numel() != num_classes)
-    throw ShapeError(cat("mse with class labels compares the output with a one-hot target: the network outputs ", y.numel(),
-                         " values per sample but the data has ", num_classes, " classes"));
+    throw ShapeError(cat("mse with class labels compares the output with a one-hot target: the network outputs ",
+                         y.numel(), " values per sample but the data has ", num_classes, " classes"));
 }
 
 LossStats MeanSquaredError::evaluate(ConstTensorView y, const Targets& t, TensorView dy, float scale) const {
   const int64_t n = y.batch(), k = y.stride0();
   check_labels(t, n, k, "mse");
   if (!t.labels && t.values.numel() != y.numel())
-    throw ShapeError(cat("mse: the targets have ", t.values.numel() / std::max<int64_t>(1, n), " values per sample but the network outputs ", k));
+    throw ShapeError(cat("mse: the targets have ", t.values.numel() / std::max<int64_t>(1, n),
+                         " values per sample but the network outputs ", k));
   const float g = 2.0f * scale / static_cast<float>(k);
   return deterministic_sum<LossStats>(n, grain_for(k * 4), [&](int64_t r0, int64_t r1) {
     LossStats s;
@@ -111,15 +118,17 @@ LossStats MeanSquaredError::evaluate(ConstTensorView y, const Targets& t, Tensor
 
 // ---- sigmoid cross-entropy ----
 
-std::unique_ptr<Loss> SigmoidCrossEntropy::from_config(const Config&) { return std::make_unique<SigmoidCrossEntropy>(); }
+std::unique_ptr<Loss> SigmoidCrossEntropy::from_config(const Config&) {
+  return std::make_unique<SigmoidCrossEntropy>();
+}
 
 void SigmoidCrossEntropy::check(const Shape& y, int64_t num_classes) const {
   if (num_classes == 0) return;
   if (y.numel() == 1 && num_classes == 2) return;
   if (y.numel() == num_classes) return;
-  throw ShapeError(cat("sigmoid_cross_entropy: the network outputs ", y.numel(), " values per sample; with ", num_classes,
-                       " classes it should output ", num_classes == 2 ? "1 (binary) or 2" : std::to_string(num_classes),
-                       " (one per class)"));
+  throw ShapeError(cat("sigmoid_cross_entropy: the network outputs ", y.numel(), " values per sample; with ",
+                       num_classes, " classes it should output ",
+                       num_classes == 2 ? "1 (binary) or 2" : std::to_string(num_classes), " (one per class)"));
 }
 
 LossStats SigmoidCrossEntropy::evaluate(ConstTensorView y, const Targets& t, TensorView dy, float scale) const {
@@ -133,9 +142,12 @@ LossStats SigmoidCrossEntropy::evaluate(ConstTensorView y, const Targets& t, Ten
       double sum = 0;
       for (int64_t j = 0; j < k; ++j) {
         float target;
-        if (!t.labels) target = t.values.data()[r * k + j];
-        else if (k == 1) target = static_cast<float>(t.labels[r]);
-        else target = j == t.labels[r] ? 1.0f : 0.0f;
+        if (!t.labels)
+          target = t.values.data()[r * k + j];
+        else if (k == 1)
+          target = static_cast<float>(t.labels[r]);
+        else
+          target = j == t.labels[r] ? 1.0f : 0.0f;
         const double z = yr[j];
         sum += std::max(z, 0.0) - z * target + std::log1p(std::exp(-std::abs(z)));
         if (!dy.empty()) dy.data()[r * k + j] = g * (1.0f / (1.0f + std::exp(-yr[j])) - target);

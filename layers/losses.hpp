@@ -27,7 +27,8 @@ class SoftmaxCrossEntropy : public Loss {
 // LeNet-5 with scaled tanh uses -1 and 1).
 class MeanSquaredError : public Loss {
  public:
-  MeanSquaredError(float on = 1, float off = 0, bool reconstruct = false) : on_(on), off_(off), reconstruct_(reconstruct) {}
+  MeanSquaredError(float on = 1, float off = 0, bool reconstruct = false)
+      : on_(on), off_(off), reconstruct_(reconstruct) {}
   // mse | {type: mse, on: 1, off: 0} | {type: mse, target: input} (least squares against
   // the network's input: an autoencoder)
   static std::unique_ptr<Loss> from_config(const Config& c);

@@ -117,7 +117,8 @@ void BatchNorm::forward(ConstTensorView x, TensorView y, const StepContext& ctx)
   });
 }
 
-void BatchNorm::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx, const StepContext& ctx) {
+void BatchNorm::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx,
+                         const StepContext& ctx) {
   const int64_t n = x.batch(), C = channels_, S = spatial_;
   const float* gamma = params_[0].w;
   float* dgamma = params_[0].dw;

@@ -41,7 +41,8 @@ class BatchNorm : public UnaryLayer {
   int64_t flops(std::span<const Shape>, const Shape& y) const override { return 2 * y.numel(); }
   void bind(const Binding& b) override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
-  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) override;
+  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                const StepContext& ctx) override;
 
  private:
   Options o_;
@@ -64,7 +65,8 @@ class LayerNorm : public UnaryLayer {
   int64_t flops(std::span<const Shape>, const Shape& y) const override { return 5 * y.numel(); }
   void bind(const Binding& b) override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
-  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) override;
+  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                const StepContext& ctx) override;
 
  private:
   double eps_;

@@ -254,7 +254,9 @@ std::vector<ParamSpec> Subsample::param_specs(const Shape& x) const {
   return {{"w", {x[0]}, o_.w_init, kvol, 1, true}, {"b", {x[0]}, o_.b_init, kvol, 1, false}};
 }
 
-int64_t Subsample::flops(std::span<const Shape> x, const Shape& y) const { return (window(x[0]).k_vol() + 2) * y.numel(); }
+int64_t Subsample::flops(std::span<const Shape> x, const Shape& y) const {
+  return (window(x[0]).k_vol() + 2) * y.numel();
+}
 
 void Subsample::bind(const Binding& b) {
   UnaryLayer::bind(b);
@@ -314,7 +316,9 @@ void Subsample::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy,
 // ---------------------------------------------------------------------------------------
 // GlobalPool
 
-std::unique_ptr<Layer> GlobalPool::from_config(const Config&, PoolKind kind) { return std::make_unique<GlobalPool>(kind); }
+std::unique_ptr<Layer> GlobalPool::from_config(const Config&, PoolKind kind) {
+  return std::make_unique<GlobalPool>(kind);
+}
 
 Shape GlobalPool::output_shape(const Shape& x) const {
   if (x.rank() < 2) shape_error(cat("expects [C, spatial...]; got ", x.str()));

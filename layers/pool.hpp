@@ -41,7 +41,8 @@ class Pool : public UnaryLayer {
   int64_t flops(std::span<const Shape> x, const Shape& y) const override;
   void bind(const Binding& b) override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
-  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) override;
+  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                const StepContext& ctx) override;
 
  private:
   Window window(const Shape& x) const;
@@ -77,7 +78,8 @@ class Subsample : public UnaryLayer {
   int64_t flops(std::span<const Shape> x, const Shape& y) const override;
   void bind(const Binding& b) override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
-  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) override;
+  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                const StepContext& ctx) override;
 
  private:
   Window window(const Shape& x) const;
@@ -97,7 +99,8 @@ class GlobalPool : public UnaryLayer {
   int64_t flops(std::span<const Shape> x, const Shape&) const override { return x[0].numel(); }
   void bind(const Binding& b) override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
-  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) override;
+  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                const StepContext& ctx) override;
 
  private:
   PoolKind kind_;
@@ -118,7 +121,8 @@ class Maxout : public UnaryLayer {
   int64_t flops(std::span<const Shape> x, const Shape&) const override { return x[0].numel(); }
   void bind(const Binding& b) override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
-  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) override;
+  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                const StepContext& ctx) override;
 
  private:
   int64_t k_;

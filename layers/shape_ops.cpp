@@ -18,11 +18,14 @@ Reshape::Reshape(std::vector<int64_t> target) : target_(std::move(target)) {}
 
 std::unique_ptr<Layer> Reshape::from_config(const Config& c) {
   auto shape = c.get<std::vector<int64_t>>("shape");
-  if (shape.empty() || shape.size() > 4) c.at("shape").fail("reshape.shape has 1 to 4 sizes per sample, e.g. [16, 5, 5]");
+  if (shape.empty() || shape.size() > 4)
+    c.at("shape").fail("reshape.shape has 1 to 4 sizes per sample, e.g. [16, 5, 5]");
   return std::make_unique<Reshape>(shape);
 }
 
-std::unique_ptr<Layer> Reshape::flatten_from_config(const Config&) { return std::make_unique<Reshape>(std::vector<int64_t>{}); }
+std::unique_ptr<Layer> Reshape::flatten_from_config(const Config&) {
+  return std::make_unique<Reshape>(std::vector<int64_t>{});
+}
 
 std::string Reshape::describe() const { return target_.empty() ? "" : Shape(target_).str(); }
 
@@ -42,7 +45,8 @@ Shape Reshape::output_shape(const Shape& x) const {
   }
   std::vector<int64_t> out = target_;
   if (infer >= 0) {
-    if (x.numel() % known) shape_error(cat("cannot reshape ", x.str(), " (", x.numel(), " values) to ", Shape(target_).str()));
+    if (x.numel() % known)
+      shape_error(cat("cannot reshape ", x.str(), " (", x.numel(), " values) to ", Shape(target_).str()));
     out[infer] = x.numel() / known;
   }
   Shape s(out);

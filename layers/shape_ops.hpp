@@ -24,7 +24,8 @@ class Reshape : public UnaryLayer {
   std::string describe() const override;
   Shape output_shape(const Shape& x) const override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
-  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) override;
+  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                const StepContext& ctx) override;
 
  private:
   std::vector<int64_t> target_;

@@ -20,7 +20,8 @@ class Softmax : public UnaryLayer {
   Shape output_shape(const Shape& x) const override { return x; }
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
   // dx_i = y_i (dy_i - sum_j dy_j y_j)
-  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) override;
+  void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                const StepContext& ctx) override;
 };
 
 }  // namespace hubel::layers

@@ -69,15 +69,20 @@ WindowOptions WindowOptions::parse(const Config& c, int rank, bool stride_defaul
   if (auto p = c.find("padding")) {
     if (p->is_scalar()) {
       const auto text = p->as<std::string>();
-      if (text == "valid") o.pad_mode = PadMode::valid;
-      else if (text == "same") o.pad_mode = PadMode::same;
-      else if (text == "full") o.pad_mode = PadMode::full;
+      if (text == "valid")
+        o.pad_mode = PadMode::valid;
+      else if (text == "same")
+        o.pad_mode = PadMode::same;
+      else if (text == "full")
+        o.pad_mode = PadMode::full;
       else if (!text.empty() && (std::isdigit(static_cast<unsigned char>(text[0])) || text[0] == '-')) {
         o.pad_mode = PadMode::explicit_pad;
         o.pad_lo = o.pad_hi = parse_dims(*p, rank, "padding", 0);
       } else {
-        p->fail(cat("padding must be valid, same, full, a number, a list of numbers (one per dimension) or a "
-                    "list of [before, after] pairs; got '", text, "'"));
+        p->fail(
+            cat("padding must be valid, same, full, a number, a list of numbers (one per dimension) or a "
+                "list of [before, after] pairs; got '",
+                text, "'"));
       }
     } else if (p->is_sequence()) {
       o.pad_mode = PadMode::explicit_pad;
@@ -116,9 +121,14 @@ std::string WindowOptions::describe() const {
   if (stride.size() > 1 || stride[0] != 1) s += ", stride " + join_dims(stride, ",");
   if (dilation.size() > 1 || dilation[0] != 1) s += ", dilation " + join_dims(dilation, ",");
   switch (pad_mode) {
-    case PadMode::valid: break;
-    case PadMode::same: s += ", same padding"; break;
-    case PadMode::full: s += ", full padding"; break;
+    case PadMode::valid:
+      break;
+    case PadMode::same:
+      s += ", same padding";
+      break;
+    case PadMode::full:
+      s += ", full padding";
+      break;
     case PadMode::explicit_pad:
       if (pad_lo == pad_hi) {
         if (pad_lo.size() > 1 || pad_lo[0] != 0) s += ", padding " + join_dims(pad_lo, ",");
@@ -180,9 +190,14 @@ Window resolve_window(const WindowOptions& o, std::span<const int64_t> in,
     const int64_t ke = d * (k - 1) + 1;  // the extent of a dilated kernel
     int64_t lo = 0, hi = 0, out = 0;
     switch (o.pad_mode) {
-      case PadMode::valid: break;
-      case PadMode::full: lo = hi = ke - 1; break;
-      case PadMode::explicit_pad: lo = pick(o.pad_lo, i), hi = pick(o.pad_hi, i); break;
+      case PadMode::valid:
+        break;
+      case PadMode::full:
+        lo = hi = ke - 1;
+        break;
+      case PadMode::explicit_pad:
+        lo = pick(o.pad_lo, i), hi = pick(o.pad_hi, i);
+        break;
       case PadMode::same: {
         // ceil(n / s) outputs; the padding needed is split, the odd one after.
         out = (n + s - 1) / s;
@@ -194,9 +209,9 @@ Window resolve_window(const WindowOptions& o, std::span<const int64_t> in,
     }
     const int64_t span = n + lo + hi - ke;
     if (span < 0)
-      fail(cat("dimension ", dn, ": the kernel spans ", ke, k != ke ? " (dilated)" : "", " but the padded input has only ",
-               n + lo + hi, " (", n, " + padding ", lo, "+", hi, "): output size (", n, " - ", ke, " + ", lo + hi, ")/", s,
-               " + 1 would not be positive"));
+      fail(cat("dimension ", dn, ": the kernel spans ", ke, k != ke ? " (dilated)" : "",
+               " but the padded input has only ", n + lo + hi, " (", n, " + padding ", lo, "+", hi, "): output size (",
+               n, " - ", ke, " + ", lo + hi, ")/", s, " + 1 would not be positive"));
     if (o.pad_mode != PadMode::same) {
       const int64_t rem = span % s;
       out = span / s + 1;
@@ -204,7 +219,8 @@ Window resolve_window(const WindowOptions& o, std::span<const int64_t> in,
         if (o.rounding == Rounding::exact)
           fail(cat("dimension ", dn, ": windows of ", ke, " at stride ", s, " do not tile the input of ", n,
                    " with padding ", lo, "+", hi, ": (", n, " - ", ke, " + ", lo + hi, ")/", s, " + 1 = ", span, "/", s,
-                   " + 1 is not whole (", rem, " element", rem == 1 ? "" : "s", " left over). Change the padding or "
+                   " + 1 is not whole (", rem, " element", rem == 1 ? "" : "s",
+                   " left over). Change the padding or "
                    "stride, or choose rounding: floor (drop them) or rounding: ceil (one more window, over padding)"));
         if (o.rounding == Rounding::ceil) {
           ++out;
@@ -231,7 +247,8 @@ Window resolve_transposed_window(const WindowOptions& o, std::span<const int64_t
                                  const std::function<void(const std::string&)>& fail) {
   const int r = static_cast<int>(in.size());
   if (r < 1 || r > 3) fail(cat("needs 1 to 3 spatial dimensions; got ", r));
-  if (o.rank && o.rank != r) fail(cat("is ", o.rank, "-D; got an input with ", r, " spatial dimension", r == 1 ? "" : "s"));
+  if (o.rank && o.rank != r)
+    fail(cat("is ", o.rank, "-D; got an input with ", r, " spatial dimension", r == 1 ? "" : "s"));
   check_rank(o.kernel, r, "kernel", fail);
   check_rank(o.stride, r, "stride", fail);
   check_rank(o.dilation, r, "dilation", fail);
@@ -249,9 +266,14 @@ Window resolve_transposed_window(const WindowOptions& o, std::span<const int64_t
     const int64_t ke = d * (k - 1) + 1;
     int64_t lo = 0, hi = 0, extra = op.empty() ? 0 : pick(op, i);
     switch (o.pad_mode) {
-      case PadMode::valid: break;
-      case PadMode::full: lo = hi = ke - 1; break;
-      case PadMode::explicit_pad: lo = pick(o.pad_lo, i), hi = pick(o.pad_hi, i); break;
+      case PadMode::valid:
+        break;
+      case PadMode::full:
+        lo = hi = ke - 1;
+        break;
+      case PadMode::explicit_pad:
+        lo = pick(o.pad_lo, i), hi = pick(o.pad_hi, i);
+        break;
       case PadMode::same:
         // Output m * s: the transpose of a "same" convolution of stride s.
         if (ke >= s) {

@@ -49,9 +49,9 @@ struct WindowOptions {
 
 // A window resolved against one input: every size known, three spatial dims.
 struct Window {
-  int rank = 0;          // spatial dimensions of the data (1..3)
-  Dims3 in{1, 1, 1};     // input (image) size
-  Dims3 out{1, 1, 1};    // output positions (columns)
+  int rank = 0;        // spatial dimensions of the data (1..3)
+  Dims3 in{1, 1, 1};   // input (image) size
+  Dims3 out{1, 1, 1};  // output positions (columns)
   Dims3 k{1, 1, 1}, s{1, 1, 1}, d{1, 1, 1};
   Dims3 lo{0, 0, 0}, hi{0, 0, 0};  // padding before and after
   PadValue value = PadValue::zero;
@@ -83,9 +83,12 @@ Window resolve_transposed_window(const WindowOptions& o, std::span<const int64_t
 inline int64_t source_index(int64_t i, int64_t n, PadValue v) {
   if (i >= 0 && i < n) return i;
   switch (v) {
-    case PadValue::zero: return -1;
-    case PadValue::reflect: return i < 0 ? -i : 2 * (n - 1) - i;
-    case PadValue::replicate: return i < 0 ? 0 : n - 1;
+    case PadValue::zero:
+      return -1;
+    case PadValue::reflect:
+      return i < 0 ? -i : 2 * (n - 1) - i;
+    case PadValue::replicate:
+      return i < 0 ? 0 : n - 1;
   }
   return -1;
 }

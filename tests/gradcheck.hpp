@@ -17,10 +17,10 @@
 namespace hubel::test {
 
 struct GradCheckOptions {
-  double eps = 1e-3;      // step of the central difference
-  double tol = 1e-2;      // allowed |a - n| / max(1, |a|, |n|)
-  double kink = 0;        // skip inputs within this distance of 0 (ReLU-like kinks)
-  int64_t max_checks = 0; // check at most this many entries per tensor (random ones); 0: all
+  double eps = 1e-3;       // step of the central difference
+  double tol = 1e-2;       // allowed |a - n| / max(1, |a|, |n|)
+  double kink = 0;         // skip inputs within this distance of 0 (ReLU-like kinks)
+  int64_t max_checks = 0;  // check at most this many entries per tensor (random ones); 0: all
   uint64_t seed = 1;
   StepContext ctx{true, 7, 3, 0};
 };
@@ -73,8 +73,10 @@ class LayerHarness {
       w_.emplace_back(s.shape);
       dw_.emplace_back(s.shape);
       // Buffers (running statistics) start as the Net would start them; weights random.
-      if (s.buffer) initialize(w_.back().span(), s.init, s.fan_in, s.fan_out, rng);
-      else randomize(w_.back().span(), rng, 0.5);
+      if (s.buffer)
+        initialize(w_.back().span(), s.init, s.fan_in, s.fan_out, rng);
+      else
+        randomize(w_.back().span(), rng, 0.5);
       buffer_.push_back(s.buffer);
       params_.push_back({s.name, s.shape, w_.back().data(), dw_.back().data()});
     }
@@ -157,7 +159,8 @@ inline void check_loss_gradient(const Loss& loss, Tensor& y, const Targets& t, c
 }
 
 // Every parameter gradient of a built Net (and so of its graph wiring), with loss sum as objective.
-inline void check_net_gradients(Net& net, const Loss& loss, int64_t n, const Targets& t, const GradCheckOptions& o = {}) {
+inline void check_net_gradients(Net& net, const Loss& loss, int64_t n, const Targets& t,
+                                const GradCheckOptions& o = {}) {
   auto f = [&] { return loss.evaluate(net.forward(n, o.ctx), t, TensorView(), 1.0f).loss; };
   const auto y = net.forward(n, o.ctx);
   loss.evaluate(y, t, net.output_grad(n), 1.0f);

@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <thread>
 #include <vector>
 
@@ -60,7 +60,8 @@ TEST(GradientSyncThread, BucketsAndSideReductionsInterleaveCorrectly) {
         sync.reduce(stats);  // while earlier buckets may still be in flight
       }
       sync.finish();
-      for (int64_t i = 0; i < size; i += 997) ASSERT_EQ(grads[static_cast<size_t>(i)], 2.0f * static_cast<float>(i % 1000 + step)) << i;
+      for (int64_t i = 0; i < size; i += 997)
+        ASSERT_EQ(grads[static_cast<size_t>(i)], 2.0f * static_cast<float>(i % 1000 + step)) << i;
       ASSERT_EQ(grads.back(), 2.0f * static_cast<float>((size - 1) % 1000 + step));
       EXPECT_EQ(stats[0], std::pow(2.0, static_cast<double>((size + P / 2) / (P / 2))));
     }

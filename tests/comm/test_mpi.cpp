@@ -68,7 +68,8 @@ TEST(GradientSync, BucketsGiveTheHandSumsForEveryArenaAndBucketSize) {
       for (int64_t done = 0; done < size; done += 777) sync.ready(done);
       sync.finish();
       for (int64_t i = 0; i < size; ++i)
-        ASSERT_EQ(g[static_cast<size_t>(i)], static_cast<float>((i % 1000) * W * (W + 1) / 2)) << size << " " << bucket << " " << i;
+        ASSERT_EQ(g[static_cast<size_t>(i)], static_cast<float>((i % 1000) * W * (W + 1) / 2))
+            << size << " " << bucket << " " << i;
       EXPECT_EQ(sync.buckets(), (size + sync.bucket_floats() - 1) / sync.bucket_floats());
     }
   }
@@ -137,7 +138,8 @@ TrainResult train(comm::Communicator& comm, int threads, const std::vector<std::
   auto opt = Optimizer::create(exp.optimizer, m.net);
   auto sched = Schedule::create(exp.schedule, opt->base_lr(), exp.train.epochs);
   Squares data(48);
-  datasets::Loader loader(data, nullptr, {exp.train.batch, comm.rank(), comm.size(), true, false, false, exp.train.seed, 1});
+  datasets::Loader loader(data, nullptr,
+                          {exp.train.batch, comm.rank(), comm.size(), true, false, false, exp.train.seed, 1});
   Trainer trainer(m.net, *m.loss, *opt, *sched, comm, exp.train);
   TrainResult r;
   runtime.run([&] {
@@ -164,13 +166,14 @@ TEST(DataParallel, NRanksEqualOneRank) {
   ASSERT_EQ(one.weights.size(), many.weights.size());
   EXPECT_LT(max_relative_difference(many.weights, one.weights), 1e-5) << "on " << world().size() << " ranks";
   ASSERT_EQ(one.losses.size(), many.losses.size());
-  for (size_t e = 0; e < one.losses.size(); ++e) EXPECT_NEAR(many.losses[e], one.losses[e], 1e-5 * std::abs(one.losses[e]));
+  for (size_t e = 0; e < one.losses.size(); ++e)
+    EXPECT_NEAR(many.losses[e], one.losses[e], 1e-5 * std::abs(one.losses[e]));
   EXPECT_NE(one.weights, train(alone, 1, {"train.max_steps=2"}).weights);  // the steps did something
 }
 
 TEST(DataParallel, BitwiseAcrossRunsThreadsAndBucketSizes) {
   const TrainResult a = train(world(), 1);
-  const TrainResult b = train(world(), 2, {"train.bucket_mb=100"});  // one bucket of three pieces
+  const TrainResult b = train(world(), 2, {"train.bucket_mb=100"});   // one bucket of three pieces
   const TrainResult c = train(world(), 2, {"train.bucket_mb=0.01"});  // one piece per bucket: three buckets
   EXPECT_GT(a.weights.size(), 2u * comm::GradientSync::kPiece);
   ASSERT_EQ(a.weights.size(), b.weights.size());
@@ -210,8 +213,9 @@ TEST(DataParallel, SynchronizedBatchNormAndDropoutOnNRanksEqualOneRank) {
 }
 
 TEST(DataParallel, PerRankBatchNormStatisticsAreAveragedToTheSameValuesOnEveryRank) {
-  const std::string local = std::string(kNormalized).replace(std::string(kNormalized).find("{type: batchnorm}"),
-                                                             17, "{type: batchnorm, sync: false}");
+  const std::string local =
+      std::string(kNormalized)
+          .replace(std::string(kNormalized).find("{type: batchnorm}"), 17, "{type: batchnorm, sync: false}");
   const TrainResult r = train(world(), 1, {local});
   std::vector<float> root = r.state;
   world().broadcast(root, 0);

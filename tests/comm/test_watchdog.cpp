@@ -47,8 +47,9 @@ TEST(Watchdog, AWaitPastTheTimeoutIsReportedWhileItIsStillStuck) {
   EXPECT_LT(took, 1.0);
   std::lock_guard<std::mutex> g(seen.m);
   EXPECT_NE(seen.message.find("rank 3 waited 0."), std::string::npos) << seen.message;
-  EXPECT_NE(seen.message.find(" s for the other ranks in the gradient allreduce, bucket 2 of 5 at step 8: a rank is stuck"),
-            std::string::npos)
+  EXPECT_NE(
+      seen.message.find(" s for the other ranks in the gradient allreduce, bucket 2 of 5 at step 8: a rank is stuck"),
+      std::string::npos)
       << seen.message;
   EXPECT_NE(seen.message.find("train.comm_timeout = 0.2 s"), std::string::npos) << seen.message;
 }

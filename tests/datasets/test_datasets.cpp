@@ -8,9 +8,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <numeric>
 #include <set>
 
@@ -36,7 +36,8 @@ namespace {
 struct TempDir {
   fs::path path;
   TempDir() {
-    path = fs::temp_directory_path() / cat("hubel-test-", ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-", ::getpid());
+    path = fs::temp_directory_path() /
+           cat("hubel-test-", ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-", ::getpid());
     fs::remove_all(path);
     fs::create_directories(path);
   }
@@ -67,7 +68,8 @@ void write_file(const std::string& path, const std::vector<uint8_t>& bytes, bool
     gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
     gzclose(f);
   } else {
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
   }
 }
 
@@ -86,9 +88,12 @@ std::vector<uint8_t> labels(int n, int classes) {
 
 void write_mnist_dir(const TempDir& d, int n_train, int n_test, bool gz) {
   const std::string ext = gz ? ".gz" : "";
-  write_file(d / ("train-images-idx3-ubyte" + ext), idx_bytes({static_cast<uint32_t>(n_train), 4, 3}, pixels(n_train, 4, 3)), gz);
-  write_file(d / ("train-labels-idx1-ubyte" + ext), idx_bytes({static_cast<uint32_t>(n_train)}, labels(n_train, 5)), gz);
-  write_file(d / ("t10k-images-idx3-ubyte" + ext), idx_bytes({static_cast<uint32_t>(n_test), 4, 3}, pixels(n_test, 4, 3)), gz);
+  write_file(d / ("train-images-idx3-ubyte" + ext),
+             idx_bytes({static_cast<uint32_t>(n_train), 4, 3}, pixels(n_train, 4, 3)), gz);
+  write_file(d / ("train-labels-idx1-ubyte" + ext), idx_bytes({static_cast<uint32_t>(n_train)}, labels(n_train, 5)),
+             gz);
+  write_file(d / ("t10k-images-idx3-ubyte" + ext),
+             idx_bytes({static_cast<uint32_t>(n_test), 4, 3}, pixels(n_test, 4, 3)), gz);
   write_file(d / ("t10k-labels-idx1-ubyte" + ext), idx_bytes({static_cast<uint32_t>(n_test)}, labels(n_test, 5)), gz);
 }
 
@@ -101,7 +106,8 @@ TEST(Idx, RoundTripThroughHdf5GzippedOrNot) {
     const std::string out = d / "out.h5";
     const auto summary = convert_idx_dir(d.path.string(), out, {"a,b,c,d,e", {3, gz ? 4 : 0}});
     EXPECT_NE(summary.find("train 10 x [1, 4, 3]; test 4 x [1, 4, 3]; 5 classes"), std::string::npos) << summary;
-    Hdf5Dataset train(out, "train", gz ? 0 : Hdf5Dataset::kDefaultMemoryBytes), test(out, "test");  // row reads, or resident
+    Hdf5Dataset train(out, "train", gz ? 0 : Hdf5Dataset::kDefaultMemoryBytes),
+        test(out, "test");  // row reads, or resident
     EXPECT_EQ(train.size(), 10);
     EXPECT_EQ(test.size(), 4);
     EXPECT_EQ(train.sample_shape(), (Shape{1, 4, 3}));
@@ -137,11 +143,17 @@ TEST(Idx, MalformedInputIsAnErrorAndLeavesNoFile) {
   const std::vector<Case> cases = {
       {"bad magic", {1, 2, 3, 4, 0, 0, 0, 3}, idx_bytes({3}, labels(3, 2)), "bad magic number"},
       {"float type", idx_bytes({3, 2, 2}, px, 0x0D), idx_bytes({3}, labels(3, 2)), "not unsigned bytes"},
-      {"wrong rank", idx_bytes({3, 4}, pixels(3, 2, 2)), idx_bytes({3}, labels(3, 2)), "has 3 dimensions; this one has 2"},
+      {"wrong rank", idx_bytes({3, 4}, pixels(3, 2, 2)), idx_bytes({3}, labels(3, 2)),
+       "has 3 dimensions; this one has 2"},
       {"count mismatch", idx_bytes({3, 2, 2}, px), idx_bytes({2}, labels(2, 2)), "2 labels, but"},
       {"truncated", idx_bytes({3, 2, 2}, {px.begin(), px.end() - 1}), idx_bytes({3}, labels(3, 2)), "truncated"},
-      {"trailing bytes", [&] { auto v = idx_bytes({3, 2, 2}, px); v.push_back(0); return v; }(), idx_bytes({3}, labels(3, 2)),
-       "longer than its header says"},
+      {"trailing bytes",
+       [&] {
+         auto v = idx_bytes({3, 2, 2}, px);
+         v.push_back(0);
+         return v;
+       }(),
+       idx_bytes({3}, labels(3, 2)), "longer than its header says"},
       {"huge header", idx_bytes({0x80000000u, 0x80000000u, 4}, {}), idx_bytes({3}, labels(3, 2)), "refused"},
       // Found by fuzz_idx: sizes whose product overflows 64 bits (undefined behaviour before).
       {"overflowing header", idx_bytes({0xffffffffu, 0xffffffffu, 4}, {}), idx_bytes({3}, labels(3, 2)), "refused"},
@@ -204,7 +216,8 @@ TEST(Cifar10, RoundTripAndErrors) {
   write_file(d / "data_batch_3.bin", bad);
   const auto before = d.files();
   auto msg = error_of<DataError>([&] { convert_cifar10_dir(d.path.string(), d / "x.h5", {}); });
-  EXPECT_NE(msg.find("data_batch_3.bin: 6145 bytes is not a whole number of CIFAR-10 records"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("data_batch_3.bin: 6145 bytes is not a whole number of CIFAR-10 records"), std::string::npos)
+      << msg;
   bad = batch(2, 0);
   bad[0] = 42;
   write_file(d / "data_batch_3.bin", bad);
@@ -632,8 +645,9 @@ TEST(Loader, AReadStuckLongerThanTheTimeoutStopsTheRunNamingTheDataAndBatch) {
     data.release();
   }
   set_stall_handler(nullptr);
-  EXPECT_EQ(message, "the loader thread has not produced batch 3 of stuck.h5:/train in 0.3 s: a read is stuck (a hung file "
-                     "system, or a lock held by a library); data.timeout sets this limit");
+  EXPECT_EQ(message,
+            "the loader thread has not produced batch 3 of stuck.h5:/train in 0.3 s: a read is stuck (a hung file "
+            "system, or a lock held by a library); data.timeout sets this limit");
 }
 
 }  // namespace hubel::datasets

@@ -87,19 +87,24 @@ TEST(Blocks, TheResNet20ExperimentHasAbout270ThousandParameters) {
 }
 
 TEST(Blocks, MistakesNameTheirPlace) {
-  const std::string base = "input: [3, 8, 8]\nblocks:\n  unit:\n    params: {filters: ~}\n    layers:\n"
-                           "      - {name: c, type: conv2d, filters: $filters, kernel: 1}\nlayers:\n";
-  EXPECT_NE(error_of(base + "  - {block: unit}\n").find("needs a value for its parameter 'filters'"), std::string::npos);
-  EXPECT_NE(error_of(base + "  - {block: unit, filters: 2, width: 3}\n").find("'width' is not a parameter"), std::string::npos);
+  const std::string base =
+      "input: [3, 8, 8]\nblocks:\n  unit:\n    params: {filters: ~}\n    layers:\n"
+      "      - {name: c, type: conv2d, filters: $filters, kernel: 1}\nlayers:\n";
+  EXPECT_NE(error_of(base + "  - {block: unit}\n").find("needs a value for its parameter 'filters'"),
+            std::string::npos);
+  EXPECT_NE(error_of(base + "  - {block: unit, filters: 2, width: 3}\n").find("'width' is not a parameter"),
+            std::string::npos);
   EXPECT_NE(error_of(base + "  - {block: other}\n").find("no block named 'other'"), std::string::npos);
   EXPECT_NE(error_of(base + "  - {block: unit, filters: 2, repeat: 0}\n").find("repeat must be"), std::string::npos);
-  const std::string undefined = "input: [3]\nblocks:\n  u:\n    layers:\n      - {type: dense, units: $n}\nlayers:\n  - {block: u}\n";
+  const std::string undefined =
+      "input: [3]\nblocks:\n  u:\n    layers:\n      - {type: dense, units: $n}\nlayers:\n  - {block: u}\n";
   const std::string msg = error_of(undefined);
   EXPECT_NE(msg.find("'$n' is not a parameter of block 'u'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("m.yaml:5"), std::string::npos) << msg;
   EXPECT_NE(msg.find("used at m.yaml:7"), std::string::npos) << msg;
-  const std::string outside = "input: [3]\nblocks:\n  u:\n    layers:\n      - {type: add, inputs: [stem, in]}\nlayers:\n"
-                              "  - {name: stem, type: dense, units: 3}\n  - {block: u}\n";
+  const std::string outside =
+      "input: [3]\nblocks:\n  u:\n    layers:\n      - {type: add, inputs: [stem, in]}\nlayers:\n"
+      "  - {name: stem, type: dense, units: 3}\n  - {block: u}\n";
   EXPECT_NE(error_of(outside).find("'stem' is not a layer of this block"), std::string::npos);
 }
 

@@ -82,8 +82,9 @@ TEST(Config, NotYamlGivesTheLine) {
   const std::string msg = error_of([] { Config::parse("model:\n  input: [1, 2\n  x: }\n", "bad.yaml"); });
   EXPECT_NE(msg.find("bad.yaml:"), std::string::npos) << msg;
   EXPECT_NE(msg.find("not valid YAML"), std::string::npos) << msg;
-  EXPECT_NE(error_of([] { Config::parse("- a\n- b\n", "list.yaml"); }).find("list.yaml: an experiment file is a YAML map"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([] { Config::parse("- a\n- b\n", "list.yaml"); }).find("list.yaml: an experiment file is a YAML map"),
+      std::string::npos);
 }
 
 TEST(Config, MissingFile) {
@@ -126,7 +127,8 @@ TEST(Experiment, UnknownSectionIsAnError) {
 TEST(Experiment, TrainSectionIsChecked) {
   Config c = Config::parse("model: {}\ndata: {}\noptimizer: {}\ntrain: {epochs: 0}\n", "e.yaml");
   EXPECT_NE(error_of([&] { Experiment::from_config(c); }).find("epochs must be positive"), std::string::npos);
-  Config d = Config::parse("model: {}\ndata: {}\noptimizer: {}\ntrain: {epochs: 2, batch: 16, seed: 5, max_steps: 9}\n", "e.yaml");
+  Config d = Config::parse("model: {}\ndata: {}\noptimizer: {}\ntrain: {epochs: 2, batch: 16, seed: 5, max_steps: 9}\n",
+                           "e.yaml");
   Experiment e = Experiment::from_config(d);
   EXPECT_EQ(e.train.epochs, 2);
   EXPECT_EQ(e.train.batch, 16);

@@ -1,10 +1,10 @@
 // Fine-tuning: weights loaded by name with a replaced head, errors that say what to do;
 // buffers (batch norm running statistics) travel with checkpoints.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
-#include <unistd.h>
 
 #include "framework/checkpoint.hpp"
 #include "framework/config.hpp"
@@ -20,11 +20,13 @@ namespace fs = std::filesystem;
 
 namespace {
 Net make(int head_units, const std::string& head_name = "head") {
-  const std::string yaml = cat("input: [2, 4, 4]\nlayers:\n"
-                               "  - {name: conv, type: conv2d, filters: 3, kernel: 3}\n"
-                               "  - {name: bn, type: batchnorm}\n"
-                               "  - {type: relu}\n  - {type: flatten}\n"
-                               "  - {name: ", head_name, ", type: dense, units: ", head_units, "}\n");
+  const std::string yaml =
+      cat("input: [2, 4, 4]\nlayers:\n"
+          "  - {name: conv, type: conv2d, filters: 3, kernel: 3}\n"
+          "  - {name: bn, type: batchnorm}\n"
+          "  - {type: relu}\n  - {type: flatten}\n"
+          "  - {name: ",
+          head_name, ", type: dense, units: ", head_units, "}\n");
   Net net = Net::from_config(Config::parse(yaml, "m.yaml"), layers::builtin_registry());
   net.build(4, 3);
   return net;

@@ -58,8 +58,10 @@ TEST(Init, ScaledVariances) {
 }
 
 TEST(Init, SameSeedSameValues) {
-  EXPECT_EQ(draw(Init::scaled(Init::Kind::HeNormal), 5, 5, 11, 100), draw(Init::scaled(Init::Kind::HeNormal), 5, 5, 11, 100));
-  EXPECT_NE(draw(Init::scaled(Init::Kind::HeNormal), 5, 5, 11, 100), draw(Init::scaled(Init::Kind::HeNormal), 5, 5, 12, 100));
+  EXPECT_EQ(draw(Init::scaled(Init::Kind::HeNormal), 5, 5, 11, 100),
+            draw(Init::scaled(Init::Kind::HeNormal), 5, 5, 11, 100));
+  EXPECT_NE(draw(Init::scaled(Init::Kind::HeNormal), 5, 5, 11, 100),
+            draw(Init::scaled(Init::Kind::HeNormal), 5, 5, 12, 100));
 }
 
 TEST(Init, Parsing) {

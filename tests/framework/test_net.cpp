@@ -94,7 +94,9 @@ TEST(Net, InitializationDependsOnSeedAndNamesOnly) {
 
 TEST(Net, ShapeErrorsNameTheLayerAndLine) {
   const std::string msg = error_of<ConfigError>([] {
-    net_from("model:\n  input: [2]\n  layers:\n    - {type: dense, units: 6}\n    - {type: reshape, name: r, shape: [4, 2]}\n");
+    net_from(
+        "model:\n  input: [2]\n  layers:\n    - {type: dense, units: 6}\n    - {type: reshape, name: r, shape: [4, "
+        "2]}\n");
   });
   EXPECT_NE(msg.find("net.yaml:5:7"), std::string::npos) << msg;
   EXPECT_NE(msg.find("layer 'r' (reshape)"), std::string::npos) << msg;
@@ -102,17 +104,19 @@ TEST(Net, ShapeErrorsNameTheLayerAndLine) {
 }
 
 TEST(Net, UnknownLayerTypeListsTheKnownOnes) {
-  const std::string msg = error_of<ConfigError>([] { net_from("model:\n  input: [2]\n  layers:\n    - {type: dens, units: 6}\n"); });
+  const std::string msg =
+      error_of<ConfigError>([] { net_from("model:\n  input: [2]\n  layers:\n    - {type: dens, units: 6}\n"); });
   EXPECT_NE(msg.find("net.yaml:4:"), std::string::npos) << msg;
   EXPECT_NE(msg.find("unknown layer type 'dens'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("dense"), std::string::npos) << msg;
 }
 
 TEST(Net, UnknownLayerKeyIsAnError) {
-  const std::string msg = error_of<ConfigError>([] { net_from("model:\n  input: [2]\n  layers:\n    - {type: dense, unit: 6}\n"); });
+  const std::string msg =
+      error_of<ConfigError>([] { net_from("model:\n  input: [2]\n  layers:\n    - {type: dense, unit: 6}\n"); });
   EXPECT_NE(msg.find("missing required key 'model.layers[0].units'"), std::string::npos) << msg;
-  const std::string msg2 =
-      error_of<ConfigError>([] { net_from("model:\n  input: [2]\n  layers:\n    - {type: dense, units: 6, activation: relu}\n"); });
+  const std::string msg2 = error_of<ConfigError>(
+      [] { net_from("model:\n  input: [2]\n  layers:\n    - {type: dense, units: 6, activation: relu}\n"); });
   EXPECT_NE(msg2.find("unknown key 'activation'"), std::string::npos) << msg2;
   EXPECT_NE(msg2.find("net.yaml:4:31"), std::string::npos) << msg2;
 }
@@ -123,30 +127,39 @@ TEST(Net, GraphErrors) {
             }).find("input 'nowhere' is not a layer defined before it"),
             std::string::npos);
   EXPECT_NE(error_of<ConfigError>([] {
-              net_from("model:\n  input: [2]\n  layers:\n    - {type: dense, name: a, units: 2}\n    - {type: dense, name: a, units: 2}\n");
+              net_from(
+                  "model:\n  input: [2]\n  layers:\n    - {type: dense, name: a, units: 2}\n    - {type: dense, name: "
+                  "a, units: 2}\n");
             }).find("'a' is used twice"),
             std::string::npos);
   EXPECT_NE(error_of<ConfigError>([] {
-              net_from("model:\n  input: [2]\n  layers:\n    - {type: dense, name: a, units: 2}\n    - {type: add, inputs: [a]}\n");
+              net_from(
+                  "model:\n  input: [2]\n  layers:\n    - {type: dense, name: a, units: 2}\n    - {type: add, inputs: "
+                  "[a]}\n");
             }).find("adds two or more inputs"),
             std::string::npos);
   EXPECT_NE(error_of<ConfigError>([] {
-              net_from("model:\n  input: [2]\n  layers:\n    - {type: dense, name: a, units: 3}\n"
-                       "    - {type: dense, name: b, units: 2, inputs: input}\n    - {type: add, inputs: [a, b]}\n");
+              net_from(
+                  "model:\n  input: [2]\n  layers:\n    - {type: dense, name: a, units: 3}\n"
+                  "    - {type: dense, name: b, units: 2, inputs: input}\n    - {type: add, inputs: [a, b]}\n");
             }).find("input 0 is [3], input 1 is [2]"),
             std::string::npos);
   // A layer that leads nowhere is a mistake, found at build time.
-  Net net = net_from("model:\n  input: [2]\n  layers:\n    - {type: dense, name: dead, units: 3}\n"
-                     "    - {type: dense, name: out, units: 2, inputs: input}\n");
+  Net net = net_from(
+      "model:\n  input: [2]\n  layers:\n    - {type: dense, name: dead, units: 3}\n"
+      "    - {type: dense, name: out, units: 2, inputs: input}\n");
   EXPECT_NE(error_of<ConfigError>([&] { net.build(2, 1); }).find("layer 'dead' feeds nothing"), std::string::npos);
-  EXPECT_NE(error_of<ConfigError>([] { net_from("model:\n  input: [0, 3]\n  layers:\n    - {type: relu}\n"); })
-                .find("positive sizes"),
+  EXPECT_NE(error_of<ConfigError>([] {
+              net_from("model:\n  input: [0, 3]\n  layers:\n    - {type: relu}\n");
+            }).find("positive sizes"),
             std::string::npos);
 }
 
 TEST(Net, ModelNeedsALossAndChecksIt) {
   Config c = Config::parse("model:\n  input: [2]\n  layers:\n    - {type: dense, units: 2}\n  loss: hinge\n", "m.yaml");
-  EXPECT_NE(error_of<ConfigError>([&] { build_model(c.at("model"), layers::builtin_registry()); }).find("unknown loss 'hinge'"),
+  EXPECT_NE(error_of<ConfigError>([&] {
+              build_model(c.at("model"), layers::builtin_registry());
+            }).find("unknown loss 'hinge'"),
             std::string::npos);
 }
 

@@ -54,7 +54,7 @@ TEST(Sgd, PlainStepsWithWeightDecay) {
   EXPECT_FLOAT_EQ(w[1], -2.03f);
   EXPECT_FLOAT_EQ(w[2], 0.595f);
   EXPECT_FLOAT_EQ(w[16], 2.9f);  // no decay on b
-  sgd.step(w, g, 0.1f, 2.0f);   // grad_scale doubles g
+  sgd.step(w, g, 0.1f, 2.0f);    // grad_scale doubles g
   EXPECT_FLOAT_EQ(w[16], 2.7f);
   EXPECT_FLOAT_EQ(w[0], 0.94f - 0.1f * (1.0f + 0.1f * 0.94f));
   sgd.step(w, g, 0.1f, 1.0f);
@@ -146,7 +146,8 @@ TEST(Optimizer, LearningRateAndDecayMultipliersByPattern) {
   auto typo = common(0.1f);
   typo.rules.push_back({"conv1/*", 2.0f, -1, true});
   const auto msg = test::error_of<ConfigError>([&] { Sgd s(typo, {}, layout(), 32); });
-  EXPECT_NE(msg.find("'conv1/*' matches no parameter (parameters are named layer/param: l/w, l/b)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'conv1/*' matches no parameter (parameters are named layer/param: l/w, l/b)"), std::string::npos)
+      << msg;
 }
 
 TEST(Optimizer, ClippingByGlobalNormAndByValue) {
@@ -175,9 +176,11 @@ TEST(Optimizer, ClippingByGlobalNormAndByValue) {
 }
 
 TEST(Optimizer, WeightDecaySparesBiasesByDefault) {
-  Config c = Config::parse("model:\n  input: [3]\n  layers:\n    - {type: dense, name: fc, units: 2}\n"
-                           "optimizer: {type: adamw, lr: 0.1, weight_decay: 0.5}\n"
-                           "optimizer2: {type: sgd, lr: 0.1, weight_decay: 0.5}\n", "o.yaml");
+  Config c = Config::parse(
+      "model:\n  input: [3]\n  layers:\n    - {type: dense, name: fc, units: 2}\n"
+      "optimizer: {type: adamw, lr: 0.1, weight_decay: 0.5}\n"
+      "optimizer2: {type: sgd, lr: 0.1, weight_decay: 0.5}\n",
+      "o.yaml");
   Net net = Net::from_config(c.at("model"), layers::builtin_registry());
   net.build(1, 1);
   std::fill(net.params().begin(), net.params().end(), 1.0f);
@@ -187,8 +190,10 @@ TEST(Optimizer, WeightDecaySparesBiasesByDefault) {
     opt->step(net.params(), net.grads(), 0.1f);
     for (const auto& p : net.param_info()) {
       const float v = net.params()[static_cast<size_t>(p.offset)];
-      if (p.name == "b") EXPECT_EQ(v, 1.0f) << section;
-      else EXPECT_LT(v, 1.0f) << section;
+      if (p.name == "b")
+        EXPECT_EQ(v, 1.0f) << section;
+      else
+        EXPECT_LT(v, 1.0f) << section;
     }
     std::fill(net.params().begin(), net.params().end(), 1.0f);
   }
@@ -296,13 +301,13 @@ TEST(Schedule, ClosedForms) {
 TEST(Schedule, PlateauFiresWhenAndOnlyWhenTheRuleSays) {
   // Reduce by 0.1 when the loss improves by less than 1% (patience 0).
   auto p = schedule("{type: plateau, gamma: 0.1, threshold: 0.01}");
-  EXPECT_FALSE(p->end_epoch(1.0));     // first: best = 1
-  EXPECT_FALSE(p->end_epoch(0.9));     // 10% better
-  EXPECT_TRUE(p->end_epoch(0.8999));   // 0.01% better: reduce
+  EXPECT_FALSE(p->end_epoch(1.0));    // first: best = 1
+  EXPECT_FALSE(p->end_epoch(0.9));    // 10% better
+  EXPECT_TRUE(p->end_epoch(0.8999));  // 0.01% better: reduce
   EXPECT_NEAR(p->lr({3, 0, 1}), 0.01, 1e-12);
-  EXPECT_TRUE(p->end_epoch(0.95));     // worse: reduce again
+  EXPECT_TRUE(p->end_epoch(0.95));  // worse: reduce again
   EXPECT_NEAR(p->lr({4, 0, 1}), 0.001, 1e-12);
-  EXPECT_FALSE(p->end_epoch(0.5));     // much better
+  EXPECT_FALSE(p->end_epoch(0.5));  // much better
   EXPECT_EQ(p->state().reductions, 2);
   // Patience 1: only a second poor epoch in a row reduces; cooldown 1 skips the next epoch.
   auto q = schedule("{type: plateau, gamma: 0.5, threshold: 0.01, patience: 1, cooldown: 1, min_lr: 0.03}");
@@ -319,10 +324,11 @@ TEST(Schedule, PlateauFiresWhenAndOnlyWhenTheRuleSays) {
 }
 
 TEST(Schedule, ConfigErrors) {
-  for (const char* bad : {"{type: step, every_epochs: 0}", "{type: step}", "{type: cosine, epochs: 0}",
-                          "{type: exponential, gamma: 1.5}", "{type: plateau, patience: -1}", "{type: linear}",
-                          "{type: constant, momentum: {1: 0.9}}", "{type: constant, momentum: {0: 1.5}}",
-                          "{type: constant, warmup_steps: 5, warmup_epochs: 1}", "{type: step, every_epochs: 1, gama: 0.5}"})
+  for (const char* bad :
+       {"{type: step, every_epochs: 0}", "{type: step}", "{type: cosine, epochs: 0}", "{type: exponential, gamma: 1.5}",
+        "{type: plateau, patience: -1}", "{type: linear}", "{type: constant, momentum: {1: 0.9}}",
+        "{type: constant, momentum: {0: 1.5}}", "{type: constant, warmup_steps: 5, warmup_epochs: 1}",
+        "{type: step, every_epochs: 1, gama: 0.5}"})
     EXPECT_THROW(schedule(bad), ConfigError) << bad;
 }
 

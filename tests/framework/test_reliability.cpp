@@ -3,7 +3,6 @@
 // what a file stores before anything is allocated, the metadata checksum, non-finite
 // inputs named as data errors, pruning by lineage.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <atomic>
@@ -35,8 +34,11 @@ struct TempDir {
 };
 
 Net small_net() {
-  Net net = Net::from_config(Config::parse("input: [4]\nlayers:\n  - {name: fc, type: dense, units: 300}\n  - {name: out, type: dense, units: 3}\n", "m.yaml"),
-                             layers::builtin_registry());
+  Net net = Net::from_config(
+      Config::parse(
+          "input: [4]\nlayers:\n  - {name: fc, type: dense, units: 300}\n  - {name: out, type: dense, units: 3}\n",
+          "m.yaml"),
+      layers::builtin_registry());
   net.build(2, 1);
   for (size_t i = 0; i < net.state().size(); ++i) net.state()[i] = 0.25f + 0.001f * static_cast<float>(i % 101);
   return net;
@@ -142,7 +144,8 @@ TEST(HostileFiles, AHugeUnwrittenParameterIsRefusedBeforeAllocating) {
     (void)read_checkpoint_params(file);
     FAIL() << "read";
   } catch (const DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("huge.h5:/model/fc/w: declares 8589934592 bytes but the file stores 0"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("huge.h5:/model/fc/w: declares 8589934592 bytes but the file stores 0"),
+              std::string::npos)
         << e.what();
   }
 }
@@ -162,7 +165,8 @@ TEST(HostileFiles, ADataFileDeclaringTwoBillionSamplesIsRefusedBeforeAllocating)
     datasets::Hdf5Dataset d(file, "train");
     FAIL() << "opened";
   } catch (const DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("huge.h5:/train/images: declares 2147483648 rows but only 0 of its 33554432 chunks are stored"),
+    EXPECT_NE(std::string(e.what()).find(
+                  "huge.h5:/train/images: declares 2147483648 rows but only 0 of its 33554432 chunks are stored"),
               std::string::npos)
         << e.what();
   }
@@ -209,7 +213,9 @@ TEST(HostileFiles, NonFiniteInputsAreADataErrorNamingFileSplitAndSample) {
       d.read(idx, x.view(), labels, {});
       FAIL() << "a NaN was read as data";
     } catch (const DataError& e) {
-      EXPECT_NE(std::string(e.what()).find(cat(file, ":/test/images: sample 7 holds nan at element 2")), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(cat(file, ":/test/images: sample 7 holds nan at element 2")),
+                std::string::npos)
+          << e.what();
     }
   }
 }
@@ -248,11 +254,12 @@ namespace hubel {
 TEST(Checkpoints, AProjectionStoredInsideItsAddStillLoads) {
   // Files written before the projection shortcut became its own node hold "sum/proj_w".
   TempDir dir;
-  Net net = Net::from_config(Config::parse("input: [1, 4, 4]\nlayers:\n"
-                                           "  - {name: a, type: conv, filters: 2, kernel: 1, stride: 2, rounding: floor}\n"
-                                           "  - {name: sum, type: add, inputs: [a, input], project: auto}\n",
-                                           "m.yaml"),
-                             layers::builtin_registry());
+  Net net =
+      Net::from_config(Config::parse("input: [1, 4, 4]\nlayers:\n"
+                                     "  - {name: a, type: conv, filters: 2, kernel: 1, stride: 2, rounding: floor}\n"
+                                     "  - {name: sum, type: add, inputs: [a, input], project: auto}\n",
+                                     "m.yaml"),
+                       layers::builtin_registry());
   net.build(1, 1);
   const std::string file = dir / "old.h5";
   {
@@ -269,11 +276,12 @@ TEST(Checkpoints, AProjectionStoredInsideItsAddStillLoads) {
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(p->params()[0].w[0], 5);
   EXPECT_EQ(p->params()[0].w[1], 6);
-  Net other = Net::from_config(Config::parse("input: [1, 4, 4]\nlayers:\n"
-                                             "  - {name: a, type: conv, filters: 2, kernel: 1, stride: 2, rounding: floor}\n"
-                                             "  - {name: sum, type: add, inputs: [a, input], project: auto}\n",
-                                             "m.yaml"),
-                               layers::builtin_registry());
+  Net other =
+      Net::from_config(Config::parse("input: [1, 4, 4]\nlayers:\n"
+                                     "  - {name: a, type: conv, filters: 2, kernel: 1, stride: 2, rounding: floor}\n"
+                                     "  - {name: sum, type: add, inputs: [a, input], project: auto}\n",
+                                     "m.yaml"),
+                       layers::builtin_registry());
   other.build(1, 1);
   const WeightsReport r = load_weights_by_name(file, other, {});
   EXPECT_EQ(r.values, 6);

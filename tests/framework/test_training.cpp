@@ -108,7 +108,8 @@ TEST(Training, MaxStepsStopsEarly) {
 
 TEST(Training, SchedulesDriveRateAndMomentum) {
   // A plateau rule demanding 50% improvement per epoch must fire; momentum follows its table.
-  const TrainRun r = train(1, {"train.epochs=4", "schedule={type: plateau, gamma: 0.5, threshold: 0.5, momentum: {0: 0.5, 2: 0.9}}"});
+  const TrainRun r =
+      train(1, {"train.epochs=4", "schedule={type: plateau, gamma: 0.5, threshold: 0.5, momentum: {0: 0.5, 2: 0.9}}"});
   ASSERT_EQ(r.history.size(), 4u);
   EXPECT_FLOAT_EQ(r.history[0].momentum, 0.5f);
   EXPECT_FLOAT_EQ(r.history[1].momentum, 0.5f);
@@ -123,7 +124,8 @@ TEST(Training, SchedulesDriveRateAndMomentum) {
   // Cosine with warm-up: the last epoch ends near zero.
   const TrainRun c = train(1, {"train.epochs=2", "schedule={type: cosine, warmup_steps: 10}"});
   EXPECT_LT(c.history.back().lr, 1e-3);
-  EXPECT_THROW(train(1, {"optimizer={type: adam, lr: 0.01}", "schedule={type: constant, momentum: {0: 0.5}}"}), ConfigError);
+  EXPECT_THROW(train(1, {"optimizer={type: adam, lr: 0.01}", "schedule={type: constant, momentum: {0: 0.5}}"}),
+               ConfigError);
 }
 
 TEST(Training, DataThatDoesNotFitIsRejected) {
@@ -152,7 +154,8 @@ bool layer_unchanged(const TrainRun& r, const std::string& layer) {
   for (const auto& p : r.info)
     if (p.layer == layer) {
       any = true;
-      if (std::memcmp(r.initial_state.data() + p.offset, r.state.data() + p.offset, p.size * sizeof(float)) != 0) return false;
+      if (std::memcmp(r.initial_state.data() + p.offset, r.state.data() + p.offset, p.size * sizeof(float)) != 0)
+        return false;
     }
   EXPECT_TRUE(any) << "no layer " << layer;
   return true;

@@ -42,9 +42,16 @@ Setup make() {
 
 const char* kInts[] = {"epoch", "batch", "step", "seed", "ranks", "format_version"};
 const char* kStrings[] = {"format", "experiment", "hubel_version"};
-const char* kParams[] = {"/model/c/w", "/model/c/b", "/model/bn/gamma", "/model/bn/running_var", "/model/fc/w",
-                         "/optimizer/first_moment/fc/w", "/optimizer/second_moment/c/w", "/metrics/epoch",
-                         "/metrics/train_loss", "/metrics/steps"};
+const char* kParams[] = {"/model/c/w",
+                         "/model/c/b",
+                         "/model/bn/gamma",
+                         "/model/bn/running_var",
+                         "/model/fc/w",
+                         "/optimizer/first_moment/fc/w",
+                         "/optimizer/second_moment/c/w",
+                         "/metrics/epoch",
+                         "/metrics/train_loss",
+                         "/metrics/steps"};
 
 struct Reader {
   const uint8_t* p;
@@ -78,26 +85,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     while (r.more()) {
       const uint8_t kind = r.byte() % 5, target = r.byte();
       try {
-      if (kind == 0) {
-        h5::write_attribute(f, "/", kInts[target % 6], r.integer());
-      } else if (kind == 1) {
-        std::string v;
-        for (uint8_t len = r.byte() % 24; len > 0; --len) v += static_cast<char>(r.byte());
-        h5::write_attribute(f, "/", kStrings[target % 3], target & 0x80 ? std::string("hubel-checkpoint") : v);
-      } else if (kind == 2 || kind == 3) {
-        // Replace a dataset by one of another shape (rank 0-5, small dimensions).
-        const std::string obj = kParams[target % 10];
-        std::vector<int64_t> dims(r.byte() % 6);
-        int64_t count = 1;
-        for (auto& d : dims) count *= (d = r.byte() % 9);
-        if (count > 4096) continue;
-        H5Ldelete(f.id(), obj.c_str(), H5P_DEFAULT);
-        std::vector<float> values(static_cast<size_t>(count));
-        for (auto& v : values) v = kind == 3 ? std::nanf("") : static_cast<float>(r.integer());
-        h5::write_dataset(f, obj, H5T_NATIVE_FLOAT, dims, values.data(), true);
-      } else {
-        H5Ldelete(f.id(), (target & 1 ? kParams[target % 10] : "/optimizer"), H5P_DEFAULT);
-      }
+        if (kind == 0) {
+          h5::write_attribute(f, "/", kInts[target % 6], r.integer());
+        } else if (kind == 1) {
+          std::string v;
+          for (uint8_t len = r.byte() % 24; len > 0; --len) v += static_cast<char>(r.byte());
+          h5::write_attribute(f, "/", kStrings[target % 3], target & 0x80 ? std::string("hubel-checkpoint") : v);
+        } else if (kind == 2 || kind == 3) {
+          // Replace a dataset by one of another shape (rank 0-5, small dimensions).
+          const std::string obj = kParams[target % 10];
+          std::vector<int64_t> dims(r.byte() % 6);
+          int64_t count = 1;
+          for (auto& d : dims) count *= (d = r.byte() % 9);
+          if (count > 4096) continue;
+          H5Ldelete(f.id(), obj.c_str(), H5P_DEFAULT);
+          std::vector<float> values(static_cast<size_t>(count));
+          for (auto& v : values) v = kind == 3 ? std::nanf("") : static_cast<float>(r.integer());
+          h5::write_dataset(f, obj, H5T_NATIVE_FLOAT, dims, values.data(), true);
+        } else {
+          H5Ldelete(f.id(), (target & 1 ? kParams[target % 10] : "/optimizer"), H5P_DEFAULT);
+        }
       } catch (const Error&) {  // an edit the writer refuses is simply skipped
       }
     }

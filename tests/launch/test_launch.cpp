@@ -2,7 +2,6 @@
 // standard error is not a terminal, a bar when it is; metrics.jsonl that parses line by
 // line with windowed step losses; the report; image tiles.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cmath>
@@ -10,8 +9,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "launch/report.hpp"
 #include "framework/run_log.hpp"
+#include "launch/report.hpp"
 #include "launch/visualize.hpp"
 
 namespace hubel::launch {

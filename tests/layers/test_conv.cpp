@@ -2,7 +2,6 @@
 // finite-difference checks of every variant, the fast path against the reference path on
 // random shapes, and bitwise equality between thread counts.
 #include <gtest/gtest.h>
-
 #include <tbb/task_arena.h>
 
 #include <cmath>
@@ -91,7 +90,7 @@ TEST(Conv, PreActivationWithBias) {
     auto conv = layer_from_yaml(cat("{type: conv2d, filters: 1, kernel: 3, padding: valid, impl: ", impl, "}"));
     test::LayerHarness h(*conv, {Shape{1, 5, 5}}, 1);
     const float x[] = {0.5f, -0.1f, 0.2f, 0.3f, 0.5f, 0.8f,  0.1f, -0.5f, 0.5f, 0.1f, -1.0f, 0.2f, 0.0f,
-                       0.3f, -0.2f, 0.7f, 0.1f, 0.2f, -0.6f, 0.3f, -0.4f, 0.0f, 0.2f,  0.3f, -0.3f};
+                       0.3f, -0.2f, 0.7f, 0.1f, 0.2f, -0.6f, 0.3f, -0.4f, 0.0f, 0.2f, 0.3f,  -0.3f};
     const float w[] = {0, 1, 1, 1, 0, 1, 1, 1, 0};
     std::copy(x, x + 25, h.x().data());
     std::copy(w, w + 9, h.w(0).data());
@@ -123,7 +122,8 @@ TEST(Conv, PaddingValues) {
   // x = [1, 2, 3], kernel [1, 0, 0] picks the left neighbour: padding 1 shows the pad value.
   const std::pair<const char*, float> cases[] = {{"zero", 0}, {"reflect", 2}, {"replicate", 1}};
   for (auto [value, left] : cases) {
-    auto conv = layer_from_yaml(cat("{type: conv1d, filters: 1, kernel: 3, padding: 1, bias: false, padding_value: ", value, "}"));
+    auto conv = layer_from_yaml(
+        cat("{type: conv1d, filters: 1, kernel: 3, padding: 1, bias: false, padding_value: ", value, "}"));
     test::LayerHarness h(*conv, {Shape{1, 3}}, 1);
     for (int i = 0; i < 3; ++i) h.x()[i] = static_cast<float>(i + 1);
     h.w(0)[0] = 1, h.w(0)[1] = 0, h.w(0)[2] = 0;
@@ -155,26 +155,33 @@ TEST(Conv, OutputSizesAndParameterCounts) {
   EXPECT_EQ(layer_from_yaml("{type: conv2d, filters: 1, kernel: 3, stride: 3, rounding: ceil}")->output_shape(seven),
             (Shape{1, 3, 3}));
   // valid, same (ceil(m/s)), full, dilation, per-dimension values.
-  EXPECT_EQ(layer_from_yaml("{type: conv2d, filters: 2, kernel: 3, padding: same}")->output_shape(seven), (Shape{2, 7, 7}));
+  EXPECT_EQ(layer_from_yaml("{type: conv2d, filters: 2, kernel: 3, padding: same}")->output_shape(seven),
+            (Shape{2, 7, 7}));
   EXPECT_EQ(layer_from_yaml("{type: conv2d, filters: 2, kernel: 3, padding: same, stride: 2}")->output_shape(seven),
             (Shape{2, 4, 4}));
-  EXPECT_EQ(layer_from_yaml("{type: conv2d, filters: 2, kernel: 3, padding: full}")->output_shape(seven), (Shape{2, 9, 9}));
-  EXPECT_EQ(layer_from_yaml("{type: conv2d, filters: 2, kernel: 3, dilation: 2}")->output_shape(seven), (Shape{2, 3, 3}));
-  EXPECT_EQ(layer_from_yaml("{type: conv2d, filters: 2, kernel: [1, 3], padding: [[0, 0], [2, 0]]}")->output_shape(seven),
-            (Shape{2, 7, 7}));
+  EXPECT_EQ(layer_from_yaml("{type: conv2d, filters: 2, kernel: 3, padding: full}")->output_shape(seven),
+            (Shape{2, 9, 9}));
+  EXPECT_EQ(layer_from_yaml("{type: conv2d, filters: 2, kernel: 3, dilation: 2}")->output_shape(seven),
+            (Shape{2, 3, 3}));
+  EXPECT_EQ(
+      layer_from_yaml("{type: conv2d, filters: 2, kernel: [1, 3], padding: [[0, 0], [2, 0]]}")->output_shape(seven),
+      (Shape{2, 7, 7}));
   const Shape three_d[] = {Shape{2, 4, 6, 8}};
-  EXPECT_EQ(layer_from_yaml("{type: conv3d, filters: 5, kernel: [3, 3, 3], stride: [1, 1, 2], padding: [1, 1, 0], rounding: floor}")
+  EXPECT_EQ(layer_from_yaml(
+                "{type: conv3d, filters: 5, kernel: [3, 3, 3], stride: [1, 1, 2], padding: [1, 1, 0], rounding: floor}")
                 ->output_shape(three_d),
             (Shape{5, 4, 6, 3}));
   // A non-positive output size is always an error, whatever the rounding.
-  EXPECT_THROW(layer_from_yaml("{type: conv2d, filters: 1, kernel: 9, rounding: floor}")->output_shape(seven), ShapeError);
+  EXPECT_THROW(layer_from_yaml("{type: conv2d, filters: 1, kernel: 9, rounding: floor}")->output_shape(seven),
+               ShapeError);
   // Rank mismatch, group and table errors.
   EXPECT_THROW(layer_from_yaml("{type: conv1d, filters: 1, kernel: 3}")->output_shape(seven), ShapeError);
   const Shape six[] = {Shape{6, 8, 8}};
   EXPECT_THROW(layer_from_yaml("{type: conv2d, filters: 4, kernel: 3, groups: 4}")->output_shape(six), ShapeError);
   EXPECT_THROW(layer_from_yaml("{type: conv2d, kernel: 3, connections: [[0, 6]]}")->output_shape(six), ShapeError);
-  EXPECT_THROW(layer_from_yaml("{type: conv2d, filters: 2, kernel: 3, padding: 8, padding_value: reflect}")->output_shape(six),
-               ShapeError);
+  EXPECT_THROW(
+      layer_from_yaml("{type: conv2d, filters: 2, kernel: 3, padding: 8, padding_value: reflect}")->output_shape(six),
+      ShapeError);
   EXPECT_THROW(layer_from_yaml("{type: conv2d, filters: 2, kernel: 3, tiles: 9}")->output_shape(six), ShapeError);
 }
 
@@ -208,14 +215,16 @@ TEST(ConvTranspose, OutputSizes) {
   EXPECT_EQ(layer_from_yaml("{type: conv_transpose2d, filters: 3, kernel: 3, stride: 2, padding: 1, output_padding: 1}")
                 ->output_shape(in),
             (Shape{3, 10, 10}));
-  EXPECT_EQ(layer_from_yaml("{type: conv_transpose2d, filters: 3, kernel: 3, stride: 2, padding: same}")->output_shape(in),
-            (Shape{3, 10, 10}));
+  EXPECT_EQ(
+      layer_from_yaml("{type: conv_transpose2d, filters: 3, kernel: 3, stride: 2, padding: same}")->output_shape(in),
+      (Shape{3, 10, 10}));
   EXPECT_EQ(layer_from_yaml("{type: conv_transpose2d, filters: 3, kernel: 3, padding: full}")->output_shape(in),
             (Shape{3, 3, 3}));
   EXPECT_THROW(layer_from_yaml("{type: conv_transpose2d, filters: 3, kernel: 3, stride: 2, output_padding: 2}")
                    ->output_shape(in),
                ShapeError);
-  EXPECT_THROW(layer_from_yaml("{type: conv_transpose2d, filters: 3, kernel: 3, padding: 4}")->output_shape(in), ShapeError);
+  EXPECT_THROW(layer_from_yaml("{type: conv_transpose2d, filters: 3, kernel: 3, padding: 4}")->output_shape(in),
+               ShapeError);
 }
 
 TEST(ConvTranspose, IsTheAdjointOfConvolution) {
@@ -290,8 +299,10 @@ void compare_fast_and_reference(const std::string& yaml, const Shape& x, int64_t
     use_kernel_width(bits);
     compare_at_this_width(yaml, x, batch, seed);
   }
-  if (before) use_kernel_width(before);
-  else compare_at_this_width(yaml, x, batch, seed);  // no vector kernels: the BLAS paths
+  if (before)
+    use_kernel_width(before);
+  else
+    compare_at_this_width(yaml, x, batch, seed);  // no vector kernels: the BLAS paths
 }
 
 TEST_P(ConvVariants, GradientCheckFast) {
@@ -305,7 +316,8 @@ TEST_P(ConvVariants, GradientCheckFast) {
 
 TEST_P(ConvVariants, GradientCheckReference) {
   const auto& v = GetParam();
-  auto layer = layer_from_yaml(cat(std::string(v.yaml).substr(0, std::string(v.yaml).size() - 1), ", impl: reference}"));
+  auto layer =
+      layer_from_yaml(cat(std::string(v.yaml).substr(0, std::string(v.yaml).size() - 1), ", impl: reference}"));
   test::LayerHarness h(*layer, {v.x}, v.batch, 12);
   test::GradCheckOptions o;
   o.max_checks = 150;
@@ -335,7 +347,7 @@ INSTANTIATE_TEST_SUITE_P(
         Variant{"{type: conv2d, filters: 2, kernel: 3, dilation: [2, 1]}", {2, 7, 6}, 2},
         Variant{"{type: conv2d, filters: 4, kernel: 3, groups: 2, padding: 1}", {4, 5, 5}, 2},
         Variant{"{type: conv2d, filters: 6, kernel: 3, groups: 3, padding: same}", {3, 5, 5}, 2},  // depthwise x2
-        Variant{"{type: conv2d, filters: 5, kernel: 1}", {3, 4, 4}, 2},                           // pointwise
+        Variant{"{type: conv2d, filters: 5, kernel: 1}", {3, 4, 4}, 2},                            // pointwise
         Variant{"{type: conv2d, kernel: 3, connections: [[0, 1], [1, 2], [0, 2], [0, 1, 2]]}", {3, 6, 6}, 2},
         Variant{"{type: conv2d, filters: 2, kernel: 3, tiles: 2}", {2, 6, 6}, 2},
         Variant{"{type: conv2d, filters: 2, kernel: [2, 3], tiles: [1, 3], padding: 1}", {2, 5, 5}, 2},
@@ -355,8 +367,10 @@ INSTANTIATE_TEST_SUITE_P(
         Variant{"{type: conv_transpose1d, filters: 2, kernel: 3, stride: 2}", {3, 5}, 2},
         Variant{"{type: conv_transpose2d, filters: 2, kernel: 3}", {3, 4, 4}, 2},
         Variant{"{type: conv_transpose2d, filters: 3, kernel: 4, stride: 2, padding: 1}", {2, 3, 3}, 2},
-        Variant{"{type: conv_transpose2d, filters: 2, kernel: 3, stride: 2, padding: 1, output_padding: 1}", {2, 3, 4}, 2},
-        Variant{"{type: conv_transpose2d, filters: 4, kernel: 3, groups: 2, dilation: 2, bias: location}", {2, 3, 3}, 2},
+        Variant{
+            "{type: conv_transpose2d, filters: 2, kernel: 3, stride: 2, padding: 1, output_padding: 1}", {2, 3, 4}, 2},
+        Variant{
+            "{type: conv_transpose2d, filters: 4, kernel: 3, groups: 2, dilation: 2, bias: location}", {2, 3, 3}, 2},
         Variant{"{type: conv_transpose2d, filters: 3, kernel: 1}", {2, 3, 3}, 2},
         Variant{"{type: conv_transpose3d, filters: 2, kernel: 2, stride: 2, padding: same}", {2, 2, 3, 2}, 2}));
 
@@ -383,8 +397,8 @@ TEST(Conv, FastEqualsReferenceOnRandomShapes) {
     const char* values[] = {"zero", "reflect", "replicate"};
     const bool transposed = rng.below(4) == 0;
     std::string yaml = cat("{type: ", transposed ? "conv_transpose" : "conv", ", filters: ", K, ", kernel: ", kernel,
-                           ", stride: ", stride, ", dilation: ", dilation, ", groups: ", groups, ", padding: ",
-                           paddings[rng.below(transposed ? 2 : 4)]);
+                           ", stride: ", stride, ", dilation: ", dilation, ", groups: ", groups,
+                           ", padding: ", paddings[rng.below(transposed ? 2 : 4)]);
     if (!transposed) yaml += cat(", rounding: floor, padding_value: ", values[rng.below(3)]);
     yaml += "}";
     const Shape x(dims);

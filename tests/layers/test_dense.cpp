@@ -65,7 +65,9 @@ TEST(Dense, GradientCheckFlattensImageInputsAndLargeBatches) {
 }
 
 TEST(Dense, ConfigErrors) {
-  Config c = Config::parse("a: {units: 0}\nb: {units: -3}\nc: {units: 3, init: nope}\nd: {units: 4, bias: false, init: he_normal}\n", "d.yaml");
+  Config c = Config::parse(
+      "a: {units: 0}\nb: {units: -3}\nc: {units: 3, init: nope}\nd: {units: 4, bias: false, init: he_normal}\n",
+      "d.yaml");
   EXPECT_THROW(Dense::from_config(c.at("a")), ConfigError);
   EXPECT_THROW(Dense::from_config(c.at("b")), ConfigError);
   EXPECT_THROW(Dense::from_config(c.at("c")), ConfigError);

@@ -76,8 +76,8 @@ TEST_P(GemmKernels, MatchTheReference) {
     int64_t m, n, k;
   };
   // nn: C[m, n] = op(A)[m, k] B[k, n]; n a multiple of the panel.
-  for (const Case& s : {Case{16, 28 * panel, 150}, Case{150, 26 * panel, 16}, Case{6, 49 * panel, 25}, Case{1, panel, 1},
-                        Case{13, 3 * panel, 700}, Case{7, 2 * panel, 33},
+  for (const Case& s : {Case{16, 28 * panel, 150}, Case{150, 26 * panel, 16}, Case{6, 49 * panel, 25},
+                        Case{1, panel, 1}, Case{13, 3 * panel, 700}, Case{7, 2 * panel, 33},
                         // many row tiles, many panels, and both over two passes of k
                         Case{29, 5 * panel, 60}, Case{40, 9 * panel, 70}, Case{31, 8 * panel, 530}})
     for (int variant = 0; variant < 4; ++variant) {
@@ -93,7 +93,8 @@ TEST_P(GemmKernels, MatchTheReference) {
       gemm_reference(ta, false, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, r.data(), ldc);
       for (int64_t i = 0; i < s.m; ++i)
         for (int64_t j = 0; j < ldc; ++j)  // ldc: the column past n is untouched
-          ASSERT_NEAR(c[i * ldc + j], r[i * ldc + j], 1e-5 * (1 + s.k)) << s.m << "x" << s.n << "x" << s.k << " variant " << variant;
+          ASSERT_NEAR(c[i * ldc + j], r[i * ldc + j], 1e-5 * (1 + s.k))
+              << s.m << "x" << s.n << "x" << s.k << " variant " << variant;
     }
   // nt: C[m, n] = A[m, k] B[n, k]^T.
   for (const Case& s : {Case{16, 150, 420}, Case{6, 25, 3136}, Case{3, 7, 1}, Case{5, 11, 67}, Case{1, 1, 2053}})
@@ -109,7 +110,8 @@ TEST_P(GemmKernels, MatchTheReference) {
       gemm_reference(false, true, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, r.data(), ldc);
       for (int64_t i = 0; i < s.m; ++i)
         for (int64_t j = 0; j < ldc; ++j)
-          ASSERT_NEAR(c[i * ldc + j], r[i * ldc + j], 1e-5 * (1 + s.k)) << s.m << "x" << s.n << "x" << s.k << " variant " << variant;
+          ASSERT_NEAR(c[i * ldc + j], r[i * ldc + j], 1e-5 * (1 + s.k))
+              << s.m << "x" << s.n << "x" << s.k << " variant " << variant;
     }
   // The rule: a small side against a long one, never two transposes.
   EXPECT_TRUE(kernel_takes(false, false, 16, 28 * panel, 150));
@@ -167,7 +169,8 @@ TEST_P(GemmKernels, ReadRowsInPlace) {
   for (int64_t g = 0; g < segs; ++g) {
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) dyg[i * n + j] = dy[i * segs * n + g * n + j];
-    gemm_reference(false, true, m, taps, n, 1.0f, dyg.data(), n, cols.data() + g * taps * n, n, 0.0f, part.data(), taps);
+    gemm_reference(false, true, m, taps, n, 1.0f, dyg.data(), n, cols.data() + g * taps * n, n, 0.0f, part.data(),
+                   taps);
     for (int64_t i = 0; i < m * taps; ++i) ref[i] += part[i];
   }
   for (int64_t i = 0; i < m * taps; ++i) ASSERT_NEAR(dw[i], ref[i], 1e-3) << i;

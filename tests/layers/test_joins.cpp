@@ -1,11 +1,11 @@
 // Add and concat: values, shape errors, gradients.
 #include <gtest/gtest.h>
 
-#include "layers/joins.hpp"
-#include "layers/builtin.hpp"
-#include "layers/losses.hpp"
 #include "framework/config.hpp"
 #include "framework/net.hpp"
+#include "layers/builtin.hpp"
+#include "layers/joins.hpp"
+#include "layers/losses.hpp"
 #include "tests/expect_error.hpp"
 #include "tests/gradcheck.hpp"
 #include "tests/layers/layer_from_yaml.hpp"
@@ -59,7 +59,9 @@ input: [1, 4, 3]
 layers:
   - {name: main, type: conv, filters: 2, kernel: 1, stride: 2, rounding: floor}
   - {name: res, type: add, inputs: [main, input], project: auto}
-)", "m.yaml"), layers::builtin_registry());
+)",
+                                           "m.yaml"),
+                             layers::builtin_registry());
   ASSERT_EQ(net.size(), 3u);
   const Layer& proj = net.layer(1);
   EXPECT_EQ(proj.name(), "res_proj");
@@ -98,8 +100,9 @@ layers:
   - {name: a, type: conv, filters: 2, kernel: 4}
   - {name: sum, type: add, inputs: [a, input], project: auto}
 )";
-  EXPECT_NE(test::error_of<ConfigError>([&] { Net::from_config(Config::parse(odd, "m.yaml"), layers::builtin_registry()); })
-                .find("cannot project the shortcut [2, 8, 8] to [2, 5, 5]: spatial size 8 does not reduce to 5"),
+  EXPECT_NE(test::error_of<ConfigError>([&] {
+              Net::from_config(Config::parse(odd, "m.yaml"), layers::builtin_registry());
+            }).find("cannot project the shortcut [2, 8, 8] to [2, 5, 5]: spatial size 8 does not reduce to 5"),
             std::string::npos);
   auto never = test::layer_from_yaml("{type: add}", "res");
   const Shape differ[] = {Shape{4, 2, 2}, Shape{2, 4, 4}};
@@ -124,7 +127,8 @@ layers:
   - {name: out, type: relu}
   - {name: pool, type: global_avgpool}
   - {name: fc, type: dense, units: 3}
-)", "block.yaml");
+)",
+                                     "block.yaml");
   Net net = Net::from_config(model, builtin_registry());
   net.build(4, 11);
   Rng rng(5);

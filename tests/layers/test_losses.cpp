@@ -98,7 +98,8 @@ TEST(Losses, LabelsOutOfRangeAndShapeChecks) {
     loss.evaluate(y.view(), Targets{labels, {}}, TensorView(), 1.0f);
     FAIL();
   } catch (const DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("label 3 in row 1 of the minibatch is outside [0, 3)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("label 3 in row 1 of the minibatch is outside [0, 3)"), std::string::npos)
+        << e.what();
   }
   EXPECT_THROW(loss.check(Shape{3}, 4), ShapeError);
   EXPECT_THROW(loss.check(Shape{3}, 0), ShapeError);

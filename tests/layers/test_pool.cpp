@@ -164,32 +164,31 @@ TEST_P(PoolVariants, GradientCheck) {
 
 INSTANTIATE_TEST_SUITE_P(
     Layers, PoolVariants,
-    ::testing::Values(PoolVariant{"{type: maxpool1d, kernel: 3, stride: 2, padding: 1}", {2, 7}},
-                      PoolVariant{"{type: maxpool2d, kernel: 2}", {2, 4, 6}},
-                      PoolVariant{"{type: maxpool2d, kernel: 3, stride: 1, padding: 1}", {2, 5, 5}},
-                      PoolVariant{"{type: maxpool3d, kernel: 2, rounding: ceil}", {2, 3, 4, 5}},
-                      PoolVariant{"{type: avgpool1d, kernel: 2, stride: 1}", {2, 6}},
-                      PoolVariant{"{type: avgpool2d, kernel: 3, stride: 2, padding: 1}", {2, 5, 5}},
-                      PoolVariant{"{type: avgpool2d, kernel: 3, stride: 2, padding: 1, count_padding: false}", {2, 5, 5}},
-                      PoolVariant{"{type: avgpool3d, kernel: [1, 2, 2]}", {2, 3, 4, 4}},
-                      PoolVariant{"{type: l2pool1d, kernel: 3, stride: 3}", {2, 9}},
-                      PoolVariant{"{type: l2pool2d, kernel: 2, stride: 1}", {2, 4, 4}},
-                      PoolVariant{"{type: l2pool3d, kernel: 2, padding: same}", {1, 3, 3, 3}},
-                      PoolVariant{"{type: subsample1d, kernel: 2}", {3, 8}},
-                      PoolVariant{"{type: subsample2d, kernel: 2}", {3, 4, 4}},
-                      PoolVariant{"{type: subsample3d, kernel: 2, stride: 1}", {2, 3, 3, 3}},
-                      PoolVariant{"{type: global_avgpool}", {3, 4, 4}},
-                      PoolVariant{"{type: global_maxpool}", {3, 2, 2, 2}},
-                      PoolVariant{"{type: maxout, pieces: 3}", {6, 2, 2}},
-                      PoolVariant{"{type: maxout, pieces: 2}", {8}}));
+    ::testing::Values(
+        PoolVariant{"{type: maxpool1d, kernel: 3, stride: 2, padding: 1}", {2, 7}},
+        PoolVariant{"{type: maxpool2d, kernel: 2}", {2, 4, 6}},
+        PoolVariant{"{type: maxpool2d, kernel: 3, stride: 1, padding: 1}", {2, 5, 5}},
+        PoolVariant{"{type: maxpool3d, kernel: 2, rounding: ceil}", {2, 3, 4, 5}},
+        PoolVariant{"{type: avgpool1d, kernel: 2, stride: 1}", {2, 6}},
+        PoolVariant{"{type: avgpool2d, kernel: 3, stride: 2, padding: 1}", {2, 5, 5}},
+        PoolVariant{"{type: avgpool2d, kernel: 3, stride: 2, padding: 1, count_padding: false}", {2, 5, 5}},
+        PoolVariant{"{type: avgpool3d, kernel: [1, 2, 2]}", {2, 3, 4, 4}},
+        PoolVariant{"{type: l2pool1d, kernel: 3, stride: 3}", {2, 9}},
+        PoolVariant{"{type: l2pool2d, kernel: 2, stride: 1}", {2, 4, 4}},
+        PoolVariant{"{type: l2pool3d, kernel: 2, padding: same}", {1, 3, 3, 3}},
+        PoolVariant{"{type: subsample1d, kernel: 2}", {3, 8}}, PoolVariant{"{type: subsample2d, kernel: 2}", {3, 4, 4}},
+        PoolVariant{"{type: subsample3d, kernel: 2, stride: 1}", {2, 3, 3, 3}},
+        PoolVariant{"{type: global_avgpool}", {3, 4, 4}}, PoolVariant{"{type: global_maxpool}", {3, 2, 2, 2}},
+        PoolVariant{"{type: maxout, pieces: 3}", {6, 2, 2}}, PoolVariant{"{type: maxout, pieces: 2}", {8}}));
 
 // The fast path (windows inside the input, taps by precomputed offsets) against the
 // reference (every tap resolved through the padding rules): the same bits, ties included.
 TEST(Pool, FastPathEqualsReferenceBitwise) {
-  for (const char* yaml : {"{type: maxpool2d, kernel: 2}", "{type: maxpool2d, kernel: 3, stride: 2, rounding: floor}",
-                           "{type: maxpool2d, kernel: 3, stride: 2, rounding: ceil}",
-                           "{type: maxpool3d, kernel: 2, dilation: [1, 2, 1], stride: 1}", "{type: avgpool2d, kernel: 2}",
-                           "{type: l2pool1d, kernel: 3, stride: 2}", "{type: maxpool2d, kernel: 2, padding: 0}"}) {
+  for (const char* yaml :
+       {"{type: maxpool2d, kernel: 2}", "{type: maxpool2d, kernel: 3, stride: 2, rounding: floor}",
+        "{type: maxpool2d, kernel: 3, stride: 2, rounding: ceil}",
+        "{type: maxpool3d, kernel: 2, dilation: [1, 2, 1], stride: 1}", "{type: avgpool2d, kernel: 2}",
+        "{type: l2pool1d, kernel: 3, stride: 2}", "{type: maxpool2d, kernel: 2, padding: 0}"}) {
     SCOPED_TRACE(yaml);
     const std::string y(yaml);
     auto fast = layer_from_yaml(y), ref = layer_from_yaml(y.substr(0, y.size() - 1) + ", impl: reference}");

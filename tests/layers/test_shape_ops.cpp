@@ -18,7 +18,9 @@ TEST(ShapeOps, OutputShapes) {
     bad.output_shape(img[0]);
     FAIL();
   } catch (const ShapeError& e) {
-    EXPECT_NE(std::string(e.what()).find("layer 'r' (reshape): cannot reshape [3, 4, 5] (60 values)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("layer 'r' (reshape): cannot reshape [3, 4, 5] (60 values)"),
+              std::string::npos)
+        << e.what();
   }
   Reshape two({-1, -1});
   EXPECT_THROW(two.output_shape(img[0]), ShapeError);
