@@ -29,6 +29,11 @@ extern "C" void on_signal(int sig) {
     (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
     ::_exit(130);
   }
+  if (sig == SIGINT && g_signal.load() == 0) {
+    constexpr char msg[] =
+        "\nhubel: interrupted: finishing the step and writing a checkpoint (Ctrl-C again stops at once)\n";
+    (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
+  }
   g_signal = sig;
 }
 constexpr int kSignals[] = {SIGTERM, SIGUSR1, SIGUSR2, SIGINT};
