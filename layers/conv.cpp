@@ -9,6 +9,7 @@
 
 #include "framework/config.hpp"
 #include "framework/parallel.hpp"
+#include "layers/conv_products.hpp"
 #include "layers/gemm.hpp"
 #include "layers/gemm_kernels.hpp"
 
@@ -525,8 +526,8 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
         for (int64_t j = 0; j < nb; ++j) {
           pad_input(x.data() + (b0 + j) * in_stride, xp + j * image);
           for (int64_t gr = 0; gr < g.groups; ++gr)
-            kernel_gemm_nn(P, Kg, CgK, 1.0f, Rows{xp + j * image, 0, wide_.pmap.data()},
-                           Rows{w_fwd_.data() + gr * Kg, K}, 0.0f, yb + gr * Kg, K, wide_.off.data() + gr * CgK);
+            columns_t_times_weights_t(P, Kg, CgK, xp + j * image, wide_.pmap.data(), wide_.off.data() + gr * CgK,
+                                      w_fwd_.data() + gr * Kg, K, yb + gr * Kg, K);
           finish_output(yb, 1, K, y.data() + (b0 + j) * K * P);
         }
         continue;
@@ -538,10 +539,8 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
           pad_input(x.data() + (b0 + j) * in_stride, xp + j * image);
           float* yi = y.data() + (b0 + j) * K * P;
           for (int64_t gr = 0; gr < g.groups; ++gr) {
-            Rows columns{xp + j * image, 0, wide_.off.data() + gr * CgK};
-            columns.group = OW;
-            columns.group_stride = Wp;
-            kernel_gemm_nn(false, Kg, P, CgK, 1.0f, W + gr * Kg * CgK, CgK, columns, 0.0f, yi + gr * Kg * P, P);
+            const ImageColumns columns{xp + j * image, wide_.off.data() + gr * CgK, OW, Wp};
+            weights_times_columns(Kg, P, CgK, W + gr * Kg * CgK, CgK, columns, yi + gr * Kg * P, P);
           }
           finish_output(yi, P, std::integral_constant<int64_t, 1>{}, yi);
         }
@@ -551,8 +550,8 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
         for (int64_t j = 0; j < nb; ++j) pad_input(x.data() + (b0 + j) * in_stride, xp + j * image);
         for (int64_t gr = 0; gr < g.groups; ++gr)
           for (int64_t j = 0; j < nb; ++j)
-            kernel_gemm_nn(false, Kg, sc, CgK, 1.0f, W + gr * Kg * CgK, CgK,
-                           Rows{xp + j * image, 0, wide_.off.data() + gr * CgK}, 0.0f, Y + gr * Kg * L + j * sc, L);
+            weights_times_columns(Kg, sc, CgK, W + gr * Kg * CgK, CgK, {xp + j * image, wide_.off.data() + gr * CgK},
+                                  Y + gr * Kg * L + j * sc, L);
       } else {
         for (int64_t j = 0; j < nb; ++j) to_columns(x.data() + (b0 + j) * in_stride, xp, cols + j * sc, L);
         zero_columns(cols, CK, nb * sc, L);
@@ -671,17 +670,17 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
         for (int64_t gr = 0; gr < g.groups; ++gr) {
           if (transposed)  // [CgK, Kg] per group, accumulated sample by sample
             for (int64_t j = 0; j < nb; ++j)
-              kernel_gemm_nn(CgK, Kg, sc, 1.0f, Rows{xp + j * image, 0, wide_.off.data() + gr * CgK},
-                             Rows{dyt + j * sc * K + gr * Kg, K}, first && j == 0 ? 0.0f : 1.0f, dW + gr * Kg * CgK, Kg,
-                             compact ? wide_.pmap.data() : nullptr);
+              columns_times_grad_t(CgK, Kg, sc, xp + j * image, wide_.off.data() + gr * CgK,
+                                   compact ? wide_.pmap.data() : nullptr, dyt + j * sc * K + gr * Kg, K,
+                                   first && j == 0 ? 0.0f : 1.0f, dW + gr * Kg * CgK, Kg);
           else if (compact)  // per sample: one piece of each dot product per output row
             for (int64_t j = 0; j < nb; ++j)
-              kernel_gemm_nt(Kg, CgK, OW, 1.0f, D + gr * Kg * L + j * sc, L,
-                             Rows{xp + j * image, 0, wide_.off.data() + gr * CgK}, first && j == 0 ? 0.0f : 1.0f,
-                             dW + gr * Kg * CgK, CgK, rows, OW, Wp);
+              grad_times_columns_t(Kg, CgK, OW, D + gr * Kg * L + j * sc, L, xp + j * image,
+                                   wide_.off.data() + gr * CgK, first && j == 0 ? 0.0f : 1.0f, dW + gr * Kg * CgK, CgK,
+                                   rows, OW, Wp);
           else if (implicit)  // one dot product per weight over the block's samples, each in its image
-            kernel_gemm_nt(Kg, CgK, sc, 1.0f, D + gr * Kg * L, L, Rows{xp, 0, wide_.off.data() + gr * CgK},
-                           first ? 0.0f : 1.0f, dW + gr * Kg * CgK, CgK, nb, sc, image);
+            grad_times_columns_t(Kg, CgK, sc, D + gr * Kg * L, L, xp, wide_.off.data() + gr * CgK, first ? 0.0f : 1.0f,
+                                 dW + gr * Kg * CgK, CgK, nb, sc, image);
           else
             gemm(false, true, Kg, CgK, L, 1.0f, D + gr * Kg * L, L, cols + gr * CgK * L, L, first ? 0.0f : 1.0f,
                  dW + gr * Kg * CgK, CgK);
@@ -689,7 +688,7 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
         if (dx.empty()) continue;
         for (int64_t gr = 0; gr < g.groups; ++gr) {
           if (implicit)
-            kernel_gemm_nn(true, CgK, L, Kg, 1.0f, W + gr * Kg * CgK, CgK, Rows{D + gr * Kg * L, L}, 0.0f,
+            kernel_gemm_nn(true, CgK, L, Kg, 1.0f, W + gr * Kg * CgK, CgK, D + gr * Kg * L, L, 0.0f,
                            dcols + gr * CgK * L, L);
           else
             gemm(true, false, CgK, L, Kg, 1.0f, W + gr * Kg * CgK, CgK, D + gr * Kg * L, L, 0.0f, dcols + gr * CgK * L,

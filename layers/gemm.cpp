@@ -30,9 +30,9 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
     return;
   }
   if (kernel_takes(trans_a, trans_b, m, n, k)) {
-    if (trans_b) return kernel_gemm_nt(m, n, k, alpha, a, lda, Rows{b, ldb}, beta, c, ldc);
+    if (trans_b) return kernel_gemm_nt(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     const int64_t main = n - n % kernel_panel();
-    kernel_gemm_nn(trans_a, m, main, k, alpha, a, lda, Rows{b, ldb}, beta, c, ldc);
+    kernel_gemm_nn(trans_a, m, main, k, alpha, a, lda, b, ldb, beta, c, ldc);
     if (main == n) return;
     b += main, c += main, n -= main;  // the last columns, fewer than a panel
   }

@@ -10,6 +10,7 @@
 //        is A or A^T (read by scalar broadcasts, so either costs the same).
 //   nt:  C[i][j] = sum_p A[i][p] B[j][p], long k: dot products kept in vector lanes and
 //        summed in a fixed order at the end.
+// The tiles themselves are in kernel_tiles.hpp (internal).
 // Each result depends only on the shapes and the data, never on threads or alignment.
 #pragma once
 
@@ -40,38 +41,16 @@ int64_t kernel_panel();
 // Whether gemm() hands this product to the kernels below (a rule on the shapes alone).
 bool kernel_takes(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k);
 
-// The rows of a matrix a kernel reads: row r starts at base + off[r], or at base + r * ld
-// when off is null. With offsets, the rows of a convolution's column matrix are read in
-// place from the padded image (row (c, kh, kw) is the image shifted by c * plane + kh * Wp
-// + kw): an implicit im2col that copies nothing.
-struct Rows {
-  const float* base;
-  int64_t ld = 0;
-  const int64_t* off = nullptr;
-  // B of the nn kernel only: when group > 0 (a multiple of kernel_panel()), the columns
-  // come in groups of that many whose starts lie group_stride apart: column j is read at
-  // (j / group) * group_stride + j % group. A convolution whose output rows are whole
-  // panels reads each output row's columns from its own row of the padded image.
-  int64_t group = 0, group_stride = 0;
-};
+// C[m, n] = alpha op(A) B + beta C, row-major as gemm(). n is a multiple of
+// kernel_panel() (callers give the rest to the BLAS).
+void kernel_gemm_nn(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                    const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
-// C[m, n] = alpha op(A) B + beta C. n is a multiple of kernel_panel() (callers give the
-// rest to the BLAS); every row of B has n readable floats.
-void kernel_gemm_nn(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, Rows b,
-                    float beta, float* c, int64_t ldc);
+// C[m, n] = alpha A B^T + beta C: long dot products, any m, n, k.
+void kernel_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+                    int64_t ldb, float beta, float* c, int64_t ldc);
 
-// The same with A's rows given by a map (A(i, p) = row i of a, at p, or at a_columns[p]
-// when given): the transposed product of a convolution's weight gradient, dW^T = cols
-// dY^T, reads the column matrix in place as A (a_columns skips the padding between
-// output rows).
-void kernel_gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, Rows a, Rows b, float beta, float* c, int64_t ldc,
-                    const int64_t* a_columns = nullptr);
-
-// C[i][j] = alpha sum_s sum_{p<k} A[i][s * a_seg + p] B[j][s * b_seg + p] + beta C[i][j]
-// for segments s < segs: a dot product in pieces, such as one piece per sample of a
-// block, each sample's columns in its own image. Any m, n, k when segs is 1; k a multiple
-// of kernel_panel() / 2 otherwise.
-void kernel_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, Rows b, float beta,
-                    float* c, int64_t ldc, int64_t segs = 1, int64_t a_seg = 0, int64_t b_seg = 0);
+// (The convolution's products over rows read in place from its padded image, built on the
+// same kernels, are in conv_products.hpp.)
 
 }  // namespace hubel::layers

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "framework/random.hpp"
+#include "layers/conv_products.hpp"
 #include "layers/gemm.hpp"
 #include "layers/gemm_kernels.hpp"
 
@@ -89,7 +90,7 @@ TEST_P(GemmKernels, MatchTheReference) {
       for (auto& v : b) v = static_cast<float>(rng.normal());
       for (auto& v : c) v = static_cast<float>(rng.normal());
       r = c;
-      kernel_gemm_nn(ta, s.m, s.n, s.k, alpha, a.data(), lda, Rows{b.data(), ldb}, beta, c.data(), ldc);
+      kernel_gemm_nn(ta, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
       gemm_reference(ta, false, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, r.data(), ldc);
       for (int64_t i = 0; i < s.m; ++i)
         for (int64_t j = 0; j < ldc; ++j)  // ldc: the column past n is untouched
@@ -106,7 +107,7 @@ TEST_P(GemmKernels, MatchTheReference) {
       for (auto& v : b) v = static_cast<float>(rng.normal());
       for (auto& v : c) v = static_cast<float>(rng.normal());
       r = c;
-      kernel_gemm_nt(s.m, s.n, s.k, alpha, a.data(), lda, Rows{b.data(), ldb}, beta, c.data(), ldc);
+      kernel_gemm_nt(s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
       gemm_reference(false, true, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, r.data(), ldc);
       for (int64_t i = 0; i < s.m; ++i)
         for (int64_t j = 0; j < ldc; ++j)
@@ -122,10 +123,11 @@ TEST_P(GemmKernels, MatchTheReference) {
   EXPECT_FALSE(kernel_takes(false, false, 16, panel, 150));  // too narrow to pay
 }
 
-// Rows read in place at offsets (the implicit im2col of a convolution: overlapping rows
-// of one image) and dot products in segments (one per sample): the same numbers as the
-// reference on the column matrix written out.
-TEST_P(GemmKernels, ReadRowsInPlace) {
+// The convolution's products (conv_products.hpp) read the column matrix in place from the
+// image (overlapping rows at tap offsets), in runs of columns, by output positions, and
+// with dot products in segments (one per sample): the same numbers as the reference on
+// the column matrix written out.
+TEST_P(GemmKernels, ConvProductsReadTheImageInPlace) {
   const int64_t panel = kernel_panel();
   Rng rng(4);
   // A 3-channel 9x11 image, 3x3 taps: row (c, kh, kw) starts at c * 99 + kh * 11 + kw.
@@ -144,7 +146,7 @@ TEST_P(GemmKernels, ReadRowsInPlace) {
   const int64_t m = 7;
   std::vector<float> w(m * taps), y(m * n), r(m * n);
   for (auto& v : w) v = static_cast<float>(rng.normal());
-  kernel_gemm_nn(false, m, n, taps, 1.0f, w.data(), taps, Rows{img.data() + image, 0, off.data()}, 0.0f, y.data(), n);
+  weights_times_columns(m, n, taps, w.data(), taps, {img.data() + image, off.data()}, y.data(), n);
   gemm_reference(false, false, m, n, taps, 1.0f, w.data(), taps, cols.data() + taps * n, n, 0.0f, r.data(), n);
   for (int64_t i = 0; i < m * n; ++i) ASSERT_NEAR(y[i], r[i], 1e-4) << i;
   // nn with columns in groups: each panel of columns from its own row of the image (an
@@ -154,18 +156,14 @@ TEST_P(GemmKernels, ReadRowsInPlace) {
     std::vector<float> yg(m * wide), rg(m * wide), colsg(taps * wide);
     for (int64_t t = 0; t < taps; ++t)
       for (int64_t j = 0; j < wide; ++j) colsg[t * wide + j] = img[image + off[t] + j / panel * 11 + j % panel];
-    Rows rows{img.data() + image, 0, off.data()};
-    rows.group = panel;
-    rows.group_stride = 11;
-    kernel_gemm_nn(false, m, wide, taps, 1.0f, w.data(), taps, rows, 0.0f, yg.data(), wide);
+    weights_times_columns(m, wide, taps, w.data(), taps, {img.data() + image, off.data(), panel, 11}, yg.data(), wide);
     gemm_reference(false, false, m, wide, taps, 1.0f, w.data(), taps, colsg.data(), wide, 0.0f, rg.data(), wide);
     for (int64_t i = 0; i < m * wide; ++i) ASSERT_NEAR(yg[i], rg[i], 1e-4) << i;
   }
   // nt: dW[m, taps] = sum over segments of dY_g[m, n] cols_g^T, dY's segments side by side.
   std::vector<float> dy(m * segs * n), dw(m * taps, 5.0f), ref(m * taps, 5.0f), dyg(m * n), part(m * taps);
   for (auto& v : dy) v = static_cast<float>(rng.normal());
-  kernel_gemm_nt(m, taps, n, 1.0f, dy.data(), segs * n, Rows{img.data(), 0, off.data()}, 1.0f, dw.data(), taps, segs, n,
-                 image);
+  grad_times_columns_t(m, taps, n, dy.data(), segs * n, img.data(), off.data(), 1.0f, dw.data(), taps, segs, n, image);
   for (int64_t g = 0; g < segs; ++g) {
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) dyg[i * n + j] = dy[i * segs * n + g * n + j];
@@ -180,13 +178,28 @@ TEST_P(GemmKernels, ReadRowsInPlace) {
     std::vector<float> dyt(segs * n * w), dwt(taps * w, 0.0f), reft(taps * w, 0.0f), partt(taps * w);
     for (auto& v : dyt) v = static_cast<float>(rng.normal());
     for (int64_t g = 0; g < segs; ++g) {
-      kernel_gemm_nn(taps, w, n, 1.0f, Rows{img.data() + g * image, 0, off.data()}, Rows{dyt.data() + g * n * w, w},
-                     g ? 1.0f : 0.0f, dwt.data(), w);
+      columns_times_grad_t(taps, w, n, img.data() + g * image, off.data(), nullptr, dyt.data() + g * n * w, w,
+                           g ? 1.0f : 0.0f, dwt.data(), w);
       gemm_reference(false, false, taps, w, n, 1.0f, cols.data() + g * taps * n, n, dyt.data() + g * n * w, w, 0.0f,
                      partt.data(), w);
       for (int64_t i = 0; i < taps * w; ++i) reft[i] += partt[i];
     }
     for (int64_t i = 0; i < taps * w; ++i) ASSERT_NEAR(dwt[i], reft[i], 1e-3) << "w " << w << " at " << i;
+  }
+  // By output positions: Y^T[P, K] = cols^T W^T, position q at every second column of the
+  // image (a map), K of one panel.
+  {
+    const int64_t P = n / 2, K = panel;
+    std::vector<int64_t> at(P);
+    for (int64_t q = 0; q < P; ++q) at[q] = 2 * q;
+    std::vector<float> wt(taps * K), yt(P * K), colsp(taps * P), rt(K * P);
+    for (auto& v : wt) v = static_cast<float>(rng.normal());
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t q = 0; q < P; ++q) colsp[t * P + q] = img[at[q] + off[t]];
+    columns_t_times_weights_t(P, K, taps, img.data(), at.data(), off.data(), wt.data(), K, yt.data(), K);
+    gemm_reference(true, false, K, P, taps, 1.0f, wt.data(), K, colsp.data(), P, 0.0f, rt.data(), P);  // Y = W cols
+    for (int64_t q = 0; q < P; ++q)
+      for (int64_t k = 0; k < K; ++k) ASSERT_NEAR(yt[q * K + k], rt[k * P + q], 1e-4) << q << " " << k;
   }
 }
 
