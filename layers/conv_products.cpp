@@ -12,8 +12,8 @@ using kernels::IndirectRows;
 
 void weights_times_columns(int64_t K, int64_t n, int64_t taps, const float* w, int64_t ldw, const ImageColumns& cols,
                            float* y, int64_t ldy) {
-  active().nn(false, K, n, taps, 1.0f, w, ldw, IndirectRows{cols.image, 0, cols.taps, cols.run, cols.run_stride}, 0.0f, y,
-              ldy);
+  active().nn(false, K, n, taps, 1.0f, w, ldw, IndirectRows{cols.image, 0, cols.taps, cols.run, cols.run_stride}, 0.0f,
+              y, ldy);
 }
 
 void columns_t_times_weights_t(int64_t P, int64_t K, int64_t taps, const float* image, const int64_t* position_at,

@@ -112,8 +112,8 @@ enum AMode { kStrided, kByRow, kByRowMapped };
 // on, shifted by j columns. Strided A keeps GCC's addressing of the broadcasts simple (a
 // pointer array costs A^T products a fifth of their speed).
 template <class V, int R, bool Off, int Mode>
-void nn_tile(int64_t k, const ATile& at, const IndirectRows& b, int64_t p0, int64_t j, float* c, int64_t ldc, float alpha,
-             float beta) {
+void nn_tile(int64_t k, const ATile& at, const IndirectRows& b, int64_t p0, int64_t j, float* c, int64_t ldc,
+             float alpha, float beta) {
   using Vec = typename V::Vec;
   constexpr int kW = V::kW;
   Vec lo[R], hi[R];
@@ -188,8 +188,8 @@ void gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64
 // on): R x S dot products in vector lanes, each summed by V::sum's fixed tree, then the last
 // k % kW terms (one segment only) in order.
 template <class V, int R, int S, bool Off>
-void nt_tile(int64_t k, const float* a, int64_t lda, const IndirectRows& b, int64_t j, float* c, int64_t ldc, float alpha,
-             float beta, Segments seg) {
+void nt_tile(int64_t k, const float* a, int64_t lda, const IndirectRows& b, int64_t j, float* c, int64_t ldc,
+             float alpha, float beta, Segments seg) {
   using Vec = typename V::Vec;
   constexpr int kW = V::kW;
   Vec acc[R][S];
@@ -223,7 +223,8 @@ void nt_tile(int64_t k, const float* a, int64_t lda, const IndirectRows& b, int6
     }
 }
 
-using NtTile = void (*)(int64_t, const float*, int64_t, const IndirectRows&, int64_t, float*, int64_t, float, float, Segments);
+using NtTile = void (*)(int64_t, const float*, int64_t, const IndirectRows&, int64_t, float*, int64_t, float, float,
+                        Segments);
 
 template <class V, int R, bool Off, int... S>
 constexpr std::array<NtTile, sizeof...(S)> nt_row(std::integer_sequence<int, S...>) {
@@ -242,13 +243,13 @@ constexpr std::array<std::array<std::array<NtTile, V::kTS>, V::kTR>, 2> kNtTiles
 // The entry points of one width.
 template <class V>
 struct Impl {
-  static void nn(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const IndirectRows& b,
-                 float beta, float* c, int64_t ldc) {
+  static void nn(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                 const IndirectRows& b, float beta, float* c, int64_t ldc) {
     const auto none = [](int64_t) { return static_cast<const float*>(nullptr); };
     gemm_nn<V, kStrided>(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, none, nullptr, b, beta, c, ldc);
   }
-  static void nn_rows(int64_t m, int64_t n, int64_t k, float alpha, const IndirectRows& a, const IndirectRows& b, float beta, float* c,
-                      int64_t ldc, const int64_t* a_columns) {
+  static void nn_rows(int64_t m, int64_t n, int64_t k, float alpha, const IndirectRows& a, const IndirectRows& b,
+                      float beta, float* c, int64_t ldc, const int64_t* a_columns) {
     const auto none = [](int64_t) { return static_cast<const float*>(nullptr); };
     const auto by_offset = [&](int64_t i) { return a.base + a.off[i]; };
     const auto by_ld = [&](int64_t i) { return a.base + i * a.ld; };
@@ -261,8 +262,8 @@ struct Impl {
     else
       gemm_nn<V, kStrided>(m, n, k, alpha, a.base, a.ld, 1, none, nullptr, b, beta, c, ldc);
   }
-  static void nt(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const IndirectRows& b, float beta,
-                 float* c, int64_t ldc, Segments seg) {
+  static void nt(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const IndirectRows& b,
+                 float beta, float* c, int64_t ldc, Segments seg) {
     const auto& tiles = kNtTiles<V>[b.off ? 1 : 0];
     for (int64_t j = 0; j < n; j += V::kTS) {
       const int64_t s = std::min<int64_t>(V::kTS, n - j);
