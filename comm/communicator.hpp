@@ -59,8 +59,9 @@ class Communicator {
   virtual bool allows_worker_thread() const { return false; }
 
   // The gradient arena's sum over ranks, overlapped with backward (comm::GradientSync,
-  // buckets of about bucket_floats).
-  virtual std::unique_ptr<GradientExchange> gradient_exchange(int64_t arena_floats, int64_t bucket_floats);
+  // buckets of about bucket_floats). Every member is pure or inline, so the interface
+  // costs its users no link dependency on comm/ (framework/ uses it without linking it).
+  virtual std::unique_ptr<GradientExchange> gradient_exchange(int64_t arena_floats, int64_t bucket_floats) = 0;
 
   // The stall watchdog: any wait on other ranks longer than `seconds` (0: no limit) prints
   // which rank, step and operation waited and stops the whole job, without needing the
@@ -88,6 +89,16 @@ class Communicator::Wait {
 // One process, no MPI: reductions and broadcasts are identities.
 class LocalCommunicator final : public Communicator {
  public:
+  // Nothing to exchange with one rank.
+  struct NoExchange final : GradientExchange {
+    void begin(std::span<float>, int64_t) override {}
+    void ready(int64_t) override {}
+    void reduce(std::span<double>) override {}
+    void finish() override {}
+  };
+  std::unique_ptr<GradientExchange> gradient_exchange(int64_t, int64_t) override {
+    return std::make_unique<NoExchange>();
+  }
   int rank() const override { return 0; }
   int size() const override { return 1; }
   void allreduce_sum(std::span<float>) override {}

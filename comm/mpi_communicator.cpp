@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "comm/gradient_sync.hpp"
 #include "comm/watchdog.hpp"
 #include "framework/error.hpp"
 
@@ -83,6 +84,10 @@ MpiCommunicator::MpiCommunicator(int* argc, char*** argv) : pending_(std::make_u
       stall_at_ = std::atoll(spec.c_str() + b + 1);
     }
   }
+}
+
+std::unique_ptr<GradientExchange> MpiCommunicator::gradient_exchange(int64_t arena_floats, int64_t bucket_floats) {
+  return std::make_unique<GradientSync>(*this, arena_floats, bucket_floats);
 }
 
 void MpiCommunicator::set_timeout(double seconds) {

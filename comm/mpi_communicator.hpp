@@ -29,6 +29,7 @@ class MpiCommunicator final : public Communicator {
   bool test(Request r) override;
   void progress() override;
   bool allows_worker_thread() const override { return serialized_; }
+  std::unique_ptr<GradientExchange> gradient_exchange(int64_t arena_floats, int64_t bucket_floats) override;
   void set_timeout(double seconds) override;
   void note_step(int64_t step) override;
   void begin_wait() override;
