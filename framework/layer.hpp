@@ -80,6 +80,8 @@ class Layer {
   // What pictures of the layer can show (hubel visualize): its output is feature maps
   // (channels x positions), and its first parameter holds filters [K, C/groups, k...].
   virtual bool spatial() const { return false; }
+  // After bind: the algorithm the layer chose for its shapes, for --profile ("" if one).
+  virtual std::string plan() const { return ""; }
   virtual bool has_filters() const { return false; }
   // Number of inputs; 0 means "one or more" (joins such as add and concat).
   virtual int arity() const { return 1; }

@@ -586,7 +586,7 @@ std::vector<Net::LayerTime> Net::layer_times() const {
   std::vector<LayerTime> out;
   for (const auto& node : impl_->nodes)
     out.push_back({node.layer->name(), node.layer->type(), node.forward_seconds, node.backward_seconds,
-                   node.forward_calls, node.layer->flops(node.in_shapes, node.out)});
+                   node.forward_calls, node.layer->flops(node.in_shapes, node.out), node.layer->plan()});
   return out;
 }
 const Shape& Net::input_shape() const { return impl_->input_shape; }

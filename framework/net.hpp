@@ -133,6 +133,7 @@ class Net {
     double forward = 0, backward = 0;  // seconds
     int64_t calls = 0;                 // forward passes
     int64_t flops = 0;                 // forward FLOPs per sample
+    std::string plan;                  // Layer::plan(): the algorithm chosen for its shapes
   };
   std::vector<LayerTime> layer_times() const;
 

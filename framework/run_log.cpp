@@ -56,20 +56,22 @@ std::string format_profile(const std::vector<Net::LayerTime>& layers, const Trai
   for (const auto& l : layers) w = std::max(w, l.name.size() + 2);
   os << std::left << std::setw(static_cast<int>(w)) << "layer" << std::setw(16) << "type" << std::right << std::setw(10)
      << "forward" << std::setw(10) << "backward" << std::setw(8) << "share" << std::setw(10) << "GFLOP/s"
-     << "\n";
+     << "  plan\n";
   double layers_ms = 0;
-  auto row = [&](const std::string& name, const std::string& type, double ms_f, double ms_b, double gflops) {
+  auto row = [&](const std::string& name, const std::string& type, double ms_f, double ms_b, double gflops,
+                 const std::string& plan = "") {
     os << std::left << std::setw(static_cast<int>(w)) << name << std::setw(16) << type << std::right
        << std::setprecision(3) << std::setw(10) << ms_f << std::setw(10) << ms_b << std::setprecision(1) << std::setw(7)
        << (total_ms > 0 ? 100 * (ms_f + ms_b) / total_ms : 0) << "%";
     if (gflops > 0) os << std::setw(10) << std::setprecision(1) << gflops;
+    if (!plan.empty()) os << (gflops > 0 ? "" : "          ") << "  " << plan;
     os << "\n";
   };
   for (const auto& l : layers) {
     const double f = 1e3 * l.forward / steps, b = 1e3 * l.backward / steps;
     layers_ms += f + b;
     const double work = 3.0 * static_cast<double>(l.flops) * rows_per_step;  // forward + backward
-    row(l.name, l.type, f, b, f + b > 0 && l.flops > 1000 ? work / ((f + b) * 1e-3) / 1e9 : 0);
+    row(l.name, l.type, f, b, f + b > 0 && l.flops > 1000 ? work / ((f + b) * 1e-3) / 1e9 : 0, l.plan);
   }
   const double data = 1e3 * t.data / steps, loss = 1e3 * t.loss / steps, comm = 1e3 * t.comm_wait / steps,
                opt = 1e3 * t.optimizer / steps;

@@ -198,6 +198,14 @@ std::unique_ptr<Layer> Conv::from_config(const Config& c, int rank) {
 
 std::string Conv::type() const { return "conv" + rank_suffix(o_.window.rank); }
 
+std::string Conv::plan() const {
+  static const char* const kNames[] = {"reference",       "tiled",        "im2col",          "wide im2col",
+                                       "implicit im2col", "compact rows", "output positions"};
+  std::string s = kNames[static_cast<int>(plan_)];
+  if (implicit()) s += transposed_grad_ ? ", dW^T" : ", dW by dot products";
+  return s;
+}
+
 std::string Conv::describe() const {
   std::string s = cat(o_.filters, " filters ", o_.window.describe());
   if (o_.groups > 1) s += cat(", ", o_.groups, " groups");
@@ -300,10 +308,13 @@ void Conv::bind(const Binding& b) {
   UnaryLayer::bind(b);
   g_ = geometry(b.x[0]);
   max_batch_ = b.max_batch;
+  transposed_grad_ = false;
   if (o_.reference) {
+    plan_ = Plan::reference;
     if (o_.relu) masked_ = AlignedBuffer(max_batch_ * g_.K * g_.P(), AlignedBuffer::Uninitialized{});
     return;
   }
+  plan_ = g_.T > 1 ? Plan::tiled : Plan::im2col;
   const int64_t P = g_.P(), CK = g_.C * g_.kvol();
   order_.clear();
   tile_begin_.assign(1, 0);
@@ -333,24 +344,26 @@ void Conv::bind(const Binding& b) {
   wide_.Pc = wide_.Pcp = P;
   if (g_.T == 1 && w.value == PadValue::zero && w.in[0] == 1 && w.out[0] == 1 && w.k[0] == 1 && w.s[1] == 1 &&
       w.s[2] == 1 && !w.is_pointwise()) {
-    wide_.on = true;
+    plan_ = Plan::wide_im2col;
     wide_.Hp = w.out[1] + (w.k[1] - 1) * w.d[1];
     wide_.Wp = w.out[2] + (w.k[2] - 1) * w.d[2];
     wide_.Pc = w.out[1] * wide_.Wp;
     // The last row's run reaches (k - 1) * dilation past the last plane (and, implicit,
     // up to a panel further: the columns that round Pc up).
     const int64_t panel = kernel_panel();
-    wide_.implicit = panel > 0;
-    wide_.Pcp = wide_.implicit ? (wide_.Pc + panel - 1) / panel * panel : wide_.Pc;
+    if (panel > 0) plan_ = Plan::implicit;
+    wide_.Pcp = implicit() ? (wide_.Pc + panel - 1) / panel * panel : wide_.Pc;
     // Compact also where the filters of a group are whole panels, whatever the row width:
     // the forward product is then made with the output positions as its rows (y^T = cols^T
     // W^T, the kernel reading each position's taps in place through the tap offsets), the
     // weight gradient transposed, and no wide position is computed (LeNet's c2: 100
     // positions a sample instead of 140).
-    wide_.positions = wide_.implicit && w.out[2] % panel != 0 && g_.Kg % panel == 0;
-    wide_.compact = wide_.implicit && (w.out[2] % panel == 0 || wide_.positions);
+    if (implicit() && w.out[2] % panel == 0)
+      plan_ = Plan::compact_rows;
+    else if (implicit() && g_.Kg % panel == 0)
+      plan_ = Plan::positions;
     wide_.pmap.clear();
-    if (wide_.compact)  // output position q's column in the padded image
+    if (compact())  // output position q's column in the padded image
       for (int64_t q = 0; q < P; ++q) wide_.pmap.push_back(q / w.out[2] * wide_.Wp + q % w.out[2]);
     wide_.image = align_floats(g_.C * wide_.Hp * wide_.Wp + (w.k[2] - 1) * w.d[2] + wide_.Pcp - wide_.Pc);
     wide_.off.clear();
@@ -366,7 +379,7 @@ void Conv::bind(const Binding& b) {
   nb_ = std::clamp<int64_t>(kBlockFloats / std::max<int64_t>(CK * Pc, 1), 1, std::max<int64_t>(max_batch_, 1));
   const int64_t ld = block_ld(wide_.Pcp * nb_);
   scratch_size_ = g_.T > 1 ? align_floats(CK * P) * 4 + align_floats(g_.K * P)
-                           : cols_floats() * 2 + align_floats(g_.K * ld) + wide_.image * (wide_.implicit ? nb_ : 1);
+                           : cols_floats() * 2 + align_floats(g_.K * ld) + wide_.image * (implicit() ? nb_ : 1);
   // Implicit with whole panels of filters, at least two, and many taps: the weight
   // gradient is made transposed (see backward_blocks) and turned around after the partials
   // are summed. bench_conv: the CIFAR-sized net's c2 (64 filters, 288 taps) 22% faster
@@ -374,10 +387,10 @@ void Conv::bind(const Binding& b) {
   // the dot products.
   // With positions as rows the dot products in pieces would need rows of half panels: the
   // weight gradient is always transposed there.
-  wide_.transposed = wide_.positions || (wide_.implicit && g_.Kg % panel_of_kernels() == 0 &&
-                                         g_.Kg >= 2 * panel_of_kernels() && g_.Cg * g_.kvol() >= 64);
-  if (wide_.transposed) w_t_ = AlignedBuffer(g_.K * g_.Cg * g_.kvol(), AlignedBuffer::Uninitialized{});
-  if (wide_.positions) w_fwd_ = AlignedBuffer(g_.K * g_.Cg * g_.kvol(), AlignedBuffer::Uninitialized{});
+  transposed_grad_ = plan_ == Plan::positions || (implicit() && g_.Kg % panel_of_kernels() == 0 &&
+                                                  g_.Kg >= 2 * panel_of_kernels() && g_.Cg * g_.kvol() >= 64);
+  if (transposed_grad_) w_t_ = AlignedBuffer(g_.K * g_.Cg * g_.kvol(), AlignedBuffer::Uninitialized{});
+  if (plan_ == Plan::positions) w_fwd_ = AlignedBuffer(g_.K * g_.Cg * g_.kvol(), AlignedBuffer::Uninitialized{});
   const int64_t n = scratch_size_;
   scratch_ =
       tbb::enumerable_thread_specific<AlignedBuffer>([n] { return AlignedBuffer(n, AlignedBuffer::Uninitialized{}); });
@@ -386,7 +399,7 @@ void Conv::bind(const Binding& b) {
 
 int64_t Conv::cols_floats() const {
   const int64_t CK = g_.C * g_.kvol(), ld = block_ld(wide_.Pcp * nb_);
-  return align_floats((wide_.implicit ? std::max(CK, g_.K) : CK) * ld);  // implicit: dy^T
+  return align_floats((implicit() ? std::max(CK, g_.K) : CK) * ld);  // implicit: dy^T
 }
 
 const float* Conv::dense_weights() {
@@ -437,7 +450,7 @@ void Conv::pad_input(const float* xi, float* xp) const {
 }
 
 void Conv::to_columns(const float* xi, float* xp, float* cols, int64_t ld) const {
-  if (!wide_.on) return im2col(g_.w, g_.C, xi, cols, ld);
+  if (!wide()) return im2col(g_.w, g_.C, xi, cols, ld);
   pad_input(xi, xp);
   const Window& w = g_.w;
   const int64_t plane = wide_.Hp * wide_.Wp;
@@ -450,7 +463,7 @@ void Conv::to_columns(const float* xi, float* xp, float* cols, int64_t ld) const
 }
 
 void Conv::from_columns(const float* dcols, int64_t ld, float* xp, float* dxi) const {
-  if (!wide_.on) return col2im(g_.w, g_.C, dcols, dxi, ld);
+  if (!wide()) return col2im(g_.w, g_.C, dcols, dxi, ld);
   const Window& w = g_.w;
   const int64_t plane = wide_.Hp * wide_.Wp, Pc = wide_.Pc;
   std::fill(xp, xp + wide_.image, 0.0f);
@@ -460,7 +473,7 @@ void Conv::from_columns(const float* dcols, int64_t ld, float* xp, float* dxi) c
       for (int64_t kw = 0; kw < w.k[2]; ++kw, ++row) {
         float* d = xp + c * plane + kh * w.d[1] * wide_.Wp + kw * w.d[2];
         const float* s = dcols + row * ld;
-        if (wide_.compact)  // output rows OW apart in dcols, Wp apart in the image
+        if (compact())  // output rows OW apart in dcols, Wp apart in the image
           for (int64_t r = 0; r < w.out[1]; ++r)
             for (int64_t q = 0; q < w.out[2]; ++q) d[r * wide_.Wp + q] += s[r * w.out[2] + q];
         else
@@ -502,9 +515,9 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
   };
   // Columns per sample in the block's matrices; implicit: rows of the column matrix read
   // in place from each sample's padded image.
-  const bool implicit = wide_.implicit;
+  const bool implicit = this->implicit();
   const int64_t sc = wide_.Pcp, image = wide_.image;
-  if (wide_.positions)  // W^T of each group, [CgK, Kg], side by side: [CgK, K]
+  if (plan_ == Plan::positions)  // W^T of each group, [CgK, Kg], side by side: [CgK, K]
     for (int64_t k = 0; k < K; ++k)
       for (int64_t q = 0; q < CgK; ++q) w_fwd_.data()[q * K + k] = W[k * CgK + q];
   parallel_chunks(n, std::max(nb_, sample_grain(2 * g.blocks * g.kvol() * P)), [&](int64_t n0, int64_t n1) {
@@ -516,10 +529,10 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
       const int64_t nb = std::min(nb_, n1 - b0);
       // One sample in the plain layout: straight into y. Otherwise [K, ld], then each
       // sample's planes.
-      const bool direct = nb == 1 && !wide_.on;
+      const bool direct = nb == 1 && !wide();
       const int64_t L = direct ? P : block_ld(nb * sc);
       float* Y = direct ? y.data() + b0 * K * P : yb;
-      if (wide_.positions) {
+      if (plan_ == Plan::positions) {
         // Positions as rows: y^T[P, K] = cols^T W^T, row q of cols^T read at position q's
         // start in the padded image (pmap) through the tap offsets, one group's filters a
         // panel; then y with bias and activation.
@@ -532,7 +545,7 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
         }
         continue;
       }
-      if (wide_.compact) {
+      if (compact()) {
         // Output rows of whole panels: each panel's columns from its own image row, the
         // product straight into y (no wide positions), then bias and activation in place.
         for (int64_t j = 0; j < nb; ++j) {
@@ -570,7 +583,7 @@ void Conv::forward_blocks(ConstTensorView x, TensorView y) {
         const bool relu = o_.relu;
         for (int64_t k = 0; k < K; ++k)
           for (int64_t r = 0; r < rows; ++r) {
-            const float* src = yb + k * L + j * sc + r * (wide_.on ? Wp : OW);
+            const float* src = yb + k * L + j * sc + r * (wide() ? Wp : OW);
             float* dst = yi + k * P + r * OW;
             if (o_.bias == BiasKind::location) {
               const float* b = bias + k * P + r * OW;
@@ -593,8 +606,8 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
   const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], rows = P / OW, Wp = wide_.Wp;
   // Compact (output rows of whole panels): dy keeps its own layout, P columns per sample,
   // and the products skip the padding between output rows (see forward_blocks).
-  const bool compact = wide_.compact;
-  const int64_t Pc = compact ? P : wide_.Pc, row_stride = compact || !wide_.on ? OW : Wp;
+  const bool compact = this->compact();
+  const int64_t Pc = compact ? P : wide_.Pc, row_stride = compact || !wide() ? OW : Wp;
   const float* W = dense_weights();
   const int64_t dense = K * CgK;
   const int64_t slots = max_partials(partial_size_, max_batch_);
@@ -604,7 +617,7 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
   // matrix read in place. With whole panels of filters it is made transposed, dW^T = cols
   // dY^T (the nn kernel, A read in place, dy^T as B), otherwise as dW = dY cols^T by dot
   // products (the nt kernel); the input gradient is dcols = W^T dY, then col2im.
-  const bool implicit = wide_.implicit, transposed = wide_.transposed;
+  const bool implicit = this->implicit(), transposed = transposed_grad_;
   const int64_t sc = compact ? P : wide_.Pcp, image = wide_.image;
   parallel_chunks(chunks, 1, [&](int64_t c0, int64_t c1) {
     float* cols = scratch_.local().data();
@@ -619,7 +632,7 @@ void Conv::backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView
       const int64_t end = std::min(n, (c + 1) * chunk);
       for (int64_t b0 = c * chunk; b0 < end; b0 += nb_) {
         const int64_t nb = std::min(nb_, end - b0);
-        const bool first = b0 == c * chunk, direct = nb == 1 && !wide_.on && !o_.relu;
+        const bool first = b0 == c * chunk, direct = nb == 1 && !wide() && !o_.relu;
         // The columns past nb * sc are zero in cols and dy (and, implicit, those past Pc
         // in each sample's dy): they add nothing.
         const int64_t L = direct ? P : block_ld(nb * sc);

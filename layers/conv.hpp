@@ -58,6 +58,7 @@ class Conv : public UnaryLayer {
   static std::unique_ptr<Layer> from_config(const Config& c, int rank);
 
   std::string type() const override;
+  std::string plan() const override;
   bool spatial() const override { return true; }
   bool has_filters() const override { return true; }
   std::string describe() const override;
@@ -108,18 +109,31 @@ class Conv : public UnaryLayer {
   int64_t max_batch_ = 0;
   // Fast-path state, sized at bind.
   int64_t nb_ = 1;  // untiled: samples per product
-  struct Wide {     // the wide column layout (conv.cpp, pad_input)
-    bool on = false;
+  // How this layer computes, chosen once in bind from the shapes (and printed by
+  // --profile through plan()):
+  enum class Plan {
+    reference,     // options.reference: the naive loops
+    tiled,         // several weight sets: one product per sample and tile
+    im2col,        // an explicit column matrix (strides, 3-D, padding other than zeros)
+    wide_im2col,   // stride 1, zero padding: columns copied in runs from the padded image (pad_input)
+    implicit,      // the same columns read in place by the kernels (implicit im2col), wide positions computed
+    compact_rows,  // implicit, output rows of whole kernel panels: no wide positions
+    positions,     // implicit, the output positions as the product's rows: y^T = cols^T W^T
+  };
+  Plan plan_ = Plan::im2col;
+  bool wide() const { return plan_ >= Plan::wide_im2col; }
+  bool implicit() const { return plan_ >= Plan::implicit; }
+  bool compact() const { return plan_ >= Plan::compact_rows; }
+  // The weight gradient of an implicit plan: one dot product per weight, or transposed
+  // (dW^T = cols dY^T, where the filters of a group are whole panels).
+  bool transposed_grad_ = false;
+  struct Wide {              // the wide column layout (conv.cpp, pad_input)
     int64_t Hp = 0, Wp = 0;  // the padded image the windows cover
     int64_t Pc = 0;          // columns per sample: OH * Wp (wide) or P
     int64_t image = 0;       // floats of the padded-image scratch
-    // Implicit (when this build has the product kernels): no column matrix; the kernels
-    // read its rows in place, row (c, kh, kw) at off[row] in the padded image, and each
-    // sample takes Pcp columns (Pc rounded up to whole kernel panels) in y and dy.
-    bool implicit = false;
-    bool transposed = false;    // implicit, Kg whole panels: dW^T = cols dY^T
-    bool compact = false;       // implicit, rows of whole panels or positions: no wide positions
-    bool positions = false;     // compact with rows of any width: y^T = cols^T W^T (forward)
+    // Implicit: no column matrix; the kernels read its rows in place, row (c, kh, kw) at
+    // off[row] in the padded image, and each sample takes Pcp columns (Pc rounded up to
+    // whole kernel panels) in y and dy.
     std::vector<int64_t> pmap;  // compact: output position q's column in the padded image
     int64_t Pcp = 0;
     std::vector<int64_t> off;

@@ -585,3 +585,41 @@ TEST(Conv, LeNetStepsAreBitwiseRepeatableOnTwoThreads) {
 }
 
 }  // namespace hubel::layers
+
+namespace hubel::layers {
+
+// The plan a convolution chooses for its shapes, at every kernel width this CPU runs.
+TEST(Conv, ThePlanFollowsTheShapes) {
+  auto plan_of = [](const std::string& yaml, const Shape& x) {
+    auto conv = layer_from_yaml(yaml);
+    test::LayerHarness h(*conv, {x}, 2);
+    return conv->plan();
+  };
+  const int original = kernel_width();
+  std::vector<int> widths = kernel_widths();
+  if (widths.empty()) widths.push_back(0);
+  for (const int bits : widths) {
+    if (bits) use_kernel_width(bits);
+    const int64_t panel = kernel_panel();
+    // LeNet's first layer: 28-wide output rows, 6 filters.
+    const std::string c1 = plan_of("{type: conv2d, filters: 6, kernel: 5, padding: 2}", Shape{1, 28, 28});
+    // LeNet's second: 10-wide rows, 16 filters (whole panels at 256 bits).
+    const std::string c3 = plan_of("{type: conv2d, filters: 16, kernel: 5}", Shape{6, 14, 14});
+    // Output rows of whole panels: 32 wide.
+    const std::string rows = plan_of("{type: conv2d, filters: 4, kernel: 3, padding: same}", Shape{2, 32, 32});
+    if (panel == 0) {
+      EXPECT_EQ(c1, "wide im2col");
+      EXPECT_EQ(c3, "wide im2col");
+    } else {
+      EXPECT_EQ(c1, "implicit im2col, dW by dot products") << bits;
+      EXPECT_EQ(c3, panel == 16 ? "output positions, dW^T" : "implicit im2col, dW by dot products") << bits;
+      EXPECT_EQ(rows, "compact rows, dW by dot products") << bits;
+    }
+    EXPECT_EQ(plan_of("{type: conv2d, filters: 4, kernel: 3, stride: 2, rounding: floor}", Shape{2, 9, 9}), "im2col");
+    EXPECT_EQ(plan_of("{type: conv2d, filters: 4, kernel: 3, tiles: 2}", Shape{2, 6, 6}), "tiled");
+    EXPECT_EQ(plan_of("{type: conv2d, filters: 4, kernel: 3, impl: reference}", Shape{2, 6, 6}), "reference");
+  }
+  if (original) use_kernel_width(original);
+}
+
+}  // namespace hubel::layers
