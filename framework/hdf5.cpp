@@ -65,8 +65,6 @@ void durable_rename(const std::string& tmp, const std::string& path) {
   sync(dir.empty() ? "." : dir.string(), O_RDONLY | O_DIRECTORY);
 }
 
-namespace {
-// What an errno of a failed write most likely means for the user.
 const char* write_hint(int err) {
   switch (err) {
     case EFBIG:
@@ -84,6 +82,8 @@ const char* write_hint(int err) {
       return "";
   }
 }
+
+namespace {
 
 // Writes bytes to a new file at `path` and syncs it; DataError with the reason otherwise.
 void write_bytes(const std::string& path, const std::vector<char>& bytes) {

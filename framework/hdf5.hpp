@@ -68,6 +68,9 @@ std::string temporary_name(const std::string& path);
 // fsync of the file, rename over `path`, fsync of the directory: after it returns, the
 // new file is in place and durable; before, the old one (if any) is intact.
 void durable_rename(const std::string& tmp, const std::string& path);
+// What the errno of a failed write most likely means for the user (" (the disk is full)"),
+// or "".
+const char* write_hint(int err);
 
 // Creates `path` atomically: write() fills an HDF5 file built in memory, whose bytes then go
 // to a temporary name next to `path`, are synced and renamed into place; on any error

@@ -103,19 +103,6 @@ namespace {
 const char* kCsvHeader =
     "epoch,steps,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,samples_per_second,comm_wait_ms\n";
 
-const char* io_hint(int err) {
-  switch (err) {
-    case ENOSPC:
-      return " (the disk is full)";
-    case EDQUOT:
-      return " (the disk quota is used up)";
-    case EFBIG:
-      return " (the file size limit: see ulimit -f)";
-    default:
-      return "";
-  }
-}
-
 // The integer after `"key": ` in a JSON line, or -1.
 int64_t json_int(const std::string& line, const std::string& key) {
   const std::string k = "\"" + key + "\": ";
@@ -163,7 +150,7 @@ RunLog::Appender::Appender(const fs::path& path, bool append) : path_(path.strin
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
   if (fd_ < 0) {
     const int err = errno;
-    throw DataError(cat("cannot write ", path_, ": ", std::strerror(err), io_hint(err)));
+    throw DataError(cat("cannot write ", path_, ": ", std::strerror(err), h5::write_hint(err)));
   }
   if (!append) return;
   // Appending: position at the end (O_APPEND does so for every write).
@@ -195,7 +182,7 @@ void RunLog::Appender::write(const std::string& record) {
         const off_t end = ::lseek(fd_, 0, SEEK_END);
         if (end >= static_cast<off_t>(done)) (void)::ftruncate(fd_, end - static_cast<off_t>(done));
       }
-      throw Error(cat("writing ", path_, " failed: ", std::strerror(err), io_hint(err)));
+      throw Error(cat("writing ", path_, " failed: ", std::strerror(err), h5::write_hint(err)));
     }
     done += static_cast<size_t>(n);
   }
@@ -204,7 +191,7 @@ void RunLog::Appender::write(const std::string& record) {
 void RunLog::Appender::sync() {
   if (fd_ >= 0 && ::fsync(fd_) != 0) {
     const int err = errno;
-    throw Error(cat("writing ", path_, " failed (fsync): ", std::strerror(err), io_hint(err)));
+    throw Error(cat("writing ", path_, " failed (fsync): ", std::strerror(err), h5::write_hint(err)));
   }
 }
 

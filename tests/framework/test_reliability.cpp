@@ -254,13 +254,17 @@ namespace hubel {
 TEST(Checkpoints, AProjectionStoredInsideItsAddStillLoads) {
   // Files written before the projection shortcut became its own node hold "sum/proj_w".
   TempDir dir;
-  Net net =
-      Net::from_config(Config::parse("input: [1, 4, 4]\nlayers:\n"
-                                     "  - {name: a, type: conv, filters: 2, kernel: 1, stride: 2, rounding: floor}\n"
-                                     "  - {name: sum, type: add, inputs: [a, input], project: auto}\n",
-                                     "m.yaml"),
-                       layers::builtin_registry());
-  net.build(1, 1);
+  auto projected = [] {
+    Net n =
+        Net::from_config(Config::parse("input: [1, 4, 4]\nlayers:\n"
+                                       "  - {name: a, type: conv, filters: 2, kernel: 1, stride: 2, rounding: floor}\n"
+                                       "  - {name: sum, type: add, inputs: [a, input], project: auto}\n",
+                                       "m.yaml"),
+                         layers::builtin_registry());
+    n.build(1, 1);
+    return n;
+  };
+  Net net = projected();
   const std::string file = dir / "old.h5";
   {
     h5::File f = h5::File::create(file);
@@ -276,13 +280,7 @@ TEST(Checkpoints, AProjectionStoredInsideItsAddStillLoads) {
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(p->params()[0].w[0], 5);
   EXPECT_EQ(p->params()[0].w[1], 6);
-  Net other =
-      Net::from_config(Config::parse("input: [1, 4, 4]\nlayers:\n"
-                                     "  - {name: a, type: conv, filters: 2, kernel: 1, stride: 2, rounding: floor}\n"
-                                     "  - {name: sum, type: add, inputs: [a, input], project: auto}\n",
-                                     "m.yaml"),
-                       layers::builtin_registry());
-  other.build(1, 1);
+  Net other = projected();
   const WeightsReport r = load_weights_by_name(file, other, {});
   EXPECT_EQ(r.values, 6);
   EXPECT_EQ(other.find("sum_proj")->params()[0].w[1], 6);
