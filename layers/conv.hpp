@@ -9,17 +9,14 @@
 // connected pair, filter by filter); tiled with T weight sets [T, K, C/groups * k_vol].
 // A transposed convolution's weights are [C, K/groups, k...], as in PyTorch.
 //
-// The fast path is im2col + BLAS, TBB-parallel over fixed chunks of samples. Without
-// tiling, a block of samples shares one product per group: their columns lie side by
-// side in one matrix (nb * P columns), so LeNet-sized layers make products large enough
-// for the BLAS to run near its peak. Tiled layers make one product per sample and tile; weight gradients are summed per
-// chunk and the chunk partials added in chunk order, so results do not depend on the thread count. A naive reference
-// path (impl: reference) is kept for tests and debugging.
+// Conv chooses a plan once, in bind, and dispatches to the algorithm that computes it
+// (conv_algorithm.hpp: each in its own file, each tested against the reference).
 #pragma once
 
 #include <tbb/enumerable_thread_specific.h>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "framework/layer.hpp"
@@ -34,8 +31,22 @@ namespace hubel::layers {
 
 enum class BiasKind { none, channel, location };
 
+class ConvAlgorithm;  // layers/conv_algorithm.hpp
+
 class Conv : public UnaryLayer {
  public:
+  // How the layer computes, chosen once in bind from the shapes, or named by impl (for
+  // tests and benchmarks), and shown by --profile through plan(). conv_algorithm.hpp
+  // says which file holds each.
+  enum class Plan {
+    reference,     // the definition, loop by loop (impl: reference)
+    tiled,         // a product per sample and tile (the plan for several weight sets)
+    im2col,        // an explicit column matrix per block of samples
+    wide_im2col,   // the same, stride 1 and zero padding: column rows copied as runs of the padded image
+    implicit,      // the column matrix read in place by the kernels (implicit im2col)
+    compact_rows,  // implicit, output rows of whole kernel panels: no wide positions
+    positions,     // implicit, the output positions as the product's rows: y^T = cols^T W^T
+  };
   struct Options {
     int64_t filters = 0;  // K; with a connection table, 0 means "as many as the table has rows"
     WindowOptions window;
@@ -47,14 +58,16 @@ class Conv : public UnaryLayer {
     BiasKind bias = BiasKind::channel;
     Init w_init = Init::scaled(Init::Kind::HeUniform);
     Init b_init = Init::zeros();
-    bool relu = false;  // activation: relu, fused into the copies of the fast path
-    bool reference = false;
+    bool relu = false;         // activation: relu, fused into the copies of the fast path
+    std::optional<Plan> impl;  // unset (impl: fast): the fastest plan for the shapes
   };
   explicit Conv(Options o);
+  ~Conv() override;
   // {type: conv2d, filters: 16, kernel: 5, stride: 1, dilation: 1, padding: same,
   //  padding_value: zero, rounding: exact, groups: 1, connections: [[0, 1, 2], ...],
   //  tiles: 1 | [2, 2] | all, bias: channel | location | none, init, bias_init,
-  //  activation: none | relu, impl: fast | reference}. rank 0 ("conv") takes the rank from the input.
+  //  activation: none | relu, impl: fast | reference | tiled | im2col | wide_im2col |
+  //  implicit | compact_rows | positions}. rank 0 ("conv") takes the rank from the input.
   static std::unique_ptr<Layer> from_config(const Config& c, int rank);
 
   std::string type() const override;
@@ -86,68 +99,17 @@ class Conv : public UnaryLayer {
     }
   };
   Geometry geometry(const Shape& x) const;
+  // Why `plan` cannot compute a layer of geometry g on this CPU (empty: it can).
+  static std::string unsupported(Plan plan, const Geometry& g);
+  static const char* plan_name(Plan plan);
 
  private:
-  void forward_reference(ConstTensorView x, TensorView y) const;
-  void backward_reference(ConstTensorView x, ConstTensorView dy, TensorView dx) const;
-  // The untiled fast path, nb_ samples per product.
-  void forward_blocks(ConstTensorView x, TensorView y);
-  void backward_blocks(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx);
-  // The tiled fast path, one product per sample and tile (the activation applied apart).
-  void forward_tiled(ConstTensorView x, TensorView y);
-  void backward_tiled(ConstTensorView x, ConstTensorView dy, TensorView dx);
-  // One sample's columns (Pc of them, row stride ld) and back; xp: the padded-image scratch.
-  void to_columns(const float* xi, float* xp, float* cols, int64_t ld) const;
-  void from_columns(const float* dcols, int64_t ld, float* xp, float* dxi) const;
-  void pad_input(const float* xi, float* xp) const;
-  void scatter_table_gradient(const float* dw_dense);  // dense-layout gradient into the table's
-  const float* dense_weights();                        // the weights as [T, K, Cg * kvol] (expanding a table)
-  int64_t cols_floats() const;                         // untiled: floats of the cols (implicit: dy^T) scratch
+  Plan choose_plan() const;
 
   Options o_;
   Geometry g_;
-  int64_t max_batch_ = 0;
-  // Fast-path state, sized at bind.
-  int64_t nb_ = 1;  // untiled: samples per product
-  // How this layer computes, chosen once in bind from the shapes (and printed by
-  // --profile through plan()):
-  enum class Plan {
-    reference,     // options.reference: the naive loops
-    tiled,         // several weight sets: one product per sample and tile
-    im2col,        // an explicit column matrix (strides, 3-D, padding other than zeros)
-    wide_im2col,   // stride 1, zero padding: columns copied in runs from the padded image (pad_input)
-    implicit,      // the same columns read in place by the kernels (implicit im2col), wide positions computed
-    compact_rows,  // implicit, output rows of whole kernel panels: no wide positions
-    positions,     // implicit, the output positions as the product's rows: y^T = cols^T W^T
-  };
   Plan plan_ = Plan::im2col;
-  bool wide() const { return plan_ >= Plan::wide_im2col; }
-  bool implicit() const { return plan_ >= Plan::implicit; }
-  bool compact() const { return plan_ >= Plan::compact_rows; }
-  // The weight gradient of an implicit plan: one dot product per weight, or transposed
-  // (dW^T = cols dY^T, where the filters of a group are whole panels).
-  bool transposed_grad_ = false;
-  struct Wide {              // the wide column layout (conv.cpp, pad_input)
-    int64_t Hp = 0, Wp = 0;  // the padded image the windows cover
-    int64_t Pc = 0;          // columns per sample: OH * Wp (wide) or P
-    int64_t image = 0;       // floats of the padded-image scratch
-    // Implicit: no column matrix; the kernels read its rows in place, row (c, kh, kw) at
-    // off[row] in the padded image, and each sample takes Pcp columns (Pc rounded up to
-    // whole kernel panels) in y and dy.
-    std::vector<int64_t> pmap;  // compact: output position q's column in the padded image
-    int64_t Pcp = 0;
-    std::vector<int64_t> off;
-  } wide_;
-  std::vector<int64_t> order_;       // tiled: output positions sorted by tile
-  std::vector<int64_t> tile_begin_;  // tiled: where each tile's positions start in order_
-  AlignedBuffer w_dense_;            // table: expanded weights; gradient partials reduce into it
-  AlignedBuffer partials_;           // per chunk of samples: [dW (dense layout), db]
-  AlignedBuffer masked_;             // relu, tiled or reference: dy where y > 0
-  AlignedBuffer w_t_;                // transposed: the summed weight gradient, [groups, CgK, Kg]
-  AlignedBuffer w_fwd_;              // positions: the weights transposed for the forward pass, [CgK, K]
-  int64_t partial_size_ = 0;
-  int64_t scratch_size_ = 0;
-  tbb::enumerable_thread_specific<AlignedBuffer> scratch_;
+  std::unique_ptr<ConvAlgorithm> algorithm_;
 };
 
 class ConvTranspose : public UnaryLayer {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "framework/net.hpp"
 #include "framework/random.hpp"
@@ -272,8 +273,9 @@ void expect_close(const char* what, std::span<const float> a, std::span<const fl
   EXPECT_LE(err, tol * scale) << what << ": max difference " << err << " against max magnitude " << scale;
 }
 
-void compare_at_this_width(const std::string& yaml, const Shape& x, int64_t batch, uint64_t seed) {
-  auto fast = layer_from_yaml(cat(yaml.substr(0, yaml.size() - 1), ", impl: fast}"));
+void compare_at_this_width(const std::string& yaml, const Shape& x, int64_t batch, uint64_t seed,
+                           const std::string& impl = "fast") {
+  auto fast = layer_from_yaml(cat(yaml.substr(0, yaml.size() - 1), ", impl: ", impl, "}"));
   auto ref = layer_from_yaml(cat(yaml.substr(0, yaml.size() - 1), ", impl: reference}"));
   test::LayerHarness hf(*fast, {x}, batch, seed), hr(*ref, {x}, batch, seed);
   // The harness's dw and dx start as zeros; fill them with garbage to check that backward overwrites.
@@ -620,6 +622,53 @@ TEST(Conv, ThePlanFollowsTheShapes) {
     EXPECT_EQ(plan_of("{type: conv2d, filters: 4, kernel: 3, impl: reference}", Shape{2, 6, 6}), "reference");
   }
   if (original) use_kernel_width(original);
+}
+
+// Every plan, named with impl:, against the reference wherever it applies, at every
+// kernel width this CPU runs; and each plan runs on at least one of the shapes.
+TEST(Conv, EveryPlanEqualsTheReference) {
+  const std::vector<Variant> shapes{
+      {"{type: conv2d, filters: 6, kernel: 5, padding: 2}", {1, 28, 28}, 3},            // LeNet's c1
+      {"{type: conv2d, filters: 16, kernel: 5}", {6, 14, 14}, 3},                       // LeNet's c3
+      {"{type: conv2d, filters: 32, kernel: 3, padding: same}", {3, 32, 32}, 2},        // rows of whole panels
+      {"{type: conv2d, filters: 64, kernel: 3, groups: 2, padding: 1}", {4, 7, 7}, 3},  // groups of whole panels
+      {"{type: conv2d, filters: 32, kernel: 3, bias: location, activation: relu}", {2, 6, 34}, 2},
+      {"{type: conv2d, kernel: 3, connections: [[0, 1], [1, 2], [0, 2], [0, 1, 2]]}", {3, 6, 6}, 2},
+      {"{type: conv2d, filters: 3, kernel: 3, dilation: 2, padding: 2, activation: relu}", {2, 9, 8}, 3},
+      {"{type: conv1d, filters: 32, kernel: 3, padding: same, bias: false}", {2, 40}, 2},
+      {"{type: conv2d, filters: 3, kernel: 3, stride: 2, padding: 1}", {2, 7, 7}, 2},
+      {"{type: conv2d, filters: 2, kernel: 3, tiles: 2, activation: relu}", {2, 6, 6}, 2},
+  };
+  const int before = kernel_width();
+  std::vector<int> widths = kernel_widths();
+  if (widths.empty()) widths.push_back(0);
+  for (const int bits : widths) {
+    if (bits) use_kernel_width(bits);
+    std::set<std::string> ran;
+    for (const auto& v : shapes) {
+      for (const char* impl : {"tiled", "im2col", "wide_im2col", "implicit", "compact_rows", "positions"}) {
+        auto forced =
+            layer_from_yaml(cat(std::string(v.yaml).substr(0, std::strlen(v.yaml) - 1), ", impl: ", impl, "}"));
+        SCOPED_TRACE(cat(bits, "-bit kernels, impl: ", impl, ", ", v.yaml));
+        std::string why;
+        try {
+          test::LayerHarness h(*forced, {v.x}, v.batch);
+        } catch (const ShapeError& e) {
+          why = e.what();
+        }
+        if (!why.empty()) {  // refused, saying which plan and why
+          EXPECT_NE(why.find(cat("impl: ", impl, " cannot compute this layer")), std::string::npos) << why;
+          continue;
+        }
+        compare_at_this_width(v.yaml, v.x, v.batch, 21, impl);
+        ran.insert(impl);
+      }
+    }
+    std::set<std::string> expected{"tiled", "im2col", "wide_im2col"};
+    if (kernel_panel() > 0) expected.insert({"implicit", "compact_rows", "positions"});
+    EXPECT_EQ(ran, expected) << bits << "-bit kernels";
+  }
+  if (before) use_kernel_width(before);
 }
 
 }  // namespace hubel::layers

@@ -1,0 +1,315 @@
+// The pieces the convolution's fast algorithms share: bias and activation, block
+// matrices, the wide layout and the chunked weight gradient.
+#include "layers/conv_algorithm.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "framework/config.hpp"
+#include "framework/parallel.hpp"
+#include "layers/gemm_kernels.hpp"
+
+namespace hubel::layers::conv_detail {
+
+namespace {
+
+// At most this many per-chunk weight-gradient partials, and at most this many bytes of them.
+constexpr int64_t kMaxPartials = 32;
+constexpr int64_t kPartialBytes = int64_t{256} << 20;
+
+int64_t bias_size(const ConvProblem& p) {
+  return p.bias == BiasKind::none ? 0 : p.bias == BiasKind::channel ? p.g.K : p.g.K * p.g.P();
+}
+
+}  // namespace
+
+BiasKind parse_bias(const Config& c, bool location_allowed) {
+  auto b = c.find("bias");
+  if (!b) return BiasKind::channel;
+  const auto v = b->as<std::string>();
+  if (v == "true" || v == "channel") return BiasKind::channel;
+  if (v == "false" || v == "none") return BiasKind::none;
+  if (v == "location" && location_allowed) return BiasKind::location;
+  b->fail(cat("bias must be true, false, channel", location_allowed ? ", location" : "", " or none; got '", v, "'"));
+}
+
+const char* bias_name(BiasKind b) {
+  return b == BiasKind::none ? ", no bias" : b == BiasKind::location ? ", bias per location" : "";
+}
+
+std::string rank_suffix(int rank) { return rank ? cat(rank, "d") : ""; }
+
+std::vector<int64_t> spatial_of(const Shape& x) { return {x.begin() + 1, x.end()}; }
+
+int64_t max_partials(int64_t partial_size, int64_t max_batch) {
+  const int64_t by_memory = std::max<int64_t>(1, kPartialBytes / 4 / std::max<int64_t>(partial_size, 1));
+  return std::max<int64_t>(1, std::min({kMaxPartials, by_memory, max_batch}));
+}
+
+void reduce_partials(const float* partials, int64_t chunks, int64_t stride, int64_t size, float* out) {
+  parallel_chunks(size, 8192, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      float s = partials[i];
+      for (int64_t c = 1; c < chunks; ++c) s += partials[c * stride + i];
+      out[i] = s;
+    }
+  });
+}
+
+int64_t sample_grain(int64_t flops_per_sample) { return grain_for(flops_per_sample, int64_t{1} << 21); }
+
+int64_t block_ld(int64_t columns) {
+  const int64_t panel = std::max<int64_t>(kernel_panel(), 1);
+  return (columns + panel - 1) / panel * panel;
+}
+
+int64_t block_samples(int64_t floats_per_sample, int64_t max_batch) {
+  return std::clamp<int64_t>(kBlockFloats / std::max<int64_t>(floats_per_sample, 1), 1,
+                             std::max<int64_t>(max_batch, 1));
+}
+
+void zero_columns(float* m, int64_t rows, int64_t from, int64_t ld) {
+  if (from < ld)
+    for (int64_t r = 0; r < rows; ++r) std::fill(m + r * ld + from, m + (r + 1) * ld, 0.0f);
+}
+
+void add_bias(BiasKind kind, const float* b, int64_t K, int64_t V, float* y) {
+  if (kind == BiasKind::channel) {
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t q = 0; q < V; ++q) y[k * V + q] += b[k];
+  } else if (kind == BiasKind::location) {
+    for (int64_t q = 0; q < K * V; ++q) y[q] += b[q];
+  }
+}
+
+void bias_gradient(BiasKind kind, const float* dy, int64_t K, int64_t V, bool first, float* db) {
+  if (kind == BiasKind::channel) {
+    for (int64_t k = 0; k < K; ++k) {
+      // 16 running sums (one vector register), added at the end in a fixed order.
+      float lane[16] = {};
+      const float* d = dy + k * V;
+      int64_t q = 0;
+      for (; q + 16 <= V; q += 16)
+        for (int l = 0; l < 16; ++l) lane[l] += d[q + l];
+      float s = 0;
+      for (int l = 0; l < 16; ++l) s += lane[l];
+      for (; q < V; ++q) s += d[q];
+      db[k] = first ? s : db[k] + s;
+    }
+  } else if (kind == BiasKind::location) {
+    for (int64_t q = 0; q < K * V; ++q) db[q] = first ? dy[q] : db[q] + dy[q];
+  }
+}
+
+void bias_gradient_rows(BiasKind kind, const float* d, int64_t ldk, int64_t rows, int64_t row_stride, int64_t OW,
+                        int64_t K, bool first, float* db) {
+  if (kind == BiasKind::channel) {
+    for (int64_t k = 0; k < K; ++k) {
+      float lane[16] = {};
+      float tail = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* row = d + k * ldk + r * row_stride;
+        int64_t q = 0;
+        for (; q + 16 <= OW; q += 16)
+          for (int l = 0; l < 16; ++l) lane[l] += row[q + l];
+        for (; q < OW; ++q) tail += row[q];
+      }
+      float s = 0;
+      for (int l = 0; l < 16; ++l) s += lane[l];
+      s += tail;
+      db[k] = first ? s : db[k] + s;
+    }
+  } else if (kind == BiasKind::location) {
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* row = d + k * ldk + r * row_stride;
+        float* out = db + (k * rows + r) * OW;
+        for (int64_t q = 0; q < OW; ++q) out[q] = first ? row[q] : out[q] + row[q];
+      }
+  }
+}
+
+void apply_relu(float* y, int64_t n) {
+  parallel_chunks(n, 16384, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = y[i] > 0 ? y[i] : 0.0f;
+  });
+}
+
+void mask_by_output(const float* y, const float* dy, int64_t n, float* out) {
+  parallel_chunks(n, 16384, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float v = dy[i];  // read unconditionally: a select, not a masked load
+      out[i] = y[i] > 0 ? v : 0.0f;
+    }
+  });
+}
+
+void store_output(const ConvProblem& p, const float* bias, const float* src, int64_t ldk, int64_t row_stride,
+                  float* yi) {
+  const int64_t K = p.g.K, P = p.g.P(), OW = p.g.w.out[2], rows = P / OW;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* s = src + k * ldk + r * row_stride;
+      float* dst = yi + k * P + r * OW;
+      if (p.bias == BiasKind::location) {
+        const float* b = bias + k * P + r * OW;
+        for (int64_t q = 0; q < OW; ++q) dst[q] = s[q] + b[q];
+      } else {
+        const float b = bias ? bias[k] : 0.0f;
+        for (int64_t q = 0; q < OW; ++q) dst[q] = s[q] + b;
+      }
+      if (p.relu)
+        for (int64_t q = 0; q < OW; ++q) dst[q] = dst[q] > 0 ? dst[q] : 0.0f;
+    }
+}
+
+void load_gradient(const ConvProblem& p, const float* dyi, const float* yi, float* dst, int64_t ldk, int64_t row_stride,
+                   int64_t width) {
+  const int64_t K = p.g.K, P = p.g.P(), OW = p.g.w.out[2], rows = P / OW;
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t r = 0; r < rows; ++r) {
+      float* d = dst + k * ldk + r * row_stride;
+      const float* src = dyi + k * P + r * OW;
+      if (p.relu) {
+        const float* yr = yi + k * P + r * OW;
+        for (int64_t q = 0; q < OW; ++q) {
+          const float v = src[q];  // read unconditionally: a select, not a masked load
+          d[q] = yr[q] > 0 ? v : 0.0f;
+        }
+      } else {
+        for (int64_t q = 0; q < OW; ++q) d[q] = src[q];  // short rows: no call per row
+      }
+      if (row_stride > OW) std::fill(d + OW, d + row_stride, 0.0f);  // the wide positions
+    }
+  }
+  if (width > rows * row_stride)
+    for (int64_t k = 0; k < K; ++k) std::fill(dst + k * ldk + rows * row_stride, dst + k * ldk + width, 0.0f);
+}
+
+// ---------------------------------------------------------------------------------------
+// WideImage
+
+bool WideImage::applies(const Window& w) {
+  return w.value == PadValue::zero && w.in[0] == 1 && w.out[0] == 1 && w.k[0] == 1 && w.s[1] == 1 && w.s[2] == 1 &&
+         !w.is_pointwise();
+}
+
+WideImage::WideImage(const Conv::Geometry& g, int64_t panel) {
+  const Window& w = g.w;
+  Hp = w.out[1] + (w.k[1] - 1) * w.d[1];
+  Wp = w.out[2] + (w.k[2] - 1) * w.d[2];
+  Pc = w.out[1] * Wp;
+  Pcp = panel > 0 ? (Pc + panel - 1) / panel * panel : Pc;
+  // The last row's run reaches (k - 1) * dilation past the last plane (and, read in
+  // place, up to a panel further: the columns that round Pc up).
+  floats = align_floats(g.C * Hp * Wp + (w.k[2] - 1) * w.d[2] + Pcp - Pc);
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t kh = 0; kh < w.k[1]; ++kh)
+      for (int64_t kw = 0; kw < w.k[2]; ++kw) taps.push_back(c * Hp * Wp + kh * w.d[1] * Wp + kw * w.d[2]);
+}
+
+void WideImage::pad(const Conv::Geometry& g, const float* xi, float* xp) const {
+  const Window& w = g.w;
+  const int64_t H = w.in[1], Wd = w.in[2], cols = std::min(Wd, Wp - w.lo[2]);
+  std::fill(xp, xp + floats, 0.0f);
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t h = 0; h < H && h + w.lo[1] < Hp; ++h)
+      std::memcpy(xp + (c * Hp + h + w.lo[1]) * Wp + w.lo[2], xi + (c * H + h) * Wd,
+                  static_cast<size_t>(std::max<int64_t>(cols, 0)) * sizeof(float));
+}
+
+void WideImage::columns(const Conv::Geometry& g, const float* xi, float* xp, float* cols, int64_t ld) const {
+  pad(g, xi, xp);
+  for (size_t row = 0; row < taps.size(); ++row)
+    std::memcpy(cols + static_cast<int64_t>(row) * ld, xp + taps[row], static_cast<size_t>(Pc) * sizeof(float));
+}
+
+void WideImage::add_back(const Conv::Geometry& g, const float* dcols, int64_t ld, int64_t run, float* xp,
+                         float* dxi) const {
+  const Window& w = g.w;
+  std::fill(xp, xp + floats, 0.0f);
+  for (size_t row = 0; row < taps.size(); ++row) {
+    float* d = xp + taps[row];
+    const float* s = dcols + static_cast<int64_t>(row) * ld;
+    if (run != Wp)  // output rows `run` apart in dcols, Wp apart in the image
+      for (int64_t r = 0; r < w.out[1]; ++r)
+        for (int64_t q = 0; q < w.out[2]; ++q) d[r * Wp + q] += s[r * run + q];
+    else
+      for (int64_t q = 0; q < Pc; ++q) d[q] += s[q];
+  }
+  // Crop the padding off (elements the windows never cover get zero).
+  const int64_t H = w.in[1], Wd = w.in[2];
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t h = 0; h < H; ++h) {
+      float* out = dxi + (c * H + h) * Wd;
+      const int64_t ph = h + w.lo[1];
+      for (int64_t x = 0; x < Wd; ++x) {
+        const int64_t px = x + w.lo[2];
+        out[x] = ph < Hp && px < Wp ? xp[(c * Hp + ph) * Wp + px] : 0.0f;
+      }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// ChunkedConv
+
+ChunkedConv::ChunkedConv(ConvProblem p) : p_(std::move(p)) {
+  const int64_t dense = dense_size();
+  if (p_.g.table) w_dense_ = AlignedBuffer(dense);
+  partial_size_ = align_floats(dense + bias_size(p_));
+  slots_ = max_partials(partial_size_, p_.max_batch);
+  partials_ = AlignedBuffer(slots_ * partial_size_);
+}
+
+void ChunkedConv::size_scratch(int64_t floats) {
+  scratch_ = tbb::enumerable_thread_specific<AlignedBuffer>(
+      [floats] { return AlignedBuffer(floats, AlignedBuffer::Uninitialized{}); });
+}
+
+const float* ChunkedConv::dense_weights(const ConvParams& p) {
+  const Conv::Geometry& g = p_.g;
+  if (!g.table) return p.w;
+  const int64_t kvol = g.kvol(), C = g.C, K = g.K;
+  float* d = w_dense_.data();
+  for (int64_t t = 0; t < g.T; ++t)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = g.first_block[k]; j < g.first_block[k + 1]; ++j) {
+        const int64_t c = p_.connections[static_cast<size_t>(k)][static_cast<size_t>(j - g.first_block[k])];
+        std::memcpy(d + ((t * K + k) * C + c) * kvol, p.w + (t * g.blocks + j) * kvol,
+                    static_cast<size_t>(kvol) * sizeof(float));
+      }
+  return d;
+}
+
+int64_t ChunkedConv::chunk_size(int64_t n, int64_t grain) const { return std::max(grain, (n + slots_ - 1) / slots_); }
+
+void ChunkedConv::finish_gradients(const ConvParams& p, int64_t chunks, bool transposed) {
+  const Conv::Geometry& g = p_.g;
+  const int64_t dense = dense_size(), bias = bias_size(p_);
+  // A table's dense gradient is summed into the first partial (each element read before
+  // it is written), then scattered into the table's layout.
+  float* dw_dense = g.table ? partials_.data() : p.dw;
+  if (transposed) {
+    if (sum_.size() < dense) sum_ = AlignedBuffer(dense, AlignedBuffer::Uninitialized{});
+    float* t = sum_.data();
+    reduce_partials(partials_.data(), chunks, partial_size_, dense, t);
+    const int64_t Kg = g.Kg, CgK = g.Cg * g.kvol();
+    for (int64_t gr = 0; gr < g.groups; ++gr)
+      for (int64_t k = 0; k < Kg; ++k)
+        for (int64_t q = 0; q < CgK; ++q) dw_dense[(gr * Kg + k) * CgK + q] = t[(gr * CgK + q) * Kg + k];
+  } else {
+    reduce_partials(partials_.data(), chunks, partial_size_, dense, dw_dense);
+  }
+  if (bias) reduce_partials(partials_.data() + dense, chunks, partial_size_, bias, p.db);
+  if (!g.table) return;
+  const int64_t kvol = g.kvol(), K = g.K;
+  for (int64_t t = 0; t < g.T; ++t)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = g.first_block[k]; j < g.first_block[k + 1]; ++j) {
+        const int64_t ch = p_.connections[static_cast<size_t>(k)][static_cast<size_t>(j - g.first_block[k])];
+        std::memcpy(p.dw + (t * g.blocks + j) * kvol, dw_dense + ((t * K + k) * g.C + ch) * kvol,
+                    static_cast<size_t>(kvol) * sizeof(float));
+      }
+}
+
+}  // namespace hubel::layers::conv_detail

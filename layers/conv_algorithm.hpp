@@ -1,0 +1,162 @@
+// The algorithms a convolution can run (Conv's plans), behind one small interface, and
+// the pieces they share. Conv validates, chooses a plan in bind and dispatches; each
+// algorithm lives in its own file and is tested against the reference:
+//   conv_reference.cpp  the definition, loop by loop (impl: reference)
+//   conv_tiled.cpp      several weight sets (tiling, locally connected): a product per sample and tile
+//   conv_im2col.cpp     an explicit column matrix per block of samples (im2col, or wide im2col)
+//   conv_implicit.cpp   the column matrix read in place from the padded image (implicit im2col,
+//                       compact rows, output positions)
+// Every fast algorithm sums its weight gradient per fixed chunk of samples and adds the
+// chunks in chunk order, so results do not depend on the thread count.
+#pragma once
+
+#include <tbb/enumerable_thread_specific.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "framework/tensor.hpp"
+#include "layers/conv.hpp"
+
+namespace hubel::layers {
+
+// What an algorithm computes: the geometry, the bias, the fused activation (relu) and the
+// largest batch it will see.
+struct ConvProblem {
+  Conv::Geometry g;
+  std::vector<std::vector<int64_t>> connections;  // the table when g.table
+  BiasKind bias = BiasKind::channel;
+  bool relu = false;
+  int64_t max_batch = 0;
+};
+
+// The layer's parameters in their own layout (Conv's header), b and db null without a bias.
+struct ConvParams {
+  const float* w = nullptr;
+  const float* b = nullptr;
+  float* dw = nullptr;
+  float* db = nullptr;
+};
+
+class ConvAlgorithm {
+ public:
+  virtual ~ConvAlgorithm() = default;
+  // y = the convolution of x with the weights, plus the bias, through the fused activation.
+  virtual void forward(const ConvParams& p, ConstTensorView x, TensorView y) = 0;
+  // dy is the gradient at y (with the fused activation, masked here by y > 0). The weight
+  // and bias gradients are written (not added); dx too, unless it is empty.
+  virtual void backward(const ConvParams& p, ConstTensorView x, ConstTensorView y, ConstTensorView dy,
+                        TensorView dx) = 0;
+  // What --profile shows after the plan's name (empty, or e.g. how the weight gradient is made).
+  virtual std::string detail() const { return {}; }
+};
+
+std::unique_ptr<ConvAlgorithm> make_reference_conv(const ConvProblem& p);
+std::unique_ptr<ConvAlgorithm> make_tiled_conv(const ConvProblem& p);
+// wide: stride 1 and zero padding; the column rows are copied in runs from the padded image.
+std::unique_ptr<ConvAlgorithm> make_im2col_conv(const ConvProblem& p, bool wide);
+// plan: implicit, compact_rows or positions.
+std::unique_ptr<ConvAlgorithm> make_implicit_conv(const ConvProblem& p, Conv::Plan plan);
+
+namespace conv_detail {
+
+// The configuration and description pieces of the family (conv and conv_transpose).
+BiasKind parse_bias(const Config& c, bool location_allowed);
+const char* bias_name(BiasKind b);
+std::string rank_suffix(int rank);  // "2d" for rank 2; "" for 0 (the rank taken from the input)
+std::vector<int64_t> spatial_of(const Shape& x);
+
+// Gradient partials per fixed chunk of samples: at most this many for one layer.
+int64_t max_partials(int64_t partial_size, int64_t max_batch);
+// out[i] = sum over chunks c (in order) of partials[c * stride + i], for i < size.
+void reduce_partials(const float* partials, int64_t chunks, int64_t stride, int64_t size, float* out);
+
+// Samples per task: enough work (about two million flops) to amortize a task.
+int64_t sample_grain(int64_t flops_per_sample);
+// A block of samples shares one product: at most this many floats of its columns (256 KiB:
+// they stay in the L2 cache while the product packs them).
+constexpr int64_t kBlockFloats = int64_t{1} << 16;
+// The row stride of a block's matrices: its columns rounded up to whole panels of the
+// product kernels, so no column is left to a slower tail (the extra columns are zero).
+int64_t block_ld(int64_t columns);
+// Samples per block: columns of at most kBlockFloats floats, rows floats per column.
+int64_t block_samples(int64_t floats_per_sample, int64_t max_batch);
+// m[r][from, ld) = 0 for rows r < rows.
+void zero_columns(float* m, int64_t rows, int64_t from, int64_t ld);
+// y[k][q] += b[k] (channel) or b[k][q] (location), for one sample of K planes of V values.
+void add_bias(BiasKind kind, const float* b, int64_t K, int64_t V, float* y);
+// The bias gradient of one sample, written (first sample of a chunk) or added.
+void bias_gradient(BiasKind kind, const float* dy, int64_t K, int64_t V, bool first, float* db);
+// The same from K planes of `rows` rows of OW values each, plane k at d + k * ldk, row r at
+// + r * row_stride.
+void bias_gradient_rows(BiasKind kind, const float* d, int64_t ldk, int64_t rows, int64_t row_stride, int64_t OW,
+                        int64_t K, bool first, float* db);
+void apply_relu(float* y, int64_t n);
+// out = dy where y > 0, else 0 (the fused activation's gradient, for the unfused algorithms).
+void mask_by_output(const float* y, const float* dy, int64_t n, float* out);
+
+// One sample's output y [K, P] from a block matrix whose plane k starts at src + k * ldk
+// and whose output row r starts at + r * row_stride (row_stride > OW: the wide layout's
+// extra positions, dropped), with the bias and the fused activation.
+void store_output(const ConvProblem& p, const float* bias, const float* src, int64_t ldk, int64_t row_stride,
+                  float* yi);
+// The reverse: one sample's dy [K, P] into a block matrix (plane k at dst + k * ldk, row r
+// at + r * row_stride), masked by y > 0 with the fused activation, zeros in the extra
+// positions of each row and from column P_row_stride (rows * row_stride) up to `width`.
+void load_gradient(const ConvProblem& p, const float* dyi, const float* yi, float* dst, int64_t ldk, int64_t row_stride,
+                   int64_t width);
+
+// The wide layout (stride 1, zero padding, 1-D or 2-D): the input is copied once into a
+// zero-padded image xp [C, Hp, Wp] (exactly what the windows cover, plus slack), and the
+// column row of (channel c, tap kh, kw) is the contiguous run of OH * Wp elements of xp at
+// taps[row] = c*Hp*Wp + kh*dh*Wp + kw*dw. A product over these columns computes Wp - OW
+// extra "wide" positions per output row: forward drops them, and backward gives them a
+// zero output gradient, so they add exact zeros to the weight and input gradients.
+struct WideImage {
+  // applies: stride 1 in H and W, zero padding, no depth, not pointwise.
+  static bool applies(const Window& w);
+  // panel > 0: the columns read in place, each sample's Pc rounded up to whole panels.
+  WideImage(const Conv::Geometry& g, int64_t panel);
+  int64_t Hp = 0, Wp = 0;
+  int64_t Pc = 0;      // columns per sample: OH * Wp
+  int64_t Pcp = 0;     // Pc rounded up to whole panels (implicit), else Pc
+  int64_t floats = 0;  // of one padded image, with the slack the last runs read
+  std::vector<int64_t> taps;
+
+  void pad(const Conv::Geometry& g, const float* xi, float* xp) const;
+  // One sample's column matrix (rows ld apart), copied from its padded image.
+  void columns(const Conv::Geometry& g, const float* xi, float* xp, float* cols, int64_t ld) const;
+  // dx of one sample from its column gradient (rows ld apart; in each row the output rows
+  // lie `run` apart: Wp in the wide layout, OW when compact), through the padded image xp.
+  void add_back(const Conv::Geometry& g, const float* dcols, int64_t ld, int64_t run, float* xp, float* dxi) const;
+};
+
+// The base of the fast algorithms: the weights in the dense layout [T, K, Cg * kvol] (a
+// connection table expanded), and the gradient partials per fixed chunk of samples.
+class ChunkedConv : public ConvAlgorithm {
+ protected:
+  explicit ChunkedConv(ConvProblem p);
+  const float* dense_weights(const ConvParams& p);
+  int64_t dense_size() const { return p_.g.T * p_.g.K * p_.g.Cg * p_.g.kvol(); }
+  // Samples per chunk: fixed by n and the shapes, never by the thread count.
+  int64_t chunk_size(int64_t n, int64_t grain) const;
+  float* partial_w(int64_t c) { return partials_.data() + c * partial_size_; }
+  float* partial_b(int64_t c) { return partial_w(c) + dense_size(); }
+  // The chunks' partials added in chunk order into p's gradients. transposed: each
+  // chunk's weight part is [groups, Cg * kvol, Kg] (turned around after the sum).
+  void finish_gradients(const ConvParams& p, int64_t chunks, bool transposed);
+
+  ConvProblem p_;
+  tbb::enumerable_thread_specific<AlignedBuffer> scratch_;
+  void size_scratch(int64_t floats);
+
+ private:
+  AlignedBuffer w_dense_;   // table: the expanded weights
+  AlignedBuffer partials_;  // per chunk: [dW (dense layout), db]
+  AlignedBuffer sum_;       // transposed: the summed [groups, CgK, Kg]
+  int64_t partial_size_ = 0, slots_ = 1;
+};
+
+}  // namespace conv_detail
+}  // namespace hubel::layers

@@ -1,0 +1,145 @@
+// The convolution by an explicit column matrix (im2col) and the BLAS. A block of samples
+// shares one product per group: their columns lie side by side in one matrix (nb * Pc
+// columns), so LeNet-sized layers make products large enough for the BLAS to run near its
+// peak. Wide: stride 1 and zero padding, the column rows copied as runs from the padded
+// image (conv_algorithm.hpp, WideImage) instead of window by window.
+#include <algorithm>
+#include <optional>
+
+#include "framework/parallel.hpp"
+#include "layers/conv_algorithm.hpp"
+#include "layers/gemm.hpp"
+
+namespace hubel::layers {
+
+namespace {
+
+using namespace conv_detail;
+
+class Im2colConv final : public ChunkedConv {
+ public:
+  Im2colConv(ConvProblem p, bool wide) : ChunkedConv(std::move(p)) {
+    const Conv::Geometry& g = p_.g;
+    if (wide) wide_.emplace(g, 0);
+    sc_ = wide ? wide_->Pc : g.P();
+    const int64_t CK = g.C * g.kvol();
+    nb_ = block_samples(CK * sc_, p_.max_batch);
+    const int64_t ld = block_ld(sc_ * nb_);
+    cols_floats_ = align_floats(CK * ld);
+    // cols and dcols [CK, ld], y or dy of the block [K, ld], the padded image.
+    size_scratch(2 * cols_floats_ + align_floats(g.K * ld) + (wide ? wide_->floats : 0));
+  }
+
+  void forward(const ConvParams& prm, ConstTensorView x, TensorView y) override {
+    const Conv::Geometry& g = p_.g;
+    const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
+    const int64_t in_stride = g.C * g.w.in_vol(), sc = sc_;
+    const float* W = dense_weights(prm);
+    parallel_chunks(n, std::max(nb_, sample_grain(2 * g.blocks * g.kvol() * P)), [&](int64_t n0, int64_t n1) {
+      float* cols = scratch_.local().data();
+      float* yb = cols + 2 * cols_floats_;
+      float* xp = yb + align_floats(K * block_ld(sc * nb_));
+      for (int64_t b0 = n0; b0 < n1; b0 += nb_) {
+        const int64_t nb = std::min(nb_, n1 - b0);
+        // One sample in the plain layout: straight into y. Otherwise [K, L], then each
+        // sample's planes.
+        const bool direct = nb == 1 && !wide_;
+        const int64_t L = direct ? P : block_ld(nb * sc);
+        float* Y = direct ? y.data() + b0 * K * P : yb;
+        for (int64_t j = 0; j < nb; ++j) to_columns(x.data() + (b0 + j) * in_stride, xp, cols + j * sc, L);
+        zero_columns(cols, CK, nb * sc, L);
+        for (int64_t gr = 0; gr < g.groups; ++gr)
+          gemm(false, false, Kg, L, CgK, 1.0f, W + gr * Kg * CgK, CgK, cols + gr * CgK * L, L, 0.0f, Y + gr * Kg * L,
+               L);
+        for (int64_t j = 0; j < nb; ++j) {
+          float* yi = y.data() + (b0 + j) * K * P;
+          if (direct) {
+            add_bias(p_.bias, prm.b, K, P, yi);
+            if (p_.relu) apply_relu(yi, K * P);
+          } else {
+            store_output(p_, prm.b, yb + j * sc, L, row_stride(), yi);
+          }
+        }
+      }
+    });
+  }
+
+  void backward(const ConvParams& prm, ConstTensorView x, ConstTensorView y, ConstTensorView dy,
+                TensorView dx) override {
+    const Conv::Geometry& g = p_.g;
+    const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
+    const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], rows = P / OW, sc = sc_;
+    const float* W = dense_weights(prm);
+    const int64_t chunk = chunk_size(n, std::max(nb_, sample_grain(4 * g.blocks * g.kvol() * P)));
+    const int64_t chunks = (n + chunk - 1) / chunk;
+    parallel_chunks(chunks, 1, [&](int64_t c0, int64_t c1) {
+      float* cols = scratch_.local().data();
+      float* dcols = cols + cols_floats_;
+      float* dyb = cols + 2 * cols_floats_;
+      float* xp = dyb + align_floats(K * block_ld(sc * nb_));
+      for (int64_t c = c0; c < c1; ++c) {
+        float* dW = partial_w(c);
+        float* db = partial_b(c);
+        const int64_t end = std::min(n, (c + 1) * chunk);
+        for (int64_t b0 = c * chunk; b0 < end; b0 += nb_) {
+          const int64_t nb = std::min(nb_, end - b0);
+          const bool first = b0 == c * chunk, direct = nb == 1 && !wide_ && !p_.relu;
+          // The columns past nb * sc are zero in cols and dy: they add nothing.
+          const int64_t L = direct ? P : block_ld(nb * sc);
+          zero_columns(cols, CK, nb * sc, L);
+          if (!direct) zero_columns(dyb, K, nb * sc, L);
+          for (int64_t j = 0; j < nb; ++j) {
+            const int64_t i = b0 + j;
+            to_columns(x.data() + i * in_stride, xp, cols + j * sc, L);
+            const float* dyi = dy.data() + i * K * P;
+            if (direct) {
+              bias_gradient(p_.bias, dyi, K, P, first && j == 0, db);
+              continue;
+            }
+            load_gradient(p_, dyi, y.data() + i * K * P, dyb + j * sc, L, row_stride(), sc);
+            bias_gradient_rows(p_.bias, dyb + j * sc, L, rows, row_stride(), OW, K, first && j == 0, db);
+          }
+          const float* D = direct ? dy.data() + b0 * K * P : dyb;
+          for (int64_t gr = 0; gr < g.groups; ++gr)
+            gemm(false, true, Kg, CgK, L, 1.0f, D + gr * Kg * L, L, cols + gr * CgK * L, L, first ? 0.0f : 1.0f,
+                 dW + gr * Kg * CgK, CgK);
+          if (dx.empty()) continue;
+          for (int64_t gr = 0; gr < g.groups; ++gr)
+            gemm(true, false, CgK, L, Kg, 1.0f, W + gr * Kg * CgK, CgK, D + gr * Kg * L, L, 0.0f, dcols + gr * CgK * L,
+                 L);
+          for (int64_t j = 0; j < nb; ++j) from_columns(dcols + j * sc, L, xp, dx.data() + (b0 + j) * in_stride);
+        }
+      }
+    });
+    finish_gradients(prm, chunks, false);
+  }
+
+ private:
+  // The output rows' stride in a block's matrices: Wp in the wide layout, else OW.
+  int64_t row_stride() const { return wide_ ? wide_->Wp : p_.g.w.out[2]; }
+  void to_columns(const float* xi, float* xp, float* cols, int64_t ld) const {
+    if (wide_)
+      wide_->columns(p_.g, xi, xp, cols, ld);
+    else
+      im2col(p_.g.w, p_.g.C, xi, cols, ld);
+  }
+  void from_columns(const float* dcols, int64_t ld, float* xp, float* dxi) const {
+    if (wide_)
+      wide_->add_back(p_.g, dcols, ld, wide_->Wp, xp, dxi);
+    else
+      col2im(p_.g.w, p_.g.C, dcols, dxi, ld);
+  }
+
+  std::optional<WideImage> wide_;
+  int64_t sc_ = 0;           // columns per sample in a block's matrices
+  int64_t nb_ = 1;           // samples per block
+  int64_t cols_floats_ = 0;  // of cols (and of dcols)
+};
+
+}  // namespace
+
+std::unique_ptr<ConvAlgorithm> make_im2col_conv(const ConvProblem& p, bool wide) {
+  return std::make_unique<Im2colConv>(p, wide);
+}
+
+}  // namespace hubel::layers

@@ -1,0 +1,198 @@
+// The convolution with its column matrix read in place (implicit im2col): stride 1, zero
+// padding, the product kernels of conv_products.hpp reading each column row (a tap) from
+// the sample's zero-padded image (conv_algorithm.hpp, WideImage). Three arrangements:
+//   implicit      a block of samples per product, each sample's columns the wide
+//                 positions OH * Wp (rounded up to whole kernel panels);
+//   compact_rows  output rows of whole kernel panels: each panel's columns read from its
+//                 own image row, straight into y, no wide position computed;
+//   positions     the filters of a group are whole panels: y^T = cols^T W^T with the output
+//                 positions as the product's rows (LeNet's c2: 100 positions a sample
+//                 instead of 140).
+// The weight gradient is made either by one dot product per weight (dW = dY cols^T) or
+// transposed (dW^T = cols dY^T, where the filters of a group are whole panels), and the
+// input gradient as dcols = W^T dY, added back into the padded image.
+#include <algorithm>
+
+#include "framework/parallel.hpp"
+#include "layers/conv_algorithm.hpp"
+#include "layers/conv_products.hpp"
+#include "layers/gemm_kernels.hpp"
+
+namespace hubel::layers {
+
+namespace {
+
+using namespace conv_detail;
+
+class ImplicitConv final : public ChunkedConv {
+ public:
+  ImplicitConv(ConvProblem p, Conv::Plan plan) : ChunkedConv(std::move(p)), plan_(plan), wide_(p_.g, kernel_panel()) {
+    const Conv::Geometry& g = p_.g;
+    const int64_t P = g.P(), OW = g.w.out[2], CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), panel = kernel_panel();
+    compact_ = plan_ == Conv::Plan::compact_rows || plan_ == Conv::Plan::positions;
+    if (compact_)  // output position q's column in the padded image
+      for (int64_t q = 0; q < P; ++q) pmap_.push_back(q / OW * wide_.Wp + q % OW);
+    nb_ = block_samples(CK * wide_.Pc, p_.max_batch);
+    const int64_t ld = block_ld(wide_.Pcp * nb_);
+    cols_floats_ = align_floats(std::max(CK, g.K) * ld);  // dcols, and dy^T when transposed
+    // dy^T and dcols, y or dy of the block [K, ld], and one padded image per sample of a block.
+    size_scratch(2 * cols_floats_ + align_floats(g.K * ld) + wide_.floats * nb_);
+    // The weight gradient transposed with whole panels of filters, at least two, and many
+    // taps (bench_conv: the CIFAR-sized net's c2, 64 filters and 288 taps, is faster so;
+    // LeNet's c2, 16 filters, and the CIFAR net's c1, 27 taps, are not). With positions
+    // as rows, the dot products in pieces would need rows of half panels: always transposed.
+    transposed_ = plan_ == Conv::Plan::positions || (g.Kg % panel == 0 && g.Kg >= 2 * panel && CgK >= 64);
+    if (plan_ == Conv::Plan::positions) w_t_ = AlignedBuffer(g.K * CgK, AlignedBuffer::Uninitialized{});
+  }
+
+  std::string detail() const override { return transposed_ ? "dW^T" : "dW by dot products"; }
+
+  void forward(const ConvParams& prm, ConstTensorView x, TensorView y) override {
+    const Conv::Geometry& g = p_.g;
+    const int64_t n = x.batch(), P = g.P(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
+    const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], Wp = wide_.Wp;
+    const int64_t sc = wide_.Pcp, image = wide_.floats;
+    const int64_t* taps = wide_.taps.data();
+    const float* W = dense_weights(prm);
+    if (plan_ == Conv::Plan::positions)  // W^T of each group, [CgK, Kg], side by side: [CgK, K]
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t q = 0; q < CgK; ++q) w_t_.data()[q * K + k] = W[k * CgK + q];
+    parallel_chunks(n, std::max(nb_, sample_grain(2 * g.blocks * g.kvol() * P)), [&](int64_t n0, int64_t n1) {
+      float* yb = scratch_.local().data() + 2 * cols_floats_;
+      float* xp = yb + align_floats(K * block_ld(sc * nb_));
+      for (int64_t b0 = n0; b0 < n1; b0 += nb_) {
+        const int64_t nb = std::min(nb_, n1 - b0);
+        for (int64_t j = 0; j < nb; ++j) pad(x.data() + (b0 + j) * in_stride, xp + j * image);
+        if (plan_ == Conv::Plan::positions) {
+          // y^T[P, K] = cols^T W^T, row q of cols^T read at position q's start in the
+          // padded image through the tap offsets; then y with bias and activation.
+          for (int64_t j = 0; j < nb; ++j) {
+            for (int64_t gr = 0; gr < g.groups; ++gr)
+              columns_t_times_weights_t(P, Kg, CgK, xp + j * image, pmap_.data(), taps + gr * CgK,
+                                        w_t_.data() + gr * Kg, K, yb + gr * Kg, K);
+            store_transposed(prm.b, yb, y.data() + (b0 + j) * K * P);
+          }
+        } else if (compact_) {
+          // Each panel's columns from its own image row, the product straight into y, then
+          // bias and activation in place.
+          for (int64_t j = 0; j < nb; ++j) {
+            float* yi = y.data() + (b0 + j) * K * P;
+            for (int64_t gr = 0; gr < g.groups; ++gr)
+              weights_times_columns(Kg, P, CgK, W + gr * Kg * CgK, CgK,
+                                    ImageColumns{xp + j * image, taps + gr * CgK, OW, Wp}, yi + gr * Kg * P, P);
+            store_output(p_, prm.b, yi, P, OW, yi);
+          }
+        } else {
+          const int64_t L = block_ld(nb * sc);
+          for (int64_t gr = 0; gr < g.groups; ++gr)
+            for (int64_t j = 0; j < nb; ++j)
+              weights_times_columns(Kg, sc, CgK, W + gr * Kg * CgK, CgK, {xp + j * image, taps + gr * CgK},
+                                    yb + gr * Kg * L + j * sc, L);
+          // The copy (dropping the wide positions), the bias and the activation in one pass.
+          for (int64_t j = 0; j < nb; ++j) store_output(p_, prm.b, yb + j * sc, L, Wp, y.data() + (b0 + j) * K * P);
+        }
+      }
+    });
+  }
+
+  void backward(const ConvParams& prm, ConstTensorView x, ConstTensorView y, ConstTensorView dy,
+                TensorView dx) override {
+    const Conv::Geometry& g = p_.g;
+    const int64_t n = x.batch(), P = g.P(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
+    const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], rows = P / OW, Wp = wide_.Wp;
+    // Compact: dy keeps its own layout, P columns per sample, and the products skip the
+    // padding between output rows.
+    const int64_t row_stride = compact_ ? OW : Wp, sc = compact_ ? P : wide_.Pcp, image = wide_.floats;
+    const int64_t* taps = wide_.taps.data();
+    const float* W = dense_weights(prm);
+    const int64_t chunk = chunk_size(n, std::max(nb_, sample_grain(4 * g.blocks * g.kvol() * P)));
+    const int64_t chunks = (n + chunk - 1) / chunk;
+    parallel_chunks(chunks, 1, [&](int64_t c0, int64_t c1) {
+      float* dyt = scratch_.local().data();  // transposed: dy^T of the block, [nb * sc, K]
+      float* dcols = dyt + cols_floats_;
+      float* dyb = dyt + 2 * cols_floats_;
+      float* xp = dyb + align_floats(K * block_ld(sc * nb_));
+      for (int64_t c = c0; c < c1; ++c) {
+        float* dW = partial_w(c);
+        float* db = partial_b(c);
+        const int64_t end = std::min(n, (c + 1) * chunk);
+        for (int64_t b0 = c * chunk; b0 < end; b0 += nb_) {
+          const int64_t nb = std::min(nb_, end - b0);
+          const bool first = b0 == c * chunk;
+          // The columns past nb * sc are zero in dy (and those past Pc in each sample's
+          // part): they add nothing.
+          const int64_t L = block_ld(nb * sc);
+          zero_columns(dyb, K, nb * sc, L);
+          for (int64_t j = 0; j < nb; ++j) {
+            const int64_t i = b0 + j;
+            pad(x.data() + i * in_stride, xp + j * image);
+            load_gradient(p_, dy.data() + i * K * P, y.data() + i * K * P, dyb + j * sc, L, row_stride, sc);
+            bias_gradient_rows(p_.bias, dyb + j * sc, L, rows, row_stride, OW, K, first && j == 0, db);
+            if (transposed_)  // dy^T in tiles of 8 positions: short rows read, a small block written
+              for (int64_t q0 = 0; q0 < sc; q0 += 8) {
+                float* t = dyt + (j * sc + q0) * K;
+                const int64_t qn = std::min<int64_t>(8, sc - q0);  // positions may not be whole 8s
+                for (int64_t k = 0; k < K; ++k) {
+                  const float* src = dyb + k * L + j * sc + q0;
+                  for (int64_t q = 0; q < qn; ++q) t[q * K + k] = src[q];
+                }
+              }
+          }
+          for (int64_t gr = 0; gr < g.groups; ++gr) {
+            float* dWg = dW + gr * Kg * CgK;
+            if (transposed_)  // [CgK, Kg] per group, accumulated sample by sample
+              for (int64_t j = 0; j < nb; ++j)
+                columns_times_grad_t(CgK, Kg, sc, xp + j * image, taps + gr * CgK, compact_ ? pmap_.data() : nullptr,
+                                     dyt + j * sc * K + gr * Kg, K, first && j == 0 ? 0.0f : 1.0f, dWg, Kg);
+            else if (compact_)  // per sample: one piece of each dot product per output row
+              for (int64_t j = 0; j < nb; ++j)
+                grad_times_columns_t(Kg, CgK, OW, dyb + gr * Kg * L + j * sc, L, xp + j * image, taps + gr * CgK,
+                                     first && j == 0 ? 0.0f : 1.0f, dWg, CgK, rows, OW, Wp);
+            else  // one dot product per weight over the block's samples, each in its image
+              grad_times_columns_t(Kg, CgK, sc, dyb + gr * Kg * L, L, xp, taps + gr * CgK, first ? 0.0f : 1.0f, dWg,
+                                   CgK, nb, sc, image);
+          }
+          if (dx.empty()) continue;
+          for (int64_t gr = 0; gr < g.groups; ++gr)
+            kernel_gemm_nn(true, CgK, L, Kg, 1.0f, W + gr * Kg * CgK, CgK, dyb + gr * Kg * L, L, 0.0f,
+                           dcols + gr * CgK * L, L);
+          for (int64_t j = 0; j < nb; ++j)
+            wide_.add_back(g, dcols + j * sc, L, row_stride, xp, dx.data() + (b0 + j) * in_stride);
+        }
+      }
+    });
+    finish_gradients(prm, chunks, transposed_);
+  }
+
+ private:
+  void pad(const float* xi, float* xp) const { wide_.pad(p_.g, xi, xp); }
+  // One sample's y [K, P] from y^T [P, K], with the bias and the activation.
+  void store_transposed(const float* bias, const float* yt, float* yi) const {
+    const int64_t K = p_.g.K, P = p_.g.P();
+    for (int64_t k = 0; k < K; ++k) {
+      const float* bl = p_.bias == BiasKind::location ? bias + k * P : nullptr;
+      const float b = p_.bias == BiasKind::channel ? bias[k] : 0.0f;
+      for (int64_t q = 0; q < P; ++q) {
+        const float v = yt[q * K + k] + (bl ? bl[q] : b);
+        yi[k * P + q] = p_.relu && !(v > 0) ? 0.0f : v;
+      }
+    }
+  }
+
+  Conv::Plan plan_;
+  WideImage wide_;
+  bool compact_ = false;       // compact_rows or positions: no wide positions
+  bool transposed_ = false;    // the weight gradient made as dW^T
+  std::vector<int64_t> pmap_;  // compact: output position q's column in the padded image
+  int64_t nb_ = 1;             // samples per block
+  int64_t cols_floats_ = 0;
+  AlignedBuffer w_t_;  // positions: the weights transposed for the forward pass, [CgK, K]
+};
+
+}  // namespace
+
+std::unique_ptr<ConvAlgorithm> make_implicit_conv(const ConvProblem& p, Conv::Plan plan) {
+  return std::make_unique<ImplicitConv>(p, plan);
+}
+
+}  // namespace hubel::layers
