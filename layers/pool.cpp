@@ -1,4 +1,5 @@
-// Pooling kernels. Work is split over (sample, channel) planes in fixed chunks; each
+// Pooling: the layers, and window pooling's reference loops (every tap resolved against
+// the padding); its fast paths are in pool_fast.cpp. Work is split over (sample, channel) planes in fixed chunks; each
 // plane's backward is serial, so overlapping windows add their gradients in a fixed order.
 #include "layers/pool.hpp"
 
@@ -8,6 +9,7 @@
 
 #include "framework/config.hpp"
 #include "framework/parallel.hpp"
+#include "layers/pool_fast.hpp"
 
 namespace hubel::layers {
 
@@ -52,11 +54,18 @@ std::unique_ptr<Layer> Pool::from_config(const Config& c, PoolKind kind, int ran
   o.kind = kind;
   o.window = WindowOptions::parse(c, rank, true);
   if (kind == PoolKind::avg) o.count_padding = c.get<bool>("count_padding", true);
-  o.reference = reference_impl(c);
+  const std::string impl = c.choice("impl", {"fast", "reference", "offsets", "max_2x2"}, "fast");
+  if (impl == "reference") o.impl = Plan::reference;
+  if (impl == "offsets") o.impl = Plan::offsets;
+  if (impl == "max_2x2") o.impl = Plan::max_2x2;
   return std::make_unique<Pool>(std::move(o));
 }
 
 std::string Pool::type() const { return kind_name(o_.kind) + rank_suffix(o_.window.rank); }
+
+std::string Pool::plan() const {
+  return plan_ == Plan::reference ? "reference" : plan_ == Plan::offsets ? "offsets" : "max 2x2";
+}
 
 Window Pool::window(const Shape& x) const {
   return pool_window(o_.window, x, [this](const std::string& m) { shape_error(m); });
@@ -71,80 +80,20 @@ void Pool::bind(const Binding& b) {
   w_ = window(b.x[0]);
   C_ = b.x[0][0];
   if (o_.kind == PoolKind::max) argmax_.assign(static_cast<size_t>(b.max_batch * b.y.numel()), -1);
-  taps_.clear();
-  starts_.clear();
-  if (!o_.reference && all_inside(w_)) {
-    for_each_tap(w_, 0, 0, 0, [&](int64_t, int64_t q) { taps_.push_back(static_cast<int32_t>(q)); });
-    for_each_output(w_, [&](int64_t, int64_t od, int64_t oh, int64_t ow) {
-      starts_.push_back(static_cast<int32_t>((od * w_.s[0] * w_.in[1] + oh * w_.s[1]) * w_.in[2] + ow * w_.s[2]));
-    });
+  if (o_.impl) {
+    plan_ = *o_.impl;
+    if (plan_ == Plan::offsets && !all_inside(w_))
+      shape_error("impl: offsets cannot compute this layer: it needs every window inside the input (no padding read)");
+    if (plan_ == Plan::max_2x2 && (o_.kind != PoolKind::max || !pool_fast::max_2x2_applies(w_)))
+      shape_error(
+          "impl: max_2x2 cannot compute this layer: it needs max pooling over 2x2 windows at stride 2, "
+          "without padding or dilation");
+  } else {
+    plan_ = o_.kind == PoolKind::max && pool_fast::max_2x2_applies(w_) ? Plan::max_2x2
+            : all_inside(w_)                                           ? Plan::offsets
+                                                                       : Plan::reference;
   }
-}
-
-bool Pool::forward_inside(const float* xp, float* yp, int32_t* am) const {
-  if (taps_.empty()) return false;
-  if (o_.kind == PoolKind::max && w_.rank == 2 && w_.k[1] == 2 && w_.k[2] == 2 && w_.s[1] == 2 && w_.s[2] == 2 &&
-      w_.d[1] == 1 && w_.d[2] == 1) {
-    // The common 2x2 window at stride 2, branch-free (taps in the same order, the same ties).
-    const int64_t W = w_.in[2], OH = w_.out[1], OW = w_.out[2];
-    for (int64_t oh = 0; oh < OH; ++oh) {
-      const float* r0 = xp + 2 * oh * W;
-      const float* r1 = r0 + W;
-      float* y = yp + oh * OW;
-      int32_t* a = am + oh * OW;
-      const auto base = static_cast<int32_t>(2 * oh * W);
-      // Selects by masks, not branches: the comparisons of random data are unpredictable.
-      // Tap t replaces the maximum when it is strictly greater (NaN never is), as above.
-      const auto Wi = static_cast<int32_t>(W);
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        const float v0 = r0[2 * ow], v1 = r0[2 * ow + 1], v2 = r1[2 * ow], v3 = r1[2 * ow + 1];
-        const auto q = base + static_cast<int32_t>(2 * ow);
-        float m = v0;
-        int32_t arg = q;
-        int32_t take = -static_cast<int32_t>(v1 > m);
-        arg = (arg & ~take) | ((q + 1) & take);
-        m = std::max(m, v1);
-        take = -static_cast<int32_t>(v2 > m);
-        arg = (arg & ~take) | ((q + Wi) & take);
-        m = std::max(m, v2);
-        take = -static_cast<int32_t>(v3 > m);
-        arg = (arg & ~take) | ((q + Wi + 1) & take);
-        m = std::max(m, v3);
-        y[ow] = m;
-        a[ow] = arg;
-      }
-    }
-    return true;
-  }
-  const int64_t P = static_cast<int64_t>(starts_.size()), kvol = static_cast<int64_t>(taps_.size());
-  const int32_t* t = taps_.data();
-  for (int64_t p = 0; p < P; ++p) {
-    const float* xw = xp + starts_[static_cast<size_t>(p)];
-    switch (o_.kind) {
-      case PoolKind::max: {
-        float m = xw[t[0]];
-        int32_t arg = t[0];
-        for (int64_t j = 1; j < kvol; ++j)
-          if (xw[t[j]] > m) m = xw[t[j]], arg = t[j];
-        yp[p] = m;
-        am[p] = starts_[static_cast<size_t>(p)] + arg;
-        break;
-      }
-      case PoolKind::avg: {
-        float s = 0;
-        for (int64_t j = 0; j < kvol; ++j) s += xw[t[j]];
-        yp[p] = s / static_cast<float>(kvol);
-        break;
-      }
-      case PoolKind::l2: {
-        float s = 0;
-        for (int64_t j = 0; j < kvol; ++j) s += xw[t[j]] * xw[t[j]];
-        yp[p] = std::sqrt(s);
-        break;
-      }
-    }
-  }
-  return true;
+  offsets_ = plan_ == Plan::reference ? WindowOffsets{} : offsets_of(w_);
 }
 
 void Pool::forward(ConstTensorView x, TensorView y, const StepContext&) {
@@ -153,10 +102,17 @@ void Pool::forward(ConstTensorView x, TensorView y, const StepContext&) {
     for (int64_t pl = p0; pl < p1; ++pl) {
       const float* xp = x.data() + pl * IV;
       float* yp = y.data() + pl * P;
-      if (forward_inside(xp, yp, o_.kind == PoolKind::max ? argmax_.data() + pl * P : nullptr)) continue;
+      int32_t* am = o_.kind == PoolKind::max ? argmax_.data() + pl * P : nullptr;
+      if (plan_ == Plan::max_2x2) {
+        pool_fast::max_2x2_plane(w_, xp, yp, am);
+        continue;
+      }
+      if (plan_ == Plan::offsets) {
+        pool_fast::pool_plane(o_.kind, offsets_, xp, yp, am);
+        continue;
+      }
       switch (o_.kind) {
         case PoolKind::max: {
-          int32_t* am = argmax_.data() + pl * P;
           for_each_output(w_, [&](int64_t p, int64_t od, int64_t oh, int64_t ow) {
             float m = -std::numeric_limits<float>::infinity();
             int64_t arg = -1;

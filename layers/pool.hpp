@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "framework/layer.hpp"
@@ -21,20 +22,28 @@ enum class PoolKind { max, avg, l2 };
 
 class Pool : public UnaryLayer {
  public:
+  // How the layer computes, chosen in bind (pool_fast.hpp holds the fast paths), or named
+  // by impl; --profile shows it.
+  enum class Plan {
+    reference,  // every tap resolved against the padding (where a window reads padding, or impl: reference)
+    offsets,    // every window inside the input: taps by precomputed offsets
+    max_2x2,    // max over 2x2 windows at stride 2, branch-free
+  };
   struct Options {
     PoolKind kind = PoolKind::max;
     WindowOptions window;  // stride defaults to the kernel
     // Average pooling: divide by the whole window (true, as PyTorch and Caffe do) or by
     // the input elements the window covers (false).
     bool count_padding = true;
-    bool reference = false;  // impl: reference: every tap resolved, no fast path
+    std::optional<Plan> impl;  // unset (impl: fast): the fastest plan for the shapes
   };
   explicit Pool(Options o) : o_(std::move(o)) {}
   // {type: maxpool2d, kernel: 2, stride: 2, padding: 0, dilation: 1, rounding: exact,
-  //  count_padding: true (avgpool only)}
+  //  count_padding: true (avgpool only), impl: fast | reference | offsets | max_2x2}
   static std::unique_ptr<Layer> from_config(const Config& c, PoolKind kind, int rank);
 
   std::string type() const override;
+  std::string plan() const override;
   bool spatial() const override { return true; }
   std::string describe() const override { return o_.window.describe(); }
   Shape output_shape(const Shape& x) const override;
@@ -50,12 +59,8 @@ class Pool : public UnaryLayer {
   Window w_;
   int64_t C_ = 0;
   std::vector<int32_t> argmax_;  // max: index of the maximum within its plane, per output
-  // When every window lies inside the input (no padding read): the offset of each tap from
-  // its window's first element, in tap order, and of each window's first element; the
-  // kernels then index directly instead of resolving every tap (same order, same results).
-  std::vector<int32_t> taps_, starts_;
-  // One plane by the offsets above; false when they do not apply.
-  bool forward_inside(const float* xp, float* yp, int32_t* am) const;
+  Plan plan_ = Plan::reference;
+  WindowOffsets offsets_;  // the offsets and max_2x2 plans
 };
 
 // y[c] = w[c] * (sum of the window of x[c]) + b[c]: LeNet-5's S2 and S4 layers.

@@ -169,6 +169,16 @@ bool all_inside(const Window& w) {
   return true;
 }
 
+WindowOffsets offsets_of(const Window& w) {
+  WindowOffsets o;
+  for_each_tap(w, 0, 0, 0, [&](int64_t, int64_t q) { o.taps.push_back(static_cast<int32_t>(q)); });
+  for (int64_t od = 0; od < w.out[0]; ++od)
+    for (int64_t oh = 0; oh < w.out[1]; ++oh)
+      for (int64_t ow = 0; ow < w.out[2]; ++ow)
+        o.starts.push_back(static_cast<int32_t>((od * w.s[0] * w.in[1] + oh * w.s[1]) * w.in[2] + ow * w.s[2]));
+  return o;
+}
+
 Window resolve_window(const WindowOptions& o, std::span<const int64_t> in,
                       const std::function<void(const std::string&)>& fail) {
   const int r = static_cast<int>(in.size());

@@ -121,6 +121,12 @@ void col2im(const Window& w, int64_t channels, const float* cols, float* x, int6
 bool reference_impl(const Config& c);
 // Every tap of every window reads inside the input (no padding is ever read).
 bool all_inside(const Window& w);
+// Where all_inside: the offset of each tap from its window's first element, in tap order,
+// and of each window's first element in the plane, so kernels index directly.
+struct WindowOffsets {
+  std::vector<int32_t> taps, starts;
+};
+WindowOffsets offsets_of(const Window& w);
 
 // Per-dimension values parsed from a scalar or a list of `rank` entries (rank 0: any length).
 std::vector<int64_t> parse_dims(const Config& c, int rank, const std::string& what, int64_t min_value);

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
+#include <set>
 
 #include "layers/pool.hpp"
 #include "tests/expect_error.hpp"
@@ -181,38 +183,53 @@ INSTANTIATE_TEST_SUITE_P(
         PoolVariant{"{type: global_avgpool}", {3, 4, 4}}, PoolVariant{"{type: global_maxpool}", {3, 2, 2, 2}},
         PoolVariant{"{type: maxout, pieces: 3}", {6, 2, 2}}, PoolVariant{"{type: maxout, pieces: 2}", {8}}));
 
-// The fast path (windows inside the input, taps by precomputed offsets) against the
-// reference (every tap resolved through the padding rules): the same bits, ties included.
-TEST(Pool, FastPathEqualsReferenceBitwise) {
+// Every plan (fast: the one chosen; offsets: windows inside the input, taps by
+// precomputed offsets; max_2x2) against the reference (every tap resolved through the
+// padding rules): the same bits, ties included. A plan that cannot compute a layer is
+// refused with the reason.
+TEST(Pool, EveryPlanEqualsTheReferenceBitwise) {
+  std::set<std::string> ran;
   for (const char* yaml :
        {"{type: maxpool2d, kernel: 2}", "{type: maxpool2d, kernel: 3, stride: 2, rounding: floor}",
         "{type: maxpool2d, kernel: 3, stride: 2, rounding: ceil}",
         "{type: maxpool3d, kernel: 2, dilation: [1, 2, 1], stride: 1}", "{type: avgpool2d, kernel: 2}",
         "{type: l2pool1d, kernel: 3, stride: 2}", "{type: maxpool2d, kernel: 2, padding: 0}"}) {
-    SCOPED_TRACE(yaml);
     const std::string y(yaml);
-    auto fast = layer_from_yaml(y), ref = layer_from_yaml(y.substr(0, y.size() - 1) + ", impl: reference}");
     std::vector<Shape> shapes{y.find("3d") != std::string::npos   ? Shape{3, 4, 6, 5}
                               : y.find("1d") != std::string::npos ? Shape{3, 11}
                                                                   : Shape{3, 8, 10}};
     // 2x2 windows at stride 2 also as LeNet's (8 windows in vector lanes, then 6 one by
     // one) and 18 wide (two vectors and a tail of 2).
     if (y == "{type: maxpool2d, kernel: 2}") shapes.insert(shapes.end(), {Shape{2, 6, 28}, Shape{2, 4, 36}});
-    for (const Shape& x : shapes) {
-      SCOPED_TRACE(x.str());
-      test::LayerHarness hf(*fast, {x}, 5, 31), hr(*ref, {x}, 5, 31);
-      // Ties: a quarter of the inputs are exactly 0.5, and some windows all 0.5.
-      for (auto* h : {&hf, &hr}) {
-        for (int64_t i = 0; i < h->x().numel(); i += 4) h->x().data()[i] = 0.5f;
-        for (int64_t i = 0; i < h->x().numel(); i += 7) h->x().data()[i] = 0.5f;
-        for (int64_t i = 0; i < h->x().numel(); i += 11) h->x().data()[i] = 0.5f;
+    for (const char* impl : {"fast", "offsets", "max_2x2"})
+      for (const Shape& x : shapes) {
+        SCOPED_TRACE(cat(yaml, ", impl: ", impl, " on ", x.str()));
+        auto fast = layer_from_yaml(cat(y.substr(0, y.size() - 1), ", impl: ", impl, "}"));
+        auto ref = layer_from_yaml(y.substr(0, y.size() - 1) + ", impl: reference}");
+        std::optional<test::LayerHarness> hf;
+        try {
+          hf.emplace(*fast, std::vector<Shape>{x}, 5, 31);
+        } catch (const ShapeError& e) {
+          EXPECT_NE(std::string(e.what()).find(cat("impl: ", impl, " cannot compute this layer")), std::string::npos)
+              << e.what();
+          continue;
+        }
+        ran.insert(fast->plan());
+        test::LayerHarness hr(*ref, {x}, 5, 31);
+        // Ties: a quarter of the inputs are exactly 0.5, and some windows all 0.5.
+        for (auto* h : {&*hf, &hr}) {
+          for (int64_t i = 0; i < h->x().numel(); i += 4) h->x().data()[i] = 0.5f;
+          for (int64_t i = 0; i < h->x().numel(); i += 7) h->x().data()[i] = 0.5f;
+          for (int64_t i = 0; i < h->x().numel(); i += 11) h->x().data()[i] = 0.5f;
+        }
+        hf->backward({});
+        hr.backward({});
+        EXPECT_EQ(0, std::memcmp(hf->y().data(), hr.y().data(), static_cast<size_t>(hf->y().numel()) * sizeof(float)));
+        EXPECT_EQ(0,
+                  std::memcmp(hf->dx().data(), hr.dx().data(), static_cast<size_t>(hf->dx().numel()) * sizeof(float)));
       }
-      hf.backward({});
-      hr.backward({});
-      EXPECT_EQ(0, std::memcmp(hf.y().data(), hr.y().data(), static_cast<size_t>(hf.y().numel()) * sizeof(float)));
-      EXPECT_EQ(0, std::memcmp(hf.dx().data(), hr.dx().data(), static_cast<size_t>(hf.dx().numel()) * sizeof(float)));
-    }
   }
+  EXPECT_EQ(ran, (std::set<std::string>{"offsets", "max 2x2", "reference"}));
 }
 
 }  // namespace hubel::layers

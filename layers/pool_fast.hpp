@@ -1,0 +1,24 @@
+// The fast paths of window pooling (Pool's plans other than the reference loops), each
+// tested against those loops: the same taps in the same order, so the same results and
+// the same ties.
+#pragma once
+
+#include <cstdint>
+
+#include "layers/pool.hpp"
+#include "layers/window.hpp"
+
+namespace hubel::layers::pool_fast {
+
+// One plane of max, average or L2 pooling through the offsets of windows that all lie
+// inside the input (window.hpp); max also writes the index of each maximum within the
+// plane (argmax).
+void pool_plane(PoolKind kind, const WindowOffsets& o, const float* x, float* y, int32_t* argmax);
+
+// The common 2x2 max window at stride 2 (2-D, no dilation, no padding).
+bool max_2x2_applies(const Window& w);
+// One plane of it, branch-free (selects by masks: the comparisons of random data are
+// unpredictable).
+void max_2x2_plane(const Window& w, const float* x, float* y, int32_t* argmax);
+
+}  // namespace hubel::layers::pool_fast
