@@ -63,9 +63,8 @@ int64_t block_ld(int64_t columns) {
   return (columns + panel - 1) / panel * panel;
 }
 
-int64_t block_samples(int64_t floats_per_sample, int64_t max_batch) {
-  return std::clamp<int64_t>(kBlockFloats / std::max<int64_t>(floats_per_sample, 1), 1,
-                             std::max<int64_t>(max_batch, 1));
+int64_t block_samples(int64_t floats_per_sample) {
+  return std::max<int64_t>(kBlockFloats / std::max<int64_t>(floats_per_sample, 1), 1);
 }
 
 void zero_columns(float* m, int64_t rows, int64_t from, int64_t ld) {

@@ -80,8 +80,10 @@ constexpr int64_t kBlockFloats = int64_t{1} << 16;
 // The row stride of a block's matrices: its columns rounded up to whole panels of the
 // product kernels, so no column is left to a slower tail (the extra columns are zero).
 int64_t block_ld(int64_t columns);
-// Samples per block: columns of at most kBlockFloats floats, rows floats per column.
-int64_t block_samples(int64_t floats_per_sample, int64_t max_batch);
+// Samples per block: columns of at most kBlockFloats floats. A function of the shapes
+// alone, never of the batch, so that a sample is computed the same way in any batch (on
+// any number of ranks): blocks start at the start of a task's (or a chunk's) samples.
+int64_t block_samples(int64_t floats_per_sample);
 // m[r][from, ld) = 0 for rows r < rows.
 void zero_columns(float* m, int64_t rows, int64_t from, int64_t ld);
 // y[k][q] += b[k] (channel) or b[k][q] (location), for one sample of K planes of V values.

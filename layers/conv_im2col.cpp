@@ -23,8 +23,9 @@ class Im2colConv final : public ChunkedConv {
     if (wide) wide_.emplace(g, 0);
     sc_ = wide ? wide_->Pc : g.P();
     const int64_t CK = g.C * g.kvol();
-    nb_ = block_samples(CK * sc_, p_.max_batch);
-    const int64_t ld = block_ld(sc_ * nb_);
+    nb_ = block_samples(CK * sc_);
+    block_max_ = std::min(nb_, std::max<int64_t>(p_.max_batch, 1));
+    const int64_t ld = block_ld(sc_ * block_max_);
     cols_floats_ = align_floats(CK * ld);
     // cols and dcols [CK, ld], y or dy of the block [K, ld], the padded image.
     size_scratch(2 * cols_floats_ + align_floats(g.K * ld) + (wide ? wide_->floats : 0));
@@ -38,12 +39,12 @@ class Im2colConv final : public ChunkedConv {
     parallel_chunks(n, std::max(nb_, sample_grain(2 * g.blocks * g.kvol() * P)), [&](int64_t n0, int64_t n1) {
       float* cols = scratch_.local().data();
       float* yb = cols + 2 * cols_floats_;
-      float* xp = yb + align_floats(K * block_ld(sc * nb_));
+      float* xp = yb + align_floats(K * block_ld(sc * block_max_));
       for (int64_t b0 = n0; b0 < n1; b0 += nb_) {
         const int64_t nb = std::min(nb_, n1 - b0);
         // One sample in the plain layout: straight into y. Otherwise [K, L], then each
         // sample's planes.
-        const bool direct = nb == 1 && !wide_;
+        const bool direct = nb_ == 1 && !wide_;
         const int64_t L = direct ? P : block_ld(nb * sc);
         float* Y = direct ? y.data() + b0 * K * P : yb;
         for (int64_t j = 0; j < nb; ++j) to_columns(x.data() + (b0 + j) * in_stride, xp, cols + j * sc, L);
@@ -76,14 +77,14 @@ class Im2colConv final : public ChunkedConv {
       float* cols = scratch_.local().data();
       float* dcols = cols + cols_floats_;
       float* dyb = cols + 2 * cols_floats_;
-      float* xp = dyb + align_floats(K * block_ld(sc * nb_));
+      float* xp = dyb + align_floats(K * block_ld(sc * block_max_));
       for (int64_t c = c0; c < c1; ++c) {
         float* dW = partial_w(c);
         float* db = partial_b(c);
         const int64_t end = std::min(n, (c + 1) * chunk);
         for (int64_t b0 = c * chunk; b0 < end; b0 += nb_) {
           const int64_t nb = std::min(nb_, end - b0);
-          const bool first = b0 == c * chunk, direct = nb == 1 && !wide_ && !p_.relu;
+          const bool first = b0 == c * chunk, direct = nb_ == 1 && !wide_ && !p_.relu;
           // The columns past nb * sc are zero in cols and dy: they add nothing.
           const int64_t L = direct ? P : block_ld(nb * sc);
           zero_columns(cols, CK, nb * sc, L);
@@ -133,6 +134,7 @@ class Im2colConv final : public ChunkedConv {
   std::optional<WideImage> wide_;
   int64_t sc_ = 0;           // columns per sample in a block's matrices
   int64_t nb_ = 1;           // samples per block
+  int64_t block_max_ = 1;    // the most samples a block holds: nb_, or the batch when smaller
   int64_t cols_floats_ = 0;  // of cols (and of dcols)
 };
 

@@ -32,11 +32,12 @@ class ImplicitConv final : public ChunkedConv {
     compact_ = plan_ == Conv::Plan::compact_rows || plan_ == Conv::Plan::positions;
     if (compact_)  // output position q's column in the padded image
       for (int64_t q = 0; q < P; ++q) pmap_.push_back(q / OW * wide_.Wp + q % OW);
-    nb_ = block_samples(CK * wide_.Pc, p_.max_batch);
-    const int64_t ld = block_ld(wide_.Pcp * nb_);
+    nb_ = block_samples(CK * wide_.Pc);
+    block_max_ = std::min(nb_, std::max<int64_t>(p_.max_batch, 1));
+    const int64_t ld = block_ld(wide_.Pcp * block_max_);
     cols_floats_ = align_floats(std::max(CK, g.K) * ld);  // dcols, and dy^T when transposed
     // dy^T and dcols, y or dy of the block [K, ld], and one padded image per sample of a block.
-    size_scratch(2 * cols_floats_ + align_floats(g.K * ld) + wide_.floats * nb_);
+    size_scratch(2 * cols_floats_ + align_floats(g.K * ld) + wide_.floats * block_max_);
     // The weight gradient transposed with whole panels of filters, at least two, and many
     // taps (bench_conv: the CIFAR-sized net's c2, 64 filters and 288 taps, is faster so;
     // LeNet's c2, 16 filters, and the CIFAR net's c1, 27 taps, are not). With positions
@@ -59,7 +60,7 @@ class ImplicitConv final : public ChunkedConv {
         for (int64_t q = 0; q < CgK; ++q) w_t_.data()[q * K + k] = W[k * CgK + q];
     parallel_chunks(n, std::max(nb_, sample_grain(2 * g.blocks * g.kvol() * P)), [&](int64_t n0, int64_t n1) {
       float* yb = scratch_.local().data() + 2 * cols_floats_;
-      float* xp = yb + align_floats(K * block_ld(sc * nb_));
+      float* xp = yb + align_floats(K * block_ld(sc * block_max_));
       for (int64_t b0 = n0; b0 < n1; b0 += nb_) {
         const int64_t nb = std::min(nb_, n1 - b0);
         for (int64_t j = 0; j < nb; ++j) pad(x.data() + (b0 + j) * in_stride, xp + j * image);
@@ -111,7 +112,7 @@ class ImplicitConv final : public ChunkedConv {
       float* dyt = scratch_.local().data();  // transposed: dy^T of the block, [nb * sc, K]
       float* dcols = dyt + cols_floats_;
       float* dyb = dyt + 2 * cols_floats_;
-      float* xp = dyb + align_floats(K * block_ld(sc * nb_));
+      float* xp = dyb + align_floats(K * block_ld(sc * block_max_));
       for (int64_t c = c0; c < c1; ++c) {
         float* dW = partial_w(c);
         float* db = partial_b(c);
@@ -185,6 +186,7 @@ class ImplicitConv final : public ChunkedConv {
   bool transposed_ = false;    // the weight gradient made as dW^T
   std::vector<int64_t> pmap_;  // compact: output position q's column in the padded image
   int64_t nb_ = 1;             // samples per block
+  int64_t block_max_ = 1;      // the most samples a block holds: nb_, or the batch when smaller
   int64_t cols_floats_ = 0;
   AlignedBuffer w_t_;  // positions: the weights transposed for the forward pass, [CgK, K]
 };

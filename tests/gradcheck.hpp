@@ -98,6 +98,7 @@ class LayerHarness {
   Tensor& dx(size_t i = 0) { return dx_[i]; }
   // The dy that backward() feeds the layer (the fixed random r of the objective).
   const Tensor& dy() const { return r_; }
+  Tensor& dy() { return r_; }
   const Shape& y_shape() const { return y_shape_; }
 
   void forward(const StepContext& ctx) {
