@@ -66,6 +66,10 @@ struct StepContext {
   uint64_t step = 0;
   int64_t first_sample = 0;  // global index of row 0 of this minibatch shard
   Reducer* ranks = nullptr;  // null: one rank (or no cross-rank statistics wanted)
+  // Exact training (framework/chunks.hpp): sums over samples are formed per chunk of
+  // `chunk` samples, this rank holding `chunks` of them; 0: the layer chooses its chunks.
+  int64_t chunk = 0;
+  int64_t chunks = 0;
 };
 
 class Layer {

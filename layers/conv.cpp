@@ -263,8 +263,8 @@ void Conv::forward(ConstTensorView x, TensorView y, const StepContext&) {
   algorithm_->forward(params_of(params_, o_.bias), x, y);
 }
 
-void Conv::backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext&) {
-  algorithm_->backward(params_of(params_, o_.bias), x, y, dy, dx);
+void Conv::backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) {
+  algorithm_->backward(params_of(params_, o_.bias), x, y, dy, dx, ctx);
 }
 
 }  // namespace hubel::layers

@@ -46,16 +46,6 @@ int64_t max_partials(int64_t partial_size, int64_t max_batch) {
   return std::max<int64_t>(1, std::min({kMaxPartials, by_memory, max_batch}));
 }
 
-void reduce_partials(const float* partials, int64_t chunks, int64_t stride, int64_t size, float* out) {
-  parallel_chunks(size, 8192, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      float s = partials[i];
-      for (int64_t c = 1; c < chunks; ++c) s += partials[c * stride + i];
-      out[i] = s;
-    }
-  });
-}
-
 int64_t sample_grain(int64_t flops_per_sample) { return grain_for(flops_per_sample, int64_t{1} << 21); }
 
 int64_t block_ld(int64_t columns) {
@@ -280,7 +270,14 @@ const float* ChunkedConv::dense_weights(const ConvParams& p) {
   return d;
 }
 
-int64_t ChunkedConv::chunk_size(int64_t n, int64_t grain) const { return std::max(grain, (n + slots_ - 1) / slots_); }
+ChunkPlan ChunkedConv::chunks(const StepContext& ctx, int64_t n, int64_t grain) {
+  const ChunkPlan plan = chunks_for(ctx, n, std::max(grain, (n + slots_ - 1) / slots_));
+  if (plan.count > slots_) {  // an exact run's chunks: more partials, allocated once
+    slots_ = plan.count;
+    partials_ = AlignedBuffer(slots_ * partial_size_);
+  }
+  return plan;
+}
 
 void ChunkedConv::finish_gradients(const ConvParams& p, int64_t chunks, bool transposed) {
   const Conv::Geometry& g = p_.g;
@@ -291,15 +288,15 @@ void ChunkedConv::finish_gradients(const ConvParams& p, int64_t chunks, bool tra
   if (transposed) {
     if (sum_.size() < dense) sum_ = AlignedBuffer(dense, AlignedBuffer::Uninitialized{});
     float* t = sum_.data();
-    reduce_partials(partials_.data(), chunks, partial_size_, dense, t);
+    tree_sum(partials_.data(), chunks, partial_size_, dense, t);
     const int64_t Kg = g.Kg, CgK = g.Cg * g.kvol();
     for (int64_t gr = 0; gr < g.groups; ++gr)
       for (int64_t k = 0; k < Kg; ++k)
         for (int64_t q = 0; q < CgK; ++q) dw_dense[(gr * Kg + k) * CgK + q] = t[(gr * CgK + q) * Kg + k];
   } else {
-    reduce_partials(partials_.data(), chunks, partial_size_, dense, dw_dense);
+    tree_sum(partials_.data(), chunks, partial_size_, dense, dw_dense);
   }
-  if (bias) reduce_partials(partials_.data() + dense, chunks, partial_size_, bias, p.db);
+  if (bias) tree_sum(partials_.data() + dense, chunks, partial_size_, bias, p.db);
   if (!g.table) return;
   const int64_t kvol = g.kvol(), K = g.K;
   for (int64_t t = 0; t < g.T; ++t)

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "framework/chunks.hpp"
 #include "framework/tensor.hpp"
 #include "layers/conv.hpp"
 
@@ -46,8 +47,9 @@ class ConvAlgorithm {
   virtual void forward(const ConvParams& p, ConstTensorView x, TensorView y) = 0;
   // dy is the gradient at y (with the fused activation, masked here by y > 0). The weight
   // and bias gradients are written (not added); dx too, unless it is empty.
-  virtual void backward(const ConvParams& p, ConstTensorView x, ConstTensorView y, ConstTensorView dy,
-                        TensorView dx) = 0;
+  // ctx.chunk: the chunks of samples the parameter gradient is summed by (framework/chunks.hpp).
+  virtual void backward(const ConvParams& p, ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                        const StepContext& ctx) = 0;
   // What --profile shows after the plan's name (empty, or e.g. how the weight gradient is made).
   virtual std::string detail() const { return {}; }
 };
@@ -69,8 +71,6 @@ std::vector<int64_t> spatial_of(const Shape& x);
 
 // Gradient partials per fixed chunk of samples: at most this many for one layer.
 int64_t max_partials(int64_t partial_size, int64_t max_batch);
-// out[i] = sum over chunks c (in order) of partials[c * stride + i], for i < size.
-void reduce_partials(const float* partials, int64_t chunks, int64_t stride, int64_t size, float* out);
 
 // Samples per task: enough work (about two million flops) to amortize a task.
 int64_t sample_grain(int64_t flops_per_sample);
@@ -141,12 +141,15 @@ class ChunkedConv : public ConvAlgorithm {
   explicit ChunkedConv(ConvProblem p);
   const float* dense_weights(const ConvParams& p);
   int64_t dense_size() const { return p_.g.T * p_.g.K * p_.g.Cg * p_.g.kvol(); }
-  // Samples per chunk: fixed by n and the shapes, never by the thread count.
-  int64_t chunk_size(int64_t n, int64_t grain) const;
+  // The chunks of n samples: the exact run's (ctx.chunk), or ones of at least `grain`
+  // samples fixed by n and the shapes, never by the thread count.
+  ChunkPlan chunks(const StepContext& ctx, int64_t n, int64_t grain);
   float* partial_w(int64_t c) { return partials_.data() + c * partial_size_; }
   float* partial_b(int64_t c) { return partial_w(c) + dense_size(); }
-  // The chunks' partials added in chunk order into p's gradients. transposed: each
-  // chunk's weight part is [groups, Cg * kvol, Kg] (turned around after the sum).
+  void zero_partial(int64_t c) { std::fill(partial_w(c), partial_w(c) + partial_size_, 0.0f); }
+  // The chunks' partials added in the chunks' tree (framework/chunks.hpp) into p's
+  // gradients. transposed: each chunk's weight part is [groups, Cg * kvol, Kg] (turned
+  // around after the sum).
   void finish_gradients(const ConvParams& p, int64_t chunks, bool transposed);
 
   ConvProblem p_;

@@ -65,20 +65,24 @@ class Im2colConv final : public ChunkedConv {
     });
   }
 
-  void backward(const ConvParams& prm, ConstTensorView x, ConstTensorView y, ConstTensorView dy,
-                TensorView dx) override {
+  void backward(const ConvParams& prm, ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                const StepContext& ctx) override {
     const Conv::Geometry& g = p_.g;
     const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
     const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], rows = P / OW, sc = sc_;
     const float* W = dense_weights(prm);
-    const int64_t chunk = chunk_size(n, std::max(nb_, sample_grain(4 * g.blocks * g.kvol() * P)));
-    const int64_t chunks = (n + chunk - 1) / chunk;
+    const ChunkPlan plan = chunks(ctx, n, std::max(nb_, sample_grain(4 * g.blocks * g.kvol() * P)));
+    const int64_t chunk = plan.size, chunks = plan.count;
     parallel_chunks(chunks, 1, [&](int64_t c0, int64_t c1) {
       float* cols = scratch_.local().data();
       float* dcols = cols + cols_floats_;
       float* dyb = cols + 2 * cols_floats_;
       float* xp = dyb + align_floats(K * block_ld(sc * block_max_));
       for (int64_t c = c0; c < c1; ++c) {
+        if (c * chunk >= n) {  // an exact run's chunk past this rank's rows
+          zero_partial(c);
+          continue;
+        }
         float* dW = partial_w(c);
         float* db = partial_b(c);
         const int64_t end = std::min(n, (c + 1) * chunk);

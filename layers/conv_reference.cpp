@@ -55,8 +55,8 @@ class ReferenceConv final : public ConvAlgorithm {
     });
   }
 
-  void backward(const ConvParams& prm, ConstTensorView x, ConstTensorView y, ConstTensorView dy,
-                TensorView dx) override {
+  void backward(const ConvParams& prm, ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                const StepContext&) override {
     const Conv::Geometry& g = p_.g;
     const int64_t P = g.P(), kvol = g.kvol(), iv = g.w.in_vol();
     const float* d = dy.data();

@@ -81,8 +81,8 @@ class TiledConv final : public ChunkedConv {
     if (p_.relu) apply_relu(y.data(), y.numel());
   }
 
-  void backward(const ConvParams& prm, ConstTensorView x, ConstTensorView y, ConstTensorView dy,
-                TensorView dx) override {
+  void backward(const ConvParams& prm, ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                const StepContext& ctx) override {
     const Conv::Geometry& g = p_.g;
     const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
     const int64_t in_stride = g.C * g.w.in_vol();
@@ -93,8 +93,8 @@ class TiledConv final : public ChunkedConv {
       mask_by_output(y.data(), dy.data(), dy.numel(), masked_.data());
       dyd = masked_.data();
     }
-    const int64_t chunk = chunk_size(n, sample_grain(4 * g.blocks * g.kvol() * P));
-    const int64_t chunks = (n + chunk - 1) / chunk;
+    const ChunkPlan plan = chunks(ctx, n, sample_grain(4 * g.blocks * g.kvol() * P));
+    const int64_t chunk = plan.size, chunks = plan.count;
     parallel_chunks(chunks, 1, [&](int64_t c0, int64_t c1) {
       float* cols = scratch_.local().data();
       float* dcols = cols + align_floats(CK * P);
@@ -102,6 +102,10 @@ class TiledConv final : public ChunkedConv {
       float* dcols_t = cols + 3 * align_floats(CK * P);
       float* dy_t = cols + 4 * align_floats(CK * P);
       for (int64_t c = c0; c < c1; ++c) {
+        if (c * chunk >= n) {  // an exact run's chunk past this rank's rows
+          zero_partial(c);
+          continue;
+        }
         float* dW = partial_w(c);
         float* db = partial_b(c);
         for (int64_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i) {

@@ -114,20 +114,28 @@ void ConvTranspose::forward(ConstTensorView x, TensorView y, const StepContext&)
 }
 
 void ConvTranspose::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx,
-                             const StepContext&) {
+                             const StepContext& ctx) {
   if (o_.reference) return backward_reference(x, dy, dx);
   const int64_t n = x.batch(), P = w_.out_vol(), IV = w_.in_vol(), KgK = Kg_ * w_.k_vol();
   const bool pointwise = w_.is_pointwise();
   const float* W = params_[0].w;
   const int64_t wsize = params_[0].numel();
-  const int64_t slots = partials_.size() / partial_size_;
-  const int64_t chunk = std::max(sample_grain(4 * C_ * KgK * P), (n + slots - 1) / slots);
-  const int64_t chunks = (n + chunk - 1) / chunk;
+  int64_t slots = partials_.size() / partial_size_;
+  const ChunkPlan plan = chunks_for(ctx, n, std::max(sample_grain(4 * C_ * KgK * P), (n + slots - 1) / slots));
+  if (plan.count > slots) {  // an exact run's chunks: more partials, allocated once
+    slots = plan.count;
+    partials_ = AlignedBuffer(slots * partial_size_);
+  }
+  const int64_t chunk = plan.size, chunks = plan.count;
   parallel_chunks(chunks, 1, [&](int64_t c0, int64_t c1) {
     float* cols = scratch_.local().data();
     for (int64_t c = c0; c < c1; ++c) {
       float* dW = partials_.data() + c * partial_size_;
       float* db = dW + wsize;
+      if (c * chunk >= n) {  // an exact run's chunk past this rank's rows
+        std::fill(dW, dW + partial_size_, 0.0f);
+        continue;
+      }
       for (int64_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i) {
         const bool first = i == c * chunk;
         const float* xi = x.data() + i * C_ * P;
@@ -149,9 +157,9 @@ void ConvTranspose::backward(ConstTensorView x, ConstTensorView, ConstTensorView
       }
     }
   });
-  reduce_partials(partials_.data(), chunks, partial_size_, wsize, params_[0].dw);
+  tree_sum(partials_.data(), chunks, partial_size_, wsize, params_[0].dw);
   if (o_.bias != BiasKind::none)
-    reduce_partials(partials_.data() + wsize, chunks, partial_size_, params_[1].numel(), params_[1].dw);
+    tree_sum(partials_.data() + wsize, chunks, partial_size_, params_[1].numel(), params_[1].dw);
 }
 
 void ConvTranspose::forward_reference(ConstTensorView x, TensorView y) const {

@@ -3,6 +3,7 @@
 // weight gradient needs no reduction across tasks.
 #include "layers/dense.hpp"
 
+#include "framework/chunks.hpp"
 #include "framework/config.hpp"
 #include "framework/parallel.hpp"
 #include "layers/gemm.hpp"
@@ -64,27 +65,65 @@ void Dense::forward(ConstTensorView x, TensorView y, const StepContext&) {
   });
 }
 
-void Dense::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx, const StepContext&) {
+void Dense::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx, const StepContext& ctx) {
   const int64_t n = x.batch(), in = in_, out = o_.units;
   const float* w = params_[0].w;
   float* dw = params_[0].dw;
   float* db = o_.bias ? params_[1].dw : nullptr;
-  // dW[j0:j1] = dy[:, j0:j1]^T x ; db[j] = sum_r dy[r, j] in row order.
-  parallel_chunks(out, gemm_grain(n * in), [&](int64_t j0, int64_t j1) {
-    gemm(true, false, j1 - j0, in, n, 1.0f, dy.data() + j0, out, x.data(), in, 0.0f, dw + j0 * in, in);
-    if (db) {
-      for (int64_t j = j0; j < j1; ++j) db[j] = 0;
-      for (int64_t r = 0; r < n; ++r) {
-        const float* dyr = dy.data() + r * out;
-        for (int64_t j = j0; j < j1; ++j) db[j] += dyr[j];
+  if (ctx.chunk > 0) {
+    exact_parameter_gradients(x, dy, ctx);
+  } else {
+    // dW[j0:j1] = dy[:, j0:j1]^T x ; db[j] = sum_r dy[r, j] in row order.
+    parallel_chunks(out, gemm_grain(n * in), [&](int64_t j0, int64_t j1) {
+      gemm(true, false, j1 - j0, in, n, 1.0f, dy.data() + j0, out, x.data(), in, 0.0f, dw + j0 * in, in);
+      if (db) {
+        for (int64_t j = j0; j < j1; ++j) db[j] = 0;
+        for (int64_t r = 0; r < n; ++r) {
+          const float* dyr = dy.data() + r * out;
+          for (int64_t j = j0; j < j1; ++j) db[j] += dyr[j];
+        }
       }
-    }
-  });
+    });
+  }
   if (dx.empty()) return;
   // dx[r0:r1] = dy[r0:r1] W
   parallel_chunks(n, gemm_grain(in * out), [&](int64_t r0, int64_t r1) {
     gemm(false, false, r1 - r0, in, out, 1.0f, dy.data() + r0 * out, out, w, in, 0.0f, dx.data() + r0 * in, in);
   });
+}
+
+// An exact run (framework/chunks.hpp): a partial [dW, db] per chunk of samples, each made
+// by the same products whatever the rank holding it (blocks of output units fixed by the
+// shapes), then added in the chunks' tree.
+void Dense::exact_parameter_gradients(ConstTensorView x, ConstTensorView dy, const StepContext& ctx) {
+  const int64_t n = x.batch(), in = in_, out = o_.units;
+  const ChunkPlan plan = chunks_for(ctx, n, 1);
+  const int64_t size = align_floats(out * in + (o_.bias ? out : 0));
+  if (partials_.size() < plan.count * size) partials_ = AlignedBuffer(plan.count * size);   // once
+  const int64_t units = std::max<int64_t>(1, grain_for(plan.size * in, int64_t{1} << 18));  // per task
+  const int64_t blocks = (out + units - 1) / units;
+  parallel_chunks(plan.count * blocks, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t c = t / blocks, j0 = t % blocks * units, j1 = std::min(out, j0 + units);
+      const int64_t r0 = std::min(n, plan.begin(c)), r1 = plan.end(c, n);
+      float* dw = partials_.data() + c * size;
+      float* db = o_.bias ? dw + out * in : nullptr;
+      if (r1 <= r0) {  // a chunk past this rank's rows
+        std::fill(dw + j0 * in, dw + j1 * in, 0.0f);
+        if (db) std::fill(db + j0, db + j1, 0.0f);
+        continue;
+      }
+      gemm(true, false, j1 - j0, in, r1 - r0, 1.0f, dy.data() + r0 * out + j0, out, x.data() + r0 * in, in, 0.0f,
+           dw + j0 * in, in);
+      if (db) {
+        for (int64_t j = j0; j < j1; ++j) db[j] = 0;
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t j = j0; j < j1; ++j) db[j] += dy.data()[r * out + j];
+      }
+    }
+  });
+  tree_sum(partials_.data(), plan.count, size, out * in, params_[0].dw);
+  if (o_.bias) tree_sum(partials_.data() + out * in, plan.count, size, out, params_[1].dw);
 }
 
 }  // namespace hubel::layers

@@ -36,8 +36,10 @@ class Dense : public UnaryLayer {
                 const StepContext& ctx) override;
 
  private:
+  void exact_parameter_gradients(ConstTensorView x, ConstTensorView dy, const StepContext& ctx);
   Options o_;
   int64_t in_ = 0;
+  AlignedBuffer partials_;  // an exact run's per-chunk [dW, db]
 };
 
 }  // namespace hubel::layers

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "framework/chunks.hpp"
 #include "framework/config.hpp"
 #include "framework/parallel.hpp"
 
@@ -23,12 +24,14 @@ std::vector<ParamSpec> affine_specs(int64_t channels) {
   return {{"gamma", {channels}, Init::constant(1), 1, 1, false}, {"beta", {channels}, Init::zeros(), 1, 1, false}};
 }
 
-// For channels [c0, c1): a[c] = sum over samples and positions of f(x), b[c] of g(x, d).
+// Per channel (channels split among tasks), by chunks of samples (framework/chunks.hpp):
+// f(chunk, channel, offset of the sample's channel) for the rows of each chunk in order.
 template <class F>
-void per_channel(int64_t n, int64_t channels, int64_t spatial, F&& f) {
+void per_chunk_channel(const ChunkPlan& plan, int64_t n, int64_t channels, int64_t spatial, F&& f) {
   parallel_chunks(channels, std::max<int64_t>(1, grain_for(n * spatial)), [&](int64_t c0, int64_t c1) {
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t c = c0; c < c1; ++c) f(r, c, (r * channels + c) * spatial);
+    for (int64_t k = 0; k < plan.count; ++k)
+      for (int64_t r = plan.begin(k); r < plan.end(k, n); ++r)
+        for (int64_t c = c0; c < c1; ++c) f(k, c, (r * channels + c) * spatial);
   });
 }
 
@@ -78,17 +81,20 @@ void BatchNorm::forward(ConstTensorView x, TensorView y, const StepContext& ctx)
   if (ctx.training) {
     double* sum = sums_.data();
     double* sq = sums_.data() + C;
-    std::fill(sums_.begin(), sums_.end(), 0.0);
-    per_channel(n, C, S, [&](int64_t, int64_t c, int64_t at) {
+    // Sums per chunk of samples, added in the chunks' tree (one chunk unless exact).
+    const ChunkPlan plan = chunks_for(ctx, n, std::max<int64_t>(n, 1));
+    chunk_sums_.assign(static_cast<size_t>(plan.count * 2 * C), 0.0);
+    per_chunk_channel(plan, n, C, S, [&](int64_t k, int64_t c, int64_t at) {
       const float* p = x.data() + at;
       double s1 = 0, s2 = 0;
       for (int64_t s = 0; s < S; ++s) {
         s1 += p[s];
         s2 += static_cast<double>(p[s]) * p[s];
       }
-      sum[c] += s1;
-      sq[c] += s2;
+      chunk_sums_[static_cast<size_t>(k * 2 * C + c)] += s1;
+      chunk_sums_[static_cast<size_t>(k * 2 * C + C + c)] += s2;
     });
+    tree_sum(chunk_sums_.data(), plan.count, 2 * C, 2 * C, sums_.data());
     sums_[static_cast<size_t>(2 * C)] = static_cast<double>(n * S);
     if (o_.sync && ctx.ranks) ctx.ranks->sum(sums_);
     count_ = sums_[static_cast<size_t>(2 * C)];
@@ -131,11 +137,12 @@ void BatchNorm::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy,
       mean[c] = params_[2].w[c];
       invstd[c] = 1.0 / std::sqrt(params_[3].w[c] + o_.eps);
     }
-  // Local sums of dy and dy * x per channel.
+  // Local sums of dy and dy * x per channel and chunk of samples (one chunk unless exact).
   double* s_dy = sums_.data();
   double* s_dyx = sums_.data() + C;
-  std::fill(sums_.begin(), sums_.end(), 0.0);
-  per_channel(n, C, S, [&](int64_t, int64_t c, int64_t at) {
+  const ChunkPlan plan = chunks_for(ctx, n, std::max<int64_t>(n, 1));
+  chunk_sums_.assign(static_cast<size_t>(plan.count * 2 * C), 0.0);
+  per_chunk_channel(plan, n, C, S, [&](int64_t k, int64_t c, int64_t at) {
     const float* d = dy.data() + at;
     const float* p = x.data() + at;
     double a = 0, b = 0;
@@ -143,18 +150,27 @@ void BatchNorm::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy,
       a += d[s];
       b += static_cast<double>(d[s]) * p[s];
     }
-    s_dy[c] += a;
-    s_dyx[c] += b;
+    chunk_sums_[static_cast<size_t>(k * 2 * C + c)] += a;
+    chunk_sums_[static_cast<size_t>(k * 2 * C + C + c)] += b;
   });
-  // d gamma = sum dy * xhat = invstd (sum dy x - mean sum dy); d beta = sum dy.
-  for (int64_t c = 0; c < C; ++c) {
-    s_dyx[c] = invstd[c] * (s_dyx[c] - mean[c] * s_dy[c]);
-    dgamma[c] = static_cast<float>(s_dyx[c]);
-    dbeta[c] = static_cast<float>(s_dy[c]);
-  }
+  // d gamma = sum dy * xhat = invstd (sum dy x - mean sum dy); d beta = sum dy: per chunk,
+  // then added in the chunks' tree.
+  chunk_grads_.resize(static_cast<size_t>(plan.count * 2 * C));
+  for (int64_t k = 0; k < plan.count; ++k)
+    for (int64_t c = 0; c < C; ++c) {
+      const double a = chunk_sums_[static_cast<size_t>(k * 2 * C + c)];
+      const double b = chunk_sums_[static_cast<size_t>(k * 2 * C + C + c)];
+      chunk_grads_[static_cast<size_t>(k * 2 * C + c)] = static_cast<float>(invstd[c] * (b - mean[c] * a));
+      chunk_grads_[static_cast<size_t>(k * 2 * C + C + c)] = static_cast<float>(a);
+    }
+  tree_sum(chunk_grads_.data(), plan.count, 2 * C, C, dgamma);
+  tree_sum(chunk_grads_.data() + C, plan.count, 2 * C, C, dbeta);
+  tree_sum(chunk_sums_.data(), plan.count, 2 * C, 2 * C, sums_.data());
   if (dx.empty()) return;
-  // dx = gamma invstd (dy - (sum dy + xhat sum dy xhat) / M), sums over the global batch.
+  // dx = gamma invstd (dy - (sum dy + xhat sum dy xhat) / M), sums over the global batch
+  // (the raw sums over ranks, then sum dy xhat from them: the same on any number of ranks).
   if (ctx.training && o_.sync && ctx.ranks) ctx.ranks->sum(std::span<double>(sums_.data(), static_cast<size_t>(2 * C)));
+  for (int64_t c = 0; c < C; ++c) s_dyx[c] = invstd[c] * (s_dyx[c] - mean[c] * s_dy[c]);
   const double m = ctx.training ? count_ : 0;
   parallel_chunks(n * C, grain_for(S), [&](int64_t b, int64_t e) {
     for (int64_t rc = b; rc < e; ++rc) {
@@ -223,30 +239,37 @@ void LayerNorm::forward(ConstTensorView x, TensorView y, const StepContext&) {
   });
 }
 
-void LayerNorm::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx, const StepContext&) {
+void LayerNorm::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx,
+                         const StepContext& ctx) {
   const int64_t n = x.batch(), C = channels_, S = spatial_, D = C * S;
   const float* gamma = params_[0].w;
   float* dgamma = params_[0].dw;
   float* dbeta = params_[1].dw;
-  // Parameter gradients: per channel, samples in order.
+  // Parameter gradients: per channel and chunk of samples (one chunk unless exact), samples
+  // in order, then the chunks added in their tree.
+  const ChunkPlan plan = chunks_for(ctx, n, std::max<int64_t>(n, 1));
+  chunk_grads_.resize(static_cast<size_t>(plan.count * 2 * C));
   parallel_chunks(C, std::max<int64_t>(1, grain_for(n * S)), [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      double g = 0, b = 0;
-      for (int64_t r = 0; r < n; ++r) {
-        const float* d = dy.data() + r * D + c * S;
-        const float* p = x.data() + r * D + c * S;
-        double gr = 0, br = 0;
-        for (int64_t s = 0; s < S; ++s) {
-          br += d[s];
-          gr += static_cast<double>(d[s]) * (p[s] - mean_[r]);
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t k = 0; k < plan.count; ++k) {
+        double g = 0, b = 0;
+        for (int64_t r = plan.begin(k); r < plan.end(k, n); ++r) {
+          const float* d = dy.data() + r * D + c * S;
+          const float* p = x.data() + r * D + c * S;
+          double gr = 0, br = 0;
+          for (int64_t s = 0; s < S; ++s) {
+            br += d[s];
+            gr += static_cast<double>(d[s]) * (p[s] - mean_[r]);
+          }
+          g += gr * invstd_[r];
+          b += br;
         }
-        g += gr * invstd_[r];
-        b += br;
+        chunk_grads_[static_cast<size_t>(k * 2 * C + c)] = static_cast<float>(g);
+        chunk_grads_[static_cast<size_t>(k * 2 * C + C + c)] = static_cast<float>(b);
       }
-      dgamma[c] = static_cast<float>(g);
-      dbeta[c] = static_cast<float>(b);
-    }
   });
+  tree_sum(chunk_grads_.data(), plan.count, 2 * C, C, dgamma);
+  tree_sum(chunk_grads_.data() + C, plan.count, 2 * C, C, dbeta);
   if (dx.empty()) return;
   // dx = invstd (g - mean(g) - xhat mean(g xhat)), g = dy gamma.
   parallel_chunks(n, grain_for(D), [&](int64_t r0, int64_t r1) {

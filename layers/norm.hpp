@@ -50,6 +50,8 @@ class BatchNorm : public UnaryLayer {
   // The statistics of the last training forward: mean and 1/sqrt(var + eps) per channel,
   // and the number of values (over all ranks when synchronized) they came from.
   std::vector<double> mean_, invstd_, sums_;
+  std::vector<double> chunk_sums_;  // per chunk of samples (framework/chunks.hpp)
+  std::vector<float> chunk_grads_;  // per chunk: d gamma, d beta
   double count_ = 0;
 };
 
@@ -72,6 +74,7 @@ class LayerNorm : public UnaryLayer {
   double eps_;
   int64_t channels_ = 0, spatial_ = 0;
   std::vector<double> mean_, invstd_;  // per sample of the last forward
+  std::vector<float> chunk_grads_;     // per chunk of samples: d gamma, d beta
 };
 
 }  // namespace hubel::layers

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "framework/chunks.hpp"
 #include "framework/config.hpp"
 #include "framework/parallel.hpp"
 #include "layers/pool_fast.hpp"
@@ -238,35 +239,41 @@ void Subsample::forward(ConstTensorView x, TensorView y, const StepContext&) {
   });
 }
 
-void Subsample::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx, const StepContext&) {
+void Subsample::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, TensorView dx,
+                         const StepContext& ctx) {
   const int64_t n = x.batch(), IV = w_.in_vol(), P = w_.out_vol();
   const float* wt = params_[0].w;
-  float* dw = params_[0].dw;
-  float* db = params_[1].dw;
-  // By channel: each task owns its channels' parameter gradients and adds samples in order.
+  // By channel: each task owns its channels' parameter gradients and adds samples in
+  // order, per chunk of samples (one chunk unless exact), the chunks then added in their
+  // tree (framework/chunks.hpp).
+  const ChunkPlan plan = chunks_for(ctx, n, std::max<int64_t>(n, 1));
+  chunk_grads_.resize(static_cast<size_t>(plan.count * 2 * C_));
   parallel_chunks(C_, grain_for(n * w_.k_vol() * P), [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      float sw = 0, sb = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        const float* xp = x.data() + (i * C_ + c) * IV;
-        const float* dyp = dy.data() + (i * C_ + c) * P;
-        float* dxp = dx.empty() ? nullptr : dx.data() + (i * C_ + c) * IV;
-        if (dxp) std::fill(dxp, dxp + IV, 0.0f);
-        for_each_output(w_, [&](int64_t p, int64_t od, int64_t oh, int64_t ow) {
-          float s = 0;
-          const float g = dyp[p] * wt[c];
-          for_each_tap(w_, od, oh, ow, [&](int64_t, int64_t q) {
-            s += xp[q];
-            if (dxp) dxp[q] += g;
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t k = 0; k < plan.count; ++k) {
+        float sw = 0, sb = 0;
+        for (int64_t i = plan.begin(k); i < plan.end(k, n); ++i) {
+          const float* xp = x.data() + (i * C_ + c) * IV;
+          const float* dyp = dy.data() + (i * C_ + c) * P;
+          float* dxp = dx.empty() ? nullptr : dx.data() + (i * C_ + c) * IV;
+          if (dxp) std::fill(dxp, dxp + IV, 0.0f);
+          for_each_output(w_, [&](int64_t p, int64_t od, int64_t oh, int64_t ow) {
+            float s = 0;
+            const float g = dyp[p] * wt[c];
+            for_each_tap(w_, od, oh, ow, [&](int64_t, int64_t q) {
+              s += xp[q];
+              if (dxp) dxp[q] += g;
+            });
+            sw += dyp[p] * s;
+            sb += dyp[p];
           });
-          sw += dyp[p] * s;
-          sb += dyp[p];
-        });
+        }
+        chunk_grads_[static_cast<size_t>(k * 2 * C_ + c)] = sw;
+        chunk_grads_[static_cast<size_t>(k * 2 * C_ + C_ + c)] = sb;
       }
-      dw[c] = sw;
-      db[c] = sb;
-    }
   });
+  tree_sum(chunk_grads_.data(), plan.count, 2 * C_, C_, params_[0].dw);
+  tree_sum(chunk_grads_.data() + C_, plan.count, 2 * C_, C_, params_[1].dw);
 }
 
 // ---------------------------------------------------------------------------------------

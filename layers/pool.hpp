@@ -91,6 +91,7 @@ class Subsample : public UnaryLayer {
   Options o_;
   Window w_;
   int64_t C_ = 0;
+  std::vector<float> chunk_grads_;  // per chunk of samples: dw, db
 };
 
 // Global pooling over all spatial positions: [C, ...] -> [C].
