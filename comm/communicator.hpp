@@ -44,6 +44,11 @@ class Communicator {
   virtual void broadcast(std::span<float> data, int root) = 0;
   virtual void broadcast(std::span<double> data, int root) = 0;
   virtual void barrier() = 0;
+  // Ordered sums (exact training, docs/many-ranks.md): from now on every sum over ranks is
+  // grouped in one fixed binary tree over the ranks, ((r0 + r1) + (r2 + r3)) + ..., so
+  // the result does not depend on the library's algorithm; needs a power-of-two number
+  // of ranks.
+  virtual void set_ordered(bool /*on*/) {}
 
   // Non-blocking allreduce-sum in place. The data must stay untouched until the request
   // completes; requests complete in any order but must be started in the same order on

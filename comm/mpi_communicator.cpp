@@ -36,6 +36,49 @@ void in_pieces(std::span<T> data, F&& f) {
     f(data.data() + off, static_cast<int>(std::min(kMax, data.size() - off)));
 }
 
+// The ordered allreduce (Communicator::set_ordered): a sum whose grouping is one fixed
+// binary tree over the ranks, ((r0 + r1) + (r2 + r3)) + ..., whatever MPI would choose, so
+// that it continues the tree each rank's chunks were added in (framework/chunks.hpp).
+// Rabenseifner's scheme, in the tree's order: a reduce-scatter by recursive halving with
+// the partner distance growing 1, 2, 4, ... (at distance d each rank adds its partner's
+// half to its own: the sum of two aligned blocks of d ranks), then an allgather by
+// recursive doubling in reverse. Each rank sends and receives 2 n (p - 1) / p values, as a
+// ring allreduce does. The size is a power of two (the caller checks). tmp: scratch.
+template <class T>
+void ordered_allreduce(T* data, int64_t n, MPI_Datatype type, int rank, int size, std::vector<T>& tmp) {
+  struct Range {
+    int64_t lo, hi;
+  };
+  Range levels[32];
+  int depth = 0;
+  int64_t lo = 0, hi = n;
+  for (int mask = 1; mask < size; mask <<= 1) {
+    const int partner = rank ^ mask;
+    const int64_t mid = lo + (hi - lo) / 2;
+    const bool lower = (rank & mask) == 0;
+    const int64_t keep_lo = lower ? lo : mid, keep_hi = lower ? mid : hi;
+    const int64_t send_lo = lower ? mid : lo, send_hi = lower ? hi : mid;
+    tmp.resize(static_cast<size_t>(std::max<int64_t>(keep_hi - keep_lo, 1)));
+    check(MPI_Sendrecv(data + send_lo, static_cast<int>(send_hi - send_lo), type, partner, 71, tmp.data(),
+                       static_cast<int>(keep_hi - keep_lo), type, partner, 71, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+          "ordered allreduce");
+    for (int64_t i = keep_lo; i < keep_hi; ++i) data[i] += tmp[static_cast<size_t>(i - keep_lo)];
+    levels[depth++] = {lo, hi};
+    lo = keep_lo;
+    hi = keep_hi;
+  }
+  for (int mask = size >> 1; mask >= 1; mask >>= 1) {
+    const Range whole = levels[--depth];
+    const int partner = rank ^ mask;
+    const int64_t other_lo = lo == whole.lo ? hi : whole.lo, other_hi = lo == whole.lo ? whole.hi : lo;
+    check(MPI_Sendrecv(data + lo, static_cast<int>(hi - lo), type, partner, 72, data + other_lo,
+                       static_cast<int>(other_hi - other_lo), type, partner, 72, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+          "ordered allreduce");
+    lo = whole.lo;
+    hi = whole.hi;
+  }
+}
+
 }  // namespace
 
 // Request slots: an id indexes a slot; a completed request leaves MPI_REQUEST_NULL there,
@@ -119,17 +162,29 @@ MpiCommunicator::~MpiCommunicator() {
   if (!finalized) MPI_Finalize();
 }
 
+void MpiCommunicator::set_ordered(bool on) {
+  if (on && (size_ & (size_ - 1)))
+    throw Error(cat("the ordered allreduce needs a power-of-two number of ranks; this job has ", size_));
+  ordered_ = on;
+}
+
 void MpiCommunicator::allreduce_sum(std::span<float> data) {
   Watched w(*this);
-  in_pieces(data, [](float* p, int n) {
-    check(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "allreduce");
+  in_pieces(data, [this](float* p, int n) {
+    if (ordered_)
+      ordered_allreduce(p, n, MPI_FLOAT, rank_, size_, tmp_float_);
+    else
+      check(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "allreduce");
   });
 }
 
 void MpiCommunicator::allreduce_sum(std::span<double> data) {
   Watched w(*this);
-  in_pieces(data, [](double* p, int n) {
-    check(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "allreduce");
+  in_pieces(data, [this](double* p, int n) {
+    if (ordered_)
+      ordered_allreduce(p, n, MPI_DOUBLE, rank_, size_, tmp_double_);
+    else
+      check(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "allreduce");
   });
 }
 
@@ -153,6 +208,10 @@ Communicator::Request MpiCommunicator::start_allreduce_sum(std::span<float> data
   } else {
     id = static_cast<int64_t>(p.slots.size());
     p.slots.push_back(MPI_REQUEST_NULL);
+  }
+  if (ordered_) {  // no non-blocking form: done now (GradientSync overlaps it on its thread instead)
+    allreduce_sum(data);
+    return id;  // the slot holds MPI_REQUEST_NULL: complete
   }
   check(MPI_Iallreduce(MPI_IN_PLACE, data.data(), static_cast<int>(data.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
                        &p.slots[static_cast<size_t>(id)]),

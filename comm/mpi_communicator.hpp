@@ -4,6 +4,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "comm/communicator.hpp"
 
@@ -25,6 +26,7 @@ class MpiCommunicator final : public Communicator {
   void broadcast(std::span<float> data, int root) override;
   void broadcast(std::span<double> data, int root) override;
   void barrier() override;
+  void set_ordered(bool on) override;
   Request start_allreduce_sum(std::span<float> data) override;
   bool test(Request r) override;
   void progress() override;
@@ -40,6 +42,9 @@ class MpiCommunicator final : public Communicator {
  private:
   int rank_ = 0, size_ = 1;
   bool serialized_ = false;
+  bool ordered_ = false;
+  std::vector<float> tmp_float_;  // the ordered allreduce's scratch
+  std::vector<double> tmp_double_;
   struct Pending;  // the MPI requests in flight
   std::unique_ptr<Pending> pending_;
   std::unique_ptr<class Watchdog> watchdog_;  // with more than one rank

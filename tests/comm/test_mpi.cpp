@@ -55,6 +55,37 @@ TEST(Collectives, AllreduceAndBroadcastGiveTheHandSums) {
   EXPECT_EQ(c[0], static_cast<float>(W));
 }
 
+// The ordered allreduce: the sum grouped as the fixed tree ((r0 + r1) + (r2 + r3)), bit for
+// bit, for values whose float sums depend on the grouping, and lengths shorter than the
+// number of ranks, odd, and of several pieces.
+TEST(Collectives, OrderedAllreduceAddsInTheTreeOfRanks) {
+  const int W = world().size(), r = world().rank();
+  if (W & (W - 1)) GTEST_SKIP() << W << " ranks: not a power of two";
+  auto value = [](int rank, int64_t i) {
+    Rng rng(hash_combine(static_cast<uint64_t>(rank) + 1, static_cast<uint64_t>(i)));
+    return std::ldexp(rng.normal(), static_cast<int>(rng.below(40)) - 20);
+  };
+  for (const int64_t n : {int64_t{3}, int64_t{1001}, 3 * comm::GradientSync::kPiece + 17}) {
+    std::vector<float> f(static_cast<size_t>(n));
+    std::vector<double> d(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) f[i] = static_cast<float>(d[i] = value(r, i));
+    world().set_ordered(true);
+    world().allreduce_sum(f);
+    world().allreduce_sum(d);
+    world().set_ordered(false);
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      std::vector<float> tf(static_cast<size_t>(W));
+      std::vector<double> td(static_cast<size_t>(W));
+      for (int k = 0; k < W; ++k) tf[k] = static_cast<float>(td[k] = value(k, i));
+      for (int s = 1; s < W; s *= 2)
+        for (int k = 0; k + s < W; k += 2 * s) tf[k] += tf[k + s], td[k] += td[k + s];
+      wrong += tf[0] != f[i] || td[0] != d[i];
+    }
+    EXPECT_EQ(wrong, 0) << "of " << n << " on " << W << " ranks";
+  }
+}
+
 TEST(GradientSync, BucketsGiveTheHandSumsForEveryArenaAndBucketSize) {
   const int W = world().size(), r = world().rank();
   const int64_t P = comm::GradientSync::kPiece;
