@@ -87,7 +87,9 @@ void Loader::start(int64_t epoch, int64_t batch) {
 void Loader::fill(Slot& s, int64_t k) {
   const int64_t n = data_.size();
   const int64_t first = k * o_.batch, m = std::min(o_.batch, n - first);
-  const int64_t begin = o_.rank * m / o_.world, end = (o_.rank + 1) * m / o_.world, rows = end - begin;
+  const int64_t L = o_.rows_per_rank;
+  const int64_t begin = L ? std::min(m, o_.rank * L) : o_.rank * m / o_.world;
+  const int64_t end = L ? std::min(m, (o_.rank + 1) * L) : (o_.rank + 1) * m / o_.world, rows = end - begin;
   std::copy(order_.begin() + first + begin, order_.begin() + first + end, s.ids.begin());
   const std::span<const int64_t> ids(s.ids.data(), static_cast<size_t>(rows));
   TensorView targets;

@@ -35,6 +35,10 @@ struct LoaderOptions {
   // read stuck in the file system (or a library's lock) ends the run through stall_stop,
   // naming the data set and the batch, instead of hanging it.
   double timeout_seconds = 600;
+  // When set (the global batch's rows per rank): rank r takes rows [r * rows_per_rank,
+  // (r + 1) * rows_per_rank) of every minibatch, so a final smaller one leaves the last
+  // ranks fewer rows or none; else the minibatch is split evenly.
+  int64_t rows_per_rank = 0;
 };
 
 class Loader : public BatchSource {

@@ -31,6 +31,26 @@ inline ChunkPlan chunks_for(const StepContext& ctx, int64_t n, int64_t own) {
   return {own, std::max<int64_t>(1, (n + own - 1) / own)};
 }
 
+// Calls f(begin, end) for pieces of [0, n) of at most `piece` rows, in parallel. In an
+// exact run no piece straddles a chunk: each chunk is cut from its own start, so a row's
+// piece (the rows a product shares with it) is the same on any number of ranks; otherwise
+// the pieces are parallel_chunks' (fixed by n, never by the thread count).
+template <class F>
+void for_each_piece(const StepContext& ctx, int64_t n, int64_t piece, F&& f) {
+  piece = std::max<int64_t>(piece, 1);
+  if (ctx.chunk <= 0) return parallel_chunks(n, piece, f);
+  const int64_t chunk = ctx.chunk, per_chunk = (chunk + std::min(piece, chunk) - 1) / std::min(piece, chunk);
+  const int64_t size = (chunk + per_chunk - 1) / per_chunk;  // rows per piece: the chunk cut evenly
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  parallel_chunks(chunks * per_chunk, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t c = t / per_chunk, b = c * chunk + t % per_chunk * size;
+      const int64_t e = std::min({n, (c + 1) * chunk, b + size});
+      if (b < e) f(b, e);
+    }
+  });
+}
+
 // out[i] = the tree sum over chunks c < count of partials[c * stride + i], for i < size.
 // The partials are overwritten (the tree's inner nodes).
 template <class T>

@@ -91,6 +91,9 @@ class Layer {
   virtual int arity() const { return 1; }
   // Does training forward/backward call StepContext::ranks (every rank must then run it)?
   virtual bool reduces_across_ranks() const { return false; }
+  // Why training with this layer cannot give the same bits on any number of ranks (empty:
+  // it can; framework/chunks.hpp), e.g. statistics per rank.
+  virtual std::string inexact_reason() const { return {}; }
   // One line describing the configuration, for summaries ("64 units").
   virtual std::string describe() const { return ""; }
 

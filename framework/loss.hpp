@@ -3,6 +3,7 @@
 // Implementations live in layers/losses.*.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -15,6 +16,11 @@ struct Targets {
   const int32_t* labels = nullptr;  // n labels, or null
   ConstTensorView values;           // [n, ...] like y, or empty
 };
+
+// A row's loss as the statistics add it: rounded to a multiple of 2^-24, so that sums of
+// rows are exact, whatever their order and however many ranks held them, while the total
+// stays below 2^29 (it is a statistic: the gradient uses the loss unrounded).
+inline double loss_of_row(double loss) { return std::nearbyint(loss * 0x1p24) * 0x1p-24; }
 
 struct LossStats {
   double loss = 0;      // sum over the rows

@@ -245,13 +245,19 @@ RunResult Run::train() {
     const bool due = policy_.every_minutes > 0 &&
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - last_time).count() >=
                          60 * policy_.every_minutes;
-    double flags[2] = {g_signal != 0 ? static_cast<double>(g_signal.load()) : 0.0, root && due ? 1.0 : 0.0};
+    // With them, the epoch's training statistics so far, so that the step records are the
+    // whole batch's, the same on any number of ranks (the losses are exact sums: loss.hpp).
+    Trainer::Progress progress = trainer_->progress();
+    double flags[5] = {g_signal != 0 ? static_cast<double>(g_signal.load()) : 0.0, root && due ? 1.0 : 0.0,
+                       progress.stats.loss, static_cast<double>(progress.stats.correct),
+                       static_cast<double>(progress.stats.count)};
     if (comm_.size() > 1) {
       comm::ScopedActivity act("the per-step agreement on signals and checkpoints");
-      comm_.allreduce_sum(std::span<double>(flags, 2));
+      comm_.allreduce_sum(std::span<double>(flags, 5));
+      progress.stats = {flags[2], static_cast<int64_t>(flags[3]), static_cast<int64_t>(flags[4])};
     }
     const bool signalled = flags[0] > 0;
-    if (log_) log_->step(trainer_->progress(), step);  // before the checkpoint: see RunLog::cut_to_step
+    if (log_) log_->step(progress, step);  // before the checkpoint: see RunLog::cut_to_step
     if (signalled || flags[1] > 0 || (policy_.every_steps > 0 && step % policy_.every_steps == 0)) {
       if (batches_done >= data_.train->batches_per_epoch())
         checkpoint_at_epoch_end = true;

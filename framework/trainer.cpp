@@ -29,6 +29,44 @@ bool all_finite(std::span<const float> v) {
 }
 }  // namespace
 
+int64_t default_chunk(int64_t batch) {
+  int64_t chunks = 1;
+  while (chunks < 16 && batch % (2 * chunks) == 0) chunks *= 2;
+  return batch / chunks;
+}
+
+int64_t TrainOptions::chunk_size() const { return chunk > 0 ? chunk : default_chunk(batch); }
+
+std::string ExactPlan::describe(int ranks) const {
+  if (!exact) return cat("exact: no (", why_not, ")");
+  const int64_t total = chunks * ranks;
+  return cat("exact: yes (", total, " chunks of ", chunk, " samples; any power-of-two number of ranks up to ", total,
+             " gives the same bits)");
+}
+
+ExactPlan plan_exactness(const TrainOptions& o, const Net& net, int ranks) {
+  ExactPlan plan;
+  if (o.exact == TrainOptions::Exact::off) {
+    plan.why_not = "train.exact is false";
+    return plan;
+  }
+  const int64_t chunk = o.chunk_size(), total = o.batch / chunk;
+  if (total % ranks)
+    plan.why_not = cat(ranks, " ranks do not divide the ", total, " chunks of ", chunk,
+                       " samples; use a power-of-two number of ranks up to ", total, ", or a smaller train.chunk");
+  for (size_t i = 0; i < net.size() && plan.why_not.empty(); ++i)
+    if (const std::string why = net.layer(i).inexact_reason(); !why.empty())
+      plan.why_not = cat("layer ", net.layer(i).name(), " ", why);
+  if (!plan.why_not.empty()) {
+    if (o.exact == TrainOptions::Exact::on) throw ConfigError(cat("train.exact is true but ", plan.why_not));
+    return plan;
+  }
+  plan.exact = true;
+  plan.chunk = chunk;
+  plan.chunks = total / ranks;
+  return plan;
+}
+
 TrainOptions TrainOptions::parse(const Config& c) {
   TrainOptions o;
   o.epochs = c.get<int64_t>("epochs", o.epochs);
@@ -48,6 +86,19 @@ TrainOptions TrainOptions::parse(const Config& c) {
   if (o.epochs <= 0) c.at("epochs").fail(cat("epochs must be positive; got ", o.epochs));
   if (o.batch <= 0) c.at("batch").fail(cat("batch must be positive; got ", o.batch));
   if (o.max_steps < 0) c.at("max_steps").fail(cat("max_steps must be >= 0 (0 = no limit); got ", o.max_steps));
+  if (c.find("exact")) {
+    const std::string e = c.choice("exact", {"auto", "true", "false"}, "auto");
+    o.exact = e == "true" ? Exact::on : e == "false" ? Exact::off : Exact::automatic;
+  }
+  o.chunk = c.get<int64_t>("chunk", 0);
+  if (c.find("chunk")) {
+    if (o.chunk <= 0) c.at("chunk").fail(cat("chunk must be positive (samples per chunk); got ", o.chunk));
+    const int64_t chunks = o.batch / o.chunk;
+    if (o.batch % o.chunk || (chunks & (chunks - 1)))
+      c.at("chunk").fail(cat("chunk must cut the global batch (", o.batch,
+                             ") into a power of two of whole chunks; got ", o.chunk, " (default ",
+                             default_chunk(o.batch), ")"));
+  }
   c.finish();
   return o;
 }
@@ -74,6 +125,8 @@ Trainer::Trainer(Net& net, const Loss& loss, Optimizer& opt, Schedule& schedule,
   if (o_.accumulate > 1) accum_ = Tensor(Shape{static_cast<int64_t>(net_.grads().size())});
   reducer_.sync = sync_.get();
   for (size_t i = 0; i < net_.size(); ++i) reduces_ = reduces_ || net_.layer(i).reduces_across_ranks();
+  exact_ = plan_exactness(o_, net_, comm_.size());
+  if (exact_.exact && comm_.size() > 1) comm_.set_ordered(true);
   for (const auto& p : net_.param_info())
     if (p.average_over_ranks) buffer_scratch_.resize(buffer_scratch_.size() + static_cast<size_t>(p.size));
 }
@@ -135,13 +188,14 @@ void Trainer::set_start(int64_t epoch, int64_t batch, int64_t step, std::vector<
 }
 
 Evaluation evaluate(Net& net, const Loss& loss, BatchSource& data, comm::Communicator& comm, uint64_t seed,
-                    uint64_t step) {
+                    uint64_t step, int64_t chunk) {
   Evaluation e;
   const int64_t K = data.num_classes();
   const bool classify = K > 0 && net.output_shape().numel() == K && !loss.targets_are_inputs();
   if (classify) e.classes = K;
   std::vector<double> confusion(static_cast<size_t>(e.classes * e.classes), 0.0);
   StepContext ctx{false, seed, step, 0};
+  ctx.chunk = chunk;
   data.start(0, 0);
   Batch b;
   LossStats total;
@@ -175,7 +229,7 @@ LossStats Trainer::evaluate(BatchSource& data) { return evaluate_full(data).stat
 
 Evaluation Trainer::evaluate_full(BatchSource& data) {
   check_data(data);
-  return hubel::evaluate(net_, loss_, data, comm_, o_.seed, static_cast<uint64_t>(step_));
+  return hubel::evaluate(net_, loss_, data, comm_, o_.seed, static_cast<uint64_t>(step_), exact_.chunk);
 }
 
 Trainer::StepOutcome Trainer::step(BatchSource& train, int64_t epoch, int64_t steps_per_epoch) {
@@ -187,7 +241,17 @@ Trainer::StepOutcome Trainer::step(BatchSource& train, int64_t epoch, int64_t st
   Batch b;
   const auto s0 = std::chrono::steady_clock::now();
   const std::span<float> grads = net_.grads();
-  sync_->begin(grads, step_);
+  // Exact with accumulation: each micro-batch's gradient is summed over ranks before the
+  // micro-batches are added (in order, on every rank alike), so the sum does not depend on
+  // how the rows were spread.
+  const bool sync_each = o_.accumulate > 1 && exact_.exact && comm_.size() > 1;
+  double waited = 0;
+  auto finish_sync = [&] {
+    const auto w0 = std::chrono::steady_clock::now();
+    sync_->finish();
+    waited += seconds_since(w0);
+  };
+  if (!sync_each) sync_->begin(grads, step_);
   comm_.note_step(step_);
   for (int64_t micro = 0; micro < o_.accumulate; ++micro) {
     const auto d0 = std::chrono::steady_clock::now();
@@ -196,12 +260,20 @@ Trainer::StepOutcome Trainer::step(BatchSource& train, int64_t epoch, int64_t st
     if (!got) break;
     ++out.batches;
     lr = schedule_.lr({epoch, step_, steps_per_epoch});
-    StepContext ctx{true, o_.seed, static_cast<uint64_t>(step_), b.first_sample,
-                    comm_.size() > 1 ? &reducer_ : nullptr};
+    StepContext ctx{true,
+                    o_.seed,
+                    static_cast<uint64_t>(step_),
+                    b.first_sample,
+                    comm_.size() > 1 ? &reducer_ : nullptr,
+                    exact_.chunk,
+                    exact_.chunks};
     const bool last = micro + 1 == o_.accumulate;
     // Layers that reduce across ranks need every rank in every step: a final batch
-    // smaller than the number of ranks (some ranks would have no rows) is skipped.
-    const bool skip = reduces_ && b.rows_global < comm_.size();
+    // smaller than the number of ranks (some ranks would have no rows) is skipped; in an
+    // exact run, where the rows sit at the chunks' places, any final batch smaller than
+    // the global batch is.
+    const bool skip = reduces_ && b.rows_global < (exact_.exact ? o_.batch : comm_.size());
+    if (sync_each) sync_->begin(grads, step_);
     if (b.rows > 0 && !skip) {
       const Targets t = load(b);
       ConstTensorView y = net_.forward(b.rows, ctx);
@@ -216,14 +288,16 @@ Trainer::StepOutcome Trainer::step(BatchSource& train, int64_t epoch, int64_t st
                 ": training diverged; lower optimizer.lr (now ", lr, "), add clip_norm, or check the data"));
       }
       stats += s;
-      // Without accumulation, each bucket's allreduce starts as soon as backward has filled it.
-      if (o_.accumulate == 1)
+      // Each bucket's allreduce starts as soon as backward has filled it (with accumulation,
+      // only where each micro-batch is summed over ranks).
+      if (o_.accumulate == 1 || sync_each)
         net_.backward(b.rows, ctx, [&](int64_t done) { sync_->ready(done); });
       else
         net_.backward(b.rows, ctx);
     } else {
       std::fill(grads.begin(), grads.end(), 0.0f);
     }
+    if (sync_each) finish_sync();
     if (o_.accumulate > 1) {
       float* acc = accum_.data();
       const float* g = grads.data();
@@ -235,13 +309,12 @@ Trainer::StepOutcome Trainer::step(BatchSource& train, int64_t epoch, int64_t st
     if (!skip) rows_total += b.rows_global;
     if (last) break;
   }
-  if (rows_total == 0) return out;
+  if (rows_total == 0) return out;  // on every rank alike (rows_global): nothing was started
   if (o_.accumulate > 1) std::copy(accum_.data(), accum_.data() + grads.size(), grads.data());
-  const auto w0 = std::chrono::steady_clock::now();
-  sync_->finish();
-  const double waited = seconds_since(w0);
+  if (!sync_each) finish_sync();
   out.comm_wait = waited;
   times_.comm_wait += waited;
+
   // A non-finite gradient (after the allreduce, so every rank agrees) stops training
   // before it reaches the weights.
   if (!all_finite(grads))

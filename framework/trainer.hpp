@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "comm/communicator.hpp"
@@ -30,10 +31,33 @@ struct TrainOptions {
   double bucket_mb = 1.0;     // gradient allreduce bucket size (MiB), see GradientSync
   double comm_timeout = 300;  // seconds a rank waits for the others' gradients before giving up
   int64_t log_every = 50;     // steps between step records in metrics.jsonl (0: epochs only)
+  // Exact training (docs/many-ranks.md): the same bits on any number of ranks that divides
+  // the chunks. auto: where the run allows it, saying so in the banner; on: refuse a run
+  // that does not; off: each rank sums its rows as it likes (MPI's allreduce).
+  enum class Exact { off, automatic, on } exact = Exact::automatic;
+  int64_t chunk = 0;  // samples per chunk; 0: the default, default_chunk(batch)
 
-  // train: {epochs, batch, seed, max_steps, shuffle, accumulate, bucket_mb, comm_timeout, log_every}
+  // train: {epochs, batch, seed, max_steps, shuffle, accumulate, bucket_mb, comm_timeout,
+  //         log_every, exact: auto | true | false, chunk}
   static TrainOptions parse(const Config& c);
+  // The chunk the run uses: chunk, or default_chunk(batch).
+  int64_t chunk_size() const;
 };
+
+// The default chunk: the global batch cut into up to 16 chunks, a power of two of them
+// (64 -> 16 chunks of 4; 100 -> 4 chunks of 25; an odd batch -> 1 chunk).
+int64_t default_chunk(int64_t batch);
+
+// Whether a run on `ranks` ranks is exact, and how (framework/chunks.hpp).
+struct ExactPlan {
+  bool exact = false;
+  int64_t chunk = 0;   // samples per chunk (0: not exact)
+  int64_t chunks = 0;  // chunks per rank
+  std::string why_not;
+  std::string describe(int ranks) const;  // the banner's "exact: yes (...)" or "exact: no (...)"
+};
+// Throws ConfigError when train.exact is on and the run cannot be exact.
+ExactPlan plan_exactness(const TrainOptions& o, const Net& net, int ranks);
 
 struct EpochMetrics {
   int64_t epoch = 0;        // 1-based
@@ -57,8 +81,10 @@ struct Evaluation {
   int64_t classes = 0;
   std::vector<int64_t> confusion;
 };
+// chunk: an exact run's chunk (ExactPlan), so that every row is computed alike on any
+// number of ranks; the data's shards then sit at the chunks' places (LoaderOptions).
 Evaluation evaluate(Net& net, const Loss& loss, BatchSource& data, comm::Communicator& comm, uint64_t seed = 0,
-                    uint64_t step = 0);
+                    uint64_t step = 0, int64_t chunk = 0);
 
 class Trainer {
  public:
@@ -99,6 +125,7 @@ class Trainer {
   };
   const StepTimes& step_times() const { return times_; }
   int64_t step() const { return step_; }
+  const ExactPlan& exactness() const { return exact_; }
   // Where fit stopped: the epoch, and the minibatches of it done (0: at its start).
   int64_t stop_epoch() const { return stop_epoch_; }
   int64_t stop_batch() const { return stop_batch_; }
@@ -150,6 +177,7 @@ class Trainer {
   Tensor accum_;  // the sum of the micro-batches' gradients, when accumulating
   SyncReducer reducer_;
   bool reduces_ = false;  // some layer reduces across ranks in training
+  ExactPlan exact_;
   std::vector<double> buffer_scratch_;
 };
 

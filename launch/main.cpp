@@ -188,11 +188,14 @@ int cmd_eval(int argc, char** argv, comm::Communicator& comm) {
   const int64_t local = (exp.train.batch + comm.size() - 1) / comm.size();
   model.net.build(local, exp.train.seed);
   load_checkpoint(checkpoint, model.net, nullptr, nullptr);
-  datasets::Loader loader(
-      *set, data.transform.get(),
-      {exp.train.batch, comm.rank(), comm.size(), false, false, false, exp.train.seed, data.prefetch, data.timeout});
+  // Every row computed alike on any number of ranks where the run can be exact.
+  const ExactPlan exact = plan_exactness(exp.train, model.net, comm.size());
+  datasets::LoaderOptions lo{exp.train.batch, comm.rank(),    comm.size(),   false,       false,
+                             false,           exp.train.seed, data.prefetch, data.timeout};
+  if (exact.exact) lo.rows_per_rank = exp.train.batch / comm.size();
+  datasets::Loader loader(*set, data.transform.get(), lo);
   Evaluation e;
-  runtime.run([&] { e = evaluate(model.net, *model.loss, loader, comm, exp.train.seed); });
+  runtime.run([&] { e = evaluate(model.net, *model.loss, loader, comm, exp.train.seed, 0, exact.chunk); });
   const int64_t K = e.classes;
   const double sums[3] = {e.stats.loss, static_cast<double>(e.stats.correct), static_cast<double>(e.stats.count)};
   if (comm.rank() != 0) return kOk;
@@ -391,6 +394,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     std::cout << "loss " << model.loss->type() << "; optimizer " << run.optimizer().describe() << "; schedule "
               << run.schedule().describe() << "; global batch " << exp.train.batch << ", " << exp.train.epochs
               << " epochs, seed " << exp.train.seed << "\n";
+    std::cout << run.trainer().exactness().describe(comm.size()) << "\n";
   }
   if (c.vm.count("profile")) net.set_profiling(true);
   launch::ReportInputs report;

@@ -259,8 +259,8 @@ ConvParams params_of(const std::vector<Param>& params, BiasKind bias) {
 }
 }  // namespace
 
-void Conv::forward(ConstTensorView x, TensorView y, const StepContext&) {
-  algorithm_->forward(params_of(params_, o_.bias), x, y);
+void Conv::forward(ConstTensorView x, TensorView y, const StepContext& ctx) {
+  algorithm_->forward(params_of(params_, o_.bias), x, y, ctx);
 }
 
 void Conv::backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) {

@@ -75,6 +75,9 @@ class Conv : public UnaryLayer {
   bool spatial() const override { return true; }
   bool has_filters() const override { return true; }
   std::string describe() const override;
+  std::string inexact_reason() const override {
+    return o_.impl == Plan::reference ? "runs the reference kernel (impl: reference), which sums in its own order" : "";
+  }
   Shape output_shape(const Shape& x) const override;
   std::vector<ParamSpec> param_specs(const Shape& x) const override;
   int64_t flops(std::span<const Shape> x, const Shape& y) const override;

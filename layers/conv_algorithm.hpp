@@ -44,7 +44,8 @@ class ConvAlgorithm {
  public:
   virtual ~ConvAlgorithm() = default;
   // y = the convolution of x with the weights, plus the bias, through the fused activation.
-  virtual void forward(const ConvParams& p, ConstTensorView x, TensorView y) = 0;
+  // ctx.chunk: an exact run's chunks, which no block of samples may straddle.
+  virtual void forward(const ConvParams& p, ConstTensorView x, TensorView y, const StepContext& ctx) = 0;
   // dy is the gradient at y (with the fused activation, masked here by y > 0). The weight
   // and bias gradients are written (not added); dx too, unless it is empty.
   // ctx.chunk: the chunks of samples the parameter gradient is summed by (framework/chunks.hpp).

@@ -31,12 +31,12 @@ class Im2colConv final : public ChunkedConv {
     size_scratch(2 * cols_floats_ + align_floats(g.K * ld) + (wide ? wide_->floats : 0));
   }
 
-  void forward(const ConvParams& prm, ConstTensorView x, TensorView y) override {
+  void forward(const ConvParams& prm, ConstTensorView x, TensorView y, const StepContext& ctx) override {
     const Conv::Geometry& g = p_.g;
     const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
     const int64_t in_stride = g.C * g.w.in_vol(), sc = sc_;
     const float* W = dense_weights(prm);
-    parallel_chunks(n, std::max(nb_, sample_grain(2 * g.blocks * g.kvol() * P)), [&](int64_t n0, int64_t n1) {
+    for_each_piece(ctx, n, std::max(nb_, sample_grain(2 * g.blocks * g.kvol() * P)), [&](int64_t n0, int64_t n1) {
       float* cols = scratch_.local().data();
       float* yb = cols + 2 * cols_floats_;
       float* xp = yb + align_floats(K * block_ld(sc * block_max_));

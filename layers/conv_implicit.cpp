@@ -48,7 +48,7 @@ class ImplicitConv final : public ChunkedConv {
 
   std::string detail() const override { return transposed_ ? "dW^T" : "dW by dot products"; }
 
-  void forward(const ConvParams& prm, ConstTensorView x, TensorView y) override {
+  void forward(const ConvParams& prm, ConstTensorView x, TensorView y, const StepContext& ctx) override {
     const Conv::Geometry& g = p_.g;
     const int64_t n = x.batch(), P = g.P(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
     const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], Wp = wide_.Wp;
@@ -58,7 +58,7 @@ class ImplicitConv final : public ChunkedConv {
     if (plan_ == Conv::Plan::positions)  // W^T of each group, [CgK, Kg], side by side: [CgK, K]
       for (int64_t k = 0; k < K; ++k)
         for (int64_t q = 0; q < CgK; ++q) w_t_.data()[q * K + k] = W[k * CgK + q];
-    parallel_chunks(n, std::max(nb_, sample_grain(2 * g.blocks * g.kvol() * P)), [&](int64_t n0, int64_t n1) {
+    for_each_piece(ctx, n, std::max(nb_, sample_grain(2 * g.blocks * g.kvol() * P)), [&](int64_t n0, int64_t n1) {
       float* yb = scratch_.local().data() + 2 * cols_floats_;
       float* xp = yb + align_floats(K * block_ld(sc * block_max_));
       for (int64_t b0 = n0; b0 < n1; b0 += nb_) {

@@ -30,7 +30,7 @@ class ReferenceConv final : public ConvAlgorithm {
     if (p_.relu) masked_ = AlignedBuffer(p_.max_batch * p_.g.K * p_.g.P(), AlignedBuffer::Uninitialized{});
   }
 
-  void forward(const ConvParams& prm, ConstTensorView x, TensorView y) override {
+  void forward(const ConvParams& prm, ConstTensorView x, TensorView y, const StepContext&) override {
     const Conv::Geometry& g = p_.g;
     const int64_t P = g.P(), kvol = g.kvol(), iv = g.w.in_vol();
     parallel_chunks(x.batch(), 1, [&](int64_t n0, int64_t n1) {

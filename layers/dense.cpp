@@ -50,11 +50,13 @@ void Dense::bind(const Binding& b) {
   in_ = b.x[0].numel();
 }
 
-void Dense::forward(ConstTensorView x, TensorView y, const StepContext&) {
+void Dense::forward(ConstTensorView x, TensorView y, const StepContext& ctx) {
   const int64_t n = x.batch(), in = in_, out = o_.units;
   const float* w = params_[0].w;
   const float* bias = o_.bias ? params_[1].w : nullptr;
-  parallel_chunks(n, gemm_grain(in * out), [&](int64_t r0, int64_t r1) {
+  // Rows in pieces that, in an exact run, never straddle a chunk: the product a row takes
+  // part in has the same shape on any number of ranks.
+  for_each_piece(ctx, n, gemm_grain(in * out), [&](int64_t r0, int64_t r1) {
     // y[r0:r1] = x[r0:r1] W^T (+ b)
     gemm(false, true, r1 - r0, out, in, 1.0f, x.data() + r0 * in, in, w, in, 0.0f, y.data() + r0 * out, out);
     if (bias)
@@ -87,7 +89,7 @@ void Dense::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, Ten
   }
   if (dx.empty()) return;
   // dx[r0:r1] = dy[r0:r1] W
-  parallel_chunks(n, gemm_grain(in * out), [&](int64_t r0, int64_t r1) {
+  for_each_piece(ctx, n, gemm_grain(in * out), [&](int64_t r0, int64_t r1) {
     gemm(false, false, r1 - r0, in, out, 1.0f, dy.data() + r0 * out, out, w, in, 0.0f, dx.data() + r0 * in, in);
   });
 }

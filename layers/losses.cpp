@@ -58,7 +58,7 @@ LossStats SoftmaxCrossEntropy::evaluate(ConstTensorView y, const Targets& t, Ten
       const float m = yr[best];
       double sum = 0;
       for (int64_t j = 0; j < k; ++j) sum += std::exp(static_cast<double>(yr[j] - m));
-      s.loss += std::log(sum) + m - yr[label];
+      s.loss += loss_of_row(std::log(sum) + m - yr[label]);
       s.correct += best == label;
       ++s.count;
       if (!dy.empty()) {
@@ -108,7 +108,7 @@ LossStats MeanSquaredError::evaluate(ConstTensorView y, const Targets& t, Tensor
         sum += static_cast<double>(e) * e;
         if (!dy.empty()) dy.data()[r * k + j] = g * e;
       }
-      s.loss += sum / static_cast<double>(k);
+      s.loss += loss_of_row(sum / static_cast<double>(k));
       if (t.labels) s.correct += argmax(yr, k) == t.labels[r];
       ++s.count;
     }
@@ -152,7 +152,7 @@ LossStats SigmoidCrossEntropy::evaluate(ConstTensorView y, const Targets& t, Ten
         sum += std::max(z, 0.0) - z * target + std::log1p(std::exp(-std::abs(z)));
         if (!dy.empty()) dy.data()[r * k + j] = g * (1.0f / (1.0f + std::exp(-yr[j])) - target);
       }
-      s.loss += sum / static_cast<double>(k);
+      s.loss += loss_of_row(sum / static_cast<double>(k));
       if (t.labels) s.correct += (k == 1 ? static_cast<int64_t>(yr[0] > 0) : argmax(yr, k)) == t.labels[r];
       ++s.count;
     }

@@ -35,6 +35,7 @@ class BatchNorm : public UnaryLayer {
   static std::unique_ptr<Layer> from_config(const Config& c);
   std::string type() const override { return "batchnorm"; }
   bool reduces_across_ranks() const override { return o_.sync; }
+  std::string inexact_reason() const override { return o_.sync ? "" : "keeps batch statistics per rank (sync: false)"; }
   std::string describe() const override;
   Shape output_shape(const Shape& x) const override { return x; }
   std::vector<ParamSpec> param_specs(const Shape& x) const override;
