@@ -1,7 +1,9 @@
 // Gradient allreduce under mpirun: one blocking MPI_Allreduce of the whole arena (through
 // the Communicator) against the GradientSync (fixed 128 KiB pieces, grouped in buckets),
 // for a LeNet-sized arena (61,706 floats) and a 10-million-float arena; reports the time
-// and the bus bandwidth 2(p-1)/p * bytes / time.
+// and the bus bandwidth 2(p-1)/p * bytes / time. Then exact training's ordered allreduce
+// (Communicator::set_ordered: the tree's grouping, hubel's own reduce-scatter and
+// allgather) against MPI_Allreduce of the same arena, blocking and through GradientSync.
 //
 //   mpirun -np 2 build/bench/bench_allreduce
 // Open MPI's choice of algorithm matters for large arrays: compare with
@@ -49,6 +51,21 @@ int main(int argc, char** argv) {
             static_cast<long long>(n), p, raw * 1e6, mb, t * 1e6, bus, 100 * raw / t);
       }
     }
+    if (p & (p - 1)) continue;  // the ordered allreduce needs a power-of-two number of ranks
+    comm->set_ordered(true);
+    const double ordered = time([&] { comm->allreduce_sum(v); });
+    comm::GradientSync sync(*comm, n, (1 << 20) / 4);
+    const double ordered_sync = time([&] {
+      sync.begin(v, 0);
+      sync.finish();
+    });
+    comm->set_ordered(false);
+    if (comm->rank() == 0)
+      std::printf(
+          "%9lld floats, %d ranks: ordered allreduce %8.1f us (%.2f x MPI_Allreduce), through GradientSync (1 MiB "
+          "buckets) %8.1f us; %.1f MB sent per rank\n",
+          static_cast<long long>(n), p, ordered * 1e6, ordered / raw, ordered_sync * 1e6,
+          2.0 * (p - 1) / p * static_cast<double>(n) * 4 / 1e6);
   }
   return 0;
 }

@@ -31,7 +31,7 @@ bool all_finite(std::span<const float> v) {
 
 int64_t default_chunk(int64_t batch) {
   int64_t chunks = 1;
-  while (chunks < 16 && batch % (2 * chunks) == 0) chunks *= 2;
+  while (chunks < 8 && batch % (2 * chunks) == 0) chunks *= 2;
   return batch / chunks;
 }
 

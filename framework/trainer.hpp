@@ -44,8 +44,9 @@ struct TrainOptions {
   int64_t chunk_size() const;
 };
 
-// The default chunk: the global batch cut into up to 16 chunks, a power of two of them
-// (64 -> 16 chunks of 4; 100 -> 4 chunks of 25; an odd batch -> 1 chunk).
+// The default chunk: the global batch cut into up to 8 chunks, a power of two of them
+// (64 -> 8 chunks of 8, exact on 1, 2, 4 and 8 ranks; 100 -> 4 chunks of 25; an odd batch
+// -> 1 chunk). More chunks allow more ranks and cost a little more (bench/exact.sh).
 int64_t default_chunk(int64_t batch);
 
 // Whether a run on `ranks` ranks is exact, and how (framework/chunks.hpp).

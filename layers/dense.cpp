@@ -102,7 +102,7 @@ void Dense::exact_parameter_gradients(ConstTensorView x, ConstTensorView dy, con
   const ChunkPlan plan = chunks_for(ctx, n, 1);
   const int64_t size = align_floats(out * in + (o_.bias ? out : 0));
   if (partials_.size() < plan.count * size) partials_ = AlignedBuffer(plan.count * size);   // once
-  const int64_t units = std::max<int64_t>(1, grain_for(plan.size * in, int64_t{1} << 18));  // per task
+  const int64_t units = std::max<int64_t>(1, grain_for(plan.size * in, int64_t{1} << 20));  // per task
   const int64_t blocks = (out + units - 1) / units;
   parallel_chunks(plan.count * blocks, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {

@@ -190,8 +190,8 @@ double max_relative_difference(const std::vector<float>& a, const std::vector<fl
   return diff / scale;
 }
 
-// Exact training (the default where it applies: here 1, 2 and 4 ranks, batch 16 in 16
-// chunks of 1): N ranks give one rank's weights and losses bit for bit; with
+// Exact training (the default where it applies: here 1, 2 and 4 ranks, batch 16 in 8
+// chunks of 2): N ranks give one rank's weights and losses bit for bit; with
 // train.exact=false they agree only approximately.
 TEST(DataParallel, NRanksEqualOneRankBitForBit) {
   comm::LocalCommunicator alone;
