@@ -66,6 +66,7 @@ std::unique_ptr<Layer> Conv::from_config(const Config& c, int rank) {
   if (auto i = c.find("init")) o.w_init = Init::parse(*i);
   if (auto i = c.find("bias_init")) o.b_init = Init::parse(*i);
   o.relu = c.choice("activation", {"none", "relu"}, "none") == "relu";
+  o.flip = c.get<bool>("flip", false);
   const std::string impl = c.choice(
       "impl", {"fast", "reference", "tiled", "im2col", "wide_im2col", "implicit", "compact_rows", "positions"}, "fast");
   for (int p = 0; p <= static_cast<int>(Plan::positions); ++p)
@@ -102,6 +103,7 @@ std::string Conv::describe() const {
     for (size_t i = 0; i < o_.tiles.size(); ++i) s += cat(i ? "x" : "", o_.tiles[i]);
   }
   s += bias_name(o_.bias);
+  if (o_.flip) s += ", flipped kernel (true convolution)";
   if (o_.relu) s += ", relu";
   if (o_.impl == Plan::reference)
     s += ", reference kernel";
@@ -249,7 +251,19 @@ void Conv::bind(const Binding& b) {
     default:
       algorithm_ = make_implicit_conv(p, plan_);
   }
+  if (o_.flip) {
+    w_flipped_ = AlignedBuffer(params_[0].numel(), AlignedBuffer::Uninitialized{});
+    dw_flipped_ = AlignedBuffer(params_[0].numel(), AlignedBuffer::Uninitialized{});
+  }
 }
+
+namespace {
+// Each kernel reversed: its k_vol weights are the innermost, contiguous dimensions, and
+// reversing them reverses every spatial dimension at once (the true convolution's kernel).
+void flip_kernels(const float* src, int64_t n, int64_t kvol, float* dst) {
+  for (int64_t b = 0; b < n; b += kvol) std::reverse_copy(src + b, src + b + kvol, dst + b);
+}
+}  // namespace
 
 namespace {
 ConvParams params_of(const std::vector<Param>& params, BiasKind bias) {
@@ -260,11 +274,23 @@ ConvParams params_of(const std::vector<Param>& params, BiasKind bias) {
 }  // namespace
 
 void Conv::forward(ConstTensorView x, TensorView y, const StepContext& ctx) {
-  algorithm_->forward(params_of(params_, o_.bias), x, y, ctx);
+  ConvParams p = params_of(params_, o_.bias);
+  if (o_.flip) {
+    flip_kernels(p.w, params_[0].numel(), g_.kvol(), w_flipped_.data());
+    p.w = w_flipped_.data();
+  }
+  algorithm_->forward(p, x, y, ctx);
 }
 
 void Conv::backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) {
-  algorithm_->backward(params_of(params_, o_.bias), x, y, dy, dx, ctx);
+  ConvParams p = params_of(params_, o_.bias);
+  if (o_.flip) {  // the gradient of the flipped weights, flipped back
+    flip_kernels(p.w, params_[0].numel(), g_.kvol(), w_flipped_.data());
+    p.w = w_flipped_.data();
+    p.dw = dw_flipped_.data();
+  }
+  algorithm_->backward(p, x, y, dy, dx, ctx);
+  if (o_.flip) flip_kernels(dw_flipped_.data(), params_[0].numel(), g_.kvol(), params_[0].dw);
 }
 
 }  // namespace hubel::layers

@@ -59,6 +59,7 @@ class Conv : public UnaryLayer {
     Init w_init = Init::scaled(Init::Kind::HeUniform);
     Init b_init = Init::zeros();
     bool relu = false;         // activation: relu, fused into the copies of the fast path
+    bool flip = false;         // the kernel flipped: true convolution instead of cross-correlation
     std::optional<Plan> impl;  // unset (impl: fast): the fastest plan for the shapes
   };
   explicit Conv(Options o);
@@ -66,7 +67,7 @@ class Conv : public UnaryLayer {
   // {type: conv2d, filters: 16, kernel: 5, stride: 1, dilation: 1, padding: same,
   //  padding_value: zero, rounding: exact, groups: 1, connections: [[0, 1, 2], ...],
   //  tiles: 1 | [2, 2] | all, bias: channel | location | none, init, bias_init,
-  //  activation: none | relu, impl: fast | reference | tiled | im2col | wide_im2col |
+  //  activation: none | relu, flip: false, impl: fast | reference | tiled | im2col | wide_im2col |
   //  implicit | compact_rows | positions}. rank 0 ("conv") takes the rank from the input.
   static std::unique_ptr<Layer> from_config(const Config& c, int rank);
 
@@ -113,6 +114,7 @@ class Conv : public UnaryLayer {
   Geometry g_;
   Plan plan_ = Plan::im2col;
   std::unique_ptr<ConvAlgorithm> algorithm_;
+  AlignedBuffer w_flipped_, dw_flipped_;  // flip: the kernels reversed, and their gradient
 };
 
 class ConvTranspose : public UnaryLayer {

@@ -96,5 +96,16 @@ rc=$?
 [ $rc = 1 ] && grep -q "train.exact" "$T/three-strict.log" && ok "3 ranks with train.exact: true: refused, naming the key" ||
   fail "3 ranks with train.exact: true: exit $rc, $(grep -m1 -i exact "$T/three-strict.log")"
 
+# launch/mpirun_example.sh passes the options after the experiment through to hubel train
+# (it runs the build under the source tree: checked when that is the hubel under test).
+if [ "$(realpath "$SRC/build/launch/hubel" 2> /dev/null)" = "$HUBEL" ]; then
+  RANKS=2 bash "$SRC/launch/mpirun_example.sh" "$LENET" --set data.file="$DATA" --set train.max_steps=3 \
+    --run-dir "$T/example" > "$T/example.log" 2>&1
+  rc=$?
+  [ $rc = 0 ] && grep -q "done: 3 steps" "$T/example.log" && grep -q "exact: yes" "$T/example.log" &&
+    ok "mpirun_example.sh passes --set and --run-dir through (3 steps on 2 ranks)" ||
+    fail "mpirun_example.sh with --set: exit $rc, $(tail -2 "$T/example.log")"
+fi
+
 [ $failures = 0 ] && echo "exact: all passed" || echo "exact: $failures failed"
 [ $failures = 0 ]

@@ -361,6 +361,8 @@ INSTANTIATE_TEST_SUITE_P(
         Variant{"{type: conv3d, filters: 2, kernel: [2, 3, 3], stride: [1, 2, 2], padding: same}", {2, 3, 5, 5}, 2},
         Variant{"{type: conv3d, filters: 4, kernel: 2, groups: 2, dilation: [1, 2, 1]}", {2, 3, 5, 4}, 2},
         Variant{"{type: conv, filters: 2, kernel: 3, padding: same}", {2, 5, 5}, 2},
+        Variant{"{type: conv2d, filters: 3, kernel: [2, 3], padding: 1, flip: true}", {2, 5, 5}, 2},
+        Variant{"{type: conv2d, kernel: 3, connections: [[0], [0, 1]], flip: true, tiles: 2}", {2, 6, 6}, 2},
         // The fused activation: wide and plain layouts, one sample, tiled, location bias.
         Variant{"{type: conv2d, filters: 3, kernel: 3, padding: same, activation: relu}", {2, 5, 5}, 3},
         Variant{"{type: conv2d, filters: 3, kernel: 1, activation: relu}", {3, 4, 4}, 1},
@@ -669,6 +671,57 @@ TEST(Conv, EveryPlanEqualsTheReference) {
     EXPECT_EQ(ran, expected) << bits << "-bit kernels";
   }
   if (before) use_kernel_width(before);
+}
+
+// flip: true is the true convolution: one channel and one filter against layers::convolve
+// (numpy's convolve, scipy's convolve2d) in its three modes, 1-D to 3-D.
+TEST(Conv, FlipIsTheTrueConvolution) {
+  struct Mode {
+    const char* yaml;
+    Shape x, k;
+    ConvolveMode mode;
+  };
+  const std::vector<Mode> modes{
+      {"{type: conv2d, filters: 1, kernel: [2, 3], bias: false, flip: true}", {1, 5, 6}, {2, 3}, ConvolveMode::valid},
+      {"{type: conv2d, filters: 1, kernel: [2, 3], bias: false, flip: true, padding: full}",
+       {1, 5, 6},
+       {2, 3},
+       ConvolveMode::full},
+      {"{type: conv2d, filters: 1, kernel: 3, bias: false, flip: true, padding: same}",
+       {1, 5, 6},
+       {3, 3},
+       ConvolveMode::same},
+      {"{type: conv1d, filters: 1, kernel: 4, bias: false, flip: true, padding: full}",
+       {1, 9},
+       {4},
+       ConvolveMode::full},
+      {"{type: conv3d, filters: 1, kernel: [2, 3, 2], bias: false, flip: true}",
+       {1, 4, 5, 4},
+       {2, 3, 2},
+       ConvolveMode::valid},
+  };
+  for (const auto& m : modes) {
+    SCOPED_TRACE(m.yaml);
+    auto conv = layer_from_yaml(m.yaml);
+    test::LayerHarness h(*conv, {m.x}, 1, 17);
+    h.forward({});
+    const Shape spatial(std::span<const int64_t>(m.x.begin() + 1, m.x.end()));
+    Tensor f(spatial), g(m.k);
+    std::copy(h.x().data(), h.x().data() + f.numel(), f.data());
+    std::copy(h.w(0).data(), h.w(0).data() + g.numel(), g.data());
+    const Tensor want = convolve(f.view(), g.view(), m.mode);
+    ASSERT_EQ(want.numel(), h.y().numel());
+    for (int64_t i = 0; i < want.numel(); ++i) EXPECT_NEAR(h.y()[i], want[i], 1e-5) << i;
+    // Without flip the same layer is the cross-correlation: it differs.
+    auto plain =
+        layer_from_yaml(cat(std::string(m.yaml).replace(std::string(m.yaml).find("flip: true"), 10, "flip: false")));
+    test::LayerHarness hp(*plain, {m.x}, 1, 17);
+    hp.forward({});
+    double diff = 0;
+    for (int64_t i = 0; i < want.numel(); ++i)
+      diff = std::max(diff, static_cast<double>(std::abs(hp.y()[i] - want[i])));
+    EXPECT_GT(diff, 1e-3);
+  }
 }
 
 }  // namespace hubel::layers
