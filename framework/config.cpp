@@ -3,12 +3,14 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
 #include <sstream>
 
 #include "framework/error.hpp"
+#include "framework/suggest.hpp"
 
 namespace hubel {
 
@@ -128,6 +130,9 @@ Config Config::parse(const std::string& text, const std::string& source) {
 }
 
 Config Config::load_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw ConfigError(cat(path, ": is a directory, not an experiment file (give the .yaml file itself)"));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(cat(path, ": cannot open the experiment file (does it exist, and is it readable?)"));
   std::ostringstream ss;
@@ -245,7 +250,16 @@ std::optional<Config> Config::find(const std::string& key) const {
 
 Config Config::at(const std::string& key) const {
   auto c = find(key);
-  if (!c) fail(cat("missing required key '", key_path(key), "'"));
+  if (!c) {
+    // A key of this map near the one required is its misspelling: name it, where it is.
+    if (node_->IsMap())
+      for (auto it = node_->begin(); it != node_->end(); ++it) {
+        const std::string k = key_text(it->first);
+        if (!asked_->count(k) && !nearest(k, {key}).empty())
+          child(it->first, key_path(k)).fail(cat("unknown key '", k, "'; did you mean '", key, "'?"));
+      }
+    fail(cat("missing required key '", key_path(key), "'"));
+  }
   return *c;
 }
 
@@ -281,9 +295,12 @@ void Config::finish() const {
     if (asked_->count(key)) continue;
     std::string known;
     for (const auto& k : *asked_) known += (known.empty() ? "" : ", ") + k;
+    const std::string near = did_you_mean(key, std::vector<std::string>(asked_->begin(), asked_->end()));
     Config bad = child(it->first, key_path(key));
     bad.fail(cat("unknown key '", key, "'", path_.empty() ? "" : cat(" in '", path_, "'"),
-                 known.empty() ? std::string(" (this section takes no keys)") : cat("; known keys here: ", known)));
+                 !near.empty()   ? near
+                 : known.empty() ? std::string(" (this section takes no keys)")
+                                 : cat("; known keys here: ", known)));
   }
 }
 

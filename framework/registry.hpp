@@ -15,6 +15,7 @@
 #include "framework/error.hpp"
 #include "framework/layer.hpp"
 #include "framework/loss.hpp"
+#include "framework/suggest.hpp"
 
 namespace hubel {
 
@@ -31,7 +32,13 @@ class Registry {
   bool has(const std::string& type) const { return factories_.count(type) > 0; }
   // ConfigError at c (where the type was named) unless the type is known.
   void check(const std::string& type, const Config& c) const {
-    if (!has(type)) c.fail(cat("unknown ", what_, " '", type, "'; ", known_, ": ", join(types(), ", ")));
+    if (has(type)) return;
+    const std::string near = did_you_mean(type, types());
+    // The nearest few when some are near; the whole list only when it is short.
+    if (!near.empty() || factories_.size() > 12)
+      c.fail(cat("unknown ", what_, " '", type, "'", near.empty() ? "" : near, " (", factories_.size(), " ", known_,
+                 "; docs/experiment.md describes them)"));
+    c.fail(cat("unknown ", what_, " '", type, "'; ", known_, ": ", join(types(), ", ")));
   }
   // The factory of `type` on the section c (an unknown type is an error at c).
   std::unique_ptr<Product> make(const std::string& type, const Config& c, Args... args) const {

@@ -29,6 +29,7 @@
 #include "framework/runtime.hpp"
 #include "framework/schedule.hpp"
 #include "framework/stall.hpp"
+#include "framework/suggest.hpp"
 #include "framework/trainer.hpp"
 #include "launch/report.hpp"
 #include "launch/visualize.hpp"
@@ -82,8 +83,16 @@ po::options_description common_options(Common& c) {
 
 // Parses options and the positional arguments, bound in order to `positional`. Options are
 // never abbreviated: --thread is a typo, not --threads.
+// A command-line mistake in a subcommand: the message, and that subcommand's usage to show
+// instead of the general one.
+struct CommandError : po::error {
+  CommandError(const std::string& what, std::string usage) : po::error(what), usage(std::move(usage)) {}
+  std::string usage;
+};
+
 po::variables_map parse_command(int argc, char** argv, const po::options_description& opts,
-                                const std::vector<std::pair<const char*, std::string*>>& positional) {
+                                const std::vector<std::pair<const char*, std::string*>>& positional,
+                                const std::string& usage_line = {}) {
   po::positional_options_description pos;
   po::options_description hidden;
   for (const auto& [name, target] : positional) {
@@ -94,15 +103,24 @@ po::variables_map parse_command(int argc, char** argv, const po::options_descrip
   all.add(opts).add(hidden);
   po::variables_map vm;
   const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-  po::store(po::command_line_parser(argc, argv).options(all).positional(pos).style(style).run(), vm);
-  po::notify(vm);
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).style(style).run(), vm);
+    po::notify(vm);
+  } catch (const po::unknown_option& e) {
+    std::vector<std::string> names;
+    for (const auto& o : opts.options()) names.push_back("--" + o->long_name());
+    std::ostringstream usage;
+    usage << usage_line << "\n\n" << opts;
+    throw CommandError(cat(e.what(), did_you_mean(e.get_option_name(), names)), usage_line.empty() ? "" : usage.str());
+  }
   return vm;
 }
 
 // Parses `hubel <cmd> EXP [options]` into c (c.vm keeps the switches); returns false when
 // help was printed.
 bool parse(int argc, char** argv, const std::string& cmd, po::options_description& opts, Common& c) {
-  const po::variables_map vm = parse_command(argc, argv, opts, {{"experiment", &c.experiment}});
+  const po::variables_map vm = parse_command(argc, argv, opts, {{"experiment", &c.experiment}},
+                                             "usage: hubel " + cmd + " EXPERIMENT.yaml [options]");
   c.vm = vm;
   if (vm.count("help")) {
     std::cout << "usage: hubel " << cmd << " EXPERIMENT.yaml [options]\n\n" << opts;
@@ -498,7 +516,11 @@ int main(int argc, char** argv) {
     else if (cmd == "eval")
       code = cmd_eval(argc - 1, argv + 1, *comm);
     else
-      throw po::error("unknown command '" + cmd + "'");
+      throw po::error(cat("unknown command '", cmd, "'",
+                          did_you_mean(cmd, {"train", "eval", "summary", "inspect", "convert", "visualize"})));
+  } catch (const CommandError& e) {
+    std::cerr << prefix << e.what() << "\n\n" << (e.usage.empty() ? std::string(kUsage) : e.usage);
+    code = kInputError;
   } catch (const po::error& e) {
     std::cerr << prefix << e.what() << "\n\n" << kUsage;
     code = kInputError;

@@ -114,7 +114,14 @@ TEST(Net, UnknownLayerTypeListsTheKnownOnes) {
 TEST(Net, UnknownLayerKeyIsAnError) {
   const std::string msg =
       error_of<ConfigError>([] { net_from("model:\n  input: [2]\n  layers:\n    - {type: dense, unit: 6}\n"); });
-  EXPECT_NE(msg.find("missing required key 'model.layers[0].units'"), std::string::npos) << msg;
+  // The misspelling of a required key is named where it is, with the key meant.
+  EXPECT_NE(msg.find("net.yaml:4:21 (model.layers[0].unit): unknown key 'unit'; did you mean 'units'?"),
+            std::string::npos)
+      << msg;
+  // A required key simply absent (nothing near it) is missing.
+  const std::string missing =
+      error_of<ConfigError>([] { net_from("model:\n  input: [2]\n  layers:\n    - {type: dense, size: 6}\n"); });
+  EXPECT_NE(missing.find("missing required key 'model.layers[0].units'"), std::string::npos) << missing;
   const std::string msg2 = error_of<ConfigError>(
       [] { net_from("model:\n  input: [2]\n  layers:\n    - {type: dense, units: 6, activation: relu}\n"); });
   EXPECT_NE(msg2.find("unknown key 'activation'"), std::string::npos) << msg2;

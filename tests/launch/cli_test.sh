@@ -48,6 +48,20 @@ expect 0 "test accuracy" -- train "$T/good.yaml" --run-dir "$T/run"
 [ -s "$T/run/metrics.csv" ] && [ "$(wc -l < "$T/run/metrics.csv")" -eq 3 ] || { echo "FAIL: metrics.csv missing or wrong"; failures=$((failures + 1)); }
 expect 0 "total: 3 layers, 82 parameters" -- summary "$T/good.yaml"
 
+# Mistakes are named with the nearest correct word, and a subcommand's mistake shows that
+# subcommand's options.
+expect 1 "unknown command 'trian'; did you mean 'train'\?" -- trian "$T/good.yaml"
+expect 1 "unrecognised option '--thread'; did you mean '--threads'\?" -- train "$T/good.yaml" --thread 2
+expect 1 "usage: hubel train EXPERIMENT.yaml" -- train "$T/good.yaml" --thread 2
+good | sed 's/  optimizer:/  optimiser:/; s/^optimizer:/optimiser:/' > "$T/typo1.yaml"
+expect 1 "typo1.yaml:[0-9]+:1 \(optimiser\): unknown key 'optimiser'; did you mean 'optimizer'\?" -- summary "$T/typo1.yaml"
+good | sed 's/{type: dense, units: 16}/{type: dense, unist: 16}/; s/{type: relu}/{type: rleu}/' > "$T/typo2.yaml"
+grep -q unist "$T/typo2.yaml" && grep -q rleu "$T/typo2.yaml" || { echo "FAIL: typo2.yaml not made"; failures=$((failures + 1)); }
+expect 1 "unknown key 'unist'; did you mean 'units'\?" -- summary "$T/typo2.yaml"
+sed -i 's/unist/units/' "$T/typo2.yaml"
+expect 1 "unknown layer type 'rleu'; did you mean 'relu'(, 'elu')?.*known types" -- summary "$T/typo2.yaml"
+expect 1 "is a directory, not an experiment file" -- summary "$T"
+
 check() {  # check "what" command...: a failing command is a failed check
   local what=$1
   shift
@@ -101,7 +115,7 @@ expect 1 "notyaml.yaml:[0-9]+:[0-9]+: not valid YAML" -- train "$T/notyaml.yaml"
 good "    - {type: dense, units: 16}
     - {type: rleu}
     - {type: dense, units: 2}" > "$T/type.yaml"
-expect 1 "type.yaml:5:7 \(model.layers\[1\]\): unknown layer type 'rleu'; known types: .*relu" -- train "$T/type.yaml"
+expect 1 "type.yaml:5:7 \(model.layers\[1\]\): unknown layer type 'rleu'; did you mean 'relu'\? \(42 known types" -- train "$T/type.yaml"
 good "    - {type: dense, units: 16, activation: relu}
     - {type: dense, units: 2}" > "$T/key.yaml"
 expect 1 "key.yaml:4:32 \(model.layers\[0\].activation\): unknown key 'activation'" -- train "$T/key.yaml"
