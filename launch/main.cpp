@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -358,6 +359,49 @@ std::string resolved_experiment(const Experiment& exp, const Common& c) {
   return head + "\n" + exp.root.dump() + "\n";
 }
 
+// An input error every rank has learned of: printed once, and the job ends on every rank
+// with `code`, without MPI_Abort (and Open MPI's banner about it).
+struct AgreedError : std::exception {
+  explicit AgreedError(int c) : code(c) {}
+  const char* what() const noexcept override { return "an input error, reported"; }
+  int code;
+};
+
+// Runs f, the reading and checking of a run's inputs, and lets the ranks agree on its
+// outcome with one tiny allreduce. Every rank reads the same arguments and files, so a
+// mistake is normally every rank's: rank 0 prints it once. A rank that alone failed (a
+// file it cannot see) prints its own, naming itself. Either way every rank then ends.
+template <class F>
+void agree_on_input(comm::Communicator& comm, F&& f) {
+  std::exception_ptr error;
+  std::string message;
+  int code = kOk;
+  try {
+    f();
+  } catch (const std::exception& e) {
+    error = std::current_exception();
+    message = e.what();
+    const bool input = dynamic_cast<const po::error*>(&e) || dynamic_cast<const ConfigError*>(&e) ||
+                       dynamic_cast<const ShapeError*>(&e) || dynamic_cast<const DataError*>(&e);
+    code = input ? kInputError : kTrainingError;
+  }
+  if (comm.size() == 1) {
+    if (error) std::rethrow_exception(error);
+    return;
+  }
+  double failed = error ? 1.0 : 0.0;
+  {
+    comm::ScopedActivity act("the agreement on the run's inputs");
+    comm.allreduce_sum(std::span<double>(&failed, 1));
+  }
+  if (failed == 0) return;
+  const bool everyone = failed == comm.size();
+  if (error && (!everyone || comm.rank() == 0))
+    std::cerr << (everyone ? std::string("hubel: error: ") : cat("hubel (rank ", comm.rank(), "): error: ")) << message
+              << "\n";
+  throw AgreedError(error ? code : kInputError);
+}
+
 int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   Common c;
   RunOptions ro;
@@ -382,10 +426,19 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   if (ro.weights_only && ro.resume.empty()) throw po::error("--weights-only needs --resume FILE");
   const bool root = comm.rank() == 0;
 
-  // Everything is read and checked before anything is allocated or trained.
-  Experiment exp = Experiment::load(c.experiment, c.sets);
-  Model model = build_model(exp.model, layers::builtin_registry());
-  datasets::Splits data = datasets::open(exp.data);
+  // Everything is read and checked before anything is allocated or trained, and the
+  // ranks agree on the outcome (agree_on_input).
+  std::optional<Experiment> exp_read;
+  std::optional<Model> model_built;
+  std::optional<datasets::Splits> data_opened;
+  agree_on_input(comm, [&] {
+    exp_read.emplace(Experiment::load(c.experiment, c.sets));
+    model_built.emplace(build_model(exp_read->model, layers::builtin_registry()));
+    data_opened.emplace(datasets::open(exp_read->data));
+  });
+  Experiment& exp = *exp_read;
+  Model& model = *model_built;
+  datasets::Splits& data = *data_opened;
   Runtime runtime(c.threads);
   ro.run_dir = (c.run_dir.empty() ? fs::path("runs") / fs::path(c.experiment).stem() : fs::path(c.run_dir)).string();
   ro.experiment_text = resolved_experiment(exp, c);
@@ -489,6 +542,7 @@ int main(int argc, char** argv) {
   std::signal(SIGXFSZ, SIG_IGN);
   const std::string prefix = comm->size() > 1 ? cat("hubel (rank ", comm->rank(), "): error: ") : "hubel: error: ";
   int code = kOk;
+  bool agreed = false;  // every rank knows of the error: no MPI_Abort needed
   try {
     if (argc < 2) {
       std::cerr << kUsage;
@@ -518,6 +572,9 @@ int main(int argc, char** argv) {
     else
       throw po::error(cat("unknown command '", cmd, "'",
                           did_you_mean(cmd, {"train", "eval", "summary", "inspect", "convert", "visualize"})));
+  } catch (const AgreedError& e) {
+    code = e.code;
+    agreed = true;
   } catch (const CommandError& e) {
     std::cerr << prefix << e.what() << "\n\n" << (e.usage.empty() ? std::string(kUsage) : e.usage);
     code = kInputError;
@@ -538,6 +595,6 @@ int main(int argc, char** argv) {
     code = kTrainingError;
   }
   // One failing rank stops all of them instead of leaving the others waiting.
-  if (code != kOk && comm->size() > 1) static_cast<comm::MpiCommunicator&>(*comm).abort(code);
+  if (code != kOk && comm->size() > 1 && !agreed) static_cast<comm::MpiCommunicator&>(*comm).abort(code);
   return code;
 }

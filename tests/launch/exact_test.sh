@@ -96,6 +96,16 @@ rc=$?
 [ $rc = 1 ] && grep -q "train.exact" "$T/three-strict.log" && ok "3 ranks with train.exact: true: refused, naming the key" ||
   fail "3 ranks with train.exact: true: exit $rc, $(grep -m1 -i exact "$T/three-strict.log")"
 
+# A mistake in the experiment under mpirun: said once (rank 0), every rank ends with exit
+# 1, without MPI_Abort.
+sed 's/units: 120/unist: 120/' "$LENET" > "$T/typo.yaml"
+"$MPIEXEC" --oversubscribe -np 2 "$HUBEL" train "$T/typo.yaml" --run-dir "$T/typo" > "$T/typo.log" 2>&1
+rc=$?
+n=$(grep -c "error: .*unknown key 'unist'; did you mean 'units'" "$T/typo.log")
+[ $rc != 0 ] && [ "$n" = 1 ] && ! grep -q "MPI_ABORT" "$T/typo.log" &&
+  ok "a mistake under mpirun is printed once, without MPI_ABORT (exit $rc)" ||
+  fail "a mistake under mpirun: exit $rc, printed $n times, $(grep -c MPI_ABORT "$T/typo.log") MPI_ABORT lines"
+
 # launch/mpirun_example.sh passes the options after the experiment through to hubel train
 # (it runs the build under the source tree: checked when that is the hubel under test).
 if [ "$(realpath "$SRC/build/launch/hubel" 2> /dev/null)" = "$HUBEL" ]; then
