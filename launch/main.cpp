@@ -50,7 +50,8 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  train EXP      train the model an experiment file describes\n"
-    "  summary EXP    print the model: layers, output shapes, parameter counts, FLOPs\n"
+    "  summary EXP    print the model (layers, output shapes, parameter counts, FLOPs) and\n"
+    "                 check the whole experiment as train would\n"
     "  eval EXP --checkpoint FILE\n"
     "                 loss, accuracy and confusion matrix of a checkpoint on a split\n"
     "  inspect FILE   a checkpoint: experiment, position, metrics, parameters (--export-weights OUT.h5)\n"
@@ -136,11 +137,32 @@ bool parse(int argc, char** argv, const std::string& cmd, po::options_descriptio
 int cmd_summary(int argc, char** argv) {
   Common c;
   auto opts = common_options(c);
+  opts.add_options()("no-data", "do not open the data file (the other sections are still checked)");
   if (!parse(argc, argv, "summary", opts, c)) return kOk;
   Experiment exp = Experiment::load(c.experiment, c.sets);
   Model model = build_model(exp.model, layers::builtin_registry());
   std::cout << "model of " << c.experiment << " (loss: " << model.loss->type() << ")\n";
   model.net.summary(std::cout);
+  // The rest of the experiment, checked as train checks it, so that a mistake is found
+  // before a job waits in a queue: optimizer, schedule, checkpoint policy and the data.
+  model.net.build(1, exp.train.seed);
+  const auto optimizer = Optimizer::create(exp.optimizer, model.net);
+  const auto schedule = Schedule::create(exp.schedule, optimizer->base_lr(), exp.train.epochs);
+  CheckpointPolicy::parse(exp.checkpoint, (fs::path("runs") / fs::path(c.experiment).stem()).string());
+  std::cout << "optimizer " << optimizer->describe() << "; schedule " << schedule->describe() << "\n";
+  if (c.vm.count("no-data")) {
+    std::cout << "data: not opened (--no-data)\n";
+    return kOk;
+  }
+  const datasets::Splits data = datasets::open(exp.data);
+  const Shape sample = data.transform ? data.transform->output_shape() : data.train->sample_shape();
+  if (sample != model.net.input_shape())
+    throw ShapeError(cat(data.train->name(), ": samples have shape ", sample.str(), " but model.input is ",
+                         model.net.input_shape().str()));
+  if (!model.loss->targets_are_inputs()) model.loss->check(model.net.output_shape(), data.train->num_classes());
+  std::cout << "data: " << data.train->name() << " " << data.train->size() << " samples of " << sample.str()
+            << (data.heldout ? cat("; held out (", data.heldout_name, "): ", data.heldout->size(), " samples") : "")
+            << "\n";
   return kOk;
 }
 

@@ -212,11 +212,18 @@ fi
 
 # The shipped experiments parse and build.
 for f in "$SRC"/launch/experiments/*.yaml; do
-  expect 0 "parameters" -- summary "$f"
+  expect 0 "parameters" -- summary "$f" --no-data
 done
-expect 0 "c3 +conv2d +\[16, 10, 10\] +1516 " -- summary "$SRC/launch/experiments/lenet5.yaml"
-expect 0 "total: 70 layers, 271994 parameters" -- summary "$SRC/launch/experiments/resnet20.yaml"
-expect 0 "stage2.1.sum_proj +conv +stage1.3.out +\[32, 16, 16\] +512 .*stride 2,2.*no bias" -- summary "$SRC/launch/experiments/resnet20.yaml"
+# summary checks the whole experiment: the optimizer, the schedule and the data too.
+good | sed 's/type: sgd/type: sgdd/' > "$T/badopt.yaml"
+expect 1 "unknown optimizer 'sgdd'; did you mean 'sgd'" -- summary "$T/badopt.yaml"
+good | sed 's/^train:/schedule: {type: cosin}\ntrain:/' > "$T/badsched.yaml"
+expect 1 "unknown schedule 'cosin'; did you mean 'cosine'" -- summary "$T/badsched.yaml"
+expect 0 "optimizer sgd lr 0.1; schedule constant" -- summary "$T/good.yaml"
+expect 0 "data: spirals.* 200 samples" -- summary "$T/good.yaml"
+expect 0 "c3 +conv2d +\[16, 10, 10\] +1516 " -- summary "$SRC/launch/experiments/lenet5.yaml" --no-data
+expect 0 "total: 70 layers, 271994 parameters" -- summary "$SRC/launch/experiments/resnet20.yaml" --no-data
+expect 0 "stage2.1.sum_proj +conv +stage1.3.out +\[32, 16, 16\] +512 .*stride 2,2.*no bias" -- summary "$SRC/launch/experiments/resnet20.yaml" --no-data
 expect 1 "'\\\$width' is not a parameter of block 'residual'" -- summary "$SRC/launch/experiments/resnet20.yaml" \
   --set "model.blocks.residual.layers.0.filters=\$width"
 
