@@ -573,4 +573,21 @@ std::optional<std::string> CheckpointDir::newest_good() const {
   return std::nullopt;
 }
 
+std::string resolve_checkpoint(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    const auto good = CheckpointDir(path, 1).newest_good();
+    if (!good) throw DataError(cat(path, ": a directory without a readable checkpoint (ckpt-<step>.h5)"));
+    return *good;
+  }
+  if (fs::path(path).filename() == "latest") {
+    std::ifstream in(path);
+    std::string name;
+    if (!(in >> name)) throw DataError(cat(path, ": cannot read the checkpoint name in this pointer file"));
+    return (fs::path(path).parent_path() / name).string();
+  }
+  if (!fs::exists(path, ec)) throw DataError(cat(path, ": no such checkpoint file or directory"));
+  return path;
+}
+
 }  // namespace hubel

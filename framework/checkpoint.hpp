@@ -111,4 +111,9 @@ class CheckpointDir {
   int keep_;
 };
 
+// A checkpoint a user names: a checkpoint file, a checkpoint directory (the checkpoint its
+// `latest` names if it reads back whole, else the newest that does) or a `latest` pointer
+// file. Errors name the path and what was wrong.
+std::string resolve_checkpoint(const std::string& path);
+
 }  // namespace hubel

@@ -52,8 +52,9 @@ const char* kUsage =
     "  train EXP      train the model an experiment file describes\n"
     "  summary EXP    print the model (layers, output shapes, parameter counts, FLOPs) and\n"
     "                 check the whole experiment as train would\n"
-    "  eval EXP --checkpoint FILE\n"
-    "                 loss, accuracy and confusion matrix of a checkpoint on a split\n"
+    "  eval [EXP] --checkpoint CHECKPOINT\n"
+    "                 loss, accuracy, per-class metrics and confusion matrix of a checkpoint\n"
+    "                 (a file, a checkpoint directory or its latest) on a split\n"
     "  inspect FILE   a checkpoint: experiment, position, metrics, parameters (--export-weights OUT.h5)\n"
     "  visualize CHECKPOINT --sample K\n"
     "                 PNG images of the first convolution's filters and every convolution and\n"
@@ -209,15 +210,40 @@ int cmd_inspect(int argc, char** argv) {
   return kOk;
 }
 
+// The experiment a command runs: the file given, else the one the checkpoint holds; then
+// the --set overrides.
+Config experiment_of(const std::string& experiment, const std::string& checkpoint,
+                     const std::vector<std::string>& sets) {
+  Config root = [&] {
+    if (!experiment.empty()) return Config::load_file(experiment);
+    const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
+    if (meta.experiment.empty())
+      throw ConfigError(cat(checkpoint, ": holds no experiment; name the experiment file too"));
+    return Config::parse(meta.experiment, checkpoint + " (its experiment)");
+  }();
+  for (const auto& s : sets) root.apply_override(s);
+  return root;
+}
+
 int cmd_eval(int argc, char** argv, comm::Communicator& comm) {
   Common c;
   std::string checkpoint, split = "test";
   auto opts = common_options(c);
-  opts.add_options()("checkpoint", po::value(&checkpoint), "the checkpoint (or exported weights) to evaluate")(
+  opts.add_options()("checkpoint", po::value(&checkpoint),
+                     "the checkpoint: a file, a checkpoint directory or its latest (or exported weights)")(
       "split", po::value(&split), "the data split: test (default), train, or val");
-  if (!parse(argc, argv, "eval", opts, c)) return kOk;
-  if (checkpoint.empty()) throw po::error("missing --checkpoint FILE");
-  Experiment exp = Experiment::load(c.experiment, c.sets);
+  const std::string usage = "usage: hubel eval [EXPERIMENT.yaml] --checkpoint CHECKPOINT [options]";
+  c.vm = parse_command(argc, argv, opts, {{"experiment", &c.experiment}}, usage);
+  if (c.vm.count("help")) {
+    std::cout << usage << "\n\nThe experiment defaults to the one the checkpoint holds.\n\n" << opts;
+    return kOk;
+  }
+  if (checkpoint.empty())
+    throw po::error("missing --checkpoint (a checkpoint file, a checkpoint directory, or its latest)");
+  if (c.threads < 0) throw po::error("--threads must be positive");
+  if (c.seed >= 0) c.sets.push_back("train.seed=" + std::to_string(c.seed));
+  checkpoint = resolve_checkpoint(checkpoint);
+  Experiment exp = Experiment::from_config(experiment_of(c.experiment, checkpoint, c.sets));
   Model model = build_model(exp.model, layers::builtin_registry());
   datasets::Splits data = datasets::open(exp.data);
   const datasets::Dataset* set = split == "train"                               ? data.train.get()
@@ -245,12 +271,32 @@ int cmd_eval(int argc, char** argv, comm::Communicator& comm) {
   if (model.loss->reports_accuracy(set->num_classes())) std::cout << ", accuracy " << sums[1] / sums[2];
   std::cout << "\n";
   if (K > 0 && K <= 100) {
-    std::cout << "confusion matrix (rows: true class, columns: predicted):\n       ";
-    for (int64_t j = 0; j < K; ++j) std::cout << std::setw(7) << j;
+    std::vector<std::string> names = set->class_names();
+    if (static_cast<int64_t>(names.size()) != K) names.clear();
+    const auto name = [&](int64_t k) { return names.empty() ? std::to_string(k) : names[static_cast<size_t>(k)]; };
+    size_t width = 7;
+    for (int64_t k = 0; k < K; ++k) width = std::max(width, name(k).size() + 2);
+    const auto count = [&](int64_t i, int64_t j) { return e.confusion[static_cast<size_t>(i * K + j)]; };
+    std::cout << "per class:\n"
+              << std::setw(static_cast<int>(width)) << "class"
+              << "  precision     recall         f1  samples\n";
+    for (int64_t k = 0; k < K; ++k) {
+      int64_t predicted = 0, actual = 0;
+      for (int64_t j = 0; j < K; ++j) predicted += count(j, k), actual += count(k, j);
+      const double tp = static_cast<double>(count(k, k));
+      const double precision = predicted ? tp / static_cast<double>(predicted) : 0.0;
+      const double recall = actual ? tp / static_cast<double>(actual) : 0.0;
+      const double f1 = precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0.0;
+      std::cout << std::setw(static_cast<int>(width)) << name(k) << std::setw(11) << precision << std::setw(11)
+                << recall << std::setw(11) << f1 << std::setw(9) << actual << "\n";
+    }
+    std::cout << "confusion matrix (rows: true class, columns: predicted):\n"
+              << std::setw(static_cast<int>(width)) << "";
+    for (int64_t j = 0; j < K; ++j) std::cout << std::setw(static_cast<int>(width)) << name(j);
     std::cout << "\n";
     for (int64_t i = 0; i < K; ++i) {
-      std::cout << std::setw(7) << i;
-      for (int64_t j = 0; j < K; ++j) std::cout << std::setw(7) << e.confusion[static_cast<size_t>(i * K + j)];
+      std::cout << std::setw(static_cast<int>(width)) << name(i);
+      for (int64_t j = 0; j < K; ++j) std::cout << std::setw(static_cast<int>(width)) << count(i, j);
       std::cout << "\n";
     }
   }
@@ -275,15 +321,8 @@ int cmd_visualize(int argc, char** argv) {
   }
   if (file.empty()) throw po::error("missing the checkpoint: hubel visualize CHECKPOINT --sample K");
   if (sample < 0) throw po::error("--sample must be >= 0");
-  Config root = [&] {
-    if (!experiment.empty()) return Config::load_file(experiment);
-    const CheckpointMeta meta = read_checkpoint_meta(file);
-    if (meta.experiment.empty())
-      throw ConfigError(cat(file, ": holds no experiment; name one with --experiment EXP.yaml"));
-    return Config::parse(meta.experiment, file + " (its experiment)");
-  }();
-  for (const auto& s : sets) root.apply_override(s);
-  Experiment exp = Experiment::from_config(root);
+  file = resolve_checkpoint(file);
+  Experiment exp = Experiment::from_config(experiment_of(experiment, file, sets));
   Model model = build_model(exp.model, layers::builtin_registry());
   datasets::Splits data = datasets::open(exp.data);
   const datasets::Dataset* set = split == "train"                               ? data.train.get()

@@ -48,6 +48,13 @@ expect 0 "test accuracy" -- train "$T/good.yaml" --run-dir "$T/run"
 [ -s "$T/run/metrics.csv" ] && [ "$(wc -l < "$T/run/metrics.csv")" -eq 3 ] || { echo "FAIL: metrics.csv missing or wrong"; failures=$((failures + 1)); }
 expect 0 "total: 3 layers, 82 parameters" -- summary "$T/good.yaml"
 
+# eval takes the checkpoint as --resume does (a file, the directory, its latest), the
+# experiment from it when none is given, and prints per-class metrics.
+expect 0 "ckpt-0+20.h5 on .*200 samples, loss [0-9.]+, accuracy" -- eval --checkpoint "$T/run/checkpoints" --split train
+expect 0 "class +precision +recall +f1 +samples" -- eval --checkpoint "$T/run/checkpoints/latest"
+expect 0 "^ +1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9]+$" -- eval "$T/good.yaml" --checkpoint "$T/run/checkpoints"
+expect 1 "nothing: no such checkpoint file or directory" -- eval --checkpoint "$T/nothing"
+
 # Mistakes are named with the nearest correct word, and a subcommand's mistake shows that
 # subcommand's options.
 expect 1 "unknown command 'trian'; did you mean 'train'\?" -- trian "$T/good.yaml"
@@ -160,6 +167,8 @@ if [ -d "$FM" ]; then
   expect 0 "10000 samples, loss [0-9.]+, accuracy 0\.[5-9].*" -- eval "$SRC/launch/experiments/lenet_modern.yaml" \
     --checkpoint "$T/w.h5" --set data.file="$T/fm.h5" --threads 2
   expect 0 "confusion matrix" -- eval "$SRC/launch/experiments/lenet_modern.yaml" --checkpoint "$CK" --set data.file="$T/fm.h5" --split train
+  # Classes by name, the experiment from the checkpoint (its data.file as run).
+  expect 0 "^ +Ankle boot +0\.[0-9]+ +0\.[0-9]+ +0\.[0-9]+ +1000$" -- eval --checkpoint "$T/lenet/checkpoints"
   # Fine-tuning from that run: frozen convolutions, a new 4-way head, four classes.
   expect 0 "weights: 60856 values from .*ckpt-000000150.h5; initialized fresh: output/w, output/b" -- train \
     "$SRC/launch/experiments/finetune_fashion.yaml" --run-dir "$T/ft" --set data.file="$T/fm.h5" \
