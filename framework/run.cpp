@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 
 #include "framework/error.hpp"
 
@@ -138,6 +139,65 @@ Run::Run(const Experiment& exp, Model& model, comm::Communicator& comm, RunData 
 
 Run::~Run() = default;
 
+namespace {
+
+// path -> value of every leaf of a configuration (lists by index), for comparing two.
+void flatten(const Config& c, const std::string& path, std::map<std::string, std::string>& out) {
+  if (c.is_map()) {
+    for (const auto& k : c.keys()) flatten(c.at(k), path.empty() ? k : path + "." + k, out);
+  } else if (c.is_sequence()) {
+    const auto items = c.items();
+    for (size_t i = 0; i < items.size(); ++i) flatten(items[i], cat(path, "[", i, "]"), out);
+    if (items.empty()) out[path] = "[]";
+  } else {
+    out[path] = c.is_null() ? "null" : c.as<std::string>();
+  }
+}
+
+// Keys a resumed run may change without --accept-changes: how long it goes on, how it
+// saves and logs, where its data lives, how it waits. Everything else (the model, the
+// optimizer, the schedule, the batch, the seed, the data's content) would make the resumed
+// run another run.
+bool may_change_on_resume(const std::string& key) {
+  for (const char* k : {"train.epochs", "train.max_steps", "train.log_every", "train.comm_timeout", "train.bucket_mb",
+                        "data.file", "data.prefetch", "data.timeout"})
+    if (key == k) return true;
+  return key.rfind("checkpoint.", 0) == 0 || key == "checkpoint";
+}
+
+}  // namespace
+
+// The experiment of a resumed run against the checkpoint's: every difference printed;
+// one outside may_change_on_resume refused unless accepted.
+void Run::compare_with_checkpoint(const std::string& stored, const std::string& path) const {
+  if (stored.empty()) return;  // an older checkpoint without its experiment
+  std::map<std::string, std::string> then, now;
+  flatten(Config::parse(stored, path + " (its experiment)"), "", then);
+  flatten(exp_.root, "", now);
+  std::vector<std::string> lines, refused;
+  for (const auto& [key, value] : now) {
+    const auto it = then.find(key);
+    if (it != then.end() && it->second == value) continue;
+    lines.push_back(cat("  ", key, ": ", it == then.end() ? std::string("(absent)") : it->second, " -> ", value));
+    if (!may_change_on_resume(key)) refused.push_back(key);
+  }
+  for (const auto& [key, value] : then)
+    if (!now.count(key)) {
+      lines.push_back(cat("  ", key, ": ", value, " -> (absent)"));
+      if (!may_change_on_resume(key)) refused.push_back(key);
+    }
+  if (lines.empty()) return;
+  if (comm_.rank() == 0) {
+    std::cout << "the experiment differs from the one " << path << " was trained with:\n";
+    for (const auto& l : lines) std::cout << l << "\n";
+  }
+  if (!refused.empty() && !o_.accept_changes)
+    throw ConfigError(cat("resuming would change ", join(refused, ", "),
+                          " (not only how long the run goes on, how it saves and logs, or where its data is): give "
+                          "the values it was trained with (its run directory's experiment.yaml), or --accept-changes "
+                          "to resume as another run"));
+}
+
 void Run::resume_or_start(Model& model) {
   const bool root = comm_.rank() == 0;
   // Fine-tuning: trained weights by name (a resumed run has its own instead).
@@ -167,6 +227,7 @@ void Run::resume_or_start(Model& model) {
   if (o_.weights_only) {
     load_checkpoint(*path, net_, nullptr, nullptr);
   } else {
+    compare_with_checkpoint(read_checkpoint_meta(*path).experiment, *path);
     const CheckpointMeta meta = load_checkpoint(*path, net_, optimizer_.get(), schedule_.get());
     run_id_ = meta.run_id;
     resumed_step_ = meta.step;

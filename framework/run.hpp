@@ -53,6 +53,10 @@ struct RunOptions {
   int terminal = -1;             // -1: ask isatty(stderr)
   std::string experiment_text;   // the experiment as run (default: the file's text)
   std::string resume_command;    // printed after a stop by a signal (default: none)
+  // Resume even though the experiment differs from the checkpoint's in keys that make it
+  // another run (the model, optimizer, schedule, batch, seed, ...); the differences are
+  // printed either way.
+  bool accept_changes = false;
 };
 
 struct CheckpointPolicy {
@@ -100,6 +104,7 @@ class Run {
 
  private:
   void resume_or_start(Model& model);
+  void compare_with_checkpoint(const std::string& stored_experiment, const std::string& path) const;
   void check_lineage();
   void write_checkpoint(int64_t epoch, int64_t batch, int64_t step);
 

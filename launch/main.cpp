@@ -475,6 +475,9 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
       "continue from a checkpoint: a file, a checkpoint directory, or auto (the run's own)")(
       "weights-only",
       "with --resume: take only the weights, start the optimizer, schedule and data from the beginning")(
+      "accept-changes",
+      "with --resume: resume even where the experiment differs from the checkpoint's in more than epochs, "
+      "steps, checkpoints, logging or the data's place (the differences are printed either way)")(
       "new-run",
       "start a new run in a run directory that holds another run's checkpoints (they and its logs are moved to "
       "checkpoints/previous-<time>/)")("profile",
@@ -483,6 +486,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   if (!parse(argc, argv, "train", opts, c)) return kOk;
   if (!(ro.progress_seconds > 0)) throw po::error("--progress-seconds must be positive");
   ro.weights_only = c.vm.count("weights-only") > 0;
+  ro.accept_changes = c.vm.count("accept-changes") > 0;
   ro.new_run = c.vm.count("new-run") > 0;
   if (ro.weights_only && ro.resume.empty()) throw po::error("--weights-only needs --resume FILE");
   const bool root = comm.rank() == 0;
@@ -503,8 +507,11 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   Runtime runtime(c.threads);
   ro.run_dir = (c.run_dir.empty() ? fs::path("runs") / fs::path(c.experiment).stem() : fs::path(c.run_dir)).string();
   ro.experiment_text = resolved_experiment(exp, c);
+  // The command that resumes this run: the same experiment, overrides and run directory
+  // (seed included: it is one of the overrides).
   ro.resume_command =
       cat("hubel train ", c.experiment, " --resume auto", c.run_dir.empty() ? "" : " --run-dir " + c.run_dir);
+  for (const auto& s : c.sets) ro.resume_command += " --set '" + s + "'";
   datasets::Loaders loaders(data, exp.train, comm.rank(), comm.size());
   Run run(exp, model, comm, loaders.run_data(), ro);
   Net& net = model.net;

@@ -79,10 +79,15 @@ out=$("$HUBEL" train "$E" "${COMMON[@]}" --run-dir "$T/d" --resume auto 2>&1); r
 # Mismatches.
 "$HUBEL" train "$E" "${COMMON[@]}" --run-dir "$T/x" > "$T/log" 2>&1
 ck=$(last "$T/x")
+# The experiment's differences from the checkpoint's are refused first, naming the keys;
+# accepted (--accept-changes), the checkpoint itself still refuses what cannot load.
 out=$("$HUBEL" train "$E" "${COMMON[@]}" --set model.layers.0.units=32 --run-dir "$T/y" --resume "$ck" 2>&1); rc=$?
+[ $rc -eq 1 ] && grep -q "model.layers\[0\].units: 64 -> 32" <<<"$out" && grep -q "resuming would change model.layers\[0\].units" <<<"$out" \
+  && echo "ok: a different model is refused, the difference shown" || fail "model difference: $out"
+out=$("$HUBEL" train "$E" "${COMMON[@]}" --set model.layers.0.units=32 --run-dir "$T/y" --resume "$ck" --accept-changes 2>&1); rc=$?
 [ $rc -eq 1 ] && grep -q "parameter fc1/w has shape \[64, 2\] in the checkpoint but \[32, 2\] in the model" <<<"$out" \
   && echo "ok: a different model is refused" || fail "model mismatch: $out"
-out=$("$HUBEL" train "$E" "${COMMON[@]}" --set "optimizer={type: adam, lr: 0.01}" --run-dir "$T/y" --resume "$ck" 2>&1); rc=$?
+out=$("$HUBEL" train "$E" "${COMMON[@]}" --set "optimizer={type: adam, lr: 0.01}" --run-dir "$T/y" --resume "$ck" --accept-changes 2>&1); rc=$?
 [ $rc -eq 1 ] && grep -q "the checkpoint's optimizer is sgd but the experiment's is adam.*--weights-only" <<<"$out" \
   && echo "ok: a different optimizer is refused" || fail "optimizer mismatch: $out"
 "$HUBEL" train "$E" "${COMMON[@]}" --set "optimizer={type: adam, lr: 0.01}" --run-dir "$T/y" --resume "$ck" --weights-only > "$T/log" 2>&1 \

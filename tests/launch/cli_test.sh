@@ -55,6 +55,14 @@ expect 0 "class +precision +recall +f1 +samples" -- eval --checkpoint "$T/run/ch
 expect 0 "^ +1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9]+$" -- eval "$T/good.yaml" --checkpoint "$T/run/checkpoints"
 expect 1 "nothing: no such checkpoint file or directory" -- eval --checkpoint "$T/nothing"
 
+# Resuming compares the experiment with the checkpoint's: every difference printed; more
+# epochs allowed, another learning rate refused unless accepted.
+expect 0 "train.epochs: 2 -> 3" -- train "$T/good.yaml" --run-dir "$T/run" --resume auto --set train.epochs=3
+expect 1 "resuming would change optimizer.lr .*--accept-changes" -- train "$T/good.yaml" --run-dir "$T/run" \
+  --resume auto --set train.epochs=3 --set optimizer.lr=0.05
+expect 0 "optimizer.lr: 0.1 -> 0.05" -- train "$T/good.yaml" --run-dir "$T/run" --resume auto --set train.epochs=3 \
+  --set optimizer.lr=0.05 --accept-changes
+
 # Mistakes are named with the nearest correct word, and a subcommand's mistake shows that
 # subcommand's options.
 expect 1 "unknown command 'trian'; did you mean 'train'\?" -- trian "$T/good.yaml"
