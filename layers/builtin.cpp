@@ -11,6 +11,7 @@
 #include "layers/pool.hpp"
 #include "layers/shape_ops.hpp"
 #include "layers/softmax.hpp"
+#include "layers/weighted_pool.hpp"
 
 namespace hubel::layers {
 
@@ -25,6 +26,7 @@ void register_builtin_layers(LayerRegistry& r) {
     r.add_layer("avgpool" + s, [rank](const Config& c) { return Pool::from_config(c, PoolKind::avg, rank); });
     r.add_layer("l2pool" + s, [rank](const Config& c) { return Pool::from_config(c, PoolKind::l2, rank); });
     r.add_layer("subsample" + s, [rank](const Config& c) { return Subsample::from_config(c, rank); });
+    r.add_layer("weighted_avgpool" + s, [rank](const Config& c) { return WeightedPool::from_config(c, rank); });
   }
   r.add_layer("global_avgpool", [](const Config& c) { return GlobalPool::from_config(c, PoolKind::avg); });
   r.add_layer("global_maxpool", [](const Config& c) { return GlobalPool::from_config(c, PoolKind::max); });

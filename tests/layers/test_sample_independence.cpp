@@ -62,6 +62,7 @@ TEST(SampleIndependence, EveryLayerAtEveryKernelWidth) {
       {"{type: maxpool2d, kernel: 3, stride: 2, padding: 1}", {4, 9, 9}},
       {"{type: avgpool2d, kernel: 2}", {4, 8, 8}},
       {"{type: subsample2d, kernel: 2}", {6, 8, 8}},
+      {"{type: weighted_avgpool2d, kernel: 3, stride: 2, padding: 1}", {4, 9, 9}},
       {"{type: global_avgpool}", {8, 5, 5}},
       {"{type: relu}", {3, 7, 7}},
       {"{type: softmax}", {10}},
@@ -99,6 +100,7 @@ TEST(SampleIndependence, ChunkGradientsAddUpTheSameOnAnyNumberOfRanks) {
       {"{type: dense, units: 30}", {50}},
       {"{type: subsample2d, kernel: 2}", {3, 6, 6}},
       {"{type: layernorm}", {4, 3, 3}},
+      {"{type: weighted_avgpool2d, kernel: 3, stride: 2, padding: 1, weights: learned}", {3, 7, 7}},
   };
   constexpr int64_t kChunk = 4, kRows = 16;
   for (const int64_t rows : {kRows, int64_t{10}})
