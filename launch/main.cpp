@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -475,6 +476,12 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
       "continue from a checkpoint: a file, a checkpoint directory, or auto (the run's own)")(
       "weights-only",
       "with --resume: take only the weights, start the optimizer, schedule and data from the beginning")(
+      "progress", po::value<std::string>()->default_value("auto"),
+      "bar (redrawn on standard error), lines (one plain line every --progress-seconds), none, or auto: a bar "
+      "when standard error is a terminal, else lines")("quiet,q",
+                                                       "print only the first line and the exactness of the run "
+                                                       "before training, not the data, the model summary and "
+                                                       "the settings")(
       "accept-changes",
       "with --resume: resume even where the experiment differs from the checkpoint's in more than epochs, "
       "steps, checkpoints, logging or the data's place (the differences are printed either way)")(
@@ -487,6 +494,19 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   if (!(ro.progress_seconds > 0)) throw po::error("--progress-seconds must be positive");
   ro.weights_only = c.vm.count("weights-only") > 0;
   ro.accept_changes = c.vm.count("accept-changes") > 0;
+  const std::string progress = c.vm["progress"].as<std::string>();
+  if (progress == "bar") {
+    ro.terminal = 1;
+  } else if (progress == "lines") {
+    ro.terminal = 0;
+  } else if (progress == "none") {
+    ro.terminal = 0;
+    ro.progress_seconds = std::numeric_limits<double>::infinity();
+  } else if (progress != "auto") {
+    throw po::error(cat("--progress must be bar, lines, none or auto; got '", progress, "'",
+                        did_you_mean(progress, {"bar", "lines", "none", "auto"})));
+  }
+  const bool quiet = c.vm.count("quiet") > 0;
   ro.new_run = c.vm.count("new-run") > 0;
   if (ro.weights_only && ro.resume.empty()) throw po::error("--weights-only needs --resume FILE");
   const bool root = comm.rank() == 0;
@@ -521,6 +541,8 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
               << (layers::kernel_width() ? std::to_string(layers::kernel_width()) + "-bit product kernels"
                                          : "BLAS products")
               << ", experiment " << c.experiment << "\n";
+  }
+  if (root && !quiet) {
     std::cout << "data: " << data.train->name() << " " << data.train->size() << " samples of "
               << data.train->sample_shape().str();
     if (loaders.heldout)
@@ -533,8 +555,8 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     std::cout << "loss " << model.loss->type() << "; optimizer " << run.optimizer().describe() << "; schedule "
               << run.schedule().describe() << "; global batch " << exp.train.batch << ", " << exp.train.epochs
               << " epochs, seed " << exp.train.seed << "\n";
-    std::cout << run.trainer().exactness().describe(comm.size()) << "\n";
   }
+  if (root) std::cout << run.trainer().exactness().describe(comm.size()) << "\n";
   if (c.vm.count("profile")) net.set_profiling(true);
   launch::ReportInputs report;
   const fs::path run_dir = ro.run_dir;

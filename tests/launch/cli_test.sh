@@ -55,6 +55,17 @@ expect 0 "class +precision +recall +f1 +samples" -- eval --checkpoint "$T/run/ch
 expect 0 "^ +1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9]+$" -- eval "$T/good.yaml" --checkpoint "$T/run/checkpoints"
 expect 1 "nothing: no such checkpoint file or directory" -- eval --checkpoint "$T/nothing"
 
+# --quiet leaves out the data, the model summary and the settings; --progress none the
+# progress lines; --progress lines prints them even to a pipe.
+out=$("$HUBEL" train "$T/good.yaml" --run-dir "$T/quiet" --quiet --progress none --progress-seconds 0.001 2>&1)
+if grep -q "^exact: yes" <<<"$out" && ! grep -qE "^layer |^data: |^loss " <<<"$out" && ! grep -qE "step +[0-9]+/" <<<"$out"; then
+  echo "ok: --quiet --progress none"
+else
+  echo "FAIL: --quiet --progress none printed:"; echo "$out" | head; failures=$((failures + 1))
+fi
+expect 0 "epoch 1/2 +step +[0-9]+/10" -- train "$T/good.yaml" --run-dir "$T/lines" --progress lines --progress-seconds 0.001
+expect 1 "--progress must be bar, lines, none or auto; got 'bars'; did you mean 'bar'\?" -- train "$T/good.yaml" --progress bars
+
 # Resuming compares the experiment with the checkpoint's: every difference printed; more
 # epochs allowed, another learning rate refused unless accepted.
 expect 0 "train.epochs: 2 -> 3" -- train "$T/good.yaml" --run-dir "$T/run" --resume auto --set train.epochs=3
