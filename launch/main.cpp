@@ -464,10 +464,8 @@ void agree_on_input(comm::Communicator& comm, F&& f) {
   throw AgreedError(error ? code : kInputError);
 }
 
-int cmd_train(int argc, char** argv, comm::Communicator& comm) {
-  Common c;
-  RunOptions ro;
-  auto opts = common_options(c);
+// hubel train's own options, beyond the common ones.
+void add_train_options(po::options_description& opts, Common& c, RunOptions& ro) {
   opts.add_options()("progress-seconds", po::value(&ro.progress_seconds),
                      "when standard error is not a terminal: seconds between progress lines (default 30)")(
       "run-dir", po::value(&c.run_dir),
@@ -490,7 +488,10 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
       "checkpoints/previous-<time>/)")("profile",
                                        "time every layer's forward and backward, the data wait, the allreduce wait and "
                                        "the optimizer; print a table at the end");
-  if (!parse(argc, argv, "train", opts, c)) return kOk;
+}
+
+// The train options read after parsing into ro; returns whether --quiet was given.
+bool read_train_options(const Common& c, RunOptions& ro) {
   if (!(ro.progress_seconds > 0)) throw po::error("--progress-seconds must be positive");
   ro.weights_only = c.vm.count("weights-only") > 0;
   ro.accept_changes = c.vm.count("accept-changes") > 0;
@@ -506,9 +507,45 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     throw po::error(cat("--progress must be bar, lines, none or auto; got '", progress, "'",
                         did_you_mean(progress, {"bar", "lines", "none", "auto"})));
   }
-  const bool quiet = c.vm.count("quiet") > 0;
   ro.new_run = c.vm.count("new-run") > 0;
   if (ro.weights_only && ro.resume.empty()) throw po::error("--weights-only needs --resume FILE");
+  return c.vm.count("quiet") > 0;
+}
+
+// What hubel train prints before training (rank 0): the first line, then (unless quiet)
+// the data, the model summary and the settings, then whether the run is exact.
+void print_train_banner(const Common& c, const Experiment& exp, const Model& model, const datasets::Splits& data,
+                        const datasets::Loaders& loaders, Run& run, const comm::Communicator& comm,
+                        const Runtime& runtime, bool quiet) {
+  const Net& net = model.net;
+  std::cout << "hubel " << HUBEL_VERSION << ": " << comm.size() << " rank(s) x " << runtime.threads() << " thread(s), "
+            << (layers::kernel_width() ? std::to_string(layers::kernel_width()) + "-bit product kernels"
+                                       : "BLAS products")
+            << ", experiment " << c.experiment << "\n";
+  if (!quiet) {
+    std::cout << "data: " << data.train->name() << " " << data.train->size() << " samples of "
+              << data.train->sample_shape().str();
+    if (loaders.heldout)
+      std::cout << "; held out (" << data.heldout_name << "): " << data.heldout->name() << " " << data.heldout->size()
+                << " samples";
+    if (loaders.test) std::cout << "; test: " << data.test->name() << " " << data.test->size() << " samples";
+    std::cout << "\n";
+    if (data.transform) std::cout << "transforms: " << data.transform->describe() << "\n";
+    net.summary(std::cout);
+    std::cout << "loss " << model.loss->type() << "; optimizer " << run.optimizer().describe() << "; schedule "
+              << run.schedule().describe() << "; global batch " << exp.train.batch << ", " << exp.train.epochs
+              << " epochs, seed " << exp.train.seed << "\n";
+  }
+  std::cout << run.trainer().exactness().describe(comm.size()) << "\n";
+}
+
+int cmd_train(int argc, char** argv, comm::Communicator& comm) {
+  Common c;
+  RunOptions ro;
+  auto opts = common_options(c);
+  add_train_options(opts, c, ro);
+  if (!parse(argc, argv, "train", opts, c)) return kOk;
+  const bool quiet = read_train_options(c, ro);
   const bool root = comm.rank() == 0;
 
   // Everything is read and checked before anything is allocated or trained, and the
@@ -535,28 +572,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   datasets::Loaders loaders(data, exp.train, comm.rank(), comm.size());
   Run run(exp, model, comm, loaders.run_data(), ro);
   Net& net = model.net;
-  if (root) {
-    std::cout << "hubel " << HUBEL_VERSION << ": " << comm.size() << " rank(s) x " << runtime.threads()
-              << " thread(s), "
-              << (layers::kernel_width() ? std::to_string(layers::kernel_width()) + "-bit product kernels"
-                                         : "BLAS products")
-              << ", experiment " << c.experiment << "\n";
-  }
-  if (root && !quiet) {
-    std::cout << "data: " << data.train->name() << " " << data.train->size() << " samples of "
-              << data.train->sample_shape().str();
-    if (loaders.heldout)
-      std::cout << "; held out (" << data.heldout_name << "): " << data.heldout->name() << " " << data.heldout->size()
-                << " samples";
-    if (loaders.test) std::cout << "; test: " << data.test->name() << " " << data.test->size() << " samples";
-    std::cout << "\n";
-    if (data.transform) std::cout << "transforms: " << data.transform->describe() << "\n";
-    net.summary(std::cout);
-    std::cout << "loss " << model.loss->type() << "; optimizer " << run.optimizer().describe() << "; schedule "
-              << run.schedule().describe() << "; global batch " << exp.train.batch << ", " << exp.train.epochs
-              << " epochs, seed " << exp.train.seed << "\n";
-  }
-  if (root) std::cout << run.trainer().exactness().describe(comm.size()) << "\n";
+  if (root) print_train_banner(c, exp, model, data, loaders, run, comm, runtime, quiet);
   if (c.vm.count("profile")) net.set_profiling(true);
   launch::ReportInputs report;
   const fs::path run_dir = ro.run_dir;
