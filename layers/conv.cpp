@@ -284,8 +284,7 @@ void Conv::forward(ConstTensorView x, TensorView y, const StepContext& ctx) {
 
 void Conv::backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) {
   ConvParams p = params_of(params_, o_.bias);
-  if (o_.flip) {  // the gradient of the flipped weights, flipped back
-    flip_kernels(p.w, params_[0].numel(), g_.kvol(), w_flipped_.data());
+  if (o_.flip) {  // forward's flipped kernels (the weights have not changed since); the gradient flipped back
     p.w = w_flipped_.data();
     p.dw = dw_flipped_.data();
   }

@@ -147,7 +147,13 @@ class ChunkedConv : public ConvAlgorithm {
   ChunkPlan chunks(const StepContext& ctx, int64_t n, int64_t grain);
   float* partial_w(int64_t c) { return partials_.data() + c * partial_size_; }
   float* partial_b(int64_t c) { return partial_w(c) + dense_size(); }
-  void zero_partial(int64_t c) { std::fill(partial_w(c), partial_w(c) + partial_size_, 0.0f); }
+  // An exact run's chunk c past this rank's n rows: its partial is zeroed (a leaf of the
+  // tree that adds nothing) and the caller skips it.
+  bool empty_chunk(int64_t c, const ChunkPlan& plan, int64_t n) {
+    if (plan.begin(c) < n) return false;
+    std::fill(partial_w(c), partial_w(c) + partial_size_, 0.0f);
+    return true;
+  }
   // The chunks' partials added in the chunks' tree (framework/chunks.hpp) into p's
   // gradients. transposed: each chunk's weight part is [groups, Cg * kvol, Kg] (turned
   // around after the sum).

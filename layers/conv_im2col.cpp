@@ -79,10 +79,7 @@ class Im2colConv final : public ChunkedConv {
       float* dyb = cols + 2 * cols_floats_;
       float* xp = dyb + align_floats(K * block_ld(sc * block_max_));
       for (int64_t c = c0; c < c1; ++c) {
-        if (c * chunk >= n) {  // an exact run's chunk past this rank's rows
-          zero_partial(c);
-          continue;
-        }
+        if (empty_chunk(c, plan, n)) continue;
         float* dW = partial_w(c);
         float* db = partial_b(c);
         const int64_t end = std::min(n, (c + 1) * chunk);

@@ -102,10 +102,7 @@ class TiledConv final : public ChunkedConv {
       float* dcols_t = cols + 3 * align_floats(CK * P);
       float* dy_t = cols + 4 * align_floats(CK * P);
       for (int64_t c = c0; c < c1; ++c) {
-        if (c * chunk >= n) {  // an exact run's chunk past this rank's rows
-          zero_partial(c);
-          continue;
-        }
+        if (empty_chunk(c, plan, n)) continue;
         float* dW = partial_w(c);
         float* db = partial_b(c);
         for (int64_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i) {

@@ -36,15 +36,6 @@ Window pool_window(const WindowOptions& o, const Shape& x, const std::function<v
   return w;
 }
 
-// Calls f(p, od, oh, ow) for every output position p of the window, in order.
-template <class F>
-void for_each_output(const Window& w, F&& f) {
-  int64_t p = 0;
-  for (int64_t od = 0; od < w.out[0]; ++od)
-    for (int64_t oh = 0; oh < w.out[1]; ++oh)
-      for (int64_t ow = 0; ow < w.out[2]; ++ow, ++p) f(p, od, oh, ow);
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------

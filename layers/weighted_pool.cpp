@@ -10,19 +10,6 @@
 
 namespace hubel::layers {
 
-namespace {
-
-// Calls f(p, od, oh, ow) for every output position p of the window, in order.
-template <class F>
-void for_each_output(const Window& w, F&& f) {
-  int64_t p = 0;
-  for (int64_t od = 0; od < w.out[0]; ++od)
-    for (int64_t oh = 0; oh < w.out[1]; ++oh)
-      for (int64_t ow = 0; ow < w.out[2]; ++ow, ++p) f(p, od, oh, ow);
-}
-
-}  // namespace
-
 std::unique_ptr<Layer> WeightedPool::from_config(const Config& c, int rank) {
   Options o;
   o.window = WindowOptions::parse(c, rank, true);

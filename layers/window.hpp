@@ -112,6 +112,15 @@ void for_each_tap(const Window& w, int64_t od, int64_t oh, int64_t ow, F&& f) {
   }
 }
 
+// Calls f(p, od, oh, ow) for every output position p of the window, in order.
+template <class F>
+void for_each_output(const Window& w, F&& f) {
+  int64_t p = 0;
+  for (int64_t od = 0; od < w.out[0]; ++od)
+    for (int64_t oh = 0; oh < w.out[1]; ++oh)
+      for (int64_t ow = 0; ow < w.out[2]; ++ow, ++p) f(p, od, oh, ow);
+}
+
 // cols[(c * k_vol + kk) * ld + p] = padded x[c] at window position p, kernel offset kk;
 // ld (the row stride of cols, 0: out_vol) lets several samples share one matrix, side by side.
 void im2col(const Window& w, int64_t channels, const float* x, float* cols, int64_t ld = 0);

@@ -186,6 +186,12 @@ if [ -d "$FM" ]; then
   expect 0 "10000 samples, loss [0-9.]+, accuracy 0\.[5-9].*" -- eval "$SRC/launch/experiments/lenet_modern.yaml" \
     --checkpoint "$T/w.h5" --set data.file="$T/fm.h5" --threads 2
   expect 0 "confusion matrix" -- eval "$SRC/launch/experiments/lenet_modern.yaml" --checkpoint "$CK" --set data.file="$T/fm.h5" --split train
+  # Resuming the Fashion-MNIST run (HDF5 through the loader) with another learning rate:
+  # the difference shown, the resume refused before any step.
+  expect 1 "resuming would change optimizer.lr" -- train "$SRC/launch/experiments/lenet_modern.yaml" --run-dir "$T/lenet" \
+    --resume auto --set data.file="$T/fm.h5" --set train.epochs=1 --set train.max_steps=150 --set optimizer.lr=0.5
+  expect 1 "optimizer.lr: 0.02 -> 0.5" -- train "$SRC/launch/experiments/lenet_modern.yaml" --run-dir "$T/lenet" \
+    --resume auto --set data.file="$T/fm.h5" --set train.epochs=1 --set train.max_steps=150 --set optimizer.lr=0.5
   # Classes by name, the experiment from the checkpoint (its data.file as run).
   expect 0 "^ +Ankle boot +0\.[0-9]+ +0\.[0-9]+ +0\.[0-9]+ +1000$" -- eval --checkpoint "$T/lenet/checkpoints"
   # Fine-tuning from that run: frozen convolutions, a new 4-way head, four classes.
