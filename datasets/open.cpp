@@ -9,6 +9,7 @@
 #include "datasets/synthetic.hpp"
 #include "framework/config.hpp"
 #include "framework/error.hpp"
+#include "framework/hdf5.hpp"
 #include "framework/random.hpp"
 
 namespace hubel::datasets {
@@ -23,9 +24,11 @@ Splits open_spirals(const Config& c) {
   const auto seed = c.get<uint64_t>("seed", 1);
   const auto train = c.get<int64_t>("train", 2000);
   const auto test = c.get<int64_t>("test", 1000);
+  const auto val = c.get<int64_t>("val", test);
   if (o.classes < 2 || o.classes > 1000) c.fail(cat("spirals.classes must be in [2, 1000]; got ", o.classes));
   if (train <= 0) c.fail(cat("spirals.train must be positive; got ", train));
   if (test < 0) c.fail(cat("spirals.test must be >= 0; got ", test));
+  if (val < 0) c.fail(cat("spirals.val must be >= 0; got ", val));
   if (!(o.noise >= 0)) c.fail(cat("spirals.noise must be >= 0; got ", o.noise));
   c.finish();
   Splits s;
@@ -35,9 +38,13 @@ Splits open_spirals(const Config& c) {
   if (test > 0) {
     o.samples = test;
     o.seed = seed + 0x9e3779b9ULL;  // an independent draw from the same distribution
-    s.heldout = std::make_unique<Spirals>(o, "test");
     s.test = std::make_unique<Spirals>(o, "test");
-    s.heldout_name = "test";
+  }
+  if (val > 0) {  // the held-out set: another independent draw, not the test set
+    o.samples = val;
+    o.seed = hash_combine(seed, 0x76616cULL);
+    s.heldout = std::make_unique<Spirals>(o, "val");
+    s.heldout_name = "val";
   }
   return s;
 }
@@ -53,19 +60,26 @@ Splits open_synthetic(const Config& c) {
   o.seed = c.get<uint64_t>("seed", 1);
   const auto train = c.get<int64_t>("train", 10000);
   const auto test = c.get<int64_t>("test", 0);
+  const auto val = c.get<int64_t>("val", test);
   if (o.classes < 2 || o.classes > 100000) c.fail(cat("synthetic.classes must be in [2, 100000]; got ", o.classes));
   if (train <= 0 || train > (int64_t{1} << 40)) c.fail(cat("synthetic.train must be in [1, 2^40]; got ", train));
   if (test < 0 || test > (int64_t{1} << 40)) c.fail(cat("synthetic.test must be in [0, 2^40]; got ", test));
+  if (val < 0 || val > (int64_t{1} << 40)) c.fail(cat("synthetic.val must be in [0, 2^40]; got ", val));
   c.finish();
   Splits s;
   o.samples = train;
   s.train = std::make_unique<Synthetic>(o, "train");
+  const uint64_t seed = o.seed;
   if (test > 0) {
     o.samples = test;
-    o.seed = hash_combine(o.seed, 0x7465737400ULL);  // another draw
-    s.heldout = std::make_unique<Synthetic>(o, "test");
+    o.seed = hash_combine(seed, 0x7465737400ULL);  // another draw
     s.test = std::make_unique<Synthetic>(o, "test");
-    s.heldout_name = "test";
+  }
+  if (val > 0) {  // the held-out set: another draw, not the test set
+    o.samples = val;
+    o.seed = hash_combine(seed, 0x76616cULL);
+    s.heldout = std::make_unique<Synthetic>(o, "val");
+    s.heldout_name = "val";
   }
   return s;
 }
@@ -150,15 +164,28 @@ Splits open_file(const Config& data) {
   if (!test_split.empty())
     s.test = fail_at(data.at("test"),
                      [&] { return std::make_unique<Hdf5Dataset>(file, test_split, Hdf5Dataset::kStreamed); });
-  if (auto v = data.find("val")) {
-    const auto name = v->as<std::string>();
-    s.heldout = fail_at(*v, [&] { return std::make_unique<Hdf5Dataset>(file, name, Hdf5Dataset::kStreamed); });
-    s.heldout_name = "val";
+  // The held-out set (per-epoch evaluation, plateau schedules, early stopping, the best
+  // checkpoint) is never the test split unless the user says so: a val split of the file,
+  // else val_fraction of train (default 0.1; 0: none).
+  std::string val_split;
+  if (auto v = data.find("val"))
+    val_split = v->as<std::string>();
+  else if (!data.has("val_fraction") && h5::File::open_read(file).exists("val"))
+    val_split = "val";
+  if (!val_split.empty()) {
+    const Config& where = data.has("val") ? data.at("val") : data.at("file");
+    s.heldout = fail_at(where, [&] { return std::make_unique<Hdf5Dataset>(file, val_split, Hdf5Dataset::kStreamed); });
+    s.heldout_name = val_split == test_split && !test_split.empty() ? "test" : "val";
+    if (val_split == test_split && !test_split.empty())
+      s.warnings.push_back(cat(data.at("val").where(), ": the held-out set is the test split '", test_split,
+                               "': per-epoch choices (plateau, early stopping, the best checkpoint) are then made on "
+                               "test data, and its final figure is no longer an unbiased estimate"));
   }
-  if (auto f = data.find("val_fraction")) {
-    if (s.heldout) f->fail("give val (a split in the file) or val_fraction (a part of train), not both");
-    const double frac = f->as<double>();
-    if (!(frac > 0 && frac < 1)) f->fail(cat("val_fraction must be in (0, 1); got ", frac));
+  const double frac = data.get<double>("val_fraction", s.heldout ? 0.0 : 0.1);
+  if (auto f = data.find("val_fraction"); f && s.heldout && frac > 0)
+    f->fail("give val (a split in the file) or val_fraction (a part of train), not both");
+  if (!(frac >= 0 && frac < 1)) data.at("val_fraction").fail(cat("val_fraction must be in [0, 1); got ", frac));
+  if (frac > 0) {
     const auto seed = data.get<uint64_t>("val_seed", 1);
     std::vector<int64_t> order(static_cast<size_t>(train->size()));
     std::iota(order.begin(), order.end(), 0);
@@ -166,8 +193,11 @@ Splits open_file(const Config& data) {
     for (int64_t i = static_cast<int64_t>(order.size()) - 1; i > 0; --i)
       std::swap(order[i], order[rng.below(static_cast<uint64_t>(i + 1))]);
     const auto k = static_cast<int64_t>(frac * static_cast<double>(order.size()));
-    if (k == 0 || k == train->size())
-      f->fail(cat("val_fraction ", frac, " of ", train->size(), " samples leaves a split empty"));
+    if (k == 0 || k == train->size()) {
+      const Config& where = data.has("val_fraction") ? data.at("val_fraction") : data.at("file");
+      where.fail(cat("val_fraction ", frac, " of ", train->size(), " samples leaves a split empty",
+                     data.has("val_fraction") ? "" : " (the default 0.1; val_fraction: 0 trains on all of it)"));
+    }
     std::vector<int64_t> val(order.begin(), order.begin() + k), rest(order.begin() + k, order.end());
     std::sort(val.begin(), val.end());
     std::sort(rest.begin(), rest.end());
@@ -184,10 +214,6 @@ Splits open_file(const Config& data) {
           return all;
         }(),
         train_split);
-  if (!s.heldout && !test_split.empty()) {
-    s.heldout = std::make_unique<Hdf5Dataset>(file, test_split, Hdf5Dataset::kStreamed);
-    s.heldout_name = "test";
-  }
   for (const Dataset* d : {s.heldout.get(), s.test.get()})
     if (d && (d->sample_shape() != train->sample_shape() || d->num_classes() != train->num_classes()))
       data.fail(cat(d->name(), " has samples ", d->sample_shape().str(), " and ", d->num_classes(), " classes, but ",

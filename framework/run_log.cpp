@@ -28,13 +28,13 @@ std::string json_number(double v) {
   return os.str();
 }
 
-std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy) {
+std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy, const std::string& heldout) {
   std::ostringstream os;
   os << std::fixed << "epoch " << std::setw(3) << m.epoch << "/" << epochs << "  lr " << std::setprecision(4) << m.lr
      << "  train loss " << std::setprecision(4) << m.train_loss;
   if (accuracy) os << " acc " << std::setprecision(4) << m.train_accuracy;
   if (m.has_test) {
-    os << "  test loss " << std::setprecision(4) << m.test_loss;
+    os << "  " << heldout << " loss " << std::setprecision(4) << m.test_loss;
     if (accuracy) os << " acc " << std::setprecision(4) << m.test_accuracy;
   }
   os << "  " << std::setprecision(2) << m.seconds << " s  " << std::setprecision(0) << m.samples_per_second
@@ -296,7 +296,7 @@ void RunLog::step(const Trainer::Progress& p, int64_t step) {
 
 void RunLog::epoch(const EpochMetrics& m) {
   clear_bar();
-  std::cout << format_epoch(m, o_.epochs, o_.accuracy) << std::endl;
+  std::cout << format_epoch(m, o_.epochs, o_.accuracy, o_.heldout_name) << std::endl;
   std::ostringstream r, c;
   r << "{\"kind\": \"epoch\", \"epoch\": " << m.epoch << ", \"steps\": " << m.steps << ", \"lr\": " << json_number(m.lr)
     << ", \"train_loss\": " << json_number(m.train_loss);

@@ -86,7 +86,7 @@ std::string format_profile(const std::vector<Net::LayerTime>& layers, const Trai
                            double rows_per_step);
 
 // "epoch   3/10  lr 0.0100  train loss ... samples/s"
-std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy);
+std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy, const std::string& heldout = "test");
 
 // A JSON number (null when not finite).
 std::string json_number(double v);

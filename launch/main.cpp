@@ -537,6 +537,7 @@ void print_train_banner(const Common& c, const Experiment& exp, const Model& mod
               << " epochs, seed " << exp.train.seed << "\n";
   }
   std::cout << run.trainer().exactness().describe(comm.size()) << "\n";
+  for (const auto& w : data.warnings) std::cerr << "warning: " << w << "\n";
 }
 
 int cmd_train(int argc, char** argv, comm::Communicator& comm) {

@@ -22,6 +22,7 @@
 #include "datasets/subset.hpp"
 #include "framework/config.hpp"
 #include "framework/error.hpp"
+#include "framework/hdf5.hpp"
 #include "framework/stall.hpp"
 #include "tests/expect_error.hpp"
 
@@ -498,6 +499,63 @@ TEST(Open, DataSectionErrorsNameTheKey) {
   EXPECT_EQ(s.heldout_name, "val");
   EXPECT_EQ(s.test->size(), 5);
   EXPECT_EQ(s.transform->output_shape(), (Shape{1, 8, 7}));
+}
+
+// The held-out set is never the test split unless the experiment says so: a file without a
+// val split gives 10% of train (seeded), val_fraction: 0 none, val: test a warning; a val
+// split in the file is used as it is; generated sets draw their own val.
+TEST(Open, HeldOutSetIsNotTheTestSplitByDefault) {
+  TempDir d;
+  write_mnist_dir(d, 40, 5, false);
+  convert_idx_dir(d.path.string(), d / "m.h5", {});
+  auto open_text = [](const std::string& yaml) { return open(Config::parse(yaml, "exp.yaml")); };
+  Splits s = open_text("{file: " + d / "m.h5" + ", test: test}");
+  ASSERT_TRUE(s.heldout && s.test);
+  EXPECT_EQ(s.heldout_name, "val");
+  EXPECT_EQ(s.heldout->size(), 4);
+  EXPECT_EQ(s.train->size(), 36);
+  EXPECT_EQ(s.test->size(), 5);
+  EXPECT_TRUE(s.warnings.empty());
+  s = open_text("{file: " + d / "m.h5" + ", test: test, val_fraction: 0}");
+  EXPECT_FALSE(s.heldout);
+  EXPECT_EQ(s.train->size(), 40);
+  s = open_text("{file: " + d / "m.h5" + ", test: test, val: test}");
+  ASSERT_TRUE(s.heldout);
+  EXPECT_EQ(s.heldout_name, "test");
+  EXPECT_EQ(s.train->size(), 40);
+  ASSERT_EQ(s.warnings.size(), 1u);
+  EXPECT_NE(s.warnings[0].find("exp.yaml:1:"), std::string::npos) << s.warnings[0];
+  EXPECT_NE(s.warnings[0].find("the held-out set is the test split 'test'"), std::string::npos) << s.warnings[0];
+  // A val split in the file is the held-out set by default.
+  s = Splits{};  // (closes the file)
+  {
+    auto f = h5::File::open_write(d / "m.h5");
+    H5Ocopy(f.id(), "test", f.id(), "val", H5P_DEFAULT, H5P_DEFAULT);
+  }
+  s = open_text("{file: " + d / "m.h5" + ", test: test}");
+  ASSERT_TRUE(s.heldout);
+  EXPECT_EQ(s.heldout_name, "val");
+  EXPECT_EQ(s.heldout->size(), 5);
+  EXPECT_EQ(s.train->size(), 40);
+  // Generated sets: val is its own draw, as large as test unless given.
+  s = open_text("{spirals: {train: 100, test: 30}}");
+  ASSERT_TRUE(s.heldout && s.test);
+  EXPECT_EQ(s.heldout_name, "val");
+  EXPECT_EQ(s.heldout->size(), 30);
+  Tensor a(Shape{2}.with_batch(1)), b(Shape{2}.with_batch(1));
+  int32_t la, lb;
+  s.heldout->read(std::vector<int64_t>{0}, a.view(), &la, TensorView());
+  s.test->read(std::vector<int64_t>{0}, b.view(), &lb, TensorView());
+  EXPECT_NE(a[0], b[0]);
+  s = open_text("{synthetic: {shape: [1, 4], train: 100, test: 8, val: 0}}");
+  EXPECT_FALSE(s.heldout);
+  EXPECT_EQ(s.test->size(), 8);
+  // Too few samples for the default tenth: the message says how to go without.
+  write_mnist_dir(d, 5, 2, false);
+  convert_idx_dir(d.path.string(), d / "small.h5", {});
+  auto msg = error_of<ConfigError>([&] { open_text("{file: " + d / "small.h5" + "}"); });
+  EXPECT_NE(msg.find("leaves a split empty (the default 0.1; val_fraction: 0 trains on all of it)"), std::string::npos)
+      << msg;
 }
 
 TEST(Synthetic, SeededNormalImagesWithUniformLabelsRepeatingEvery256) {
