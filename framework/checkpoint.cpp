@@ -495,7 +495,7 @@ std::string CheckpointDir::move_aside() const {
   const auto all = list();
   const fs::path latest = fs::path(dir_) / "latest";
   std::error_code ec;
-  if (all.empty() && !fs::exists(latest, ec)) return "";
+  if (all.empty() && !fs::exists(latest, ec) && !fs::exists(fs::path(dir_) / "best.h5", ec)) return "";
   const std::time_t now = std::time(nullptr);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
@@ -509,7 +509,21 @@ std::string CheckpointDir::move_aside() const {
   };
   for (const auto& [step, path] : all) move(path);
   if (fs::exists(latest, ec)) move(latest);
+  if (fs::exists(fs::path(dir_) / "best.h5", ec)) move(fs::path(dir_) / "best.h5");
   return to.string();
+}
+
+std::string CheckpointDir::mark_best(const std::string& path) const {
+  const std::string best = (fs::path(dir_) / "best.h5").string(), tmp = h5::temporary_name(best);
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  fs::create_hard_link(path, tmp, ec);
+  if (ec) {  // a file system without hard links: a copy
+    fs::copy_file(path, tmp, fs::copy_options::overwrite_existing, ec);
+    if (ec) throw DataError(cat("cannot copy ", path, " to ", tmp, ": ", ec.message()));
+  }
+  h5::durable_rename(tmp, best);
+  return best;
 }
 
 std::string CheckpointDir::write(const Net& net, Optimizer& opt, const Schedule& schedule,

@@ -99,7 +99,10 @@ class CheckpointDir {
   std::string write(const Net& net, Optimizer& opt, const Schedule& schedule, const CheckpointMeta& meta) const;
   // The checkpoint files there ("ckpt-<step>.h5"), newest step first.
   std::vector<std::pair<int64_t, std::string>> list() const;
-  // Moves every checkpoint and `latest` into a new subfolder "previous-<time>" and returns
+  // Makes `best.h5` the checkpoint at `path` (a hard link, else a copy; replaced
+  // atomically), which pruning does not remove; returns best.h5's path.
+  std::string mark_best(const std::string& path) const;
+  // Moves every checkpoint, `latest` and `best.h5` into a new subfolder "previous-<time>" and returns
   // its path ("" when there was nothing to move).
   std::string move_aside() const;
   // The checkpoint to resume from: the one `latest` names if it reads back whole, else the

@@ -68,6 +68,14 @@ CheckpointPolicy CheckpointPolicy::parse(const std::optional<Config>& c, const s
   o.every_epochs = c->get<int64_t>("every_epochs", 1);
   o.every_minutes = c->get<double>("every_minutes", 0);
   o.keep = c->get<int>("keep", 3);
+  if (auto b = c->find("best")) {
+    if (b->is_map()) {
+      o.best = Monitor::parse(*b);
+      b->finish();
+    } else if (b->as<bool>()) {
+      o.best = Monitor{};
+    }
+  }
   if (o.every_steps < 0) c->at("every_steps").fail("every_steps must be >= 0 (0: off)");
   if (o.every_epochs < 0) c->at("every_epochs").fail("every_epochs must be >= 0 (0: off)");
   if (!(o.every_minutes >= 0)) c->at("every_minutes").fail("every_minutes must be >= 0 (0: off)");
@@ -107,6 +115,9 @@ Run::Run(const Experiment& exp, Model& model, comm::Communicator& comm, RunData 
     comm.broadcast(net_.state(), 0);
     for (auto& [name, state] : optimizer_->state()) comm.broadcast(state, 0);
   }
+  if (policy_.best && policy_.best->needs_heldout() && !data_.heldout)
+    throw ConfigError(cat("checkpoint.best watches ", policy_.best->metric,
+                          " but the run has no held-out set (data.val or data.val_fraction); or monitor train_loss"));
   trainer_->check_data(*data_.train);
   if (data_.heldout) trainer_->check_data(*data_.heldout);
   if (data_.test) trainer_->check_data(*data_.test);
@@ -271,7 +282,7 @@ void Run::check_lineage() {
   std::cout << "new run: the previous run's checkpoints and logs moved to " << aside << "\n";
 }
 
-void Run::write_checkpoint(int64_t epoch, int64_t batch, int64_t step) {
+void Run::write_checkpoint(int64_t epoch, int64_t batch, int64_t step, bool best) {
   if (batch >= data_.train->batches_per_epoch()) ++epoch, batch = 0;
   meta_.epoch = epoch;
   meta_.batch = batch;
@@ -289,6 +300,11 @@ void Run::write_checkpoint(int64_t epoch, int64_t batch, int64_t step) {
                       (fs::path(dir_->dir()) / "latest").string(), " are unchanged"));
     }
     log_->note("checkpoint: " + path);
+    if (best) {
+      const Monitor::Best b = policy_.best->best_of(past_);
+      log_->note(cat("best checkpoint: ", dir_->mark_best(path), " (epoch ", b.epoch, ", ", policy_.best->metric, " ",
+                     b.value, ")"));
+    }
   }
   comm::ScopedActivity act("the checkpoint barrier");
   comm_.barrier();  // no rank goes on before rank 0 has written (a failure there aborts all)
@@ -330,17 +346,22 @@ RunResult Run::train() {
     return signalled;
   });
   result.history = trainer_->fit(*data_.train, data_.heldout, [&](const EpochMetrics& m) {
-    past_.push_back(m);
-    // (Not when max_steps cut the epoch short: the final checkpoint records where.)
-    const bool cut = trainer_->stop_epoch() == m.epoch - 1 && trainer_->stop_batch() > 0;
+    // (Not when max_steps cut the epoch short: the final checkpoint records where, and the
+    // resumed run reports the whole epoch.)
+    const bool cut = m.partial;
+    if (!cut) past_.push_back(m);
     if (log_) log_->epoch(m);
     if (on_epoch_) on_epoch_(m);
-    if (checkpoint_at_epoch_end || (!cut && policy_.every_epochs > 0 && m.epoch % policy_.every_epochs == 0))
-      write_checkpoint(m.epoch, 0, m.steps);
+    // A new best epoch is written (whatever the policy says) and linked as best.h5.
+    const bool best = policy_.best && policy_.best->best_of(past_).epoch == m.epoch;
+    if (checkpoint_at_epoch_end || best || (!cut && policy_.every_epochs > 0 && m.epoch % policy_.every_epochs == 0))
+      write_checkpoint(m.epoch, 0, m.steps, best);
     checkpoint_at_epoch_end = false;
   });
   trainer_->set_step_hook({});
   result.steps = trainer_->step();
+  result.early_stop = trainer_->early_stop_reason();
+  if (log_ && !result.early_stop.empty()) log_->note(result.early_stop);
   if (result.signal) {
     if (root) {
       std::cout << "stopped by signal " << result.signal << " at step " << trainer_->step();

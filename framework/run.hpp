@@ -27,6 +27,7 @@
 #include "framework/batch_source.hpp"
 #include "framework/checkpoint.hpp"
 #include "framework/experiment.hpp"
+#include "framework/monitor.hpp"
 #include "framework/optimizer.hpp"
 #include "framework/run_lock.hpp"
 #include "framework/run_log.hpp"
@@ -64,7 +65,11 @@ struct CheckpointPolicy {
   int64_t every_steps = 0, every_epochs = 1;
   double every_minutes = 0;
   int keep = 3;
-  // checkpoint: {dir, every_steps, every_epochs, every_minutes, keep}
+  // best.h5 beside latest: the checkpoint of the best epoch by this metric so far, kept
+  // whatever keep prunes.
+  std::optional<Monitor> best;
+  // checkpoint: {dir, every_steps, every_epochs, every_minutes, keep,
+  //              best: true | {monitor: val_accuracy, mode: auto | min | max, min_delta}}
   static CheckpointPolicy parse(const std::optional<Config>& section, const std::string& run_dir);
 };
 
@@ -74,6 +79,7 @@ struct RunResult {
   int signal = 0;                   // the signal that stopped the run (0: it ended by itself)
   std::optional<Evaluation> final;  // the test split (or the held-out one) at the end
   std::string final_name;           // which split that was ("test", "val")
+  std::string early_stop;           // why early stopping ended the run ("" if it did not)
 };
 
 class Run {
@@ -106,7 +112,7 @@ class Run {
   void resume_or_start(Model& model);
   void compare_with_checkpoint(const std::string& stored_experiment, const std::string& path) const;
   void check_lineage();
-  void write_checkpoint(int64_t epoch, int64_t batch, int64_t step);
+  void write_checkpoint(int64_t epoch, int64_t batch, int64_t step, bool best = false);
 
   const Experiment& exp_;
   Net& net_;

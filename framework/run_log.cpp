@@ -42,6 +42,7 @@ std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy, c
   if (m.comm_wait_ms > 0) os << "  comm wait " << std::setprecision(2) << m.comm_wait_ms << " ms/step";
   if (m.momentum >= 0) os << "  momentum " << std::setprecision(2) << m.momentum;
   if (m.lr_reduced) os << "  (plateau: learning rate reduced)";
+  if (m.partial) os << "  (part of the epoch: max_steps " << m.steps << ")";
   return os.str();
 }
 
@@ -217,6 +218,7 @@ int64_t RunLog::cut_to_step(const fs::path& dir, int64_t step) {
       return s >= 0 && s <= step;
     }
     if (line.find("\"kind\": \"epoch\"") != std::string::npos) {
+      if (line.find("\"partial\": true") != std::string::npos) return false;  // trained again whole
       const int64_t s = json_int(line, "steps");
       return s >= 0 && s <= step;
     }
@@ -306,8 +308,9 @@ void RunLog::epoch(const EpochMetrics& m) {
     if (o_.accuracy) r << ", \"heldout_accuracy\": " << json_number(m.test_accuracy);
   }
   r << ", \"seconds\": " << json_number(m.seconds) << ", \"samples_per_second\": " << json_number(m.samples_per_second)
-    << ", \"comm_wait_ms\": " << json_number(m.comm_wait_ms) << "}\n";
+    << ", \"comm_wait_ms\": " << json_number(m.comm_wait_ms) << (m.partial ? ", \"partial\": true" : "") << "}\n";
   jsonl_.write(r.str());
+  if (m.partial) return;  // (metrics.csv has whole epochs only)
   c << m.epoch << "," << m.steps << "," << m.lr << "," << m.train_loss << "," << m.train_accuracy << ","
     << (m.has_test ? std::to_string(m.test_loss) : "") << "," << (m.has_test ? std::to_string(m.test_accuracy) : "")
     << "," << m.seconds << "," << m.samples_per_second << "," << m.comm_wait_ms << "\n";

@@ -78,7 +78,7 @@ const ScheduleRegistry& schedules() {
       o->cooldown = c.get<int64_t>("cooldown", 0);
       if (o->cooldown < 0) c.at("cooldown").fail(cat("cooldown must be >= 0; got ", o->cooldown));
       o->min_lr = non_negative(c, "min_lr", 0);
-      o->monitor_train = c.choice("monitor", {"test_loss", "train_loss"}, "test_loss") == "train_loss";
+      o->monitor_train = c.choice("monitor", {"val_loss", "test_loss", "train_loss"}, "val_loss") == "train_loss";
       return o;
     });
     return r;

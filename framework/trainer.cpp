@@ -99,6 +99,7 @@ TrainOptions TrainOptions::parse(const Config& c) {
                              ") into a power of two of whole chunks; got ", o.chunk, " (default ",
                              default_chunk(o.batch), ")"));
   }
+  if (auto e = c.find("early_stop")) o.early_stop = EarlyStop::parse(*e);
   c.finish();
   return o;
 }
@@ -347,7 +348,17 @@ std::vector<EpochMetrics> Trainer::fit(BatchSource& train, BatchSource* test,
   bool stop = false;
   stop_epoch_ = o_.epochs;
   stop_batch_ = 0;
+  early_stop_reason_.clear();
+  if (o_.early_stop && o_.early_stop->monitor.needs_heldout() && !test)
+    throw ConfigError(cat("train.early_stop watches ", o_.early_stop->monitor.metric,
+                          " but the run has no held-out set (data.val or data.val_fraction); or monitor train_loss"));
   for (int64_t epoch = start_epoch_; epoch < o_.epochs && !stop; ++epoch) {
+    // Early stopping decides on the history alone, so a resumed run stops where the
+    // uninterrupted one did (also when it resumes from the checkpoint of that epoch).
+    if (o_.early_stop && !(early_stop_reason_ = o_.early_stop->reason_to_stop(history)).empty()) {
+      stop_epoch_ = epoch;
+      break;
+    }
     const auto t0 = std::chrono::steady_clock::now();
     LossStats stats;
     double lr = schedule_.lr({epoch, step_, steps_per_epoch});
@@ -409,6 +420,7 @@ std::vector<EpochMetrics> Trainer::fit(BatchSource& train, BatchSource* test,
     m.seconds = seconds;
     m.samples_per_second = static_cast<double>(seen) / seconds;
     m.comm_wait_ms = steps_this_epoch ? 1e3 * wait_seconds / static_cast<double>(steps_this_epoch) : 0;
+    m.partial = batches_done < train.batches_per_epoch();
     if (test) {
       const LossStats t = evaluate(*test);
       m.has_test = true;
@@ -419,6 +431,9 @@ std::vector<EpochMetrics> Trainer::fit(BatchSource& train, BatchSource* test,
       m.lr_reduced = schedule_.end_epoch(schedule_.watches_train_loss() ? m.train_loss : m.test_loss);
     history.push_back(m);
     if (on_epoch) on_epoch(m);
+    if (o_.early_stop && epoch + 1 < o_.epochs && !stop &&
+        !(early_stop_reason_ = o_.early_stop->reason_to_stop(history)).empty())
+      stop_epoch_ = epoch + 1, stop = true;
   }
   return history;
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "framework/batch_source.hpp"
 #include "framework/gradient_exchange.hpp"
 #include "framework/loss.hpp"
+#include "framework/monitor.hpp"
 #include "framework/net.hpp"
 #include "framework/optimizer.hpp"
 #include "framework/schedule.hpp"
@@ -35,10 +37,12 @@ struct TrainOptions {
   // the chunks. auto: where the run allows it, saying so in the banner; on: refuse a run
   // that does not; off: each rank sums its rows as it likes (MPI's allreduce).
   enum class Exact { off, automatic, on } exact = Exact::automatic;
-  int64_t chunk = 0;  // samples per chunk; 0: the default, default_chunk(batch)
+  int64_t chunk = 0;                    // samples per chunk; 0: the default, default_chunk(batch)
+  std::optional<EarlyStop> early_stop;  // stop when a monitored metric stops improving
 
   // train: {epochs, batch, seed, max_steps, shuffle, accumulate, bucket_mb, comm_timeout,
-  //         log_every, exact: auto | true | false, chunk}
+  //         log_every, exact: auto | true | false, chunk, early_stop: {monitor, patience,
+  //         min_delta, mode}}
   static TrainOptions parse(const Config& c);
   // The chunk the run uses: chunk, or default_chunk(batch).
   int64_t chunk_size() const;
@@ -66,6 +70,9 @@ struct EpochMetrics {
   double lr = 0;            // the rate of the epoch's last step
   double momentum = -1;     // set by a momentum schedule; -1: not scheduled
   bool lr_reduced = false;  // a plateau schedule reduced the rate after this epoch
+  // max_steps ended training inside this epoch: its metrics are of the steps done; it is
+  // not in a checkpoint's history (a resumed run trains and reports the whole epoch).
+  bool partial = false;
   double train_loss = 0, train_accuracy = 0;
   bool has_test = false;
   double test_loss = 0, test_accuracy = 0;
@@ -130,6 +137,8 @@ class Trainer {
   // Where fit stopped: the epoch, and the minibatches of it done (0: at its start).
   int64_t stop_epoch() const { return stop_epoch_; }
   int64_t stop_batch() const { return stop_batch_; }
+  // Why fit stopped before its epochs were done by early stopping ("" if it did not).
+  const std::string& early_stop_reason() const { return early_stop_reason_; }
 
   // Summed loss and accuracy over a whole data set (sharded across ranks, reduced).
   LossStats evaluate(BatchSource& data);
@@ -171,6 +180,7 @@ class Trainer {
   int64_t step_ = 0;
   int64_t start_epoch_ = 0, start_batch_ = 0, stop_epoch_ = 0, stop_batch_ = 0;
   std::vector<EpochMetrics> history_;
+  std::string early_stop_reason_;
   StepHook step_hook_;
   Progress progress_;
   StepTimes times_;
