@@ -1,6 +1,7 @@
 // The data section of an experiment.
 #include "datasets/open.hpp"
 
+#include <filesystem>
 #include <numeric>
 
 #include "datasets/hdf5_dataset.hpp"
@@ -148,7 +149,10 @@ std::unique_ptr<Transform> read_transform(const Config& data, const std::string&
 
 Splits open_file(const Config& data) {
   Splits s;
-  const auto file = data.get<std::string>("file");
+  const auto file = data.path_of("file");  // relative to the experiment file
+  if (const auto written = data.get<std::string>("file"); written != file && !std::filesystem::exists(file))
+    data.at("file").fail(cat(file, ": no such file ('", written, "' is relative to the experiment file's folder, ",
+                             data.base(), "; --set data.file=... is relative to the current directory)"));
   const auto train_split = data.get<std::string>("train", "train");
   auto fail_at = [&](const Config& where, auto&& f) {
     try {

@@ -110,6 +110,7 @@ void write_meta(h5::File& f, const CheckpointMeta& m) {
   h5::write_attribute(f, "/", "format_version", kFormatVersion);
   h5::write_attribute(f, "/", "hubel_version", m.hubel_version);
   h5::write_attribute(f, "/", "experiment", m.experiment);
+  h5::write_attribute(f, "/", "experiment_dir", m.experiment_dir);
   h5::write_attribute(f, "/", "epoch", m.epoch);
   h5::write_attribute(f, "/", "batch", m.batch);
   h5::write_attribute(f, "/", "step", m.step);
@@ -166,6 +167,7 @@ CheckpointMeta read_meta(const h5::File& f) {
   m.ranks = static_cast<int>(required_int(f, "ranks"));
   if (m.epoch < 0 || m.batch < 0 || m.step < 0) h5::fail(f, "", "negative epoch, batch or step");
   m.experiment = h5::read_string_attribute(f, "/", "experiment").value_or("");
+  m.experiment_dir = h5::read_string_attribute(f, "/", "experiment_dir").value_or("");
   m.hubel_version = h5::read_string_attribute(f, "/", "hubel_version").value_or("");
   m.run_id = h5::read_string_attribute(f, "/", "run_id").value_or("");
   if (f.exists("/optimizer")) {

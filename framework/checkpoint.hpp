@@ -36,6 +36,7 @@ struct CheckpointMeta {
   uint64_t seed = 0;
   int ranks = 1;  // of the run that wrote it (a resume may use any number)
   std::string experiment;
+  std::string experiment_dir;  // what relative input paths in experiment are relative to
   std::string hubel_version;
   std::string run_id;          // the lineage: new for a new run, kept by a resume
   std::string optimizer_type;  // filled by save_checkpoint from the optimizer; read back

@@ -17,6 +17,7 @@ namespace hubel {
 struct Config::Document {
   std::string source;
   std::string text;
+  std::string base;
   YAML::Node root;
   // Paths set by --set, with the assignment, so errors can point at the command line.
   std::map<std::string, std::string> overrides;
@@ -137,11 +138,23 @@ Config Config::load_file(const std::string& path) {
   if (!in) throw ConfigError(cat(path, ": cannot open the experiment file (does it exist, and is it readable?)"));
   std::ostringstream ss;
   ss << in.rdbuf();
-  return parse(ss.str(), path);
+  Config c = parse(ss.str(), path);
+  c.set_base(std::filesystem::absolute(path, ec).parent_path().lexically_normal().string());
+  return c;
 }
 
 const std::string& Config::text() const { return doc_->text; }
 const std::string& Config::source() const { return doc_->source; }
+const std::string& Config::base() const { return doc_->base; }
+void Config::set_base(const std::string& dir) { doc_->base = dir; }
+
+std::string Config::path_of(const std::string& key) const {
+  const Config c = at(key);
+  const auto value = c.as<std::string>();
+  const std::filesystem::path p(value);
+  if (value.empty() || p.is_absolute() || doc_->base.empty() || c.where().rfind("--set ", 0) == 0) return value;
+  return (std::filesystem::path(doc_->base) / p).lexically_normal().string();
+}
 
 void Config::apply_override(const std::string& assignment) {
   const auto eq = assignment.find('=');

@@ -38,6 +38,14 @@ class Config {
   // The source text (for checkpoints and run directories) and the source name.
   const std::string& text() const;
   const std::string& source() const;
+  // The folder that relative paths in the document are relative to: the experiment file's
+  // (load_file sets it, as an absolute path); "" for the current directory.
+  const std::string& base() const;
+  void set_base(const std::string& dir);
+  // A path value: relative to base() when it comes from the document, to the current
+  // directory when it comes from --set (the shell's), as is when absolute. Inputs (data
+  // files, weights) are read this way; outputs (checkpoint.dir) are not.
+  std::string path_of(const std::string& key) const;
 
   bool is_map() const;
   bool is_sequence() const;

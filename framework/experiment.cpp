@@ -31,7 +31,7 @@ Model build_model(const Config& model, const LayerRegistry& registry) {
     loss.finish();
   }
   if (auto w = model.find("weights")) {
-    m.weights = WeightsSource{w->get<std::string>("file"), w->get<std::vector<std::string>>("exclude", {})};
+    m.weights = WeightsSource{w->path_of("file"), w->get<std::vector<std::string>>("exclude", {})};
     w->finish();
   }
   model.finish();

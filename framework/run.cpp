@@ -144,6 +144,7 @@ Run::Run(const Experiment& exp, Model& model, comm::Communicator& comm, RunData 
   meta_.seed = exp.train.seed;
   meta_.ranks = comm.size();
   meta_.experiment = o_.experiment_text;
+  meta_.experiment_dir = exp.root.base();
   meta_.hubel_version = HUBEL_VERSION;
   meta_.run_id = run_id_;
 }
@@ -184,6 +185,7 @@ void Run::compare_with_checkpoint(const std::string& stored, const std::string& 
   if (stored.empty()) return;  // an older checkpoint without its experiment
   std::map<std::string, std::string> then, now;
   flatten(Config::parse(stored, path + " (its experiment)"), "", then);
+  // (Relative paths compare as written: moving the experiment file is no change.)
   flatten(exp_.root, "", now);
   std::vector<std::string> lines, refused;
   for (const auto& [key, value] : now) {

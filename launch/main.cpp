@@ -220,7 +220,9 @@ Config experiment_of(const std::string& experiment, const std::string& checkpoin
     const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
     if (meta.experiment.empty())
       throw ConfigError(cat(checkpoint, ": holds no experiment; name the experiment file too"));
-    return Config::parse(meta.experiment, checkpoint + " (its experiment)");
+    Config c = Config::parse(meta.experiment, checkpoint + " (its experiment)");
+    c.set_base(meta.experiment_dir);  // relative paths as where it was run
+    return c;
   }();
   for (const auto& s : sets) root.apply_override(s);
   return root;

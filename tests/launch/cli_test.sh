@@ -194,6 +194,19 @@ if [ -d "$FM" ]; then
     --resume auto --set data.file="$T/fm.h5" --set train.epochs=1 --set train.max_steps=150 --set optimizer.lr=0.5
   # Classes by name, the experiment from the checkpoint (its data.file as run).
   expect 0 "^ +Ankle boot +0\.[0-9]+ +0\.[0-9]+ +0\.[0-9]+ +1000$" -- eval --checkpoint "$T/lenet/checkpoints"
+  # Relative paths in an experiment are relative to its file, wherever hubel runs; a
+  # checkpoint's experiment keeps the folder it was run from.
+  mkdir -p "$T/proj/exp" "$T/proj/data"
+  ln -s "$T/fm.h5" "$T/proj/data/fm.h5"
+  sed 's#file: ../../data/fashion-mnist.h5#file: ../data/fm.h5#' "$SRC/launch/experiments/lenet_modern.yaml" > "$T/proj/exp/x.yaml"
+  cd /
+  expect 0 "done: 20 steps" -- train "$T/proj/exp/x.yaml" --run-dir "$T/proj/run" --set train.max_steps=20 --threads 2
+  cd "$T"
+  expect 0 "10000 samples, loss" -- eval --checkpoint "$T/proj/run/checkpoints"
+  sed -i 's#file: ../data/fm.h5#file: data/fm.h5#' "$T/proj/exp/x.yaml"
+  expect 1 "exp/x.yaml:[0-9]+:[0-9]+ \(data.file\): $T/proj/exp/data/fm.h5: no such file \('data/fm.h5' is relative to the experiment file's folder, $T/proj/exp; --set data.file=... is relative to the current directory\)" \
+    -- train "$T/proj/exp/x.yaml" --run-dir "$T/proj/run2"
+  cd "$SRC"
   # Fine-tuning from that run: frozen convolutions, a new 4-way head, four classes.
   expect 0 "weights: 60856 values from .*ckpt-000000150.h5; initialized fresh: output/w, output/b" -- train \
     "$SRC/launch/experiments/finetune_fashion.yaml" --run-dir "$T/ft" --set data.file="$T/fm.h5" \

@@ -22,10 +22,10 @@ data: {file: data/fashion-mnist.h5, train: train, test: test, normalize: file}
 optimizer: {type: sgd, lr: 0.02, momentum: 0.9}
 train: {epochs: 1, batch: 32, seed: 1}
 YAML
-# Writes each snippet, completed from the base experiment, as $T/snippets/N.yaml with a
+# Writes each snippet, completed from the base experiment, as $T/work/N.yaml (beside data/:
+# relative paths in an experiment are relative to its file) with a
 # first comment line naming its page.
-mkdir -p "$T/snippets"
-python3 - "$T/base.yaml" "$T/snippets" "$SRC" "$SRC/README.md" "$SRC"/docs/*.md <<'PY'
+python3 - "$T/base.yaml" "$T/work" "$SRC" "$SRC/README.md" "$SRC"/docs/*.md <<'PY'
 import os, re, sys
 base_text, out, src, pages = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3], sys.argv[4:]
 def sections(text):  # top-level key -> its lines
@@ -65,9 +65,9 @@ for page in pages:
                 f.write("\n".join(lines) + "\n")
 print(n)
 PY
-count=$(ls "$T"/snippets/*.yaml | wc -l)
+count=$(ls "$T"/work/*.yaml | wc -l)
 [ "$count" -ge 6 ] || fail "only $count yaml snippets found"
-for f in "$T"/snippets/*.yaml; do
+for f in "$T"/work/*.yaml; do
   out=$(cd "$T/work" && timeout -k 5 120 "$HUBEL" train "$f" --set train.max_steps=2 --threads 1 --run-dir "$T/runs/$(basename "$f" .yaml)" 2>&1)
   rc=$?
   if [ $rc -eq 0 ]; then ok "$(head -1 "$f" | cut -c3-) runs"; else fail "$(head -1 "$f" | cut -c3-): exit $rc"; grep error <<<"$out" | head -3; fi
