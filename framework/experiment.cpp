@@ -12,13 +12,19 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
   return from_config(root);
 }
 
-Experiment Experiment::from_config(Config root) {
-  Experiment e{
-      root, root.at("model"), root.at("data"), root.at("optimizer"), root.find("schedule"), root.find("checkpoint"),
-      {}};
-  if (auto t = root.find("train")) e.train = TrainOptions::parse(*t);
-  root.finish();
-  return e;
+Experiment Experiment::from_config(Config root, ErrorList* errors) {
+  ErrorList own;
+  ErrorList& list = errors ? *errors : own;
+  const size_t before = list.size();
+  for (const char* section : {"model", "data", "optimizer"}) list.attempt([&] { root.at(section); });
+  const bool complete = list.size() == before;
+  TrainOptions train;
+  if (auto t = root.find("train")) list.attempt([&] { train = TrainOptions::parse(*t); });
+  auto schedule = root.find("schedule");
+  auto checkpoint = root.find("checkpoint");
+  list.attempt([&] { root.finish(); });
+  if (!complete || !errors) list.raise();
+  return Experiment{root, root.at("model"), root.at("data"), root.at("optimizer"), schedule, checkpoint, train};
 }
 
 Model build_model(const Config& model, const LayerRegistry& registry) {

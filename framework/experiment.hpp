@@ -14,6 +14,7 @@
 
 namespace hubel {
 
+class ErrorList;
 class LayerRegistry;
 
 struct Experiment {
@@ -26,7 +27,10 @@ struct Experiment {
   // Loads the file, applies "--set key=value" overrides, checks the top-level sections and
   // the train section. The other sections are checked by whoever reads them.
   static Experiment load(const std::string& path, const std::vector<std::string>& overrides = {});
-  static Experiment from_config(Config root);
+  // With errors: the mistakes of the train section and unknown sections are recorded there
+  // (the caller goes on checking the other sections and raises them all); a missing
+  // required section still throws (with whatever else was found).
+  static Experiment from_config(Config root, ErrorList* errors = nullptr);
 };
 
 // model.weights: start from trained weights (fine-tuning).

@@ -352,7 +352,22 @@ Net Net::from_config(const Config& model, const LayerRegistry& registry) {
   const auto items = layers.items();
   if (items.empty()) layers.fail("a model needs at least one layer");
   ModelReader reader(net, model, registry);
-  for (const auto& item : items) reader.item(item);
+  // Every layer's mistakes, not only the first; after a failed layer, the shapes that
+  // follow are not the ones the user meant, so only configuration errors are reported.
+  ErrorList errors;
+  for (const auto& item : items) {
+    if (errors.empty()) {
+      errors.attempt([&] { reader.item(item); });
+    } else {
+      try {
+        reader.item(item);
+      } catch (const ConfigError& e) {
+        errors.attempt([&] { throw; });
+      } catch (const ShapeError&) {
+      }
+    }
+  }
+  errors.raise();
   // model.freeze: layer name patterns.
   if (auto f = model.find("freeze")) {
     for (const auto& pattern : f->as<std::vector<std::string>>()) {

@@ -33,6 +33,7 @@
 #include "framework/stall.hpp"
 #include "framework/suggest.hpp"
 #include "framework/trainer.hpp"
+#include "launch/inputs.hpp"
 #include "launch/report.hpp"
 #include "launch/visualize.hpp"
 #include "layers/builtin.hpp"
@@ -141,27 +142,23 @@ int cmd_summary(int argc, char** argv) {
   auto opts = common_options(c);
   opts.add_options()("no-data", "do not open the data file (the other sections are still checked)");
   if (!parse(argc, argv, "summary", opts, c)) return kOk;
-  Experiment exp = Experiment::load(c.experiment, c.sets);
-  Model model = build_model(exp.model, layers::builtin_registry());
+  // Every section checked as train checks it, so that a mistake is found before a job
+  // waits in a queue: the layers, optimizer, schedule, checkpoint policy and the data.
+  Inputs in = read_inputs(c.experiment, c.sets, !c.vm.count("no-data"), 1,
+                          (fs::path("runs") / fs::path(c.experiment).stem()).string());
+  const Experiment& exp = *in.exp;
+  Model& model = *in.model;
   std::cout << "model of " << c.experiment << " (loss: " << model.loss->type() << ")\n";
   model.net.summary(std::cout);
-  // The rest of the experiment, checked as train checks it, so that a mistake is found
-  // before a job waits in a queue: optimizer, schedule, checkpoint policy and the data.
-  model.net.build(1, exp.train.seed);
   const auto optimizer = Optimizer::create(exp.optimizer, model.net);
   const auto schedule = Schedule::create(exp.schedule, optimizer->base_lr(), exp.train.epochs);
-  CheckpointPolicy::parse(exp.checkpoint, (fs::path("runs") / fs::path(c.experiment).stem()).string());
   std::cout << "optimizer " << optimizer->describe() << "; schedule " << schedule->describe() << "\n";
-  if (c.vm.count("no-data")) {
+  if (!in.data) {
     std::cout << "data: not opened (--no-data)\n";
     return kOk;
   }
-  const datasets::Splits data = datasets::open(exp.data);
+  const datasets::Splits& data = *in.data;
   const Shape sample = data.transform ? data.transform->output_shape() : data.train->sample_shape();
-  if (sample != model.net.input_shape())
-    throw ShapeError(cat(data.train->name(), ": samples have shape ", sample.str(), " but model.input is ",
-                         model.net.input_shape().str()));
-  if (!model.loss->targets_are_inputs()) model.loss->check(model.net.output_shape(), data.train->num_classes());
   std::cout << "data: " << data.train->name() << " " << data.train->size() << " samples of " << sample.str()
             << (data.heldout ? cat("; held out (", data.heldout_name, "): ", data.heldout->size(), " samples") : "")
             << "\n";
@@ -556,16 +553,20 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   std::optional<Experiment> exp_read;
   std::optional<Model> model_built;
   std::optional<datasets::Splits> data_opened;
+  const std::string run_dir =
+      (c.run_dir.empty() ? fs::path("runs") / fs::path(c.experiment).stem() : fs::path(c.run_dir)).string();
   agree_on_input(comm, [&] {
-    exp_read.emplace(Experiment::load(c.experiment, c.sets));
-    model_built.emplace(build_model(exp_read->model, layers::builtin_registry()));
-    data_opened.emplace(datasets::open(exp_read->data));
+    // (The net is built for this rank's rows, as Run would build it.)
+    Inputs in = read_inputs(c.experiment, c.sets, true, -comm.size(), run_dir);
+    exp_read.emplace(std::move(*in.exp));
+    model_built.emplace(std::move(*in.model));
+    data_opened.emplace(std::move(*in.data));
   });
   Experiment& exp = *exp_read;
   Model& model = *model_built;
   datasets::Splits& data = *data_opened;
   Runtime runtime(c.threads);
-  ro.run_dir = (c.run_dir.empty() ? fs::path("runs") / fs::path(c.experiment).stem() : fs::path(c.run_dir)).string();
+  ro.run_dir = run_dir;
   ro.experiment_text = resolved_experiment(exp, c);
   // The command that resumes this run: the same experiment, overrides and run directory
   // (seed included: it is one of the overrides).
@@ -578,7 +579,6 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   if (root) print_train_banner(c, exp, model, data, loaders, run, comm, runtime, quiet);
   if (c.vm.count("profile")) net.set_profiling(true);
   launch::ReportInputs report;
-  const fs::path run_dir = ro.run_dir;
   if (root) {
     std::ostringstream summary;
     net.summary(summary);

@@ -172,6 +172,33 @@ expect 1 "unrecognised option|unrecognized option" -- train "$T/good.yaml" --thr
 expect 0 "usage: hubel" -- --help
 expect 0 "--set" -- train --help
 
+# A file with several mistakes lists them all (sections, layers, data), each where it is.
+cat > "$T/bad.yaml" <<'YAML'
+model:
+  input: [1, 28, 28]
+  layers:
+    - {type: conv2d, filters: 4, kernal: 5}
+    - {type: rleu}
+    - {type: flatten}
+    - {type: dense, units: 10}
+  loss: softmax_cross_entropy
+data: {file: /nonexistent.h5}
+optimiser: {type: sgd, lr: 0.1}
+train: {epochs: 2, bacth: 3}
+YAML
+for verb in train summary; do
+  expect 1 "^hubel: error: 5 mistakes:$" -- $verb "$T/bad.yaml"
+  expect 1 "^  $T/bad.yaml:10:1 \(optimiser\): unknown key 'optimiser'; did you mean 'optimizer'\?$" -- $verb "$T/bad.yaml"
+  expect 1 "^  $T/bad.yaml:11:20 \(train.bacth\): unknown key 'bacth' in 'train'; did you mean 'batch'\?$" -- $verb "$T/bad.yaml"
+  expect 1 "^  $T/bad.yaml:4:34 \(model.layers\[0\].kernal\): unknown key 'kernal'; did you mean 'kernel'\?$" -- $verb "$T/bad.yaml"
+  expect 1 "^  $T/bad.yaml:5:7 \(model.layers\[1\]\): unknown layer type 'rleu'; did you mean 'relu'\?" -- $verb "$T/bad.yaml"
+  expect 1 "^  $T/bad.yaml:9:14 \(data.file\): /nonexistent.h5: no such file$" -- $verb "$T/bad.yaml"
+done
+# With the model right, the optimizer (which needs the built model) is checked with the rest.
+sed -i 's/optimiser/optimizer/; s/{type: sgd, lr: 0.1}/{type: sgd, lr: 0.1, momentun: 0.9}/; s/bacth/batch/; s/kernal/kernel/; s/rleu/relu/' "$T/bad.yaml"
+expect 1 "^hubel: error: 2 mistakes:$" -- summary "$T/bad.yaml"
+expect 1 "^  $T/bad.yaml:10:.*unknown key 'momentun'.*did you mean 'momentum'" -- summary "$T/bad.yaml"
+
 # hubel convert: errors name the file; the real Fashion-MNIST converts and LeNet trains on it.
 expect 1 "unknown input format 'png'" -- convert png "$T" "$T/x.h5"
 expect 1 "neither train-labels-idx1-ubyte nor train-labels-idx1-ubyte.gz is there|neither train-images" -- convert idx "$T" "$T/x.h5"
