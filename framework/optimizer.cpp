@@ -30,6 +30,12 @@ Optimizer::Common read_common_options(const Config& c) {
   if (!(o.clip_norm >= 0)) c.at("clip_norm").fail(cat("clip_norm must be >= 0 (0: off); got ", o.clip_norm));
   o.clip_value = c.get<float>("clip_value", 0.0f);
   if (!(o.clip_value >= 0)) c.at("clip_value").fail(cat("clip_value must be >= 0 (0: off); got ", o.clip_value));
+  o.scale_lr_with_batch = c.get<bool>("scale_lr_with_batch", false);
+  o.reference_batch = c.get<int64_t>("reference_batch", o.reference_batch);
+  if (o.reference_batch < 1)
+    c.at("reference_batch").fail(cat("reference_batch must be positive; got ", o.reference_batch));
+  if (c.has("reference_batch") && !o.scale_lr_with_batch)
+    c.at("reference_batch").fail("reference_batch is for scale_lr_with_batch: true");
   if (auto params = c.find("params")) {
     if (!params->is_sequence()) params->fail("params is a list of {match: pattern, lr_mult: x, decay_mult: y}");
     for (const auto& item : params->items()) {
@@ -71,7 +77,9 @@ Optimizer::Optimizer(const Common& common, const std::vector<ParamInfo>& layout,
       }
     // The alignment padding between parameters is zero in w and g and stays zero.
     for (int64_t b = p.offset; b < p.offset + p.size; b += kBlock)
-      blocks_.push_back({b, std::min(p.offset + p.size, b + kBlock), lr_mult, decay_mult});
+      blocks_.push_back(
+          {b, std::min(p.offset + p.size, b + kBlock), lr_mult, decay_mult, static_cast<int32_t>(tensors_)});
+    ++tensors_;
   }
   for (size_t r = 0; r < common.rules.size(); ++r)
     if (!used[r]) {

@@ -31,6 +31,7 @@ struct ArenaBlock {
   int64_t begin = 0, end = 0;
   float lr_mult = 1;
   float decay_mult = 1;  // weights 1, biases and normalization parameters 0, by default
+  int32_t tensor = 0;    // which parameter tensor (layer-wise optimizers' norms)
 };
 
 // optimizer.params: [{match: "c1", lr_mult: 0.1}, {match: "*/b", lr_mult: 2, decay_mult: 1}].
@@ -58,6 +59,11 @@ class Optimizer {
     float clip_norm = 0;   // 0: off
     float clip_value = 0;  // 0: off
     std::vector<ParamRule> rules;
+    // The linear scaling rule (Goyal et al. 2017): lr is for reference_batch samples per
+    // step, and a run's schedule starts from lr x batch x accumulate / reference_batch,
+    // after a warm-up (create_run_schedule in run.hpp).
+    bool scale_lr_with_batch = false;
+    int64_t reference_batch = 256;
   };
   Optimizer(const Common& common, const std::vector<ParamInfo>& layout, int64_t arena_size);
   virtual ~Optimizer() = default;
@@ -83,8 +89,9 @@ class Optimizer {
   // Named state arrays (same layout as the arenas) for checkpoints.
   virtual std::vector<std::pair<std::string, std::span<float>>> state() { return {}; }
 
-  // Reads optimizer.*: type (sgd, adagrad, rmsprop, adam, adamw), lr, weight_decay,
-  // clip_norm, clip_value, params (rules), and the type's own hyper-parameters.
+  // Reads optimizer.*: type (sgd, adagrad, rmsprop, adam, adamw, lars, lamb), lr,
+  // weight_decay, clip_norm, clip_value, params (rules), scale_lr_with_batch,
+  // reference_batch, and the type's own hyper-parameters.
   static std::unique_ptr<Optimizer> create(const Config& c, const Net& net);
 
  protected:
@@ -99,8 +106,26 @@ class Optimizer {
     });
   }
 
+  // Per parameter tensor, the sums of K quantities over its values (squared norms, for
+  // layer-wise trust ratios): f(block, out) adds a block's K partial sums into out[0..K).
+  // One parallel pass; each tensor's partials are then added in block order, so the sums
+  // are the same bits on any number of threads. Returns tensors() x K values (valid until
+  // the next call; both buffers keep their capacity between steps).
+  template <int K, class F>
+  const std::vector<double>& tensor_sums(F&& f) {
+    partials_.assign(blocks_.size() * K, 0.0);
+    for_each_block([&](const ArenaBlock& b) { f(b, &partials_[static_cast<size_t>(&b - blocks_.data()) * K]); });
+    sums_.assign(static_cast<size_t>(tensors_) * K, 0.0);
+    for (size_t k = 0; k < blocks_.size(); ++k)
+      for (int j = 0; j < K; ++j) sums_[static_cast<size_t>(blocks_[k].tensor) * K + j] += partials_[k * K + j];
+    return sums_;
+  }
+  int64_t tensors() const { return tensors_; }
+
   Common common_;
   std::vector<ArenaBlock> blocks_;
+  int64_t tensors_ = 0;
+  std::vector<double> partials_, sums_;
   int64_t size_ = 0;
   int64_t steps_ = 0;
   double last_norm_ = 0;

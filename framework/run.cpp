@@ -84,6 +84,18 @@ CheckpointPolicy CheckpointPolicy::parse(const std::optional<Config>& c, const s
   return o;
 }
 
+std::unique_ptr<Schedule> create_run_schedule(const std::optional<Config>& schedule, const Optimizer& optimizer,
+                                              const TrainOptions& train) {
+  const auto& c = optimizer.common();
+  if (!c.scale_lr_with_batch) return Schedule::create(schedule, optimizer.base_lr(), train.epochs);
+  const int64_t batch = train.batch * train.accumulate;
+  const double lr = static_cast<double>(c.lr) * static_cast<double>(batch) / static_cast<double>(c.reference_batch);
+  auto s = Schedule::create(schedule, lr, train.epochs);
+  s->set_default_warmup(std::min(5.0, static_cast<double>(train.epochs) / 2));
+  s->set_note(cat("optimizer.lr ", c.lr, " x ", batch, "/", c.reference_batch, ": scale_lr_with_batch"));
+  return s;
+}
+
 Run::Run(const Experiment& exp, Model& model, comm::Communicator& comm, RunData data, RunOptions options)
     : exp_(exp), net_(model.net), comm_(comm), data_(data), o_(std::move(options)) {
   if (!data_.train) throw Error("Run: no training data");
@@ -93,7 +105,7 @@ Run::Run(const Experiment& exp, Model& model, comm::Communicator& comm, RunData 
   const int64_t local_batch = (exp.train.batch + comm.size() - 1) / comm.size();
   if (!net_.built()) net_.build(local_batch, exp.train.seed);
   optimizer_ = Optimizer::create(exp.optimizer, net_);
-  schedule_ = Schedule::create(exp.schedule, optimizer_->base_lr(), exp.train.epochs);
+  schedule_ = create_run_schedule(exp.schedule, *optimizer_, exp.train);
   trainer_ = std::make_unique<Trainer>(net_, *model.loss, *optimizer_, *schedule_, comm, exp.train);
   policy_ = CheckpointPolicy::parse(exp.checkpoint, o_.run_dir);
   dir_ = std::make_unique<CheckpointDir>(policy_.dir, policy_.keep);

@@ -82,6 +82,12 @@ struct RunResult {
   std::string early_stop;           // why early stopping ended the run ("" if it did not)
 };
 
+// A run's schedule: from optimizer.lr, or with optimizer.scale_lr_with_batch from
+// lr x batch x accumulate / reference_batch with a warm-up of 5 epochs (at most half the
+// run) unless the schedule has its own (Goyal et al. 2017).
+std::unique_ptr<Schedule> create_run_schedule(const std::optional<Config>& schedule, const Optimizer& optimizer,
+                                              const TrainOptions& train);
+
 class Run {
  public:
   // Builds the net for this rank's share of the batch if it is not built, the optimizer,

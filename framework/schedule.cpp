@@ -140,6 +140,7 @@ std::string Schedule::describe() const {
   }
   if (o_.warmup_epochs > 0) s += cat(", warm-up ", o_.warmup_epochs, " epochs");
   if (o_.warmup_steps > 0) s += cat(", warm-up ", o_.warmup_steps, " steps");
+  if (!o_.note.empty()) s += cat(" (", o_.note, ")");
   if (!o_.momentum.empty()) {
     s += ", momentum";
     for (const auto& [e, m] : o_.momentum) s += cat(" ", m, " from epoch ", e, ";");

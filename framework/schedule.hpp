@@ -41,6 +41,7 @@ class Schedule {
     double warmup_epochs = 0;           // linear warm-up, in epochs ...
     int64_t warmup_steps = 0;           // ... or in steps
     std::map<int64_t, float> momentum;  // from epoch -> momentum
+    std::string note;                   // said after the description (where the rate came from)
   };
   // The state that changes during training (plateau), for checkpoints.
   struct State {
@@ -67,6 +68,11 @@ class Schedule {
   bool end_epoch(double loss);
 
   const Options& options() const { return o_; }
+  // A warm-up of this many epochs unless the schedule has its own (linear scaling rule).
+  void set_default_warmup(double epochs) {
+    if (o_.warmup_epochs == 0 && o_.warmup_steps == 0) o_.warmup_epochs = epochs;
+  }
+  void set_note(std::string note) { o_.note = std::move(note); }
   const State& state() const { return state_; }
   void set_state(const State& s) { state_ = s; }
 

@@ -30,7 +30,7 @@ Inputs read_inputs(const std::string& experiment, const std::vector<std::string>
       const int64_t rows = build_batch < 0 ? (exp.train.batch - build_batch - 1) / -build_batch : build_batch;
       in.model->net.build(std::max<int64_t>(1, rows), exp.train.seed);
       const auto optimizer = Optimizer::create(exp.optimizer, in.model->net);
-      errors.attempt([&] { Schedule::create(exp.schedule, optimizer->base_lr(), exp.train.epochs); });
+      errors.attempt([&] { create_run_schedule(exp.schedule, *optimizer, exp.train); });
     });
   if (in.exp) errors.attempt([&] { CheckpointPolicy::parse(in.exp->checkpoint, run_dir); });
   if (in.model && in.data)

@@ -151,7 +151,7 @@ int cmd_summary(int argc, char** argv) {
   std::cout << "model of " << c.experiment << " (loss: " << model.loss->type() << ")\n";
   model.net.summary(std::cout);
   const auto optimizer = Optimizer::create(exp.optimizer, model.net);
-  const auto schedule = Schedule::create(exp.schedule, optimizer->base_lr(), exp.train.epochs);
+  const auto schedule = create_run_schedule(exp.schedule, *optimizer, exp.train);
   std::cout << "optimizer " << optimizer->describe() << "; schedule " << schedule->describe() << "\n";
   if (!in.data) {
     std::cout << "data: not opened (--no-data)\n";

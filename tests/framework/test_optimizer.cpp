@@ -10,7 +10,9 @@
 #include "framework/adam.hpp"
 #include "framework/config.hpp"
 #include "framework/error.hpp"
+#include "framework/lars.hpp"
 #include "framework/rmsprop.hpp"
+#include "framework/run.hpp"
 #include "framework/schedule.hpp"
 #include "framework/sgd.hpp"
 #include "layers/builtin.hpp"
@@ -122,6 +124,101 @@ TEST(Adam, AdamWDecouplesWeightDecay) {
   EXPECT_NEAR(w[0], 0.99890000, 1e-6);
   EXPECT_NEAR(w[1], 0.99783493, 1e-6);
   EXPECT_NEAR(w[2], 0.99731506, 1e-6);
+}
+
+// Three steps of the layer-wise optimizers on w (3 values, decayed: its trust ratio) and b
+// (1 value, not decayed: ratio 1), against the formulas in lars.hpp evaluated by hand
+// (double precision; the gradients of w change each step, b's are 1, 0.5, -1).
+namespace {
+void run_layerwise(Optimizer& opt, std::vector<float>& w) {
+  const float gw[3][3] = {{0.5f, 0.5f, -1}, {1, -0.5f, 0.25f}, {-0.2f, 0.4f, 0.3f}};
+  const float gb[3] = {1, 0.5f, -1};
+  w.assign(32, 0.0f);
+  w[0] = 1, w[1] = -2, w[2] = 0.5f, w[16] = 3;
+  std::vector<float> g(32, 0.0f);
+  for (int k = 0; k < 3; ++k) {
+    std::copy(gw[k], gw[k] + 3, g.begin());
+    g[16] = gb[k];
+    opt.step(w, g, 0.1f);
+  }
+}
+}  // namespace
+
+TEST(Lars, ThreeStepsWithTrustRatios) {
+  Lars::Options o;
+  o.eta = 0.5f;
+  Lars opt(common(0.1f, 0.1f), o, layout(), 32);
+  std::vector<float> w;
+  run_layerwise(opt, w);
+  // Step ratios 0.78799, 0.83881, 1.46636 (eta ||w|| / (||g|| + wd ||w||)).
+  EXPECT_NEAR(opt.ratios()[0], 1.46635649, 1e-5);
+  EXPECT_NEAR(w[0], 0.71464218, 1e-5);
+  EXPECT_NEAR(w[1], -1.98165773, 1e-5);
+  EXPECT_NEAR(w[2], 0.60083389, 1e-5);
+  EXPECT_NEAR(w[16], 2.734, 1e-5);  // plain momentum SGD: 3 - 0.1 - 0.14 - 0.026
+  EXPECT_EQ(opt.state().size(), 1u);
+  // trust_all: b takes its own ratio too (eta |b| / |g| = 1.5 at the first step).
+  o.trust_all = true;
+  Lars all(common(0.1f, 0.1f), o, layout(), 32);
+  std::vector<float> w2(32, 0.0f), g(32, 0.0f);
+  w2[16] = 3, g[16] = 1;
+  all.step(w2, g, 0.1f);
+  EXPECT_NEAR(w2[16], 3 - 0.1 * 1.5, 1e-6);
+}
+
+TEST(Lamb, ThreeStepsWithTrustRatios) {
+  Lamb opt(common(0.1f, 0.1f), {}, layout(), 32);
+  std::vector<float> w;
+  run_layerwise(opt, w);
+  // Ratios ||w|| / ||u||: 1.38107, 2.04133, 3.25713.
+  EXPECT_NEAR(opt.ratios()[0], 3.25713439, 1e-4);
+  EXPECT_NEAR(w[0], 0.41055463, 1e-5);
+  EXPECT_NEAR(w[1], -2.08064462, 1e-5);
+  EXPECT_NEAR(w[2], 0.74617666, 1e-5);
+  EXPECT_NEAR(w[16], 2.79570396, 1e-5);  // Adam's step with ratio 1
+  EXPECT_EQ(opt.state().size(), 2u);
+}
+
+TEST(Lars, ZeroWeightsOrGradientsTakeRatioOne) {
+  Lars::Options o;
+  o.eta = 0.5f;
+  o.momentum = 0;
+  Lars opt(common(0.1f), o, layout(), 32);
+  std::vector<float> w(32, 0.0f), g(32, 0.0f);
+  g[0] = 1;  // ||w|| = 0: the first step of a zero-initialized layer is plain SGD
+  opt.step(w, g, 0.1f);
+  EXPECT_FLOAT_EQ(w[0], -0.1f);
+  EXPECT_FLOAT_EQ(opt.ratios()[0], 1.0f);
+}
+
+// The linear scaling rule as one switch: lr x batch x accumulate / reference_batch, after
+// a warm-up of 5 epochs (at most half the run) unless the schedule has its own.
+TEST(Optimizer, ScaleLrWithBatch) {
+  auto c = common(0.1f);
+  c.scale_lr_with_batch = true;
+  c.reference_batch = 128;
+  Sgd sgd(c, {}, layout(), 32);
+  TrainOptions t;
+  t.batch = 64, t.accumulate = 4, t.epochs = 20;
+  auto s = create_run_schedule(std::nullopt, sgd, t);  // 0.1 x 256/128 = 0.2
+  EXPECT_NEAR(s->lr({0, 0, 10}), 0.2 / 50, 1e-8);      // step 1 of a 50-step warm-up
+  EXPECT_NEAR(s->lr({2, 24, 10}), 0.2 * 25 / 50, 1e-8);
+  EXPECT_NEAR(s->lr({5, 50, 10}), 0.2, 1e-8);
+  EXPECT_NE(s->describe().find("warm-up 5 epochs (optimizer.lr 0.1 x 256/128: scale_lr_with_batch)"), std::string::npos)
+      << s->describe();
+  t.epochs = 4;  // a short run: half of it
+  EXPECT_NEAR(create_run_schedule(std::nullopt, sgd, t)->lr({0, 0, 10}), 0.2 / 20, 1e-8);
+  // The schedule's own warm-up wins.
+  s = create_run_schedule(Config::parse("{type: constant, warmup_steps: 2}"), sgd, t);
+  EXPECT_NEAR(s->lr({0, 0, 10}), 0.1, 1e-8);
+  EXPECT_NEAR(s->lr({0, 5, 10}), 0.2, 1e-8);
+  // Off: optimizer.lr as it is.
+  Sgd plain(common(0.1f), {}, layout(), 32);
+  EXPECT_NEAR(create_run_schedule(std::nullopt, plain, t)->lr({0, 0, 10}), 0.1, 1e-7);
+  // reference_batch alone is a mistake.
+  const auto msg = test::error_of<ConfigError>(
+      [] { read_common_options(Config::parse("{type: sgd, lr: 0.1, reference_batch: 256}", "o.yaml")); });
+  EXPECT_NE(msg.find("reference_batch is for scale_lr_with_batch: true"), std::string::npos) << msg;
 }
 
 TEST(Optimizer, LearningRateAndDecayMultipliersByPattern) {
