@@ -40,7 +40,7 @@ run "batch 64, sgd lr 0.02"
 run "batch 1024, sgd lr 0.02 (not scaled)" --set train.accumulate=16
 run "batch 1024, sgd scaled x16 + warm-up" --set train.accumulate=16 \
   --set 'optimizer={type: sgd, lr: 0.02, momentum: 0.9, weight_decay: 5.0e-4, scale_lr_with_batch: true, reference_batch: 64}'
-run "batch 1024, lars lr 5 + warm-up" --set train.accumulate=16 \
-  --set 'optimizer={type: lars, lr: 5, momentum: 0.9, weight_decay: 5.0e-4}' --set 'schedule={type: cosine, warmup_epochs: 2}'
+run "batch 1024, lars lr 10 + warm-up" --set train.accumulate=16 \
+  --set 'optimizer={type: lars, lr: 10, momentum: 0.9, weight_decay: 5.0e-4}' --set 'schedule={type: cosine, warmup_epochs: 2}'
 run "batch 1024, lamb lr 0.02 + warm-up" --set train.accumulate=16 \
   --set 'optimizer={type: lamb, lr: 0.02, weight_decay: 0.01}' --set 'schedule={type: cosine, warmup_epochs: 2}'

@@ -17,7 +17,7 @@ float ratio_or_one(double num, double den) {
   return num > 0 && den > 0 && std::isfinite(num / den) ? static_cast<float>(num / den) : 1.0f;
 }
 
-bool read_trust_all(const Config& c) { return c.get<bool>("trust_all", false); }
+bool read_trust_all(const Config& c, bool fallback) { return c.get<bool>("trust_all", fallback); }
 
 }  // namespace
 
@@ -33,7 +33,7 @@ std::unique_ptr<Optimizer> Lars::from_config(const Config& c, const Common& comm
   if (!(o.eta > 0)) c.at("eta").fail(cat("eta (the trust coefficient) must be positive; got ", o.eta));
   o.eps = c.get<float>("eps", o.eps);
   if (!(o.eps >= 0)) c.at("eps").fail(cat("eps must be >= 0; got ", o.eps));
-  o.trust_all = read_trust_all(c);
+  o.trust_all = read_trust_all(c, o.trust_all);
   return std::make_unique<Lars>(common, o, layout, arena_size);
 }
 
@@ -90,7 +90,7 @@ std::unique_ptr<Optimizer> Lamb::from_config(const Config& c, const Common& comm
   if (!(o.beta2 >= 0 && o.beta2 < 1)) c.at("beta2").fail(cat("beta2 must be in [0, 1); got ", o.beta2));
   o.eps = c.get<float>("eps", o.eps);
   if (!(o.eps > 0)) c.at("eps").fail(cat("eps must be positive; got ", o.eps));
-  o.trust_all = read_trust_all(c);
+  o.trust_all = read_trust_all(c, o.trust_all);
   return std::make_unique<Lamb>(common, o, layout, arena_size);
 }
 

@@ -10,8 +10,10 @@
 //   s <- b1 s + (1 - b1) g;  r <- b2 r + (1 - b2) g^2  (bias-corrected as in Adam)
 //   u = s^ / (sqrt(r^) + eps) + wd w;   ratio = ||w|| / ||u||   (1 where either is 0)
 //   w <- w - lr ratio u
-// Tensors without weight decay (biases, normalization parameters, by default) take ratio 1,
-// as the papers' implementations do, unless trust_all is set.
+// LARS scales every tensor, as the paper does (trust_all: false leaves tensors without
+// weight decay, biases and normalization parameters, at ratio 1: at LARS's large base
+// rates that is a large plain step). LAMB leaves those at ratio 1 by default, as BERT's
+// LAMB does (exclude_from_layer_adaptation), unless trust_all: true.
 #pragma once
 
 #include "framework/optimizer.hpp"
@@ -23,10 +25,10 @@ class Lars : public Optimizer {
  public:
   struct Options {
     float momentum = 0.9f, eta = 0.001f, eps = 1e-9f;
-    bool trust_all = false;
+    bool trust_all = true;
   };
   Lars(const Common& common, const Options& o, const std::vector<ParamInfo>& layout, int64_t arena_size);
-  // optimizer: {type: lars, lr, momentum: 0.9, eta: 0.001, eps: 1.0e-9, trust_all: false, weight_decay, ...}
+  // optimizer: {type: lars, lr, momentum: 0.9, eta: 0.001, eps: 1.0e-9, trust_all: true, weight_decay, ...}
   static std::unique_ptr<Optimizer> from_config(const Config& c, const Common& common,
                                                 const std::vector<ParamInfo>& layout, int64_t arena_size);
   std::string type() const override { return "lars"; }

@@ -9,6 +9,7 @@
 #include "layers/losses.hpp"
 #include "layers/norm.hpp"
 #include "layers/pool.hpp"
+#include "layers/rbf.hpp"
 #include "layers/shape_ops.hpp"
 #include "layers/softmax.hpp"
 #include "layers/weighted_pool.hpp"
@@ -40,6 +41,7 @@ void register_builtin_layers(LayerRegistry& r) {
   r.add_layer("leaky_relu", make_leaky_relu);
   r.add_layer("elu", make_elu);
   r.add_layer("softmax", Softmax::from_config);
+  r.add_layer("rbf", Rbf::from_config);
   r.add_layer("dropout", Dropout::from_config);
   r.add_layer("batchnorm", BatchNorm::from_config);
   r.add_layer("layernorm", LayerNorm::from_config);
@@ -49,6 +51,7 @@ void register_builtin_layers(LayerRegistry& r) {
   r.add_loss("softmax_cross_entropy", SoftmaxCrossEntropy::from_config);
   r.add_loss("mse", MeanSquaredError::from_config);
   r.add_loss("sigmoid_cross_entropy", SigmoidCrossEntropy::from_config);
+  r.add_loss("map", MapCriterion::from_config);
 }
 
 const LayerRegistry& builtin_registry() {

@@ -73,6 +73,50 @@ LossStats SoftmaxCrossEntropy::evaluate(ConstTensorView y, const Targets& t, Ten
   });
 }
 
+// ---- LeNet-5's MAP criterion ----
+
+std::unique_ptr<Loss> MapCriterion::from_config(const Config& c) {
+  const double j = c.is_map() ? c.get<double>("j", 1.0) : 1.0;
+  if (!std::isfinite(j)) c.at("j").fail(cat("j must be a finite number; got ", j));
+  return std::make_unique<MapCriterion>(j);
+}
+
+void MapCriterion::check(const Shape& y, int64_t num_classes) const {
+  if (num_classes == 0) throw ShapeError("map needs class labels, but the data has target values");
+  if (y.numel() != num_classes)
+    throw ShapeError(cat("map: the network outputs ", y.str(), " (", y.numel(), " values) per sample but the data has ",
+                         num_classes, " classes"));
+}
+
+LossStats MapCriterion::evaluate(ConstTensorView y, const Targets& t, TensorView dy, float scale) const {
+  const int64_t n = y.batch(), k = y.stride0();
+  if (!t.labels) throw DataError("map needs class labels");
+  check_labels(t, n, k, "map");
+  const double rubbish = -j_;
+  return deterministic_sum<LossStats>(n, grain_for(k * 16), [&](int64_t r0, int64_t r1) {
+    LossStats s;
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* yr = y.data() + r * k;
+      const int64_t label = t.labels[r];
+      const int64_t best = argmax(yr, k);
+      const double m = std::max(static_cast<double>(yr[best]), rubbish);
+      double sum = std::exp(rubbish - m);
+      for (int64_t i = 0; i < k; ++i) sum += std::exp(static_cast<double>(yr[i]) - m);
+      s.loss += loss_of_row(std::log(sum) + m - yr[label]);
+      s.correct += best == label;
+      ++s.count;
+      if (!dy.empty()) {
+        float* d = dy.data() + r * k;
+        const double inv = 1.0 / sum;
+        for (int64_t i = 0; i < k; ++i)
+          d[i] = static_cast<float>(std::exp(static_cast<double>(yr[i]) - m) * inv) * scale;
+        d[label] -= scale;
+      }
+    }
+    return s;
+  });
+}
+
 // ---- mean squared error ----
 
 std::unique_ptr<Loss> MeanSquaredError::from_config(const Config& c) {

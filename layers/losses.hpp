@@ -22,6 +22,24 @@ class SoftmaxCrossEntropy : public Loss {
   LossStats evaluate(ConstTensorView y, const Targets& t, TensorView dy, float scale) const override;
 };
 
+// LeNet-5's maximum a posteriori criterion (LeCun et al. 1998, eq. 9) on outputs s_i that
+// are negated penalties (the rbf layer's): the penalty of the right class plus a soft
+// minimum over all classes and a "rubbish" class of constant penalty j, which pushes the
+// wrong classes' penalties up instead of letting every penalty collapse to 0:
+//   loss = -s_label + log(exp(-j) + sum_i exp(s_i));  ds_i = softmax_i - [i = label]
+// where softmax includes the rubbish class. {type: map, j: 1}
+class MapCriterion : public Loss {
+ public:
+  explicit MapCriterion(double j = 1) : j_(j) {}
+  static std::unique_ptr<Loss> from_config(const Config& c);
+  std::string type() const override { return "map"; }
+  void check(const Shape& y, int64_t num_classes) const override;
+  LossStats evaluate(ConstTensorView y, const Targets& t, TensorView dy, float scale) const override;
+
+ private:
+  double j_;
+};
+
 // loss = mean_j (y_j - t_j)^2 per sample (as PyTorch's MSELoss with mean reduction).
 // With class labels, t is one-hot: `on` for the label, `off` elsewhere (0 and 1 unless set;
 // LeNet-5 with scaled tanh uses -1 and 1).

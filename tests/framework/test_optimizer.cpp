@@ -147,6 +147,7 @@ void run_layerwise(Optimizer& opt, std::vector<float>& w) {
 TEST(Lars, ThreeStepsWithTrustRatios) {
   Lars::Options o;
   o.eta = 0.5f;
+  o.trust_all = false;
   Lars opt(common(0.1f, 0.1f), o, layout(), 32);
   std::vector<float> w;
   run_layerwise(opt, w);
@@ -157,7 +158,7 @@ TEST(Lars, ThreeStepsWithTrustRatios) {
   EXPECT_NEAR(w[2], 0.60083389, 1e-5);
   EXPECT_NEAR(w[16], 2.734, 1e-5);  // plain momentum SGD: 3 - 0.1 - 0.14 - 0.026
   EXPECT_EQ(opt.state().size(), 1u);
-  // trust_all: b takes its own ratio too (eta |b| / |g| = 1.5 at the first step).
+  // trust_all (LARS's default): b takes its own ratio too (eta |b| / |g| = 1.5 at the first step).
   o.trust_all = true;
   Lars all(common(0.1f, 0.1f), o, layout(), 32);
   std::vector<float> w2(32, 0.0f), g(32, 0.0f);
