@@ -146,12 +146,16 @@ Run::Run(const Experiment& exp, Model& model, comm::Communicator& comm, RunData 
     // The log goes back to the checkpoint's step: what came after it is trained again.
     if (lo.append) RunLog::cut_to_step(o_.run_dir, resumed_step_);
     lo.epochs = exp.train.epochs;
+    lo.max_steps = exp.train.max_steps;
     lo.log_every = exp.train.log_every;
     lo.progress_seconds = o_.progress_seconds;
     lo.terminal = o_.terminal;
     lo.accuracy = model.loss->reports_accuracy(data_.train->num_classes());
     lo.heldout_name = data_.heldout_name;
     log_.emplace(lo);
+    trainer_->set_eval_hook([this](const BatchSource& d, int64_t done, int64_t total) {
+      log_->evaluating(&d == data_.heldout ? data_.heldout_name : "test", done, total);
+    });
   }
   meta_.seed = exp.train.seed;
   meta_.ranks = comm.size();
@@ -350,7 +354,10 @@ RunResult Run::train() {
     const bool signalled = flags[0] > 0;
     if (log_) log_->step(progress, step);  // before the checkpoint: see RunLog::cut_to_step
     if (signalled || flags[1] > 0 || (policy_.every_steps > 0 && step % policy_.every_steps == 0)) {
-      if (batches_done >= data_.train->batches_per_epoch())
+      // At an epoch's end (or max_steps's, which ends a part of an epoch) the checkpoint
+      // is written after the epoch's line, with its metrics.
+      const bool last = exp_.train.max_steps > 0 && step >= exp_.train.max_steps;
+      if (!signalled && (batches_done >= data_.train->batches_per_epoch() || last))
         checkpoint_at_epoch_end = true;
       else
         write_checkpoint(epoch, batches_done, step);
@@ -368,7 +375,10 @@ RunResult Run::train() {
     if (on_epoch_) on_epoch_(m);
     // A new best epoch is written (whatever the policy says) and linked as best.h5.
     const bool best = policy_.best && policy_.best->best_of(past_).epoch == m.epoch;
-    if (checkpoint_at_epoch_end || best || (!cut && policy_.every_epochs > 0 && m.epoch % policy_.every_epochs == 0))
+    if (cut && checkpoint_at_epoch_end)
+      write_checkpoint(trainer_->stop_epoch(), trainer_->stop_batch(), m.steps);
+    else if (checkpoint_at_epoch_end || best ||
+             (!cut && policy_.every_epochs > 0 && m.epoch % policy_.every_epochs == 0))
       write_checkpoint(m.epoch, 0, m.steps, best);
     checkpoint_at_epoch_end = false;
   });

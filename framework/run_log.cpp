@@ -267,33 +267,70 @@ void RunLog::step(const Trainer::Progress& p, int64_t step) {
       << "}\n";
     jsonl_.write(r.str());
   }
-  const auto now = std::chrono::steady_clock::now();
-  const double since = std::chrono::duration<double>(now - last_draw_).count();
-  if (since < (terminal_ ? o_.bar_seconds : o_.progress_seconds)) return;
-  last_draw_ = now;
-  // Time left: this epoch's pace over what remains of it and of the epochs after it.
+  if (!due()) return;
+  // Time left in the run: this epoch's pace over what remains of it and of the epochs
+  // after it, or over the steps left to max_steps when that comes first.
   const double per_batch = p.batches_done ? p.seconds / static_cast<double>(p.batches_done) : 0;
-  const double left = per_batch * static_cast<double>((p.batches_per_epoch - p.batches_done) +
-                                                      (o_.epochs - p.epoch - 1) * p.batches_per_epoch);
+  const int64_t batches_left = (p.batches_per_epoch - p.batches_done) + (o_.epochs - p.epoch - 1) * p.batches_per_epoch;
+  const bool by_steps = o_.max_steps > 0 && o_.max_steps - step < batches_left;
+  const double left = per_batch * static_cast<double>(by_steps ? o_.max_steps - step : batches_left);
   std::ostringstream os;
-  os << std::fixed << "epoch " << p.epoch + 1 << "/" << o_.epochs << " ";
+  os << std::fixed;
+  if (by_steps)
+    os << "step " << step << "/" << o_.max_steps << " (max_steps; epoch " << p.epoch + 1 << ") ";
+  else
+    os << "epoch " << p.epoch + 1 << "/" << o_.epochs << " ";
   if (terminal_) {
-    const int width = 24;
-    const auto filled = static_cast<int>(width * p.batches_done / std::max<int64_t>(1, p.batches_per_epoch));
-    os << "[" << std::string(static_cast<size_t>(filled), '#') << std::string(static_cast<size_t>(width - filled), '.')
-       << "] ";
+    os << bar(p.batches_done, p.batches_per_epoch) << " ";
   } else {
-    os << " step ";
+    os << " batch ";
   }
   os << p.batches_done << "/" << p.batches_per_epoch << "  loss " << std::setprecision(4) << loss;
   if (o_.accuracy) os << " acc " << std::setprecision(4) << acc;
-  os << "  " << std::setprecision(0) << rate << " img/s  " << (terminal_ ? "ETA " : "time left ") << clock_text(left);
+  os << "  " << std::setprecision(0) << rate << " img/s  run done in " << clock_text(left);
+  show(os.str());
+}
+
+std::string RunLog::bar(int64_t done, int64_t total) {
+  const int width = 24;
+  const auto filled = static_cast<int>(width * done / std::max<int64_t>(1, total));
+  return "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(width - filled), '.') +
+         "]";
+}
+
+bool RunLog::due() {
+  // A terminal's bar a few times a second; a log's lines after 5, 10, 20 s, then every
+  // progress_seconds, so that a short run under mpirun shows its progress too.
+  const auto now = std::chrono::steady_clock::now();
+  const double since = std::chrono::duration<double>(now - last_draw_).count();
+  // (An infinite progress_seconds is --progress none.)
+  const double wait = terminal_ || std::isinf(o_.progress_seconds)
+                          ? (terminal_ ? o_.bar_seconds : o_.progress_seconds)
+                          : std::min(o_.progress_seconds, 5.0 * static_cast<double>(int64_t{1} << std::min(lines_, 4)));
+  if (since < wait) return false;
+  last_draw_ = now;
+  return true;
+}
+
+void RunLog::show(const std::string& line) {
   if (terminal_) {
-    std::cerr << "\r" << os.str() << "\033[K" << std::flush;
+    std::cerr << "\r" << line << "\033[K" << std::flush;
     bar_shown_ = true;
   } else {
-    std::cerr << os.str() << std::endl;
+    std::cerr << line << std::endl;
+    ++lines_;
   }
+}
+
+void RunLog::evaluating(const std::string& name, int64_t done, int64_t total) {
+  if (done == 0) eval_start_ = std::chrono::steady_clock::now();
+  if (done >= total || !due()) return;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start_).count();
+  const double left = done > 0 ? seconds / static_cast<double>(done) * static_cast<double>(total - done) : 0;
+  std::ostringstream os;
+  os << "evaluating " << name << " " << (terminal_ ? bar(done, total) + " " : std::string("batch ")) << done << "/"
+     << total << "  done in " << clock_text(left);
+  show(os.str());
 }
 
 void RunLog::epoch(const EpochMetrics& m) {

@@ -1,8 +1,9 @@
 // What a training run shows while it runs and leaves in its run directory (rank 0 only):
-//  - on standard error, a progress bar when it is a terminal (epoch, step of steps,
-//    running loss and accuracy, images/second, time left), redrawn a few times a second;
-//    otherwise one plain line every `progress_seconds` (a batch job's log: no control
-//    characters);
+//  - on standard error, a progress bar when it is a terminal (epoch, or step of max_steps
+//    when that ends the run first, batch of batches, running loss and accuracy,
+//    images/second, time until the run is done), redrawn a few times a second; otherwise
+//    plain lines after 5, 10 and 20 s, then every `progress_seconds` (a batch job's log:
+//    no control characters); evaluations show their progress the same way;
 //  - on standard output, one line per epoch;
 //  - metrics.jsonl: one JSON object per logged step ({"kind": "step", ...}, every
 //    `log_every` steps, with the loss and accuracy of the minibatches since the previous
@@ -26,6 +27,7 @@ class RunLog {
     std::filesystem::path dir;
     bool append = false;  // a resumed run continues the files
     int64_t epochs = 1;
+    int64_t max_steps = 0;         // the run ends there if it comes before the epochs' end
     int64_t log_every = 50;        // steps between metrics.jsonl step records (0: none)
     double progress_seconds = 30;  // between plain progress lines when stderr is not a terminal
     double bar_seconds = 0.2;      // between redraws of the bar on a terminal
@@ -41,6 +43,8 @@ class RunLog {
   void epoch(const EpochMetrics& m);
   // The final evaluation on the test split.
   void test(double loss, double accuracy, int64_t samples);
+  // During an evaluation (of the held-out or test split): its progress, as for steps.
+  void evaluating(const std::string& name, int64_t done, int64_t total);
   // Prints a line on standard output, clearing the progress bar first.
   void note(const std::string& line);
   // Makes every record written so far durable (fsync): called before each checkpoint, so
@@ -71,7 +75,12 @@ class RunLog {
     std::string path_;
   };
   void clear_bar();
+  bool due();                          // time for the next bar redraw or progress line
+  void show(const std::string& line);  // the bar (terminal) or a line
+  static std::string bar(int64_t done, int64_t total);
   Options o_;
+  int lines_ = 0;  // progress lines shown (their interval grows to progress_seconds)
+  std::chrono::steady_clock::time_point eval_start_;
   bool terminal_ = false, bar_shown_ = false;
   Appender jsonl_, csv_;
   std::chrono::steady_clock::time_point start_, last_draw_;

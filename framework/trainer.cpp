@@ -100,6 +100,9 @@ TrainOptions TrainOptions::parse(const Config& c) {
                              default_chunk(o.batch), ")"));
   }
   if (auto e = c.find("early_stop")) o.early_stop = EarlyStop::parse(*e);
+  o.eval_batches = c.get<int64_t>("eval_batches", 0);
+  if (o.eval_batches < 0)
+    c.at("eval_batches").fail(cat("eval_batches must be >= 0 (0: the whole held-out set); got ", o.eval_batches));
   c.finish();
   return o;
 }
@@ -189,7 +192,7 @@ void Trainer::set_start(int64_t epoch, int64_t batch, int64_t step, std::vector<
 }
 
 Evaluation evaluate(Net& net, const Loss& loss, BatchSource& data, comm::Communicator& comm, uint64_t seed,
-                    uint64_t step, int64_t chunk) {
+                    uint64_t step, int64_t chunk, int64_t max_batches, const EvalProgress& progress) {
   Evaluation e;
   const int64_t K = data.num_classes();
   const bool classify = K > 0 && net.output_shape().numel() == K && !loss.targets_are_inputs();
@@ -200,7 +203,9 @@ Evaluation evaluate(Net& net, const Loss& loss, BatchSource& data, comm::Communi
   data.start(0, 0);
   Batch b;
   LossStats total;
-  while (data.next(b)) {
+  const int64_t batches = max_batches > 0 ? std::min(max_batches, data.batches_per_epoch()) : data.batches_per_epoch();
+  for (int64_t done = 0; done < batches && data.next(b); ++done) {
+    if (progress) progress(done, batches);
     if (b.rows == 0) continue;
     if (b.rows > net.max_batch())
       throw Error(cat("evaluate: a batch of ", b.rows, " rows for a Net built for ", net.max_batch()));
@@ -217,6 +222,7 @@ Evaluation evaluate(Net& net, const Loss& loss, BatchSource& data, comm::Communi
         confusion[static_cast<size_t>(b.labels[r] * K + pred)] += 1;
       }
   }
+  if (progress) progress(batches, batches);
   double sums[3] = {total.loss, static_cast<double>(total.correct), static_cast<double>(total.count)};
   comm::ScopedActivity act("the evaluation's sums");
   comm.allreduce_sum(std::span<double>(sums, 3));
@@ -226,11 +232,14 @@ Evaluation evaluate(Net& net, const Loss& loss, BatchSource& data, comm::Communi
   return e;
 }
 
-LossStats Trainer::evaluate(BatchSource& data) { return evaluate_full(data).stats; }
+LossStats Trainer::evaluate(BatchSource& data, int64_t max_batches) { return evaluate_full(data, max_batches).stats; }
 
-Evaluation Trainer::evaluate_full(BatchSource& data) {
+Evaluation Trainer::evaluate_full(BatchSource& data, int64_t max_batches) {
   check_data(data);
-  return hubel::evaluate(net_, loss_, data, comm_, o_.seed, static_cast<uint64_t>(step_), exact_.chunk);
+  EvalProgress progress;
+  if (eval_hook_) progress = [&](int64_t done, int64_t total) { eval_hook_(data, done, total); };
+  return hubel::evaluate(net_, loss_, data, comm_, o_.seed, static_cast<uint64_t>(step_), exact_.chunk, max_batches,
+                         progress);
 }
 
 Trainer::StepOutcome Trainer::step(BatchSource& train, int64_t epoch, int64_t steps_per_epoch) {
@@ -422,7 +431,7 @@ std::vector<EpochMetrics> Trainer::fit(BatchSource& train, BatchSource* test,
     m.comm_wait_ms = steps_this_epoch ? 1e3 * wait_seconds / static_cast<double>(steps_this_epoch) : 0;
     m.partial = batches_done < train.batches_per_epoch();
     if (test) {
-      const LossStats t = evaluate(*test);
+      const LossStats t = evaluate(*test, o_.eval_batches);
       m.has_test = true;
       m.test_loss = t.loss / static_cast<double>(t.count);
       m.test_accuracy = static_cast<double>(t.correct) / static_cast<double>(t.count);

@@ -39,10 +39,11 @@ struct TrainOptions {
   enum class Exact { off, automatic, on } exact = Exact::automatic;
   int64_t chunk = 0;                    // samples per chunk; 0: the default, default_chunk(batch)
   std::optional<EarlyStop> early_stop;  // stop when a monitored metric stops improving
+  int64_t eval_batches = 0;             // per-epoch held-out evaluation: this many batches (0: all)
 
   // train: {epochs, batch, seed, max_steps, shuffle, accumulate, bucket_mb, comm_timeout,
   //         log_every, exact: auto | true | false, chunk, early_stop: {monitor, patience,
-  //         min_delta, mode}}
+  //         min_delta, mode}, eval_batches}
   static TrainOptions parse(const Config& c);
   // The chunk the run uses: chunk, or default_chunk(batch).
   int64_t chunk_size() const;
@@ -91,8 +92,11 @@ struct Evaluation {
 };
 // chunk: an exact run's chunk (ExactPlan), so that every row is computed alike on any
 // number of ranks; the data's shards then sit at the chunks' places (LoaderOptions).
+// max_batches: evaluate the first this many batches only (0: all; every rank counts the
+// same batches). progress(batches done, batches in all) after each batch, if set.
+using EvalProgress = std::function<void(int64_t done, int64_t total)>;
 Evaluation evaluate(Net& net, const Loss& loss, BatchSource& data, comm::Communicator& comm, uint64_t seed = 0,
-                    uint64_t step = 0, int64_t chunk = 0);
+                    uint64_t step = 0, int64_t chunk = 0, int64_t max_batches = 0, const EvalProgress& progress = {});
 
 class Trainer {
  public:
@@ -140,9 +144,13 @@ class Trainer {
   // Why fit stopped before its epochs were done by early stopping ("" if it did not).
   const std::string& early_stop_reason() const { return early_stop_reason_; }
 
-  // Summed loss and accuracy over a whole data set (sharded across ranks, reduced).
-  LossStats evaluate(BatchSource& data);
-  Evaluation evaluate_full(BatchSource& data);
+  // Summed loss and accuracy over a data set (sharded across ranks, reduced): the first
+  // max_batches batches (0: all of it).
+  LossStats evaluate(BatchSource& data, int64_t max_batches = 0);
+  Evaluation evaluate_full(BatchSource& data, int64_t max_batches = 0);
+  // Called on every rank during evaluations, with the data set and the batches done of all.
+  using EvalHook = std::function<void(const BatchSource& data, int64_t done, int64_t total)>;
+  void set_eval_hook(EvalHook hook) { eval_hook_ = std::move(hook); }
 
   // One optimizer step of `epoch`: the next `accumulate` minibatches of `train` (fewer at
   // the end of the epoch), forward, loss, backward, the gradients summed over ranks
@@ -182,6 +190,7 @@ class Trainer {
   std::vector<EpochMetrics> history_;
   std::string early_stop_reason_;
   StepHook step_hook_;
+  EvalHook eval_hook_;
   Progress progress_;
   StepTimes times_;
   std::unique_ptr<GradientExchange> sync_;

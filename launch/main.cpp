@@ -262,7 +262,17 @@ int cmd_eval(int argc, char** argv, comm::Communicator& comm) {
   if (exact.exact) lo.rows_per_rank = exp.train.batch / comm.size();
   datasets::Loader loader(*set, data.transform.get(), lo);
   Evaluation e;
-  runtime.run([&] { e = evaluate(model.net, *model.loss, loader, comm, exp.train.seed, 0, exact.chunk); });
+  // Progress on standard error after 5, 10, 20 s, then every 30 s (rank 0).
+  const auto started = std::chrono::steady_clock::now();
+  double next_line = 5;
+  const EvalProgress progress = [&](int64_t done, int64_t total) {
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (comm.rank() != 0 || done >= total || t < next_line) return;
+    std::cerr << "evaluating " << split << ": batch " << done << "/" << total << ", " << static_cast<int64_t>(t)
+              << " s\n";
+    next_line = std::min(2 * next_line, next_line + 30);
+  };
+  runtime.run([&] { e = evaluate(model.net, *model.loss, loader, comm, exp.train.seed, 0, exact.chunk, 0, progress); });
   const int64_t K = e.classes;
   const double sums[3] = {e.stats.loss, static_cast<double>(e.stats.correct), static_cast<double>(e.stats.count)};
   if (comm.rank() != 0) return kOk;
@@ -531,9 +541,12 @@ void print_train_banner(const Common& c, const Experiment& exp, const Model& mod
     std::cout << "\n";
     if (data.transform) std::cout << "transforms: " << data.transform->describe() << "\n";
     net.summary(std::cout);
-    std::cout << "loss " << model.loss->type() << "; optimizer " << run.optimizer().describe() << "; schedule "
-              << run.schedule().describe() << "; global batch " << exp.train.batch << ", " << exp.train.epochs
-              << " epochs, seed " << exp.train.seed << "\n";
+    std::cout << "training: loss " << model.loss->type() << ", global batch " << exp.train.batch
+              << (exp.train.accumulate > 1 ? cat(" (", exp.train.accumulate, " micro-batches per step)") : "") << ", "
+              << exp.train.epochs << " epochs"
+              << (exp.train.max_steps > 0 ? cat(" or ", exp.train.max_steps, " steps (max_steps)") : "") << ", seed "
+              << exp.train.seed << "\n"
+              << "optimizer " << run.optimizer().describe() << "\nschedule " << run.schedule().describe() << "\n";
   }
   std::cout << run.trainer().exactness().describe(comm.size()) << "\n";
   for (const auto& w : data.warnings) std::cerr << "warning: " << w << "\n";

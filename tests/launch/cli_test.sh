@@ -63,7 +63,7 @@ if grep -q "^exact: yes" <<<"$out" && ! grep -qE "^layer |^data: |^loss " <<<"$o
 else
   echo "FAIL: --quiet --progress none printed:"; echo "$out" | head; failures=$((failures + 1))
 fi
-expect 0 "epoch 1/2 +step +[0-9]+/10" -- train "$T/good.yaml" --run-dir "$T/lines" --progress lines --progress-seconds 0.001
+expect 0 "epoch 1/2 +batch +[0-9]+/10" -- train "$T/good.yaml" --run-dir "$T/lines" --progress lines --progress-seconds 0.001
 expect 1 "--progress must be bar, lines, none or auto; got 'bars'; did you mean 'bar'\?" -- train "$T/good.yaml" --progress bars
 
 # Resuming compares the experiment with the checkpoint's: every difference printed; more
@@ -95,7 +95,8 @@ check() {  # check "what" command...: a failing command is a failed check
 }
 # Progress for a log (stderr is not a terminal here): plain lines, no control characters.
 "$HUBEL" train "$T/good.yaml" --run-dir "$T/run3" --set train.log_every=3 --progress-seconds 0.0001 > "$T/out.txt" 2> "$T/err.txt"
-check "progress lines on stderr" grep -qE "^epoch 2/2  step [0-9]+/10  loss [0-9.]+ acc [0-9.]+  [0-9]+ img/s  time left [0-9:]+$" "$T/err.txt"
+check "progress lines on stderr" grep -qE "^epoch 2/2  batch [0-9]+/10  loss [0-9.]+ acc [0-9.]+  [0-9]+ img/s  run done in [0-9:]+$" "$T/err.txt"
+check "evaluation progress lines on stderr" grep -qE "^evaluating val batch [0-9]+/[0-9]+  done in [0-9:]+$" "$T/err.txt"
 check "no control characters in the progress lines" bash -c "! LC_ALL=C grep -q '[[:cntrl:]]' '$T/err.txt'"
 # metrics.jsonl: every line a JSON object; step records every 3 steps, epochs in order.
 check "metrics.jsonl parses line by line, in order" python3 - "$T/run3/metrics.jsonl" <<'PY'

@@ -41,10 +41,11 @@ Trainer::Progress progress(int64_t epoch, int64_t batch, double loss_sum, int64_
 }
 
 // Runs two epochs of 4 steps through a RunLog; returns what it wrote on stderr.
-std::string run(const fs::path& dir, int terminal) {
+std::string run(const fs::path& dir, int terminal, int64_t max_steps = 0) {
   RunLog::Options o;
   o.dir = dir;
   o.epochs = 2;
+  o.max_steps = max_steps;
   o.log_every = 2;
   o.progress_seconds = 1e-9;
   o.bar_seconds = 0;
@@ -57,6 +58,9 @@ std::string run(const fs::path& dir, int terminal) {
     for (int64_t e = 0; e < 2; ++e) {
       // Step losses 1, 3, 5, 7: sums 1, 4, 9, 16 over 1, 2, 3, 4 rows.
       for (int64_t b = 1; b <= 4; ++b) log.step(progress(e, b, static_cast<double>(b * b), b / 2, b), ++step);
+      log.evaluating("val", 0, 10);
+      log.evaluating("val", 4, 10);
+      log.evaluating("val", 10, 10);
       EpochMetrics m;
       m.epoch = e + 1;
       m.steps = step;
@@ -77,7 +81,14 @@ std::string run(const fs::path& dir, int terminal) {
 TEST(RunLog, ProgressLinesForLogsHaveNoControlCharacters) {
   TempDir dir;
   const std::string err = run(dir.path, 0);
-  EXPECT_NE(err.find("epoch 1/2  step 3/4  loss 3.0000 acc 0.3333"), std::string::npos) << err;
+  EXPECT_NE(err.find("epoch 1/2  batch 3/4  loss 3.0000 acc 0.3333  6 img/s  run done in 0:01\n"), std::string::npos)
+      << err;
+  // Evaluations show their progress the same way.
+  EXPECT_NE(err.find("evaluating val batch 4/10  done in "), std::string::npos) << err;
+  // A run that max_steps ends inside its epochs counts steps, its time left to that step.
+  const std::string cut = run(dir.path, 0, 6);
+  EXPECT_NE(cut.find("step 3/6 (max_steps; epoch 1)  batch 3/4  loss 3.0000"), std::string::npos) << cut;
+  EXPECT_NE(cut.find("step 6/6 (max_steps; epoch 2)  batch 2/4"), std::string::npos) << cut;
   for (char ch : err) ASSERT_TRUE(ch == '\n' || (ch >= 32 && ch < 127)) << "control character " << static_cast<int>(ch);
   const std::string bar = run(dir.path, 1);
   EXPECT_NE(bar.find("\r"), std::string::npos);
