@@ -345,7 +345,9 @@ void RunLog::epoch(const EpochMetrics& m) {
     if (o_.accuracy) r << ", \"heldout_accuracy\": " << json_number(m.test_accuracy);
   }
   r << ", \"seconds\": " << json_number(m.seconds) << ", \"samples_per_second\": " << json_number(m.samples_per_second)
-    << ", \"comm_wait_ms\": " << json_number(m.comm_wait_ms) << (m.partial ? ", \"partial\": true" : "") << "}\n";
+    << ", \"comm_wait_ms\": " << json_number(m.comm_wait_ms) << ", \"busy_ms_min\": " << json_number(m.busy_ms_min)
+    << ", \"busy_ms_max\": " << json_number(m.busy_ms_max) << ", \"slowest_rank\": " << m.slowest_rank
+    << (m.partial ? ", \"partial\": true" : "") << "}\n";
   jsonl_.write(r.str());
   if (m.partial) return;  // (metrics.csv has whole epochs only)
   c << m.epoch << "," << m.steps << "," << m.lr << "," << m.train_loss << "," << m.train_accuracy << ","

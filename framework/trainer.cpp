@@ -203,6 +203,11 @@ Evaluation evaluate(Net& net, const Loss& loss, BatchSource& data, comm::Communi
   data.start(0, 0);
   Batch b;
   LossStats total;
+  // The worst mistakes so far: a heap whose top is the mildest of them.
+  std::vector<Evaluation::Mistake> worst;
+  const auto by_loss = [](const Evaluation::Mistake& a, const Evaluation::Mistake& b) {
+    return a.loss > b.loss || (a.loss == b.loss && a.index < b.index);
+  };
   const int64_t batches = max_batches > 0 ? std::min(max_batches, data.batches_per_epoch()) : data.batches_per_epoch();
   for (int64_t done = 0; done < batches && data.next(b); ++done) {
     if (progress) progress(done, batches);
@@ -220,6 +225,16 @@ Evaluation evaluate(Net& net, const Loss& loss, BatchSource& data, comm::Communi
         const float* row = y.data() + r * K;
         const int64_t pred = std::max_element(row, row + K) - row;
         confusion[static_cast<size_t>(b.labels[r] * K + pred)] += 1;
+        if (pred != b.labels[r]) {  // (an evaluation's order is the data set's)
+          const double l =
+              loss.evaluate(ConstTensorView(row, Shape{1, K}), Targets{b.labels + r, {}}, TensorView(), 1).loss;
+          worst.push_back({b.first_sample + r, b.labels[r], pred, l});
+          std::push_heap(worst.begin(), worst.end(), by_loss);
+          if (static_cast<int64_t>(worst.size()) > Evaluation::kWorst) {
+            std::pop_heap(worst.begin(), worst.end(), by_loss);
+            worst.pop_back();
+          }
+        }
       }
   }
   if (progress) progress(batches, batches);
@@ -229,6 +244,24 @@ Evaluation evaluate(Net& net, const Loss& loss, BatchSource& data, comm::Communi
   if (!confusion.empty()) comm.allreduce_sum(std::span<double>(confusion));
   e.stats = {sums[0], static_cast<int64_t>(sums[1]), static_cast<int64_t>(sums[2])};
   e.confusion.assign(confusion.begin(), confusion.end());
+  if (classify) {
+    // Every rank's worst in its own slots (index + 1, label, prediction, loss; 0: none),
+    // summed: all ranks get all, and keep the worst of them in the same order.
+    const auto W = static_cast<size_t>(comm.size()), k = static_cast<size_t>(Evaluation::kWorst);
+    std::vector<double> slots(W * k * 4, 0.0);
+    for (size_t i = 0; i < worst.size(); ++i) {
+      double* s = &slots[(static_cast<size_t>(comm.rank()) * k + i) * 4];
+      s[0] = static_cast<double>(worst[i].index + 1), s[1] = static_cast<double>(worst[i].label),
+      s[2] = static_cast<double>(worst[i].predicted), s[3] = worst[i].loss;
+    }
+    if (W > 1) comm.allreduce_sum(std::span<double>(slots));
+    for (size_t i = 0; i < W * k; ++i)
+      if (slots[i * 4] > 0)
+        e.worst.push_back({static_cast<int64_t>(slots[i * 4]) - 1, static_cast<int64_t>(slots[i * 4 + 1]),
+                           static_cast<int64_t>(slots[i * 4 + 2]), slots[i * 4 + 3]});
+    std::sort(e.worst.begin(), e.worst.end(), by_loss);
+    if (static_cast<int64_t>(e.worst.size()) > Evaluation::kWorst) e.worst.resize(k);
+  }
   return e;
 }
 
@@ -414,10 +447,16 @@ std::vector<EpochMetrics> Trainer::fit(BatchSource& train, BatchSource* test,
     if (interrupted && batches_done < train.batches_per_epoch()) break;
     if (seen == 0) break;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    double sums[3] = {stats.loss, static_cast<double>(stats.correct), static_cast<double>(stats.count)};
+    // With the sums, each rank's busy time per step (the step without the wait for the
+    // others' gradients) in its own slot: the slowest rank is the one the others wait for.
+    epoch_sums_.assign(3 + static_cast<size_t>(comm_.size()), 0.0);
+    double* sums = epoch_sums_.data();
+    sums[0] = stats.loss, sums[1] = static_cast<double>(stats.correct), sums[2] = static_cast<double>(stats.count);
+    sums[3 + comm_.rank()] =
+        1e3 * (seconds - wait_seconds) / static_cast<double>(std::max<int64_t>(1, steps_this_epoch));
     {
       comm::ScopedActivity act("the epoch's training metrics");
-      comm_.allreduce_sum(std::span<double>(sums, 3));
+      comm_.allreduce_sum(std::span<double>(epoch_sums_));
     }
     EpochMetrics m;
     m.epoch = epoch + 1;
@@ -429,6 +468,11 @@ std::vector<EpochMetrics> Trainer::fit(BatchSource& train, BatchSource* test,
     m.seconds = seconds;
     m.samples_per_second = static_cast<double>(seen) / seconds;
     m.comm_wait_ms = steps_this_epoch ? 1e3 * wait_seconds / static_cast<double>(steps_this_epoch) : 0;
+    m.busy_ms_min = m.busy_ms_max = sums[3];
+    for (int r = 0; r < comm_.size(); ++r) {
+      m.busy_ms_min = std::min(m.busy_ms_min, sums[3 + r]);
+      if (sums[3 + r] > m.busy_ms_max) m.busy_ms_max = sums[3 + r], m.slowest_rank = r;
+    }
     m.partial = batches_done < train.batches_per_epoch();
     if (test) {
       const LossStats t = evaluate(*test, o_.eval_batches);

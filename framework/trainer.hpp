@@ -80,6 +80,10 @@ struct EpochMetrics {
   double seconds = 0;  // training time of this epoch (evaluation excluded)
   double samples_per_second = 0;
   double comm_wait_ms = 0;  // per step: time the rank waited for the gradient allreduce after backward
+  // Per step, the ranks' time without that wait: the fastest and the slowest rank's (a
+  // straggler shows as a slowest rank far above the fastest).
+  double busy_ms_min = 0, busy_ms_max = 0;
+  int slowest_rank = 0;
 };
 
 // A net's summed loss, accuracy and, with K classes, its K x K confusion matrix (rows:
@@ -89,6 +93,14 @@ struct Evaluation {
   LossStats stats;
   int64_t classes = 0;
   std::vector<int64_t> confusion;
+  // The misclassified samples with the highest loss, worst first (at most kWorst, over all
+  // ranks): their index in the data set, true and predicted class and loss.
+  struct Mistake {
+    int64_t index = 0, label = 0, predicted = 0;
+    double loss = 0;
+  };
+  static constexpr int64_t kWorst = 16;
+  std::vector<Mistake> worst;
 };
 // chunk: an exact run's chunk (ExactPlan), so that every row is computed alike on any
 // number of ranks; the data's shards then sit at the chunks' places (LoaderOptions).
@@ -198,7 +210,7 @@ class Trainer {
   SyncReducer reducer_;
   bool reduces_ = false;  // some layer reduces across ranks in training
   ExactPlan exact_;
-  std::vector<double> buffer_scratch_;
+  std::vector<double> buffer_scratch_, epoch_sums_;
 };
 
 }  // namespace hubel

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -15,6 +16,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "comm/mpi_communicator.hpp"
@@ -552,6 +554,69 @@ void print_train_banner(const Common& c, const Experiment& exp, const Model& mod
   for (const auto& w : data.warnings) std::cerr << "warning: " << w << "\n";
 }
 
+// "1:23" or "1:02:03".
+std::string clock_text(double seconds) {
+  const auto s = static_cast<int64_t>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  return buf;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// The report's facts about a run; the last one, the duration, is updated as it goes.
+std::vector<std::pair<std::string, std::string>> run_facts(int argc, char** argv, const comm::Communicator& comm,
+                                                           const Runtime& runtime) {
+  std::string command = "hubel train";
+  for (int i = 1; i < argc; ++i) command += cat(" ", argv[i]);
+  const std::time_t now = std::time(nullptr);
+  char date[64];
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S %Z", std::localtime(&now));
+  std::string cpu = "unknown";
+  std::ifstream info("/proc/cpuinfo");
+  for (std::string line; std::getline(info, line);)
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  return {
+      {"started", date},
+      {"command", command},
+      {"ranks x threads", cat(comm.size(), " x ", runtime.threads())},
+      {"hubel", cat(HUBEL_VERSION, ", ",
+                    layers::kernel_width() ? cat(layers::kernel_width(), "-bit product kernels") : "BLAS products")},
+      {"CPU", cat(cpu, ", ", std::thread::hardware_concurrency(), " hardware threads")},
+      {"duration", "0:00"}};
+}
+
+// The misclassified samples of an evaluation as images (as stored, each stretched to its
+// own range), for the report: samples of 1 or 3 channels only.
+std::vector<launch::ReportInputs::Shown> worst_images(const Evaluation& e, const datasets::Dataset& set) {
+  std::vector<launch::ReportInputs::Shown> out;
+  const Shape s = set.sample_shape();
+  if (s.rank() != 3 || (s[0] != 1 && s[0] != 3) || e.worst.empty()) return out;
+  const auto names = set.class_names();
+  auto name = [&](int64_t k) {
+    return k < static_cast<int64_t>(names.size()) ? names[static_cast<size_t>(k)] : cat(k);
+  };
+  const int64_t scale = std::max<int64_t>(1, 96 / std::max(s[1], s[2]));
+  Tensor x(s.with_batch(1));
+  int32_t label = 0;
+  for (const auto& m : e.worst) {
+    set.read(std::vector<int64_t>{m.index}, x.view(), &label, TensorView());
+    out.push_back({launch::encode_png(launch::sample_image(x.data(), s[0], s[1], s[2], scale)),
+                   cat("#", m.index, ": ", name(m.label), ", predicted ", name(m.predicted), " (loss ",
+                       std::round(m.loss * 100) / 100, ")")});
+  }
+  return out;
+}
+
 int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   Common c;
   RunOptions ro;
@@ -595,8 +660,13 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   if (root) {
     std::ostringstream summary;
     net.summary(summary);
-    report = {c.experiment, summary.str(), ro.experiment_text, data.train->class_names(), "", 0, {}};
-    run.on_epoch([&](const EpochMetrics&) { launch::write_report(run_dir, report); });
+    report = {c.experiment, summary.str(), ro.experiment_text, data.train->class_names(), "", 0, {}, {}, {}};
+    report.about = run_facts(argc, argv, comm, runtime);
+    const auto started = std::chrono::steady_clock::now();
+    run.on_epoch([&, started](const EpochMetrics&) {
+      report.about.back().second = clock_text(seconds_since(started));
+      launch::write_report(run_dir, report);
+    });
   }
   const RunResult r = runtime.run([&] { return run.train(); });
   if (r.signal) return kOk;
@@ -611,6 +681,8 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     report.eval_name = r.final_name;
     report.classes = r.final->classes;
     report.confusion = r.final->confusion;
+    const datasets::Dataset* final_set = r.final_name == "test" && loaders.test ? data.test.get() : data.heldout.get();
+    if (root && final_set) report.worst = worst_images(*r.final, *final_set);
   }
   if (!root) return kOk;
   launch::write_report(run_dir, report);

@@ -108,8 +108,24 @@ std::vector<double> ticks(double lo, double hi) {
   return t;
 }
 
-// An SVG line chart with axes, ticks and a legend.
-std::string chart(const std::string& title, const std::string& xlabel, const std::vector<Series>& series) {
+std::string base64(const std::vector<uint8_t>& in) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < in.size(); i += 3) {
+    const uint32_t v = (uint32_t{in[i]} << 16) | (i + 1 < in.size() ? uint32_t{in[i + 1]} << 8 : 0) |
+                       (i + 2 < in.size() ? uint32_t{in[i + 2]} : 0);
+    out += k[(v >> 18) & 63];
+    out += k[(v >> 12) & 63];
+    out += i + 1 < in.size() ? k[(v >> 6) & 63] : '=';
+    out += i + 2 < in.size() ? k[v & 63] : '=';
+  }
+  return out;
+}
+
+// An SVG line chart with axes, their titles, ticks, a legend and dashed marks at the
+// epochs' ends (x values); as wide as the page allows.
+std::string chart(const std::string& title, const std::string& xlabel, const std::string& ylabel,
+                  const std::vector<Series>& series, const std::vector<double>& marks = {}) {
   double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
   for (const auto& s : series)
     for (const auto& [x, y] : s.points) {
@@ -127,11 +143,11 @@ std::string chart(const std::string& title, const std::string& xlabel, const std
   const double pad = 0.05 * (y1 - y0);
   y0 = y0 - pad < 0 && y0 >= 0 ? 0 : y0 - pad;
   y1 += pad;
-  const double W = 560, H = 300, L = 60, R = 15, T = 15, B = 45;
+  const double W = 640, H = 300, L = 70, R = 15, T = 15, B = 45;
   auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
   auto py = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
-  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W
-     << " " << H << "\" role=\"img\">";
+  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100%\" viewBox=\"0 0 " << W << " " << H
+     << "\" role=\"img\">";
   os << "<rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << W - L - R << "\" height=\"" << H - T - B
      << "\" fill=\"#fff\" stroke=\"#999\"/>";
   for (double t : ticks(y0, y1))
@@ -143,7 +159,12 @@ std::string chart(const std::string& title, const std::string& xlabel, const std
        << "\" stroke=\"#eee\"/><text x=\"" << px(t) << "\" y=\"" << H - B + 16 << "\" text-anchor=\"middle\">"
        << num(t, 6) << "</text>";
   os << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 8 << "\" text-anchor=\"middle\">" << escape(xlabel)
-     << "</text>";
+     << "</text><text transform=\"translate(14," << (T + H - B) / 2 << ") rotate(-90)\" text-anchor=\"middle\">"
+     << escape(ylabel) << "</text>";
+  for (double m : marks)
+    if (m > x0 && m < x1)
+      os << "<line y1=\"" << T << "\" y2=\"" << H - B << "\" x1=\"" << num(px(m), 7) << "\" x2=\"" << num(px(m), 7)
+         << "\" stroke=\"#bbb\" stroke-dasharray=\"4 3\"/>";
   std::string legend;
   for (const auto& s : series) {
     if (s.points.empty()) continue;
@@ -199,21 +220,33 @@ void write_report(const fs::path& run_dir, const ReportInputs& in) {
   Series step_acc = step_loss, train_acc = train_loss, held_acc = held_loss;
   step_acc.points.clear(), train_acc.points.clear(), held_acc.points.clear();
   Series lr{"learning rate", "#238b45", {}};
+  Series step_rate{"between logged steps", "#6baed6", {}, true}, epoch_rate{"epoch", "#08519c", {}};
+  Series wait{"wait for the gradients", "#d94801", {}};
+  Series fastest{"fastest rank", "#238b45", {}}, slowest{"slowest rank", "#cb181d", {}};
+  std::vector<double> marks;
   for (const auto& m : steps) {
     const double s = value(m, "step");
     step_loss.points.emplace_back(s, value(m, "loss"));
     step_acc.points.emplace_back(s, value(m, "accuracy"));
     lr.points.emplace_back(s, value(m, "lr"));
+    step_rate.points.emplace_back(s, value(m, "samples_per_second"));
   }
   bool has_accuracy = false;
+  int slowest_rank = -1;
   for (const auto& m : epochs) {
     const double s = value(m, "steps");
+    marks.push_back(s);
     train_loss.points.emplace_back(s, value(m, "train_loss"));
     held_loss.points.emplace_back(s, value(m, "heldout_loss"));
     train_acc.points.emplace_back(s, value(m, "train_accuracy"));
     held_acc.points.emplace_back(s, value(m, "heldout_accuracy"));
     has_accuracy = has_accuracy || std::isfinite(value(m, "train_accuracy"));
     if (steps.empty()) lr.points.emplace_back(s, value(m, "lr"));
+    epoch_rate.points.emplace_back(s, value(m, "samples_per_second"));
+    wait.points.emplace_back(s, value(m, "comm_wait_ms"));
+    fastest.points.emplace_back(s, value(m, "busy_ms_min"));
+    slowest.points.emplace_back(s, value(m, "busy_ms_max"));
+    if (std::isfinite(value(m, "slowest_rank"))) slowest_rank = static_cast<int>(value(m, "slowest_rank"));
   }
   std::ostringstream html;
   html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>hubel report: " << escape(in.title)
@@ -224,18 +257,34 @@ void write_report(const fs::path& run_dir, const ReportInputs& in) {
           "overflow-x:auto;font-size:12px}table.cm{border-collapse:collapse;font-size:12px}table.cm td,table.cm "
           "th{border:1px solid "
           "#ccc;padding:3px 6px;text-align:right}table.cm "
-          "th{background:#f0f0f0}.none{color:#888}.legend{font-size:12px}.key{margin-right:1.2em}</style></"
-          "head><body>\n";
+          "th{background:#f0f0f0}.none{color:#888}.legend{font-size:12px}.key{margin-right:1.2em}"
+          "figure{width:min(640px,100%)}table.about td,table.about th{text-align:left;padding:2px 12px 2px 0;"
+          "vertical-align:top}table.about td{font-family:monospace}.worst figure{width:auto;text-align:center}"
+          ".worst img{image-rendering:pixelated;border:1px solid #ccc}</style></head><body>\n";
   html << "<h1>hubel report</h1><p>Experiment <code>" << escape(in.title) << "</code>; " << epochs.size()
        << " epoch(s) logged";
   if (!epochs.empty()) html << ", " << num(value(epochs.back(), "steps"), 10) << " steps";
   if (!test.empty() && std::isfinite(value(test, "accuracy")))
     html << "; final " << escape(in.eval_name) << " accuracy <b>" << num(100 * value(test, "accuracy"), 4)
          << "%</b> on " << num(value(test, "samples"), 10) << " samples";
-  html << ".</p>\n<h2>Curves</h2>\n";
-  html << chart("Loss", "step", {step_loss, train_loss, held_loss});
-  if (has_accuracy) html << chart("Accuracy", "step", {step_acc, train_acc, held_acc});
-  html << chart("Learning rate", "step", {lr});
+  html << ".</p>\n";
+  if (!in.about.empty()) {
+    html << "<table class=\"about\">";
+    for (const auto& [k, v] : in.about) html << "<tr><th>" << escape(k) << "</th><td>" << escape(v) << "</td></tr>";
+    html << "</table>\n";
+  }
+  if (fs::exists(run_dir / "visualize" / "visualize.html"))
+    html << "<p><a href=\"visualize/visualize.html\">Filters and feature maps</a> (hubel visualize)</p>\n";
+  html << "<h2>Curves</h2>\n<p>Dashed lines: the ends of the epochs.</p>\n";
+  html << chart("Loss", "step", "loss", {step_loss, train_loss, held_loss}, marks);
+  if (has_accuracy) html << chart("Accuracy", "step", "accuracy", {step_acc, train_acc, held_acc}, marks);
+  html << chart("Learning rate", "step", "learning rate", {lr}, marks);
+  html << chart("Throughput", "step", "samples per second", {step_rate, epoch_rate}, marks);
+  html << chart("Waiting for the gradients (allreduce after backward)", "step", "ms per step", {wait}, marks);
+  html << chart(slowest_rank >= 0
+                    ? cat("Step time without that wait, per rank (slowest in the last epoch: rank ", slowest_rank, ")")
+                    : std::string("Step time without that wait, per rank"),
+                "step", "ms per step", {fastest, slowest}, marks);
   if (in.classes > 0 && static_cast<int64_t>(in.confusion.size()) == in.classes * in.classes) {
     const int64_t K = in.classes;
     auto name = [&](int64_t k) {
@@ -263,8 +312,9 @@ void write_report(const fs::path& run_dir, const ReportInputs& in) {
       for (int64_t j = 0; j < K; ++j) {
         const int64_t v = in.confusion[static_cast<size_t>(i * K + j)];
         const double a = static_cast<double>(v) / static_cast<double>(peak);
-        html << "<td style=\"background:rgba(" << (i == j ? "33,113,181," : "215,48,39,")
-             << num(i == j ? a : std::min(1.0, 4 * a), 3) << ")\">" << v << "</td>";
+        const double shade = i == j ? a : std::min(1.0, 4 * a);
+        html << "<td style=\"background:rgba(" << (i == j ? "33,113,181," : "215,48,39,") << num(shade, 3) << ")"
+             << (shade > 0.55 ? ";color:#fff" : "") << "\">" << v << "</td>";
       }
       html << "<td>"
            << (row ? num(100.0 * static_cast<double>(in.confusion[static_cast<size_t>(i * K + i)]) /
@@ -275,6 +325,15 @@ void write_report(const fs::path& run_dir, const ReportInputs& in) {
            << "</td></tr>\n";
     }
     html << "</table>\n";
+  }
+  if (!in.worst.empty()) {
+    html << "<h2>The misclassified " << escape(in.eval_name)
+         << " samples with the highest loss</h2>\n<div class=\"worst\">";
+    for (const auto& w : in.worst)
+      html << "<figure><img alt=\"" << escape(w.caption) << "\" src=\"data:image/png;base64," << base64(w.png)
+           << "\"><figcaption style=\"font-weight:normal;font-size:12px\">" << escape(w.caption)
+           << "</figcaption></figure>";
+    html << "</div>\n";
   }
   html << "<h2>Model</h2><pre>" << escape(in.summary) << "</pre>\n<h2>Experiment as run</h2><pre>"
        << escape(in.experiment) << "</pre>\n</body></html>\n";

@@ -13,15 +13,54 @@ namespace hubel::launch {
 
 namespace fs = std::filesystem;
 
-void write_png(const std::string& path, const Image& image) {
+namespace {
+png_image png_header(const Image& image) {
   png_image png{};
   png.version = PNG_IMAGE_VERSION;
   png.width = static_cast<png_uint_32>(image.width);
   png.height = static_cast<png_uint_32>(image.height);
-  png.format = PNG_FORMAT_GRAY;
-  if (!png_image_write_to_file(&png, path.c_str(), 0, image.pixels.data(), static_cast<png_int_32>(image.width),
-                               nullptr))
+  png.format = image.channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+  return png;
+}
+}  // namespace
+
+void write_png(const std::string& path, const Image& image) {
+  png_image png = png_header(image);
+  if (!png_image_write_to_file(&png, path.c_str(), 0, image.pixels.data(),
+                               static_cast<png_int_32>(image.width * image.channels), nullptr))
     throw DataError(cat("cannot write ", path, ": ", png.message));
+}
+
+std::vector<uint8_t> encode_png(const Image& image) {
+  png_image png = png_header(image);
+  png_alloc_size_t size = 0;
+  const auto stride = static_cast<png_int_32>(image.width * image.channels);
+  if (!png_image_write_to_memory(&png, nullptr, &size, 0, image.pixels.data(), stride, nullptr))
+    throw Error(cat("cannot encode a PNG: ", png.message));
+  std::vector<uint8_t> out(size);
+  if (!png_image_write_to_memory(&png, out.data(), &size, 0, image.pixels.data(), stride, nullptr))
+    throw Error(cat("cannot encode a PNG: ", png.message));
+  out.resize(size);
+  return out;
+}
+
+Image sample_image(const float* x, int64_t channels, int64_t h, int64_t w, int64_t scale) {
+  const int64_t n = channels * h * w;
+  const auto [lo, hi] = std::minmax_element(x, x + n);
+  const float range = *hi > *lo ? *hi - *lo : 1.0f;
+  Image img;
+  img.channels = channels == 3 ? 3 : 1;
+  img.width = w * scale;
+  img.height = h * scale;
+  img.pixels.resize(static_cast<size_t>(img.width * img.height * img.channels));
+  for (int64_t r = 0; r < img.height; ++r)
+    for (int64_t c = 0; c < img.width; ++c)
+      for (int ch = 0; ch < img.channels; ++ch) {
+        const float v = x[(ch * h + r / scale) * w + c / scale];
+        img.pixels[static_cast<size_t>((r * img.width + c) * img.channels + ch)] =
+            static_cast<uint8_t>(std::lround(255.0f * (v - *lo) / range));
+      }
+  return img;
 }
 
 Image tile_grid(const std::vector<const float*>& tiles, int64_t h, int64_t w, int64_t columns, int64_t scale) {

@@ -11,12 +11,17 @@
 
 namespace hubel::launch {
 
-// A grayscale image, 8 bits per pixel, written with libpng.
+// An 8-bit image, grayscale or RGB, written with libpng.
 struct Image {
   int64_t width = 0, height = 0;
+  int channels = 1;             // 1 (gray) or 3 (RGB, interleaved)
   std::vector<uint8_t> pixels;  // row-major
 };
 void write_png(const std::string& path, const Image& image);
+std::vector<uint8_t> encode_png(const Image& image);  // the PNG file's bytes
+// A sample [C, H, W] (C 1 or 3) as an image, its values stretched to [0, 255] by the
+// sample's own minimum and maximum, scaled up `scale` times.
+Image sample_image(const float* x, int64_t channels, int64_t h, int64_t w, int64_t scale);
 
 // Tiles of values, each normalized to [0, 255] by its own minimum and maximum (constant
 // tiles are mid-gray), scaled up `scale` times (nearest neighbour) and laid out `columns`

@@ -140,6 +140,10 @@ TEST(Report, HoldsCurvesConfusionMatrixAndSummaryEscaped) {
   TempDir dir;
   run(dir.path, 0);
   ReportInputs in{"exp.yaml", "layer <table>", "model: {}", {"cat", "dog"}, "test", 2, {40, 10, 5, 45}};
+  in.about = {{"ranks x threads", "2 x 1"}, {"command", "hubel train a<b.yaml"}};
+  Image img;
+  img.width = 2, img.height = 1, img.pixels = {0, 255};
+  in.worst = {{encode_png(img), "#7: cat, predicted dog (loss 3.5)"}};
   write_report(dir.path, in);
   std::ifstream f(dir.path / "report.html");
   std::stringstream ss;
@@ -147,7 +151,21 @@ TEST(Report, HoldsCurvesConfusionMatrixAndSummaryEscaped) {
   const std::string html = ss.str();
   int svgs = 0;
   for (size_t at = html.find("<svg"); at != std::string::npos; at = html.find("<svg", at + 1)) ++svgs;
-  EXPECT_EQ(svgs, 3);  // loss, accuracy, learning rate
+  EXPECT_EQ(svgs, 6);  // loss, accuracy, learning rate, throughput, wait, per-rank step time
+  for (const char* title : {"<figcaption>Throughput</figcaption>", ">samples per second</text>", ">ms per step</text>",
+                            "<figcaption>Step time without that wait, per rank (slowest in the last epoch: rank 0)"})
+    EXPECT_NE(html.find(title), std::string::npos) << title;
+  EXPECT_NE(html.find("stroke-dasharray"), std::string::npos);  // the epoch marks
+  EXPECT_NE(html.find("<th>ranks x threads</th><td>2 x 1</td>"), std::string::npos);
+  EXPECT_NE(html.find("hubel train a&lt;b.yaml"), std::string::npos);
+  // The worst mistakes as inline PNGs: the 2x1 image's bytes, base64.
+  const std::vector<uint8_t> png = encode_png(img);
+  ASSERT_GT(png.size(), 8u);
+  EXPECT_EQ(std::string(png.begin() + 1, png.begin() + 4), "PNG");
+  EXPECT_NE(html.find("<img alt=\"#7: cat, predicted dog (loss 3.5)\" src=\"data:image/png;base64,iVBORw0KGgo"),
+            std::string::npos);
+  // Text on dark cells is white: the diagonal's 45 is the darkest.
+  EXPECT_NE(html.find("rgba(33,113,181,1);color:#fff\">45</td>"), std::string::npos) << html;
   EXPECT_NE(html.find("<polyline"), std::string::npos);
   EXPECT_NE(html.find("Confusion matrix (test, 100 samples, accuracy 85%)"), std::string::npos);
   EXPECT_NE(html.find("<th>dog</th>"), std::string::npos);
