@@ -357,21 +357,27 @@ int cmd_visualize(int argc, char** argv) {
   const ConstTensorView y = model.net.forward(1, {false, exp.train.seed, 0, 0});
   if (out.empty()) out = (fs::path(file).parent_path().parent_path() / "visualize").string();
   std::cout << set->name() << ", sample " << sample;
+  std::string caption = cat("sample ", sample);
   if (b.labels) {
     const auto names = set->class_names();
     const int32_t label = b.labels[0];
+    auto name = [&](int64_t k) {
+      return k >= 0 && static_cast<size_t>(k) < names.size() ? names[static_cast<size_t>(k)] : cat("class ", k);
+    };
     std::cout << ": class " << label;
     if (label >= 0 && static_cast<size_t>(label) < names.size())
       std::cout << " (" << names[static_cast<size_t>(label)] << ")";
+    caption += ": " + name(label);
     if (y.stride0() == set->num_classes()) {
       const int64_t pred = std::max_element(y.data(), y.data() + y.stride0()) - y.data();
       std::cout << ", predicted " << pred;
       if (static_cast<size_t>(pred) < names.size()) std::cout << " (" << names[static_cast<size_t>(pred)] << ")";
+      caption += ", predicted " + name(pred);
     }
   }
   std::cout << "\n";
-  for (const auto& p : launch::draw_network(model.net, out))
-    std::cout << p.path << "  " << p.width << "x" << p.height << "  " << p.what << "\n";
+  for (const auto& p : launch::draw_network(model.net, out, caption))
+    std::cout << p.path << (p.width ? cat("  ", p.width, "x", p.height) : std::string()) << "  " << p.what << "\n";
   return kOk;
 }
 

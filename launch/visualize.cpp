@@ -6,8 +6,11 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "framework/error.hpp"
+#include "launch/font.hpp"
 
 namespace hubel::launch {
 
@@ -86,6 +89,44 @@ Image tile_grid(const std::vector<const float*>& tiles, int64_t h, int64_t w, in
   return img;
 }
 
+int64_t draw_text(Image& image, int64_t x, int64_t y, const std::string& text, int64_t scale, uint8_t ink) {
+  int64_t at = x;
+  for (char ch : text) {
+    const uint8_t* g = glyph(ch);
+    for (int col = 0; col < kGlyphWidth; ++col)
+      for (int row = 0; row < kGlyphHeight; ++row) {
+        if (!(g[col] >> row & 1)) continue;
+        for (int64_t dy = 0; dy < scale; ++dy)
+          for (int64_t dx = 0; dx < scale; ++dx) {
+            const int64_t px = at + col * scale + dx, py = y + row * scale + dy;
+            if (px < 0 || py < 0 || px >= image.width || py >= image.height) continue;
+            for (int c = 0; c < image.channels; ++c)
+              image.pixels[static_cast<size_t>((py * image.width + px) * image.channels + c)] = ink;
+          }
+      }
+    at += kGlyphAdvance * scale;
+  }
+  return at - x;
+}
+
+Image with_caption(const Image& image, const std::string& caption) {
+  // Twice the font's size where the caption then fits the picture's width.
+  const int64_t pad = 4, chars = static_cast<int64_t>(caption.size());
+  const int64_t scale = chars * kGlyphAdvance * 2 + 2 * pad <= image.width ? 2 : 1;
+  const int64_t text_w = chars * kGlyphAdvance * scale;
+  const int64_t band = kGlyphHeight * scale + 2 * pad;
+  Image out;
+  out.channels = image.channels;
+  out.width = std::max(image.width, text_w + 2 * pad);
+  out.height = image.height + band;
+  out.pixels.assign(static_cast<size_t>(out.width * out.height * out.channels), 255);
+  draw_text(out, pad, pad, caption, scale, 0);
+  for (int64_t r = 0; r < image.height; ++r)
+    std::copy_n(image.pixels.data() + r * image.width * image.channels, image.width * image.channels,
+                out.pixels.data() + ((band + r) * out.width) * out.channels);
+  return out;
+}
+
 namespace {
 
 // Spatial [h, w] of a per-sample shape [C, ...]: [C, W] -> 1 x W; [C, H, W]; [C, D, H, W] -> H x W
@@ -98,20 +139,27 @@ bool plane(const Shape& s, int64_t& h, int64_t& w, int64_t& offset) {
   return false;
 }
 
-// Scale so that a tile is at least about 64 pixels high, at most 16 times.
+// Scale so that a tile is at least about 96 pixels high, at most 16 times.
 int64_t scale_for(int64_t h, int64_t w) {
-  return std::clamp<int64_t>(64 / std::max<int64_t>(1, std::max(h, w / 4)), 1, 16);
+  return std::clamp<int64_t>(96 / std::max<int64_t>(1, std::max(h, w / 4)), 1, 16);
+}
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) out += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+  return out;
 }
 
 }  // namespace
 
-std::vector<Picture> draw_network(Net& net, const std::string& dir) {
+std::vector<Picture> draw_network(Net& net, const std::string& dir, const std::string& sample) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw DataError(cat("cannot create ", dir, ": ", ec.message()));
   std::vector<Picture> out;
-  auto emit = [&](const std::string& name, const Image& img, const std::string& what) {
+  auto emit = [&](const std::string& name, const Image& tiles, const std::string& what, const std::string& label) {
     const std::string path = (fs::path(dir) / name).string();
+    const Image img = with_caption(tiles, sample.empty() ? label : label + " - " + sample);
     write_png(path, img);
     out.push_back({path, what, img.width, img.height});
   };
@@ -122,7 +170,7 @@ std::vector<Picture> draw_network(Net& net, const std::string& dir) {
   if (plane(in, h, w, off)) {
     std::vector<const float*> tiles;
     for (int64_t c = 0; c < in[0]; ++c) tiles.push_back(x.data() + c * (in.numel() / in[0]) + off);
-    emit("input.png", tile_grid(tiles, h, w, in[0], scale_for(h, w) * 2), cat("the input, ", in.str()));
+    emit("input.png", tile_grid(tiles, h, w, in[0], scale_for(h, w) * 2), cat("the input, ", in.str()), "input");
   }
   // The first convolution's filters: weights [K, C/groups, k...].
   for (size_t i = 0; i < net.size(); ++i) {
@@ -140,7 +188,8 @@ std::vector<Picture> draw_network(Net& net, const std::string& dir) {
       emit(cat("filters_", l.name(), ".png"),
            tile_grid(tiles, kh, kw, columns, std::clamp<int64_t>(64 / std::max(kh, kw), 4, 16)),
            C > 1 ? cat("the ", K, " filters of ", l.name(), " (rows) over its ", C, " input channels (columns)")
-                 : cat("the ", K, " filters of ", l.name()));
+                 : cat("the ", K, " filters of ", l.name()),
+           cat(l.name(), " filters"));
     }
     break;
   }
@@ -156,8 +205,25 @@ std::vector<Picture> draw_network(Net& net, const std::string& dir) {
     for (int64_t c = 0; c < C; ++c) tiles.push_back(y.data() + c * stride + off);
     const auto columns = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(C))));
     emit(cat("maps_", l.name(), ".png"), tile_grid(tiles, h, w, h == 1 ? 1 : columns, scale_for(h, w)),
-         cat("the ", C, " feature map(s) of ", l.name(), " (", l.type(), "), ", per.str()));
+         cat("the ", C, " feature map(s) of ", l.name(), " (", l.type(), "), ", per.str()), cat(l.name(), " maps"));
   }
+  // One page showing them all.
+  std::ostringstream html;
+  html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>hubel visualize"
+       << (sample.empty() ? "" : ": " + html_escape(sample))
+       << "</title><style>body{font-family:sans-serif;margin:2em;color:#222}figure{margin:0 0 2em 0}"
+          "img{image-rendering:pixelated;border:1px solid #ccc}</style></head><body>\n<h1>What the network sees"
+       << (sample.empty() ? "" : ": " + html_escape(sample)) << "</h1>\n";
+  for (const auto& p : out)
+    html << "<figure><img src=\"" << html_escape(fs::path(p.path).filename().string()) << "\" width=\"" << p.width * 2
+         << "\" alt=\"" << html_escape(p.what) << "\"><figcaption>" << html_escape(p.what)
+         << "</figcaption></figure>\n";
+  html << "</body></html>\n";
+  const std::string page = (fs::path(dir) / "visualize.html").string();
+  std::ofstream f(page, std::ios::trunc);
+  f << html.str();
+  if (!f.flush()) throw DataError(cat("cannot write ", page));
+  out.push_back({page, "one page showing them all", 0, 0});
   return out;
 }
 

@@ -267,12 +267,25 @@ def size(name):
         head = f.read(24)
     assert head[:8] == b"\x89PNG\r\n\x1a\n", name
     return struct.unpack(">II", head[16:24])
-# 28x28 input at 4x: 114; 6 filters 5x5 at 12x in a 3x2 grid; 6 maps 28x28 at 2x in 3x2;
-# 16 maps 10x10 at 6x in 4x4; 16 maps 5x5 at 12x in 4x4 (1-pixel borders).
-expected = {"input.png": (114, 114), "filters_c1.png": (184, 123), "maps_c1.png": (172, 115),
-            "maps_s2.png": (172, 115), "maps_c3.png": (245, 245), "maps_s4.png": (245, 245)}
+# The tiles: 28x28 input at 6x: 170; 6 filters 5x5 at 12x in a 3x2 grid; 6 maps 28x28 at
+# 3x in 3x2; 6 maps 14x14 at 6x; 16 maps 10x10 at 9x in 4x4; 16 maps 5x5 at 16x in 4x4
+# (1-pixel borders); above them a white band with the caption in the 5x7 font (twice its
+# size where that fits), 4 pixels around it.
+tiles = {"input.png": (170, 170, "input"), "filters_c1.png": (184, 123, "c1 filters"),
+         "maps_c1.png": (256, 171, "c1 maps"), "maps_s2.png": (256, 171, "s2 maps"),
+         "maps_c3.png": (365, 365, "c3 maps"), "maps_s4.png": (325, 325, "s4 maps")}
+expected = {}
+for name, (w, h, label) in tiles.items():
+    chars = len(label + " - sample 3: Trouser, predicted Trouser")
+    scale = 2 if chars * 12 + 8 <= w else 1
+    expected[name] = (max(w, chars * 6 * scale + 8), h + 7 * scale + 8)
 for name, dims in expected.items():
     assert size(name) == dims, (name, size(name), dims)
+page = open(os.path.join(sys.argv[1], "visualize.html")).read()
+for name in expected:
+    assert 'src="%s"' % name in page, name
+assert "sample 3: Trouser, predicted Trouser" in page
+expected["visualize.html"] = None
 assert sorted(os.listdir(sys.argv[1])) == sorted(expected), os.listdir(sys.argv[1])
 PY
   expect 1 "--sample 10000 is past the end of .*10000 samples" -- visualize "$CK" --sample 10000 --set data.file="$T/fm.h5"

@@ -176,6 +176,36 @@ TEST(Report, HoldsCurvesConfusionMatrixAndSummaryEscaped) {
   EXPECT_EQ(html.find("http"), html.find("http://www.w3.org/2000/svg"));  // nothing fetched
 }
 
+// Labels on pictures: the 5x7 font's "I" (columns 0x00 0x41 0x7F 0x41 0x00), and a caption
+// band above an image.
+TEST(Visualize, TextAndCaptions) {
+  Image img;
+  img.width = 12, img.height = 7;
+  img.pixels.assign(84, 255);
+  EXPECT_EQ(draw_text(img, 0, 0, "I-", 1, 0), 12);
+  auto at = [&](const Image& i, int64_t x, int64_t y) { return i.pixels[static_cast<size_t>(y * i.width + x)]; };
+  for (int y = 0; y < 7; ++y) EXPECT_EQ(at(img, 2, y), 0) << y;  // the stem
+  EXPECT_EQ(at(img, 1, 0), 0);
+  EXPECT_EQ(at(img, 1, 3), 255);
+  EXPECT_EQ(at(img, 3, 6), 0);
+  EXPECT_EQ(at(img, 0, 3), 255);
+  EXPECT_EQ(at(img, 8, 3), 0);  // '-' (0x08: row 3) in the second cell
+  EXPECT_EQ(at(img, 8, 2), 255);
+  // A 100-pixel-wide picture: "ab" at twice the size fits (2 x 12 + 8), the band 14 + 8 high.
+  Image pic;
+  pic.width = 100, pic.height = 10;
+  pic.pixels.assign(1000, 77);
+  Image c = with_caption(pic, "ab");
+  EXPECT_EQ(c.width, 100);
+  EXPECT_EQ(c.height, 10 + 22);
+  EXPECT_EQ(at(c, 50, 22), 77);  // the picture below the band
+  EXPECT_EQ(at(c, 99, 0), 255);
+  // A caption longer than the picture: the font's size, the picture widened.
+  c = with_caption(pic, std::string(20, 'x'));
+  EXPECT_EQ(c.width, 20 * 6 + 8);
+  EXPECT_EQ(c.height, 10 + 15);
+}
+
 TEST(Visualize, TilesAreNormalizedScaledAndFramed) {
   const float a[] = {0, 1, 2, 3}, b[] = {5, 5, 5, 5};
   const Image img = tile_grid({a, b}, 2, 2, 2, 3);
