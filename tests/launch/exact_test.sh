@@ -45,7 +45,7 @@ numbers() {
 import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    print({k: v for k, v in r.items() if k not in ("seconds", "time", "samples_per_second", "comm_wait_ms", "data_wait_ms")})
+    print({k: v for k, v in r.items() if k not in ("seconds", "time", "samples_per_second", "comm_wait_ms", "data_wait_ms", "busy_ms_min", "busy_ms_max", "slowest_rank")})
 PY
 }
 # equal REFERENCE NAME: the checkpoints and the metrics bitwise equal

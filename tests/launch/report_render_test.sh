@@ -37,7 +37,7 @@ if grep -q "CONSOLE" "$T/log"; then
   failures=$((failures + 1))
 fi
 svgs=$(grep -o "<svg" "$T/dom" | wc -l)
-[ "$svgs" -eq 3 ] || { echo "FAIL: the rendered report has $svgs charts, not 3"; failures=$((failures + 1)); }
+[ "$svgs" -eq 6 ] || { echo "FAIL: the rendered report has $svgs charts, not 6 (loss, accuracy, rate, throughput, wait, per rank)"; failures=$((failures + 1)); }
 grep -q "Confusion matrix (test, 1000 samples" "$T/dom" || { echo "FAIL: no confusion matrix in the rendered report"; failures=$((failures + 1)); }
 grep -q "<polyline" "$T/dom" || { echo "FAIL: no curves in the rendered report"; failures=$((failures + 1)); }
 [ "$failures" -eq 0 ] && echo "ok: report.html renders in $("$CHROMIUM" --version 2>/dev/null | head -1) with no console errors"

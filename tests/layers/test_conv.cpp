@@ -513,7 +513,7 @@ TEST(Conv, LeNet5ParameterCounts) {
   EXPECT_EQ(count["s4"], 32);
   EXPECT_EQ(count["c5"], 48120);
   EXPECT_EQ(count["f6"], 10164);
-  EXPECT_EQ(count["output"], 850);
+  EXPECT_EQ(count["output"], 0);  // the RBF layer: fixed codes, no parameters
 }
 
 }  // namespace hubel::layers
