@@ -21,6 +21,7 @@
 
 #include "comm/mpi_communicator.hpp"
 #include "datasets/convert.hpp"
+#include "datasets/image_folder.hpp"
 #include "datasets/loader.hpp"
 #include "datasets/loaders.hpp"
 #include "datasets/open.hpp"
@@ -63,8 +64,8 @@ const char* kUsage =
     "  visualize CHECKPOINT --sample K\n"
     "                 PNG images of the first convolution's filters and every convolution and\n"
     "                 pooling layer's feature maps for sample K\n"
-    "  convert idx|cifar10 DIR OUT.h5\n"
-    "                 convert IDX (MNIST, Fashion-MNIST) or CIFAR-10 binary files to HDF5\n"
+    "  convert idx|cifar10|images DIR OUT.h5\n"
+    "                 convert IDX (MNIST, Fashion-MNIST), CIFAR-10 binary files or image folders to HDF5\n"
     "\n"
     "`hubel <command> --help` lists a command's options. Under mpirun or srun, train runs\n"
     "data-parallel on every rank; without them it is a one-rank run.\n"
@@ -382,12 +383,19 @@ int cmd_visualize(int argc, char** argv) {
 }
 
 int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
-  std::string format, dir, out, classes;
-  int compress = 0;
+  std::string format, dir, out, classes, size, resize = "shorter";
+  int compress = 0, channels = 0;
   int64_t chunk_rows = 256;
   po::options_description opts("options");
   opts.add_options()("help,h", "show this help")(
-      "classes", po::value(&classes), "class names: mnist, fashion-mnist, cifar10, or a comma-separated list")(
+      "classes", po::value(&classes),
+      "class names: mnist, fashion-mnist, cifar10, or a comma-separated list (images: these class folders, in "
+      "this order)")("size", po::value(&size), "images: the samples' size H,W (default: the images' own)")(
+      "resize", po::value(&resize),
+      "images: shorter (scale the shorter side, then the centre crop; default) or exact (stretch)")(
+      "channels", po::value(&channels), "images: 1 (gray) or 3 (RGB); default 3 if any image is in color")(
+      "split-dir", "images: DIR/{train,val,test}/<class>/ instead of DIR/<class>/ (all train)")(
+      "skip-bad", "images: leave out files that cannot be read (counted) instead of stopping")(
       "compress", po::value(&compress), "gzip level 1-9 for the images (default 0: uncompressed, fastest to read)")(
       "chunk-rows", po::value(&chunk_rows), "samples per HDF5 chunk (default 256)")(
       "no-checksum",
@@ -395,17 +403,23 @@ int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
   const po::variables_map vm = parse_command(argc, argv, opts, {{"format", &format}, {"dir", &dir}, {"out", &out}});
   if (vm.count("help")) {
     std::cout << "usage: hubel convert idx DIR OUT.h5 [options]\n"
-                 "       hubel convert cifar10 DIR OUT.h5 [options]\n\n"
+                 "       hubel convert cifar10 DIR OUT.h5 [options]\n"
+                 "       hubel convert images DIR OUT.h5 [--size H,W] [options]\n\n"
                  "idx: DIR holds train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and\n"
                  "     t10k-labels-idx1-ubyte, each optionally .gz (e.g. /usr/share/datasets/fashion-mnist)\n"
                  "cifar10: DIR holds data_batch_1.bin ... data_batch_5.bin and test_batch.bin\n"
+                 "images: DIR/<class>/*.{png,jpg,jpeg} (classes sorted by name), or with --split-dir\n"
+                 "     DIR/{train,val,test}/<class>/...\n"
                  "The output is written under a temporary name and renamed when complete.\n\n"
               << opts;
     return kOk;
   }
-  if (format != "idx" && format != "cifar10")
-    throw po::error(format.empty() ? "missing the input format: hubel convert idx|cifar10 DIR OUT.h5"
-                                   : "unknown input format '" + format + "' (idx or cifar10)");
+  if (format != "idx" && format != "cifar10" && format != "images")
+    throw po::error(format.empty() ? "missing the input format: hubel convert idx|cifar10|images DIR OUT.h5"
+                                   : "unknown input format '" + format + "' (idx, cifar10 or images)");
+  if (format != "images")
+    for (const char* o : {"size", "resize", "channels", "split-dir", "skip-bad"})
+      if (vm.count(o) && !vm[o].defaulted()) throw po::error(cat("--", o, " is for hubel convert images"));
   if (dir.empty() || out.empty()) throw po::error("usage: hubel convert " + format + " DIR OUT.h5");
   if (compress < 0 || compress > 9) throw po::error("--compress must be 0 to 9");
   if (chunk_rows < 1) throw po::error("--chunk-rows must be positive");
@@ -420,6 +434,39 @@ int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
     std::error_code ec;
     fs::create_directories(parent, ec);
     if (ec) throw DataError(cat("cannot create ", parent.string(), ": ", ec.message()));
+  }
+  if (format == "images") {
+    datasets::ImageFolderOptions io;
+    io.classes = classes;
+    io.write = o.write;
+    io.channels = channels;
+    io.split_dir = vm.count("split-dir") > 0;
+    io.skip_bad = vm.count("skip-bad") > 0;
+    if (resize != "shorter" && resize != "exact")
+      throw po::error(cat("--resize must be shorter or exact; got '", resize, "'"));
+    io.shorter = resize == "shorter";
+    if (!size.empty()) {
+      char* end = nullptr;
+      io.height = std::strtoll(size.c_str(), &end, 10);
+      if (*end != ',') throw po::error(cat("--size is H,W, e.g. 224,224; got '", size, "'"));
+      const char* w = end + 1;
+      io.width = std::strtoll(w, &end, 10);
+      if (*end != '\0' || end == w) throw po::error(cat("--size is H,W, e.g. 224,224; got '", size, "'"));
+    }
+    const auto started = std::chrono::steady_clock::now();
+    double next_line = 2;
+    io.progress = [&](int64_t done, int64_t total) {
+      const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      if (t < next_line || done >= total) return;
+      std::cerr << "decoding: " << done << "/" << total << " images, " << static_cast<int64_t>(t) << " s\n";
+      next_line = std::min(2 * next_line, next_line + 30);
+    };
+    const datasets::ImageFolderResult r = datasets::convert_image_folder(dir, out, io);
+    for (const auto& why : r.skipped) std::cerr << "skipped: " << why << "\n";
+    std::cout << "wrote " << r.summary << "\n";
+    if (!r.skipped.empty()) std::cout << r.skipped.size() << " bad file(s) skipped (--skip-bad)\n";
+    if (r.ignored) std::cout << r.ignored << " file(s) without a .png, .jpg or .jpeg name left out\n";
+    return kOk;
   }
   const std::string summary =
       format == "idx" ? datasets::convert_idx_dir(dir, out, o) : datasets::convert_cifar10_dir(dir, out, o);

@@ -12,7 +12,7 @@ PACKAGES=(
   libboost-program-options-dev
   libyaml-cpp-dev
   libopenblas-pthread-dev
-  libpng-dev
+  libpng-dev libjpeg62-turbo-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
 )

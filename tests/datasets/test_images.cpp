@@ -1,0 +1,266 @@
+// PNG and JPEG decoding, resizing and the image-folder converter: pixels against known
+// arrays (PNG exactly, JPEG within the codec's error), worked resizing examples, and
+// every kind of bad file named.
+#include <gtest/gtest.h>
+#include <png.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "datasets/hdf5_dataset.hpp"
+#include "datasets/image_folder.hpp"
+#include "datasets/images.hpp"
+#include "framework/error.hpp"
+#include "tests/expect_error.hpp"
+
+namespace hubel::datasets {
+namespace {
+
+namespace fs = std::filesystem;
+using test::error_of;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() /
+           cat("hubel-test-", ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-", ::getpid());
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+// A w x h image of `channels`, its values a known pattern with structure (no noise).
+Image8 pattern(int64_t w, int64_t h, int channels, int seed) {
+  Image8 im{w, h, channels, std::vector<uint8_t>(static_cast<size_t>(w * h * channels))};
+  for (int c = 0; c < channels; ++c)
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x)
+        im.pixels[static_cast<size_t>((c * h + y) * w + x)] =
+            static_cast<uint8_t>((seed * 37 + c * 80 + x * 7 + y * 3 + (x / 4 + y / 4) % 2 * 60) % 256);
+  return im;
+}
+
+void write(const fs::path& p, const std::vector<uint8_t>& bytes) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+int max_diff(const Image8& a, const Image8& b) {
+  int d = 0;
+  for (size_t i = 0; i < a.pixels.size(); ++i) d = std::max(d, std::abs(a.pixels[i] - b.pixels[i]));
+  return d;
+}
+
+TEST(Images, PngRoundTripsExactly) {
+  for (int channels : {1, 3}) {
+    const Image8 im = pattern(13, 9, channels, channels);
+    const auto png = encode_png8(im);
+    const ImageHeader h = read_image_header(png, "a.png");
+    EXPECT_EQ(h.format, "png");
+    EXPECT_EQ(h.width, 13);
+    EXPECT_EQ(h.height, 9);
+    EXPECT_EQ(h.channels, channels);
+    const Image8 back = decode_image(png, "a.png", channels);
+    EXPECT_EQ(back.pixels, im.pixels);
+  }
+  // Color to gray: ITU-R 601 luma, rounded; gray to RGB: repeated.
+  const Image8 rgb = pattern(4, 3, 3, 5);
+  const Image8 gray = decode_image(encode_png8(rgb), "c.png", 1);
+  for (int64_t i = 0; i < 12; ++i)
+    EXPECT_EQ(gray.pixels[static_cast<size_t>(i)],
+              (299 * rgb.pixels[static_cast<size_t>(i)] + 587 * rgb.pixels[static_cast<size_t>(12 + i)] +
+               114 * rgb.pixels[static_cast<size_t>(24 + i)] + 500) /
+                  1000);
+  const Image8 g = pattern(4, 3, 1, 2);
+  const Image8 three = decode_image(encode_png8(g), "g.png", 3);
+  for (int c = 0; c < 3; ++c) EXPECT_TRUE(std::equal(g.pixels.begin(), g.pixels.end(), three.pixels.begin() + c * 12));
+}
+
+TEST(Images, RgbaPngDropsAlpha) {
+  const uint8_t rgba[8] = {10, 20, 30, 0, 200, 100, 50, 128};  // 2x1 pixels
+  png_image png{};
+  png.version = PNG_IMAGE_VERSION;
+  png.width = 2, png.height = 1, png.format = PNG_FORMAT_RGBA;
+  png_alloc_size_t size = 0;
+  ASSERT_TRUE(png_image_write_to_memory(&png, nullptr, &size, 0, rgba, 0, nullptr));
+  std::vector<uint8_t> bytes(size);
+  ASSERT_TRUE(png_image_write_to_memory(&png, bytes.data(), &size, 0, rgba, 0, nullptr));
+  bytes.resize(size);
+  EXPECT_EQ(read_image_header(bytes, "a.png").channels, 4);
+  const Image8 im = decode_image(bytes, "a.png", 3);
+  EXPECT_EQ(im.pixels, (std::vector<uint8_t>{10, 200, 20, 100, 30, 50}));  // planar, alpha gone
+}
+
+TEST(Images, JpegWithinTheCodecsError) {
+  for (int channels : {1, 3}) {
+    // A smooth image (JPEG's case; sharp color edges lose more to its halved chroma).
+    Image8 im{32, 24, channels, std::vector<uint8_t>(static_cast<size_t>(32 * 24 * channels))};
+    for (int c = 0; c < channels; ++c)
+      for (int y = 0; y < 24; ++y)
+        for (int x = 0; x < 32; ++x)
+          im.pixels[static_cast<size_t>((c * 24 + y) * 32 + x)] = static_cast<uint8_t>(40 + c * 50 + 2 * x + 2 * y);
+    const auto jpg = encode_jpeg8(im, 95);
+    EXPECT_EQ(read_image_header(jpg, "a.jpg").format, "jpeg");
+    const Image8 back = decode_image(jpg, "a.jpg", channels);
+    ASSERT_EQ(back.pixels.size(), im.pixels.size());
+    EXPECT_LE(max_diff(back, im), 8) << channels;
+    // Decoding is deterministic: the same bytes, the same pixels.
+    EXPECT_EQ(decode_image(jpg, "a.jpg", channels).pixels, back.pixels);
+  }
+}
+
+TEST(Images, BadFilesAreNamed) {
+  auto err = [](const std::vector<uint8_t>& b) {
+    return error_of<DataError>([&] { decode_image(b, "dir/x.jpg", 3); });
+  };
+  EXPECT_EQ(err({}), "dir/x.jpg: an empty file (0 bytes), not an image");
+  EXPECT_NE(err({'h', 'e', 'l', 'l', 'o'}).find("dir/x.jpg: not a PNG or JPEG image"), std::string::npos);
+  auto jpg = encode_jpeg8(pattern(64, 64, 3, 1), 90);
+  jpg.resize(jpg.size() / 2);
+  EXPECT_NE(err(jpg).find("dir/x.jpg: a damaged or truncated JPEG (libjpeg: "), std::string::npos) << err(jpg);
+  auto png = encode_png8(pattern(64, 64, 3, 1));
+  png.resize(png.size() / 2);
+  EXPECT_NE(err(png).find("dir/x.jpg: a damaged or truncated PNG"), std::string::npos) << err(png);
+  // A header claiming 100000 x 100000 pixels (its CRC right): refused before allocating.
+  auto big = encode_png8(pattern(4, 4, 1, 1));
+  for (int i = 0; i < 2; ++i) {
+    const uint32_t v = 100000;
+    for (int k = 0; k < 4; ++k) big[16 + 4 * i + k] = static_cast<uint8_t>(v >> (24 - 8 * k));
+  }
+  const uint32_t crc = static_cast<uint32_t>(crc32(0, big.data() + 12, 17));
+  for (int k = 0; k < 4; ++k) big[29 + k] = static_cast<uint8_t>(crc >> (24 - 8 * k));
+  EXPECT_NE(err(big).find("dir/x.jpg: 100000x100000 pixels is more than hubel decodes"), std::string::npos) << err(big);
+  // 16-bit PNG: refused by name.
+  png_image p16{};
+  p16.version = PNG_IMAGE_VERSION;
+  p16.width = 2, p16.height = 2, p16.format = PNG_FORMAT_LINEAR_Y;
+  const uint16_t px[4] = {0, 1000, 40000, 65535};
+  png_alloc_size_t size = 0;
+  ASSERT_TRUE(png_image_write_to_memory(&p16, nullptr, &size, 0, px, 0, nullptr));
+  std::vector<uint8_t> b16(size);
+  ASSERT_TRUE(png_image_write_to_memory(&p16, b16.data(), &size, 0, px, 0, nullptr));
+  b16.resize(size);
+  EXPECT_NE(err(b16).find("a 16-bit PNG"), std::string::npos) << err(b16);
+}
+
+TEST(Images, ResizeAndCropWorkedExamples) {
+  // The same size: unchanged. A constant image stays constant at any size.
+  const Image8 im = pattern(10, 6, 1, 1);
+  EXPECT_EQ(resize_image(im, 6, 10).pixels, im.pixels);
+  Image8 flat{8, 8, 1, std::vector<uint8_t>(64, 77)};
+  for (const auto& [h, w] : {std::pair{3, 5}, {16, 12}, {1, 1}})
+    for (uint8_t v : resize_image(flat, h, w).pixels) EXPECT_EQ(v, 77);
+  // Halving 1 x 4 [0, 40, 80, 120]: the triangle of radius 2 centred at 1 and 3 gives
+  // weights 3/7, 3/7, 1/7 on [0, 40, 80] -> 28.57 -> 29; and on [40, 80, 120] -> 91.43 -> 91.
+  Image8 ramp{4, 1, 1, {0, 40, 80, 120}};
+  EXPECT_EQ(resize_image(ramp, 1, 2).pixels, (std::vector<uint8_t>{29, 91}));
+  // Doubling 1 x 2 [0, 100]: plain bilinear, edges clamped: 0, 25, 75, 100.
+  Image8 two{2, 1, 1, {0, 100}};
+  EXPECT_EQ(resize_image(two, 1, 4).pixels, (std::vector<uint8_t>{0, 25, 75, 100}));
+  // The centre crop, and fit: 20 wide x 40 high to 10 x 10 scales to 10 x 20, then takes
+  // rows 5..14.
+  const Image8 tall = pattern(20, 40, 1, 4);
+  const Image8 c = center_crop(tall, 4, 6);
+  EXPECT_EQ(c.pixels[0], tall.pixels[18 * 20 + 7]);
+  const Image8 f = fit_image(tall, 10, 10, true);
+  EXPECT_EQ(f.width, 10);
+  EXPECT_EQ(f.height, 10);
+  const Image8 half = resize_image(tall, 20, 10);
+  EXPECT_TRUE(std::equal(f.pixels.begin(), f.pixels.end(), half.pixels.begin() + 5 * 10));
+  EXPECT_EQ(fit_image(tall, 10, 10, false).pixels, resize_image(tall, 10, 10).pixels);
+}
+
+// A folder of 3 classes (sorted: ant, bee, cat) of known images, PNG and JPEG.
+void make_folder(const fs::path& root) {
+  int seed = 0;
+  for (const char* cls : {"cat", "ant", "bee"})
+    for (int i = 0; i < 3; ++i)
+      write(root / cls / cat("img", i, i == 2 ? ".JPG" : ".png"),
+            i == 2 ? encode_jpeg8(pattern(12, 10, 1, seed++), 95) : encode_png8(pattern(12, 10, 1, seed++)));
+  write(root / "ant" / "notes.txt", {'x'});
+}
+
+TEST(ImageFolder, ConvertsClassesInOrderWithTheRightPixels) {
+  TempDir d;
+  make_folder(d.path / "in");
+  ImageFolderOptions o;
+  const ImageFolderResult r = convert_image_folder((d.path / "in").string(), (d.path / "o.h5").string(), o);
+  EXPECT_EQ(r.ignored, 1);
+  EXPECT_TRUE(r.skipped.empty());
+  EXPECT_NE(r.summary.find("train 9 x [1, 10, 12]; 3 classes"), std::string::npos) << r.summary;
+  Hdf5Dataset ds((d.path / "o.h5").string(), "train");
+  EXPECT_EQ(ds.class_names(), (std::vector<std::string>{"ant", "bee", "cat"}));
+  Tensor x(Shape{1, 10, 12}.with_batch(9));
+  int32_t labels[9];
+  std::vector<int64_t> all{0, 1, 2, 3, 4, 5, 6, 7, 8};
+  ds.read(all, x.view(), labels, TensorView());
+  // ant's images were seeds 3, 4, 5 (cat came first in make_folder), bee's 6, 7, 8, cat's 0, 1, 2.
+  const int seeds[9] = {3, 4, 5, 6, 7, 8, 0, 1, 2};
+  for (int i = 0; i < 9; ++i) {
+    EXPECT_EQ(labels[i], i / 3);
+    const Image8 want = pattern(12, 10, 1, seeds[i]);
+    int worst = 0;
+    for (int64_t p = 0; p < 120; ++p)
+      worst = std::max(worst, std::abs(static_cast<int>(x[i * 120 + p]) - want.pixels[static_cast<size_t>(p)]));
+    EXPECT_LE(worst, i % 3 == 2 ? 12 : 0) << i;  // PNG exactly, JPEG within the codec's error
+  }
+}
+
+TEST(ImageFolder, BadFilesStopOrAreSkippedAndSizesMustAgree) {
+  TempDir d;
+  const fs::path in = d.path / "in", out = d.path / "o.h5";
+  make_folder(in);
+  write(in / "bee" / "broken.png", {'n', 'o', 't'});
+  ImageFolderOptions o;
+  const std::string msg = error_of<DataError>([&] { convert_image_folder(in.string(), out.string(), o); });
+  EXPECT_NE(msg.find((in / "bee" / "broken.png").string() + ": not a PNG or JPEG image"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("nothing was written: remove it, or --skip-bad to convert the rest"), std::string::npos) << msg;
+  EXPECT_FALSE(fs::exists(out));
+  o.skip_bad = true;
+  ImageFolderResult r = convert_image_folder(in.string(), out.string(), o);
+  EXPECT_EQ(r.skipped.size(), 1u);
+  EXPECT_NE(r.summary.find("train 9 x"), std::string::npos) << r.summary;
+  // Another size: an error naming both files, unless --size resizes them all.
+  fs::remove(in / "bee" / "broken.png");
+  write(in / "bee" / "wide.png", encode_png8(pattern(24, 10, 3, 9)));
+  o.skip_bad = false;
+  const std::string size_msg = error_of<DataError>([&] { convert_image_folder(in.string(), out.string(), o); });
+  EXPECT_NE(size_msg.find("wide.png: 24x10 pixels, but "), std::string::npos) << size_msg;
+  EXPECT_NE(size_msg.find("give --size H,W"), std::string::npos) << size_msg;
+  o.height = 8, o.width = 8;
+  r = convert_image_folder(in.string(), out.string(), o);
+  EXPECT_NE(r.summary.find("train 10 x [3, 8, 8]"), std::string::npos) << r.summary;  // a color image: RGB
+  o.channels = 1;
+  o.classes = "cat,bee";
+  r = convert_image_folder(in.string(), out.string(), o);
+  EXPECT_NE(r.summary.find("train 7 x [1, 8, 8]; 2 classes"), std::string::npos) << r.summary;
+}
+
+TEST(ImageFolder, SplitDirectories) {
+  TempDir d;
+  make_folder(d.path / "in" / "train");
+  make_folder(d.path / "in" / "test");
+  fs::remove_all(d.path / "in" / "test" / "bee");
+  ImageFolderOptions o;
+  o.split_dir = true;
+  const auto r = convert_image_folder((d.path / "in").string(), (d.path / "o.h5").string(), o);
+  EXPECT_NE(r.summary.find("train 9 x [1, 10, 12]; test 6 x [1, 10, 12]; 3 classes"), std::string::npos) << r.summary;
+  Hdf5Dataset test((d.path / "o.h5").string(), "test");
+  Tensor x(Shape{1, 10, 12}.with_batch(6));
+  int32_t labels[6];
+  test.read(std::vector<int64_t>{0, 1, 2, 3, 4, 5}, x.view(), labels, TensorView());
+  EXPECT_EQ(std::vector<int32_t>(labels, labels + 6), (std::vector<int32_t>{0, 0, 0, 2, 2, 2}));  // ant, cat
+  make_folder(d.path / "in" / "val");
+  fs::create_directories(d.path / "in" / "val" / "dog");
+  const std::string msg =
+      error_of<DataError>([&] { convert_image_folder((d.path / "in").string(), (d.path / "o.h5").string(), o); });
+  EXPECT_NE(msg.find("val/dog: a class folder that"), std::string::npos) << msg;
+}
+
+}  // namespace
+}  // namespace hubel::datasets
