@@ -131,18 +131,18 @@ ImageFolderResult convert_image_folder(const std::string& dir, const std::string
       if (!f.error.empty()) result.skipped.push_back(f.error);
     std::erase_if(s.files, [](const File& f) { return !f.error.empty(); });
   };
-  auto stop_or_skip = [&] {
+  auto stop_or_skip = [&](const char* when) {
     std::vector<const File*> bad;
     for (const auto& s : splits)
       for (const auto& f : s.files)
         if (!f.error.empty()) bad.push_back(&f);
     if (bad.empty()) return;
     if (!o.skip_bad)
-      throw DataError(cat(bad[0]->error, bad.size() > 1 ? cat(" (and ", bad.size() - 1, " more bad files)") : "",
-                          "; nothing was written: remove it, or --skip-bad to convert the rest"));
+      throw DataError(cat(bad[0]->error, " (", bad.size(), " bad file(s) found ", when,
+                          "); nothing was written: remove them, or --skip-bad to convert the rest"));
     for (auto& s : splits) drop_bad(s);
   };
-  stop_or_skip();
+  stop_or_skip("reading the headers");
   int channels = o.channels;
   if (channels == 0) {
     channels = 1;
@@ -198,7 +198,7 @@ ImageFolderResult convert_image_folder(const std::string& dir, const std::string
     out_split.images.resize(kept * per);
     c.splits.push_back(std::move(out_split));
   }
-  stop_or_skip();
+  stop_or_skip("decoding");
   for (const auto& sp : c.splits)
     if (sp.size() == 0) throw DataError(cat(dir, ": no readable image left in the ", sp.name, " split"));
   c.classes = classes;

@@ -219,7 +219,10 @@ TEST(ImageFolder, BadFilesStopOrAreSkippedAndSizesMustAgree) {
   ImageFolderOptions o;
   const std::string msg = error_of<DataError>([&] { convert_image_folder(in.string(), out.string(), o); });
   EXPECT_NE(msg.find((in / "bee" / "broken.png").string() + ": not a PNG or JPEG image"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("nothing was written: remove it, or --skip-bad to convert the rest"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("(1 bad file(s) found reading the headers); nothing was written: remove them, or --skip-bad to "
+                     "convert the rest"),
+            std::string::npos)
+      << msg;
   EXPECT_FALSE(fs::exists(out));
   o.skip_bad = true;
   ImageFolderResult r = convert_image_folder(in.string(), out.string(), o);

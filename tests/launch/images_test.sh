@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Real images through the command: Fashion-MNIST written as PNG files in class folders
+# (launch/fashion_images.py), converted with `hubel convert images --split-dir`, trains to
+# bitwise the same weights as the same samples converted from IDX files in the same order
+# (same pixels, same order), on 2 ranks under mpirun with the loader thread; bad files are
+# named, stop the conversion with nothing written, or are skipped and counted.
+# usage: images_test.sh HUBEL SOURCE_DIR MPIEXEC
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+python3 "$SRC/launch/fashion_images.py" /usr/share/datasets/fashion-mnist "$T/img" --limit 2000 --grouped-idx "$T/idx" > "$T/log" 2>&1 \
+  || { echo "FAIL: writing the image folders"; cat "$T/log"; exit 1; }
+"$HUBEL" convert images "$T/img" "$T/img.h5" --split-dir > "$T/conv.log" 2>&1 || { fail "convert images"; cat "$T/conv.log"; }
+grep -q "train 2000 x \[1, 28, 28\]; test 400 x \[1, 28, 28\]; 10 classes" "$T/conv.log" \
+  && ok "convert images: $(cat "$T/conv.log")" || { fail "convert images said: $(cat "$T/conv.log")"; }
+"$HUBEL" convert idx "$T/idx" "$T/idx.h5" > /dev/null 2>&1 || fail "convert idx"
+h5diff "$T/img.h5" "$T/idx.h5" /train/images > /dev/null && h5diff "$T/img.h5" "$T/idx.h5" /train/labels > /dev/null \
+  && ok "the PNG folders hold the IDX files' pixels and labels, in the same order" || fail "pixels or labels differ"
+for f in img idx; do
+  timeout -k 5 120 "$MPIEXEC" --oversubscribe -np 2 "$HUBEL" train "$LENET" --threads 1 --set data.file="$T/$f.h5" \
+    --set train.max_steps=60 --run-dir "$T/run-$f" > "$T/$f.log" 2>&1 || { fail "training on $f.h5"; tail -3 "$T/$f.log"; }
+done
+same "$(last "$T/run-img")" "$(last "$T/run-idx")" \
+  && ok "training on PNG-decoded and on IDX-converted Fashion-MNIST: the same weights, bit for bit (2 ranks)" \
+  || fail "the weights differ between the PNG and the IDX runs"
+# The ready experiment trains from it.
+"$HUBEL" train "$SRC/launch/experiments/fashion_images.yaml" --set data.file="$T/img.h5" --set train.max_steps=20 \
+  --run-dir "$T/ready" --threads 1 > "$T/ready.log" 2>&1 && grep -q "^done: 20 steps" "$T/ready.log" \
+  && ok "launch/experiments/fashion_images.yaml trains on the converted folder" || { fail "fashion_images.yaml"; tail -3 "$T/ready.log"; }
+# Bad files: a text file named .png, an empty .jpg (both found from their headers), a
+# truncated PNG (found decoding).
+cls="$T/img/train/3_Dress"
+echo "not an image" > "$cls/zz-text.png"
+: > "$cls/zz-empty.jpg"
+head -c 100 "$(ls "$cls"/0*.png | head -1)" > "$cls/zz-cut.png"
+out=$("$HUBEL" convert images "$T/img" "$T/bad.h5" --split-dir 2>&1); rc=$?
+[ $rc = 1 ] && grep -q "zz-empty.jpg: an empty file (0 bytes), not an image (2 bad file(s) found reading the headers); nothing was written" <<<"$out" && [ ! -e "$T/bad.h5" ] \
+  && ok "a bad file stops the conversion, named, nothing written: ${out#hubel: error: }" || { fail "bad files: exit $rc"; echo "$out"; }
+out=$("$HUBEL" convert images "$T/img" "$T/bad.h5" --split-dir --skip-bad 2>&1); rc=$?
+[ $rc = 0 ] && grep -q "3 bad file(s) skipped" <<<"$out" && grep -q "^skipped: .*zz-empty.jpg: an empty file" <<<"$out" \
+  && grep -q "train 2000 x" <<<"$out" && ok "--skip-bad converts the rest and counts the 3 bad files" || { fail "--skip-bad: exit $rc"; echo "$out"; }
+rm "$cls/zz-text.png" "$cls/zz-empty.jpg" "$T/bad.h5"
+out=$("$HUBEL" convert images "$T/img" "$T/bad.h5" --split-dir 2>&1); rc=$?
+[ $rc = 1 ] && grep -q "zz-cut.png: a damaged or truncated PNG (libpng: .*) (1 bad file(s) found decoding); nothing was written" <<<"$out" \
+  && [ ! -e "$T/bad.h5" ] && ok "a truncated PNG, found decoding: ${out#hubel: error: }" || { fail "truncated PNG: exit $rc"; echo "$out"; }
+# Resizing: --size 32,32 gives LeNet-5's input without padding.
+"$HUBEL" convert images "$T/img" "$T/r.h5" --split-dir --skip-bad --size 32,32 --resize exact 2>&1 | grep -q "train 2000 x \[1, 32, 32\]" \
+  && ok "--size 32,32 --resize exact" || fail "--size 32,32"
+[ "$failures" = 0 ] || { echo "$failures image check(s) failed"; exit 1; }
