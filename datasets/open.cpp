@@ -8,6 +8,7 @@
 #include "datasets/spirals.hpp"
 #include "datasets/subset.hpp"
 #include "datasets/synthetic.hpp"
+#include "datasets/transform.hpp"
 #include "framework/config.hpp"
 #include "framework/error.hpp"
 #include "framework/hdf5.hpp"
@@ -141,7 +142,66 @@ std::unique_ptr<Transform> read_transform(const Config& data, const std::string&
     t.crop_pad = a->get<int64_t>("crop_pad", 0);
     if (t.crop_pad < 0 || t.crop_pad > 1024)
       a->at("crop_pad").fail(cat("crop_pad must be in [0, 1024]; got ", t.crop_pad));
-    t.flip = a->get<bool>("flip", false);
+    // A probability: true (1/2), false, or a number in [0, 1].
+    auto probability = [&](const char* key) {
+      const Config v = a->at(key);
+      if (v.as<std::string>() == "true") return 0.5;
+      if (v.as<std::string>() == "false") return 0.0;
+      const double p = v.as<double>();
+      if (!(p >= 0 && p <= 1)) v.fail(cat(key, " is true, false or a probability in [0, 1]; got ", p));
+      return p;
+    };
+    // A range: x (around `centre`: [centre - x, centre + x]) or [lo, hi].
+    auto range = [&](const Config& v, double centre, double min, double max) {
+      Range r;
+      if (v.is_sequence()) {
+        const auto lh = v.as<std::vector<double>>();
+        if (lh.size() != 2) v.fail("a range is [low, high]");
+        r = {lh[0], lh[1], true};
+      } else {
+        const double x = v.as<double>();
+        r = {centre - x, centre + x, true};
+      }
+      if (!(r.lo <= r.hi) || r.lo < min || r.hi > max)
+        v.fail(cat("the range must be low <= high within [", min, ", ", max, "]; got [", r.lo, ", ", r.hi, "]"));
+      return r;
+    };
+    if (a->has("flip")) {
+      t.flip_p = probability("flip");
+      t.flip = t.flip_p > 0;
+    }
+    if (a->has("vflip")) t.vflip_p = probability("vflip");
+    if (auto rc = a->find("resized_crop")) {
+      t.resized_crop_scale = {0.08, 1.0, true};
+      t.resized_crop_ratio = {3.0 / 4, 4.0 / 3, true};
+      if (rc->is_map()) {
+        if (auto v = rc->find("scale")) t.resized_crop_scale = range(*v, 0, 1e-6, 1);
+        if (auto v = rc->find("ratio")) t.resized_crop_ratio = range(*v, 0, 1e-3, 1e3);
+        rc->finish();
+      } else if (!rc->as<bool>()) {
+        t.resized_crop_scale = {};
+      }
+    }
+    if (auto v = a->find("rotate")) t.rotate = range(*v, 0, -360, 360);
+    if (auto v = a->find("brightness")) t.brightness = range(*v, 1, 0, 100);
+    if (auto v = a->find("contrast")) t.contrast = range(*v, 1, 0, 100);
+    if (auto v = a->find("saturation")) t.saturation = range(*v, 1, 0, 100);
+    if (auto e = a->find("erase")) {
+      if (e->is_map()) {
+        t.erase_p = e->get<double>("p", 0.5);
+        if (auto v = e->find("scale")) t.erase_scale = range(*v, 0, 1e-6, 1);
+        if (auto v = e->find("ratio")) t.erase_ratio = range(*v, 0, 1e-3, 1e3);
+        e->finish();
+      } else {
+        t.erase_p = probability("erase");
+      }
+      if (!(t.erase_p >= 0 && t.erase_p <= 1)) e->fail(cat("erase.p must be in [0, 1]; got ", t.erase_p));
+    }
+    if (auto v = a->find("eval_crop")) {
+      t.eval_crop = v->as<double>();
+      if (!(t.eval_crop > 0 && t.eval_crop <= 1))
+        v->fail(cat("eval_crop is a share of each side in (0, 1]; got ", t.eval_crop));
+    }
     a->finish();
   }
   return std::make_unique<Transform>(std::move(t), in);
@@ -189,19 +249,20 @@ Splits open_file(const Config& data) {
   if (auto f = data.find("val_fraction"); f && s.heldout && frac > 0)
     f->fail("give val (a split in the file) or val_fraction (a part of train), not both");
   if (!(frac >= 0 && frac < 1)) data.at("val_fraction").fail(cat("val_fraction must be in [0, 1); got ", frac));
-  if (frac > 0) {
+  const auto k = static_cast<int64_t>(frac * static_cast<double>(train->size()));
+  if (frac > 0 && (k == 0 || k == train->size()) && data.has("val_fraction"))
+    data.at("val_fraction").fail(cat("val_fraction ", frac, " of ", train->size(), " samples leaves a split empty"));
+  if (frac > 0 && k == 0) {
+    // The default tenth of fewer than 10 samples: no held-out set, said.
+    s.warnings.push_back(cat(data.at("file").where(), ": ", train->size(),
+                             " training samples are too few to hold a tenth out: no held-out set"));
+  } else if (frac > 0) {
     const auto seed = data.get<uint64_t>("val_seed", 1);
     std::vector<int64_t> order(static_cast<size_t>(train->size()));
     std::iota(order.begin(), order.end(), 0);
     Rng rng(hash_combine(seed, 0x56414cULL));
     for (int64_t i = static_cast<int64_t>(order.size()) - 1; i > 0; --i)
       std::swap(order[i], order[rng.below(static_cast<uint64_t>(i + 1))]);
-    const auto k = static_cast<int64_t>(frac * static_cast<double>(order.size()));
-    if (k == 0 || k == train->size()) {
-      const Config& where = data.has("val_fraction") ? data.at("val_fraction") : data.at("file");
-      where.fail(cat("val_fraction ", frac, " of ", train->size(), " samples leaves a split empty",
-                     data.has("val_fraction") ? "" : " (the default 0.1; val_fraction: 0 trains on all of it)"));
-    }
     std::vector<int64_t> val(order.begin(), order.begin() + k), rest(order.begin() + k, order.end());
     std::sort(val.begin(), val.end());
     std::sort(rest.begin(), rest.end());

@@ -1,6 +1,9 @@
 // Sample transforms.
 #include "datasets/transform.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 #include "framework/error.hpp"
 #include "framework/parallel.hpp"
 #include "framework/random.hpp"
@@ -21,6 +24,13 @@ Transform::Transform(TransformOptions o, const Shape& in) : o_(std::move(o)), in
   if (o_.mean_image.shape().rank() && o_.mean_image.numel() != in.numel())
     throw ShapeError(cat("the mean image has shape ", o_.mean_image.shape().str(), " but samples are ", in.str()));
   if ((o_.crop_pad || o_.flip) && r == 0) throw ConfigError("augmentation needs spatial dimensions");
+  if ((geometric() || photometric() || o_.erase_p > 0) && r != 2)
+    throw ConfigError(
+        cat("vflip, resized_crop, rotate, brightness, contrast, saturation, erase and eval_crop are for "
+            "images [C, H, W]; the samples are ",
+            in.str()));
+  if (o_.saturation.on() && C_ != 3)
+    throw ConfigError(cat("saturation needs RGB images; the samples have ", C_, " channels"));
   std::array<int64_t, 4> dims{C_, 0, 0, 0};
   for (int t = 0; t < 3; ++t) {
     if (t < 3 - r && o_.pad[t])
@@ -42,12 +52,20 @@ std::string Transform::describe() const {
   if (out_ != in_) s += cat("pad to ", out_.str(), "; ");
   if (o_.crop_pad) s += cat("random crops (pad ", o_.crop_pad, "); ");
   if (o_.flip) s += "random flips; ";
+  if (o_.vflip_p > 0) s += "vertical flips; ";
+  if (o_.resized_crop_scale.on())
+    s += cat("random resized crops (", o_.resized_crop_scale.lo, "-", o_.resized_crop_scale.hi, " of the area); ");
+  if (o_.rotate.on()) s += cat("rotations (", o_.rotate.lo, " to ", o_.rotate.hi, " degrees); ");
+  if (photometric()) s += "color jitter; ";
+  if (o_.erase_p > 0) s += "random erasing; ";
+  if (o_.eval_crop > 0) s += cat("evaluation: the centre ", o_.eval_crop, " resized; ");
   if (s.empty()) return "none";
   s.resize(s.size() - 2);
   return s;
 }
 
 void Transform::one(const float* x, float* y, int64_t id, uint64_t seed, int64_t epoch, bool augment) const {
+  if (geometric() || photometric() || o_.erase_p > 0) return resample(x, y, id, seed, epoch, augment);
   // Offsets of the crop window in the (virtually) padded image, and the flip.
   int64_t off_h = 0, off_w = 0;
   bool flip = false;
@@ -81,6 +99,137 @@ void Transform::one(const float* x, float* y, int64_t id, uint64_t seed, int64_t
           y[q] = (v - m) * inv;
         }
       }
+    }
+  }
+}
+
+void Transform::resample(const float* x, float* y, int64_t id, uint64_t seed, int64_t epoch, bool augment) const {
+  const int64_t H = in3_[1], W = in3_[2], OH = out3_[1], OW = out3_[2], ph = o_.pad[1], pw = o_.pad[2];
+  // The same draws as the integer path first (crop offset, flip), then the others.
+  Rng rng(hash_combine(hash_combine(seed, 0x41554755ULL + static_cast<uint64_t>(epoch)), static_cast<uint64_t>(id)));
+  double off_h = 0, off_w = 0;
+  bool hflip = false, vflip = false;
+  // The window of the padded image that maps onto the output: top, left, height, width.
+  double top = 0, left = 0, wh = static_cast<double>(OH), ww = static_cast<double>(OW), angle = 0;
+  if (augment) {
+    if (o_.crop_pad) {
+      off_h =
+          static_cast<double>(rng.below(static_cast<uint64_t>(2 * o_.crop_pad + 1))) - static_cast<double>(o_.crop_pad);
+      off_w =
+          static_cast<double>(rng.below(static_cast<uint64_t>(2 * o_.crop_pad + 1))) - static_cast<double>(o_.crop_pad);
+    }
+    if (o_.flip) hflip = rng.uniform() < o_.flip_p;
+    if (o_.vflip_p > 0) vflip = rng.uniform() < o_.vflip_p;
+    if (o_.resized_crop_scale.on()) {
+      // Inception's crop: up to 10 tries for a window inside the image, else all of it.
+      const double area = static_cast<double>(OH * OW);
+      for (int t = 0; t < 10; ++t) {
+        const double a = area * rng.uniform(o_.resized_crop_scale.lo, o_.resized_crop_scale.hi);
+        const double r = std::exp(rng.uniform(std::log(o_.resized_crop_ratio.lo), std::log(o_.resized_crop_ratio.hi)));
+        const double cw = std::round(std::sqrt(a * r)), ch = std::round(std::sqrt(a / r));
+        if (cw >= 1 && ch >= 1 && cw <= static_cast<double>(OW) && ch <= static_cast<double>(OH)) {
+          top = static_cast<double>(rng.below(static_cast<uint64_t>(static_cast<double>(OH) - ch + 1)));
+          left = static_cast<double>(rng.below(static_cast<uint64_t>(static_cast<double>(OW) - cw + 1)));
+          wh = ch, ww = cw;
+          break;
+        }
+      }
+    }
+    if (o_.rotate.on()) angle = rng.uniform(o_.rotate.lo, o_.rotate.hi) * 3.14159265358979323846 / 180;
+  } else if (o_.eval_crop > 0) {
+    wh = std::round(static_cast<double>(OH) * o_.eval_crop), ww = std::round(static_cast<double>(OW) * o_.eval_crop);
+    top = std::floor((static_cast<double>(OH) - wh) / 2), left = std::floor((static_cast<double>(OW) - ww) / 2);
+  }
+  // Output pixel (h, w) -> the window -> rotated about the window's centre -> the padded
+  // image -> the stored image; sampled bilinearly (exact at whole coordinates), the
+  // background outside.
+  const double sy = wh / static_cast<double>(OH), sx = ww / static_cast<double>(OW);
+  const double cy = top + wh / 2, cx = left + ww / 2, cs = std::cos(angle), sn = std::sin(angle);
+  const int64_t iv = H * W;
+  const float* mean_image = o_.mean_image.shape().rank() ? o_.mean_image.data() : nullptr;
+  auto at = [&](int64_t c, int64_t yy, int64_t xx) -> float {
+    if (yy < 0 || yy >= H || xx < 0 || xx >= W) return std::nanf("");
+    const int64_t src = c * iv + yy * W + xx;
+    float v = x[src] * o_.scale;
+    if (mean_image) v -= mean_image[src];
+    return v;
+  };
+  for (int64_t h = 0; h < OH; ++h)
+    for (int64_t w = 0; w < OW; ++w) {
+      const double oh = vflip ? static_cast<double>(OH - 1 - h) : static_cast<double>(h);
+      const double ow = hflip ? static_cast<double>(OW - 1 - w) : static_cast<double>(w);
+      // Pixel centres: (oh + 0.5) in the output is top + (oh + 0.5) sy in the window.
+      double py = top + (oh + 0.5) * sy - cy, px = left + (ow + 0.5) * sx - cx;
+      const double ry = cs * py - sn * px + cy, rx = sn * py + cs * px + cx;
+      const double fy = ry - 0.5 - static_cast<double>(ph) + off_h, fx = rx - 0.5 - static_cast<double>(pw) + off_w;
+      const double y0 = std::floor(fy + 1e-9), x0 = std::floor(fx + 1e-9);
+      const double dy = std::max(0.0, fy - y0), dx = std::max(0.0, fx - x0);
+      const auto iy = static_cast<int64_t>(y0), ix = static_cast<int64_t>(x0);
+      for (int64_t c = 0; c < C_; ++c) {
+        double v = 0, wsum = 0;
+        const double wts[4] = {(1 - dy) * (1 - dx), (1 - dy) * dx, dy * (1 - dx), dy * dx};
+        const int64_t ys[4] = {iy, iy, iy + 1, iy + 1}, xs[4] = {ix, ix + 1, ix, ix + 1};
+        for (int k = 0; k < 4; ++k) {
+          if (wts[k] < 1e-12) continue;
+          const float s = at(c, ys[k], xs[k]);
+          if (std::isnan(s)) continue;
+          v += wts[k] * s;
+          wsum += wts[k];
+        }
+        // Outside the image (weights under half): the background (a stored zero).
+        y[(c * OH + h) * OW + w] = wsum >= 0.5 ? static_cast<float>(v / wsum) : std::nanf("");
+      }
+    }
+  // Color jitter on the scaled values, then normalization, then erasing.
+  const int64_t ov = OH * OW;
+  const float top_value = 255.0f * o_.scale;
+  if (augment && photometric()) {
+    const double b = o_.brightness.on() ? rng.uniform(o_.brightness.lo, o_.brightness.hi) : 1;
+    const double k = o_.contrast.on() ? rng.uniform(o_.contrast.lo, o_.contrast.hi) : 1;
+    const double sat = o_.saturation.on() ? rng.uniform(o_.saturation.lo, o_.saturation.hi) : 1;
+    auto clamp = [&](double v) {
+      return static_cast<float>(o_.scale != 1 ? std::clamp(v, 0.0, static_cast<double>(top_value)) : v);
+    };
+    auto gray = [&](int64_t q) {
+      return C_ == 3 ? 0.299 * y[q] + 0.587 * y[ov + q] + 0.114 * y[2 * ov + q] : static_cast<double>(y[q]);
+    };
+    if (b != 1)
+      for (int64_t q = 0; q < C_ * ov; ++q)
+        if (!std::isnan(y[q])) y[q] = clamp(y[q] * b);
+    if (k != 1) {
+      double mean = 0;
+      int64_t n = 0;
+      for (int64_t q = 0; q < ov; ++q)
+        if (!std::isnan(y[q])) mean += gray(q), ++n;
+      mean /= static_cast<double>(std::max<int64_t>(1, n));
+      for (int64_t q = 0; q < C_ * ov; ++q)
+        if (!std::isnan(y[q])) y[q] = clamp((y[q] - mean) * k + mean);
+    }
+    if (sat != 1 && C_ == 3)
+      for (int64_t q = 0; q < ov; ++q) {
+        if (std::isnan(y[q])) continue;
+        const double g = gray(q);
+        for (int64_t c = 0; c < 3; ++c) y[c * ov + q] = clamp((y[c * ov + q] - g) * sat + g);
+      }
+  }
+  for (int64_t c = 0; c < C_; ++c) {
+    const float m = o_.mean.empty() ? 0.0f : o_.mean[c], inv = o_.mean.empty() ? 1.0f : 1.0f / o_.std[c];
+    for (int64_t q = c * ov; q < (c + 1) * ov; ++q) y[q] = std::isnan(y[q]) ? background_[c] : (y[q] - m) * inv;
+  }
+  if (augment && o_.erase_p > 0 && rng.uniform() < o_.erase_p) {
+    const double area = static_cast<double>(ov);
+    for (int t = 0; t < 10; ++t) {
+      const double a = area * rng.uniform(o_.erase_scale.lo, o_.erase_scale.hi);
+      const double r = std::exp(rng.uniform(std::log(o_.erase_ratio.lo), std::log(o_.erase_ratio.hi)));
+      const auto eh = static_cast<int64_t>(std::round(std::sqrt(a / r))),
+                 ew = static_cast<int64_t>(std::round(std::sqrt(a * r)));
+      if (eh < 1 || ew < 1 || eh > OH || ew > OW) continue;
+      const auto ey = static_cast<int64_t>(rng.below(static_cast<uint64_t>(OH - eh + 1)));
+      const auto ex = static_cast<int64_t>(rng.below(static_cast<uint64_t>(OW - ew + 1)));
+      for (int64_t c = 0; c < C_; ++c)
+        for (int64_t h = ey; h < ey + eh; ++h)
+          for (int64_t w = ex; w < ex + ew; ++w) y[(c * OH + h) * OW + w] = 0;
+      break;
     }
   }
 }

@@ -550,12 +550,17 @@ TEST(Open, HeldOutSetIsNotTheTestSplitByDefault) {
   s = open_text("{synthetic: {shape: [1, 4], train: 100, test: 8, val: 0}}");
   EXPECT_FALSE(s.heldout);
   EXPECT_EQ(s.test->size(), 8);
-  // Too few samples for the default tenth: the message says how to go without.
+  // Too few samples for the default tenth: no held-out set, said; asked for, an error.
   write_mnist_dir(d, 5, 2, false);
   convert_idx_dir(d.path.string(), d / "small.h5", {});
-  auto msg = error_of<ConfigError>([&] { open_text("{file: " + d / "small.h5" + "}"); });
-  EXPECT_NE(msg.find("leaves a split empty (the default 0.1; val_fraction: 0 trains on all of it)"), std::string::npos)
-      << msg;
+  s = open_text("{file: " + d / "small.h5" + "}");
+  EXPECT_FALSE(s.heldout);
+  ASSERT_EQ(s.warnings.size(), 1u);
+  EXPECT_NE(s.warnings[0].find("5 training samples are too few to hold a tenth out: no held-out set"),
+            std::string::npos)
+      << s.warnings[0];
+  auto msg = error_of<ConfigError>([&] { open_text("{file: " + d / "small.h5" + ", val_fraction: 0.1}"); });
+  EXPECT_NE(msg.find("val_fraction 0.1 of 5 samples leaves a split empty"), std::string::npos) << msg;
 }
 
 TEST(Synthetic, SeededNormalImagesWithUniformLabelsRepeatingEvery256) {

@@ -9,10 +9,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "datasets/hdf5_dataset.hpp"
 #include "datasets/image_folder.hpp"
 #include "datasets/images.hpp"
+#include "datasets/open.hpp"
+#include "datasets/transform.hpp"
+#include "framework/config.hpp"
 #include "framework/error.hpp"
 #include "tests/expect_error.hpp"
 
@@ -244,6 +248,26 @@ TEST(ImageFolder, BadFilesStopOrAreSkippedAndSizesMustAgree) {
   EXPECT_NE(r.summary.find("train 7 x [1, 8, 8]; 2 classes"), std::string::npos) << r.summary;
 }
 
+TEST(ImageFolder, AugmentationsReadFromTheDataSection) {
+  TempDir d;
+  make_folder(d.path / "in");
+  convert_image_folder((d.path / "in").string(), (d.path / "o.h5").string(), {});
+  const std::string file = (d.path / "o.h5").string();
+  const Splits s = open(Config::parse(
+      "{file: " + file +
+          ", augment: {flip: true, vflip: 0.25, resized_crop: {scale: [0.5, 1]}, rotate: 10, brightness: 0.2, "
+          "contrast: [0.9, 1.1], erase: {p: 0.5}, eval_crop: 0.875}}",
+      "exp.yaml"));
+  ASSERT_TRUE(s.transform);
+  EXPECT_EQ(s.transform->describe(),
+            "scale 0.00392157; random flips; vertical flips; random resized crops (0.5-1 of the area); rotations (-10 "
+            "to 10 degrees); color jitter; random erasing; evaluation: the centre 0.875 resized");
+  const std::string msg = error_of<ConfigError>(
+      [&] { open(Config::parse("{file: " + file + ", augment: {rotate: [10, -10]}}", "exp.yaml")); });
+  EXPECT_NE(msg.find("(augment.rotate): the range must be low <= high"), std::string::npos) << msg;
+  EXPECT_THROW(open(Config::parse("{file: " + file + ", augment: {saturation: 0.2}}", "exp.yaml")), ConfigError);
+}
+
 TEST(ImageFolder, SplitDirectories) {
   TempDir d;
   make_folder(d.path / "in" / "train");
@@ -263,6 +287,167 @@ TEST(ImageFolder, SplitDirectories) {
   const std::string msg =
       error_of<DataError>([&] { convert_image_folder((d.path / "in").string(), (d.path / "o.h5").string(), o); });
   EXPECT_NE(msg.find("val/dog: a class folder that"), std::string::npos) << msg;
+}
+
+}  // namespace
+}  // namespace hubel::datasets
+
+namespace hubel::datasets {
+namespace {
+
+// One sample [C, H, W] through a transform with the given options, augmenting.
+TransformOptions copy(const TransformOptions& o) {
+  TransformOptions c;
+  c.scale = o.scale, c.mean = o.mean, c.std = o.std, c.pad = o.pad, c.crop_pad = o.crop_pad, c.flip = o.flip;
+  c.flip_p = o.flip_p, c.vflip_p = o.vflip_p, c.resized_crop_scale = o.resized_crop_scale;
+  c.resized_crop_ratio = o.resized_crop_ratio, c.rotate = o.rotate, c.brightness = o.brightness;
+  c.contrast = o.contrast, c.saturation = o.saturation, c.erase_p = o.erase_p, c.erase_scale = o.erase_scale;
+  c.erase_ratio = o.erase_ratio, c.eval_crop = o.eval_crop;
+  return c;
+}
+
+std::vector<float> augmented(const TransformOptions& o, const Shape& s, const std::vector<float>& x, int64_t id = 0,
+                             bool augment = true, uint64_t seed = 1) {
+  Transform t(copy(o), s);
+  Tensor in(s.with_batch(1)), out(t.output_shape().with_batch(1));
+  std::copy(x.begin(), x.end(), in.data());
+  const int64_t ids[1] = {id};
+  t.apply(in.view(), ids, seed, 0, augment, out.view());
+  return std::vector<float>(out.data(), out.data() + out.numel());
+}
+
+// A 4 x 4 image whose value at (row, col) is 10 row + col.
+std::vector<float> grid4() {
+  std::vector<float> v(16);
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 4; ++c) v[static_cast<size_t>(r * 4 + c)] = static_cast<float>(10 * r + c);
+  return v;
+}
+
+TEST(Augment, FlipsAndRotationsWorkedExamples) {
+  const Shape s{1, 4, 4};
+  TransformOptions o;
+  o.vflip_p = 1;
+  auto y = augmented(o, s, grid4());
+  EXPECT_EQ(y[0], 30);  // row 3 first
+  EXPECT_EQ(y[15], 3);
+  o = TransformOptions{};
+  o.flip = true, o.flip_p = 1;
+  y = augmented(o, s, grid4());
+  EXPECT_EQ(y[0], 3);
+  EXPECT_EQ(y[15], 30);
+  // 90 degrees about the centre: exact (whole pixel positions); no pixel lost.
+  o = TransformOptions{};
+  o.rotate = {90, 90, true};
+  y = augmented(o, s, grid4());
+  std::vector<float> sorted = y;
+  std::sort(sorted.begin(), sorted.end());
+  auto g = grid4();
+  std::sort(g.begin(), g.end());
+  EXPECT_EQ(sorted, g);
+  // The corners go round: the top left takes the value of one of the other corners.
+  EXPECT_TRUE(y[0] == 3 || y[0] == 30) << y[0];
+  EXPECT_EQ(y[5] + y[6] + y[9] + y[10], 11 + 12 + 21 + 22);  // the centre stays the centre
+  // 45 degrees: the corners come from outside the image: the background (0 here).
+  o.rotate = {45, 45, true};
+  y = augmented(o, s, grid4());
+  EXPECT_EQ(y[0], 0);
+  EXPECT_EQ(y[15], 0);
+}
+
+TEST(Augment, ResizedCropsAndEvalCropWorkedExamples) {
+  const Shape s{1, 4, 4};
+  // A quarter of the area at ratio 1: a 2 x 2 window at some (r0, c0) enlarged twice. The
+  // image is sampled bilinearly at the output's pixel centres mapped into the window,
+  // r0 - 0.25 + h / 2 (clamped at the image's edges); 10 row + col is linear, so the
+  // output is that function there, exactly.
+  TransformOptions o;
+  o.resized_crop_scale = {0.25, 0.25, true};
+  o.resized_crop_ratio = {1, 1, true};
+  std::set<int> windows;
+  for (int64_t id = 0; id < 12; ++id) {
+    const auto y = augmented(o, s, grid4(), id);
+    int found = -1;
+    for (int r0 = 0; r0 <= 2 && found < 0; ++r0)
+      for (int c0 = 0; c0 <= 2 && found < 0; ++c0) {
+        bool all = true;
+        for (int h = 0; h < 4; ++h)
+          for (int w = 0; w < 4; ++w) {
+            const double ry = std::clamp(r0 - 0.25 + 0.5 * h, 0.0, 3.0), rx = std::clamp(c0 - 0.25 + 0.5 * w, 0.0, 3.0);
+            all = all && std::abs(y[static_cast<size_t>(h * 4 + w)] - (10 * ry + rx)) < 1e-4;
+          }
+        if (all) found = r0 * 3 + c0;
+      }
+    EXPECT_GE(found, 0) << id;
+    windows.insert(found);
+  }
+  EXPECT_GE(windows.size(), 3u);  // the windows vary with the sample
+  // The whole area: the image as it is.
+  o.resized_crop_scale = {1, 1, true};
+  EXPECT_EQ(augmented(o, s, grid4()), grid4());
+  // Evaluation: the centre half of each side (rows and columns 1..2) enlarged, sampled as
+  // above: the output's corners at 0.75 and 2.25.
+  o = TransformOptions{};
+  o.eval_crop = 0.5;
+  const auto y = augmented(o, s, grid4(), 0, false);
+  EXPECT_FLOAT_EQ(y[0], 8.25f);
+  EXPECT_FLOAT_EQ(y[15], 24.75f);
+}
+
+TEST(Augment, ColorJitterAndErasingWorkedExamples) {
+  // Brightness 2: every value doubled, clamped at 255 (uint8 data: scale 1/255 -> 1).
+  TransformOptions o;
+  o.scale = 1.0f / 255;
+  o.brightness = {2, 2, true};
+  std::vector<float> x{10, 100, 200, 0};
+  auto y = augmented(o, Shape{1, 2, 2}, x);
+  EXPECT_FLOAT_EQ(y[0], 20.0f / 255);
+  EXPECT_FLOAT_EQ(y[1], 200.0f / 255);
+  EXPECT_FLOAT_EQ(y[2], 1.0f);
+  // Contrast 0: every pixel the image's mean gray; saturation 0: each pixel its gray.
+  o = TransformOptions{};
+  o.contrast = {0, 0, true};
+  y = augmented(o, Shape{1, 2, 2}, x);
+  for (float v : y) EXPECT_FLOAT_EQ(v, 77.5f);
+  o = TransformOptions{};
+  o.saturation = {0, 0, true};
+  y = augmented(o, Shape{3, 1, 1}, {100, 50, 0});
+  for (float v : y) EXPECT_NEAR(v, 0.299 * 100 + 0.587 * 50, 1e-4);
+  // Erasing a quarter at ratio 1 of a 4 x 4 image: a 2 x 2 block set to 0.
+  o = TransformOptions{};
+  o.erase_p = 1;
+  o.erase_scale = {0.25, 0.25, true};
+  o.erase_ratio = {1, 1, true};
+  std::vector<float> ones(16, 1.0f);
+  y = augmented(o, Shape{1, 4, 4}, ones);
+  EXPECT_EQ(std::count(y.begin(), y.end(), 0.0f), 4);
+  // Keyed by (seed, epoch, sample): the same draw again, another for another sample.
+  o = TransformOptions{};
+  o.rotate = {-30, 30, true};
+  o.brightness = {0.5, 1.5, true};
+  EXPECT_EQ(augmented(o, Shape{1, 4, 4}, grid4(), 3), augmented(o, Shape{1, 4, 4}, grid4(), 3));
+  EXPECT_NE(augmented(o, Shape{1, 4, 4}, grid4(), 3), augmented(o, Shape{1, 4, 4}, grid4(), 4));
+  // Not augmenting: none of it.
+  EXPECT_EQ(augmented(o, Shape{1, 4, 4}, grid4(), 3, false), grid4());
+}
+
+TEST(Augment, OptionsReadFromTheDataSectionWithErrorsNamed) {
+  EXPECT_THROW(Transform(
+                   [] {
+                     TransformOptions o;
+                     o.saturation = {0.5, 1.5, true};
+                     return o;
+                   }(),
+                   Shape{1, 4, 4}),
+               ConfigError);
+  EXPECT_THROW(Transform(
+                   [] {
+                     TransformOptions o;
+                     o.rotate = {-10, 10, true};
+                     return o;
+                   }(),
+                   Shape{1, 4, 4, 4}),
+               ConfigError);
 }
 
 }  // namespace
