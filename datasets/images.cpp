@@ -181,62 +181,87 @@ Image8 decode_image(const std::vector<uint8_t>& bytes, const std::string& name, 
 
 namespace {
 
-// For each output index, the first input index and the weights of the triangle filter.
+// For each output index o (of a window starting at `offset` in an image of `out` pixels
+// resampled from `in`), the first input index and `width` weights of the triangle filter
+// (zeros past the taps it has): flat arrays, so the loops below run over contiguous data.
 struct Taps {
+  int64_t width = 0;
   std::vector<int64_t> first;
-  std::vector<std::vector<float>> weights;
+  std::vector<float> weights;  // first.size() x width
 };
-Taps taps(int64_t in, int64_t out) {
+Taps taps(int64_t in, int64_t out, int64_t offset, int64_t count) {
   Taps t;
   const double scale = static_cast<double>(in) / static_cast<double>(out), support = std::max(1.0, scale);
-  for (int64_t o = 0; o < out; ++o) {
-    const double centre = (static_cast<double>(o) + 0.5) * scale;
+  t.width = std::min<int64_t>(in, static_cast<int64_t>(std::ceil(2 * support)) + 2);  // (never past the row)
+  t.first.resize(static_cast<size_t>(count));
+  t.weights.assign(static_cast<size_t>(count * t.width), 0.0f);
+  for (int64_t o = 0; o < count; ++o) {
+    const double centre = (static_cast<double>(o + offset) + 0.5) * scale;
     const auto lo = std::max<int64_t>(0, static_cast<int64_t>(std::floor(centre - support)));
-    const auto hi = std::min<int64_t>(in, static_cast<int64_t>(std::ceil(centre + support)));
-    std::vector<float> w;
+    const auto hi = std::min<int64_t>(in, std::min(lo + t.width, static_cast<int64_t>(std::ceil(centre + support))));
     double sum = 0;
-    for (int64_t i = lo; i < hi; ++i) {
-      const double d = std::abs(static_cast<double>(i) + 0.5 - centre) / support;
-      const double v = std::max(0.0, 1.0 - d);
-      w.push_back(static_cast<float>(v));
-      sum += v;
+    for (int64_t i = lo; i < hi; ++i)
+      sum += std::max(0.0, 1.0 - std::abs(static_cast<double>(i) + 0.5 - centre) / support);
+    for (int64_t i = lo; i < hi; ++i)
+      t.weights[static_cast<size_t>(o * t.width + i - lo)] =
+          static_cast<float>(std::max(0.0, 1.0 - std::abs(static_cast<double>(i) + 0.5 - centre) / support) / sum);
+    t.first[static_cast<size_t>(o)] = std::min(lo, std::max<int64_t>(0, in - t.width));
+    // (Shifted left near the right edge so that `width` taps stay inside: move the weights.)
+    const int64_t shift = lo - t.first[static_cast<size_t>(o)];
+    if (shift > 0) {
+      float* w = t.weights.data() + o * t.width;
+      for (int64_t k = t.width - 1; k >= 0; --k) w[k] = k >= shift ? w[k - shift] : 0.0f;
     }
-    for (auto& v : w) v = static_cast<float>(v / sum);
-    t.first.push_back(lo);
-    t.weights.push_back(std::move(w));
   }
   return t;
+}
+
+// The window [y0, y0 + height) x [x0, x0 + width) of the image resampled to
+// full_height x full_width: only the window is computed.
+Image8 resize_window(const Image8& im, int64_t full_height, int64_t full_width, int64_t y0, int64_t x0, int64_t height,
+                     int64_t width) {
+  const Taps tx = taps(im.width, full_width, x0, width), ty = taps(im.height, full_height, y0, height);
+  Image8 out{width, height, im.channels, std::vector<uint8_t>(static_cast<size_t>(width * height * im.channels))};
+  // The input rows the window needs.
+  const int64_t r0 = ty.first.front(), r1 = std::min(im.height, ty.first.back() + ty.width);
+  std::vector<float> rows(static_cast<size_t>((r1 - r0) * width));
+  for (int c = 0; c < im.channels; ++c) {
+    const uint8_t* src = im.pixels.data() + c * im.width * im.height;
+    for (int64_t y = r0; y < r1; ++y) {
+      const uint8_t* row = src + y * im.width;
+      float* dst = rows.data() + (y - r0) * width;
+      for (int64_t x = 0; x < width; ++x) {
+        const float* w = tx.weights.data() + x * tx.width;
+        const uint8_t* p = row + tx.first[static_cast<size_t>(x)];
+        float v = 0;
+        for (int64_t k = 0; k < tx.width; ++k) v += w[k] * static_cast<float>(p[k]);
+        dst[x] = v;
+      }
+    }
+    uint8_t* dst = out.pixels.data() + c * width * height;
+    std::vector<float> acc(static_cast<size_t>(width));
+    for (int64_t y = 0; y < height; ++y) {
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      const float* w = ty.weights.data() + y * ty.width;
+      for (int64_t k = 0; k < ty.width; ++k) {
+        const int64_t r = ty.first[static_cast<size_t>(y)] + k;
+        if (w[k] == 0.0f || r >= r1) continue;
+        const float* row = rows.data() + (r - r0) * width;
+        for (int64_t x = 0; x < width; ++x) acc[static_cast<size_t>(x)] += w[k] * row[x];
+      }
+      // Rounded to nearest (halves up) and clamped, without a libm call per pixel.
+      for (int64_t x = 0; x < width; ++x)
+        dst[y * width + x] = static_cast<uint8_t>(std::clamp(acc[static_cast<size_t>(x)], 0.0f, 255.0f) + 0.5f);
+    }
+  }
+  return out;
 }
 
 }  // namespace
 
 Image8 resize_image(const Image8& im, int64_t height, int64_t width) {
   if (height == im.height && width == im.width) return im;
-  const Taps tx = taps(im.width, width), ty = taps(im.height, height);
-  Image8 out{width, height, im.channels, std::vector<uint8_t>(static_cast<size_t>(width * height * im.channels))};
-  std::vector<float> rows(static_cast<size_t>(im.height * width));
-  for (int c = 0; c < im.channels; ++c) {
-    const uint8_t* src = im.pixels.data() + c * im.width * im.height;
-    for (int64_t y = 0; y < im.height; ++y)
-      for (int64_t x = 0; x < width; ++x) {
-        float v = 0;
-        const auto& w = tx.weights[static_cast<size_t>(x)];
-        for (size_t k = 0; k < w.size(); ++k) v += w[k] * src[y * im.width + tx.first[static_cast<size_t>(x)] + k];
-        rows[static_cast<size_t>(y * width + x)] = v;
-      }
-    uint8_t* dst = out.pixels.data() + c * width * height;
-    for (int64_t y = 0; y < height; ++y) {
-      const auto& w = ty.weights[static_cast<size_t>(y)];
-      for (int64_t x = 0; x < width; ++x) {
-        float v = 0;
-        for (size_t k = 0; k < w.size(); ++k)
-          v += w[k] *
-               rows[static_cast<size_t>((ty.first[static_cast<size_t>(y)] + static_cast<int64_t>(k)) * width + x)];
-        dst[y * width + x] = static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L));
-      }
-    }
-  }
-  return out;
+  return resize_window(im, height, width, 0, 0, height, width);
 }
 
 Image8 center_crop(const Image8& im, int64_t height, int64_t width) {
@@ -253,12 +278,13 @@ Image8 center_crop(const Image8& im, int64_t height, int64_t width) {
 
 Image8 fit_image(const Image8& im, int64_t height, int64_t width, bool shorter) {
   if (!shorter) return resize_image(im, height, width);
-  // The scale that makes the image cover height x width, then the centre.
+  // The scale that makes the image cover height x width; only the centre is resampled.
   const double s = std::max(static_cast<double>(height) / static_cast<double>(im.height),
                             static_cast<double>(width) / static_cast<double>(im.width));
   const int64_t h = std::max(height, static_cast<int64_t>(std::lround(static_cast<double>(im.height) * s)));
   const int64_t w = std::max(width, static_cast<int64_t>(std::lround(static_cast<double>(im.width) * s)));
-  return center_crop(resize_image(im, h, w), height, width);
+  if (h == im.height && w == im.width) return center_crop(im, height, width);
+  return resize_window(im, h, w, (h - height) / 2, (w - width) / 2, height, width);
 }
 
 std::vector<uint8_t> encode_png8(const Image8& im) {

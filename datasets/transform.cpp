@@ -154,32 +154,79 @@ void Transform::resample(const float* x, float* y, int64_t id, uint64_t seed, in
     if (mean_image) v -= mean_image[src];
     return v;
   };
-  for (int64_t h = 0; h < OH; ++h)
-    for (int64_t w = 0; w < OW; ++w) {
-      const double oh = vflip ? static_cast<double>(OH - 1 - h) : static_cast<double>(h);
-      const double ow = hflip ? static_cast<double>(OW - 1 - w) : static_cast<double>(w);
-      // Pixel centres: (oh + 0.5) in the output is top + (oh + 0.5) sy in the window.
-      double py = top + (oh + 0.5) * sy - cy, px = left + (ow + 0.5) * sx - cx;
-      const double ry = cs * py - sn * px + cy, rx = sn * py + cs * px + cx;
-      const double fy = ry - 0.5 - static_cast<double>(ph) + off_h, fx = rx - 0.5 - static_cast<double>(pw) + off_w;
-      const double y0 = std::floor(fy + 1e-9), x0 = std::floor(fx + 1e-9);
-      const double dy = std::max(0.0, fy - y0), dx = std::max(0.0, fx - x0);
-      const auto iy = static_cast<int64_t>(y0), ix = static_cast<int64_t>(x0);
-      for (int64_t c = 0; c < C_; ++c) {
-        double v = 0, wsum = 0;
-        const double wts[4] = {(1 - dy) * (1 - dx), (1 - dy) * dx, dy * (1 - dx), dy * dx};
-        const int64_t ys[4] = {iy, iy, iy + 1, iy + 1}, xs[4] = {ix, ix + 1, ix, ix + 1};
-        for (int k = 0; k < 4; ++k) {
-          if (wts[k] < 1e-12) continue;
-          const float s = at(c, ys[k], xs[k]);
-          if (std::isnan(s)) continue;
-          v += wts[k] * s;
-          wsum += wts[k];
+  if (angle == 0) {
+    // Axis-aligned (no rotation): the rows' and columns' taps apart, each computed once.
+    struct Tap {
+      int64_t i0 = 0;
+      double w0 = 0, w1 = 0;  // for i0 and i0 + 1; 0 where outside the image
+    };
+    auto line = [&](int64_t n, bool mirror, double start, double step, double shift, int64_t size) {
+      std::vector<Tap> taps(static_cast<size_t>(n));
+      for (int64_t o = 0; o < n; ++o) {
+        const double oo = mirror ? static_cast<double>(n - 1 - o) : static_cast<double>(o);
+        const double f = start + (oo + 0.5) * step - 0.5 - shift;
+        const double f0 = std::floor(f + 1e-9), d = std::max(0.0, f - f0);
+        const auto i0 = static_cast<int64_t>(f0);
+        taps[static_cast<size_t>(o)] = {i0, i0 >= 0 && i0 < size ? 1 - d : 0.0, i0 + 1 >= 0 && i0 + 1 < size ? d : 0.0};
+      }
+      return taps;
+    };
+    const auto rows = line(OH, vflip, top, sy, static_cast<double>(ph) - off_h, H);
+    const auto cols = line(OW, hflip, left, sx, static_cast<double>(pw) - off_w, W);
+    for (int64_t c = 0; c < C_; ++c) {
+      const float* xc = x + c * iv;
+      const float* mc = mean_image ? mean_image + c * iv : nullptr;
+      auto px = [&](int64_t yy, int64_t xx) {
+        const float v = xc[yy * W + xx] * o_.scale;
+        return mc ? v - mc[yy * W + xx] : v;
+      };
+      for (int64_t h = 0; h < OH; ++h) {
+        const Tap& r = rows[static_cast<size_t>(h)];
+        float* out = y + (c * OH + h) * OW;
+        for (int64_t w = 0; w < OW; ++w) {
+          const Tap& q = cols[static_cast<size_t>(w)];
+          const double wsum = (r.w0 + r.w1) * (q.w0 + q.w1);
+          if (wsum < 0.5) {
+            out[w] = std::nanf("");
+            continue;
+          }
+          double v = 0;
+          if (r.w0 > 0 && q.w0 > 0) v += r.w0 * q.w0 * px(r.i0, q.i0);
+          if (r.w0 > 0 && q.w1 > 0) v += r.w0 * q.w1 * px(r.i0, q.i0 + 1);
+          if (r.w1 > 0 && q.w0 > 0) v += r.w1 * q.w0 * px(r.i0 + 1, q.i0);
+          if (r.w1 > 0 && q.w1 > 0) v += r.w1 * q.w1 * px(r.i0 + 1, q.i0 + 1);
+          out[w] = static_cast<float>(v / wsum);
         }
-        // Outside the image (weights under half): the background (a stored zero).
-        y[(c * OH + h) * OW + w] = wsum >= 0.5 ? static_cast<float>(v / wsum) : std::nanf("");
       }
     }
+  } else {
+    for (int64_t h = 0; h < OH; ++h)
+      for (int64_t w = 0; w < OW; ++w) {
+        const double oh = vflip ? static_cast<double>(OH - 1 - h) : static_cast<double>(h);
+        const double ow = hflip ? static_cast<double>(OW - 1 - w) : static_cast<double>(w);
+        // Pixel centres: (oh + 0.5) in the output is top + (oh + 0.5) sy in the window.
+        double py = top + (oh + 0.5) * sy - cy, px = left + (ow + 0.5) * sx - cx;
+        const double ry = cs * py - sn * px + cy, rx = sn * py + cs * px + cx;
+        const double fy = ry - 0.5 - static_cast<double>(ph) + off_h, fx = rx - 0.5 - static_cast<double>(pw) + off_w;
+        const double y0 = std::floor(fy + 1e-9), x0 = std::floor(fx + 1e-9);
+        const double dy = std::max(0.0, fy - y0), dx = std::max(0.0, fx - x0);
+        const auto iy = static_cast<int64_t>(y0), ix = static_cast<int64_t>(x0);
+        for (int64_t c = 0; c < C_; ++c) {
+          double v = 0, wsum = 0;
+          const double wts[4] = {(1 - dy) * (1 - dx), (1 - dy) * dx, dy * (1 - dx), dy * dx};
+          const int64_t ys[4] = {iy, iy, iy + 1, iy + 1}, xs[4] = {ix, ix + 1, ix, ix + 1};
+          for (int k = 0; k < 4; ++k) {
+            if (wts[k] < 1e-12) continue;
+            const float s = at(c, ys[k], xs[k]);
+            if (std::isnan(s)) continue;
+            v += wts[k] * s;
+            wsum += wts[k];
+          }
+          // Outside the image (weights under half): the background (a stored zero).
+          y[(c * OH + h) * OW + w] = wsum >= 0.5 ? static_cast<float>(v / wsum) : std::nanf("");
+        }
+      }
+  }
   // Color jitter on the scaled values, then normalization, then erasing.
   const int64_t ov = OH * OW;
   const float top_value = 255.0f * o_.scale;
