@@ -28,6 +28,18 @@ std::string json_number(double v) {
   return os.str();
 }
 
+// 83 -> "1:23", 4000 -> "1:06:40"
+std::string clock_text(double seconds) {
+  const auto s = static_cast<int64_t>(std::max(0.0, seconds) + 0.5);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  return buf;
+}
+
 std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy, const std::string& heldout) {
   std::ostringstream os;
   os << std::fixed << "epoch " << std::setw(3) << m.epoch << "/" << epochs << "  lr " << std::setprecision(4) << m.lr
@@ -85,20 +97,6 @@ std::string format_profile(const std::vector<Net::LayerTime>& layers, const Trai
   row("(step)", "", total_ms, 0, 0);
   return os.str();
 }
-
-namespace {
-// 83 -> "1:23", 4000 -> "1:06:40"
-std::string clock_text(double seconds) {
-  const auto s = static_cast<int64_t>(std::max(0.0, seconds) + 0.5);
-  char buf[32];
-  if (s >= 3600)
-    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
-                  static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
-  else
-    std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
-  return buf;
-}
-}  // namespace
 
 namespace {
 const char* kCsvHeader =

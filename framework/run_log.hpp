@@ -97,6 +97,9 @@ std::string format_profile(const std::vector<Net::LayerTime>& layers, const Trai
 // "epoch   3/10  lr 0.0100  train loss ... samples/s"
 std::string format_epoch(const EpochMetrics& m, int64_t epochs, bool accuracy, const std::string& heldout = "test");
 
+// "1:23" or "1:02:03".
+std::string clock_text(double seconds);
+
 // A JSON number (null when not finite).
 std::string json_number(double v);
 

@@ -27,6 +27,38 @@ void check_labels(const Targets& t, int64_t n, int64_t classes, const char* loss
 
 int64_t argmax(const float* v, int64_t k) { return std::max_element(v, v + k) - v; }
 
+// The softmax loss of each row, -y_label + log(sum_j exp(y_j)), and its gradient
+// softmax - onehot, computed from m = the row's maximum; with `rubbish` (LeNet-5's MAP
+// criterion) the sum has one more term, exp(rubbish), a class no label names.
+LossStats softmax_rows(ConstTensorView y, const Targets& t, TensorView dy, float scale, const char* name,
+                       bool with_rubbish, float rubbish) {
+  const int64_t n = y.batch(), k = y.stride0();
+  if (!t.labels) throw DataError(cat(name, " needs class labels"));
+  check_labels(t, n, k, name);
+  return deterministic_sum<LossStats>(n, grain_for(k * 16), [&](int64_t r0, int64_t r1) {
+    LossStats s;
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* yr = y.data() + r * k;
+      const int64_t label = t.labels[r];
+      const int64_t best = argmax(yr, k);
+      const float m = with_rubbish ? std::max(yr[best], rubbish) : yr[best];
+      double sum = with_rubbish ? std::exp(static_cast<double>(rubbish - m)) : 0.0;
+      for (int64_t j = 0; j < k; ++j) sum += std::exp(static_cast<double>(yr[j] - m));
+      s.loss += loss_of_row(std::log(sum) + m - yr[label]);
+      s.correct += best == label;
+      ++s.count;
+      if (!dy.empty()) {
+        float* d = dy.data() + r * k;
+        const double inv = 1.0 / sum;
+        for (int64_t j = 0; j < k; ++j)
+          d[j] = static_cast<float>(std::exp(static_cast<double>(yr[j] - m)) * inv) * scale;
+        d[label] -= scale;
+      }
+    }
+    return s;
+  });
+}
+
 }  // namespace
 
 // ---- softmax cross-entropy ----
@@ -46,31 +78,7 @@ void SoftmaxCrossEntropy::check(const Shape& y, int64_t num_classes) const {
 }
 
 LossStats SoftmaxCrossEntropy::evaluate(ConstTensorView y, const Targets& t, TensorView dy, float scale) const {
-  const int64_t n = y.batch(), k = y.stride0();
-  if (!t.labels) throw DataError("softmax_cross_entropy needs class labels");
-  check_labels(t, n, k, "softmax_cross_entropy");
-  return deterministic_sum<LossStats>(n, grain_for(k * 16), [&](int64_t r0, int64_t r1) {
-    LossStats s;
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* yr = y.data() + r * k;
-      const int64_t label = t.labels[r];
-      const int64_t best = argmax(yr, k);
-      const float m = yr[best];
-      double sum = 0;
-      for (int64_t j = 0; j < k; ++j) sum += std::exp(static_cast<double>(yr[j] - m));
-      s.loss += loss_of_row(std::log(sum) + m - yr[label]);
-      s.correct += best == label;
-      ++s.count;
-      if (!dy.empty()) {
-        float* d = dy.data() + r * k;
-        const double inv = 1.0 / sum;
-        for (int64_t j = 0; j < k; ++j)
-          d[j] = static_cast<float>(std::exp(static_cast<double>(yr[j] - m)) * inv) * scale;
-        d[label] -= scale;
-      }
-    }
-    return s;
-  });
+  return softmax_rows(y, t, dy, scale, "softmax_cross_entropy", false, 0.0f);
 }
 
 // ---- LeNet-5's MAP criterion ----
@@ -89,32 +97,7 @@ void MapCriterion::check(const Shape& y, int64_t num_classes) const {
 }
 
 LossStats MapCriterion::evaluate(ConstTensorView y, const Targets& t, TensorView dy, float scale) const {
-  const int64_t n = y.batch(), k = y.stride0();
-  if (!t.labels) throw DataError("map needs class labels");
-  check_labels(t, n, k, "map");
-  const double rubbish = -j_;
-  return deterministic_sum<LossStats>(n, grain_for(k * 16), [&](int64_t r0, int64_t r1) {
-    LossStats s;
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* yr = y.data() + r * k;
-      const int64_t label = t.labels[r];
-      const int64_t best = argmax(yr, k);
-      const double m = std::max(static_cast<double>(yr[best]), rubbish);
-      double sum = std::exp(rubbish - m);
-      for (int64_t i = 0; i < k; ++i) sum += std::exp(static_cast<double>(yr[i]) - m);
-      s.loss += loss_of_row(std::log(sum) + m - yr[label]);
-      s.correct += best == label;
-      ++s.count;
-      if (!dy.empty()) {
-        float* d = dy.data() + r * k;
-        const double inv = 1.0 / sum;
-        for (int64_t i = 0; i < k; ++i)
-          d[i] = static_cast<float>(std::exp(static_cast<double>(yr[i]) - m) * inv) * scale;
-        d[label] -= scale;
-      }
-    }
-    return s;
-  });
+  return softmax_rows(y, t, dy, scale, "map", true, static_cast<float>(-j_));
 }
 
 // ---- mean squared error ----
