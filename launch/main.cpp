@@ -1,6 +1,7 @@
 // The hubel command: `hubel train EXP`, `hubel summary EXP`.
 // Exit codes: 0 success; 1 a usage or input error (bad options, experiment file, data);
 // 2 a failure during training (divergence, I/O, MPI).
+#include <tbb/parallel_for.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -22,6 +23,7 @@
 #include "comm/mpi_communicator.hpp"
 #include "datasets/convert.hpp"
 #include "datasets/image_folder.hpp"
+#include "datasets/images.hpp"
 #include "datasets/loader.hpp"
 #include "datasets/loaders.hpp"
 #include "datasets/open.hpp"
@@ -60,6 +62,8 @@ const char* kUsage =
     "  eval [EXP] --checkpoint CHECKPOINT\n"
     "                 loss, accuracy, per-class metrics and confusion matrix of a checkpoint\n"
     "                 (a file, a checkpoint directory or its latest) on a split\n"
+    "  predict CHECKPOINT INPUT...\n"
+    "                 the top classes of PNG/JPEG files, folders of them or DATA.h5:split\n"
     "  inspect FILE   a checkpoint: experiment, position, metrics, parameters (--export-weights OUT.h5)\n"
     "  visualize CHECKPOINT --sample K\n"
     "                 PNG images of the first convolution's filters and every convolution and\n"
@@ -313,6 +317,212 @@ int cmd_eval(int argc, char** argv, comm::Communicator& comm) {
       std::cout << "\n";
     }
   }
+  return kOk;
+}
+
+// One input of hubel predict: an image file, or a sample of an HDF5 split.
+struct PredictInput {
+  std::string name;
+  std::string file;  // an image file ("" for a sample of a split)
+  const datasets::Dataset* set = nullptr;
+  int64_t index = 0;
+};
+
+int cmd_predict(int argc, char** argv, comm::Communicator& comm) {
+  Common c;
+  std::string checkpoint, out;
+  std::vector<std::string> inputs;
+  int64_t top = 5, batch = 64;
+  auto opts = common_options(c);
+  opts.add_options()("top", po::value(&top), "the classes to show per input (default 5)")(
+      "batch", po::value(&batch), "inputs per forward pass (default 64)")(
+      "out", po::value(&out), "also write the predictions to FILE.csv or FILE.jsonl")(
+      "skip-bad", "leave out files that are not readable images (named) instead of stopping");
+  const std::string usage = "usage: hubel predict CHECKPOINT INPUT... [options]";
+  po::options_description hidden;
+  hidden.add_options()("checkpoint", po::value(&checkpoint))("inputs", po::value(&inputs)->composing());
+  po::positional_options_description pos;
+  pos.add("checkpoint", 1).add("inputs", -1);
+  po::options_description all;
+  all.add(opts).add(hidden);
+  po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), c.vm);
+  po::notify(c.vm);
+  if (c.vm.count("help")) {
+    std::cout << usage
+              << "\n\nINPUT: PNG or JPEG files, folders of them (sorted), or DATA.h5:split (its samples in order).\n"
+                 "Images are decoded to the model's channels, resized (shorter side) and centre-cropped to the\n"
+                 "experiment's sample size, then transformed as in evaluation. Under mpirun each rank takes a\n"
+                 "share of the inputs; rank 0 prints them all, in order.\n\n"
+              << opts;
+    return kOk;
+  }
+  if (checkpoint.empty() || inputs.empty()) throw po::error("missing inputs: " + usage);
+  if (top < 1) throw po::error("--top must be at least 1");
+  if (batch < 1 || batch > 65536) throw po::error("--batch must be in [1, 65536]");
+  if (!out.empty() && !out.ends_with(".csv") && !out.ends_with(".jsonl"))
+    throw po::error(cat("--out is FILE.csv or FILE.jsonl; got '", out, "'"));
+  checkpoint = resolve_checkpoint(checkpoint);
+  Experiment exp = Experiment::from_config(experiment_of(c.experiment, checkpoint, c.sets));
+  Model model = build_model(exp.model, layers::builtin_registry());
+  datasets::Splits data = datasets::open(exp.data);  // (the evaluation transform and class names)
+  const Shape stored = data.train->sample_shape();
+  const auto names = data.train->class_names();
+  // The inputs, in order.
+  std::vector<PredictInput> items;
+  std::vector<std::unique_ptr<datasets::Hdf5Dataset>> splits;
+  for (const auto& in : inputs) {
+    const auto colon = in.rfind(':');
+    std::error_code ec;
+    if (colon != std::string::npos && colon > 0 && !fs::exists(in, ec) && fs::exists(in.substr(0, colon), ec)) {
+      splits.push_back(std::make_unique<datasets::Hdf5Dataset>(in.substr(0, colon), in.substr(colon + 1),
+                                                               datasets::Hdf5Dataset::kStreamed));
+      if (splits.back()->sample_shape() != stored)
+        throw DataError(
+            cat(in, ": samples ", splits.back()->sample_shape().str(), ", but the model's data has ", stored.str()));
+      for (int64_t i = 0; i < splits.back()->size(); ++i)
+        items.push_back({cat(in, "#", i), "", splits.back().get(), i});
+    } else if (fs::is_directory(in, ec)) {
+      std::vector<std::string> files;
+      for (const auto& e : fs::recursive_directory_iterator(in, ec)) {
+        std::string ext = e.path().extension().string();
+        std::transform(ext.begin(), ext.end(), ext.begin(),
+                       [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+        if (e.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg"))
+          files.push_back(e.path().string());
+      }
+      std::sort(files.begin(), files.end());
+      for (const auto& f : files) items.push_back({f, f, nullptr, 0});
+    } else if (fs::exists(in, ec)) {
+      items.push_back({in, in, nullptr, 0});
+    } else {
+      throw DataError(cat(in, ": no such file, folder or DATA.h5:split"));
+    }
+  }
+  if (items.empty()) throw DataError("predict: no PNG or JPEG files in the inputs given");
+  if (stored.rank() != 3 &&
+      std::any_of(items.begin(), items.end(), [](const PredictInput& p) { return !p.file.empty(); }))
+    throw ConfigError(cat("the model takes samples ", stored.str(), ", not images [C, H, W]"));
+  Runtime runtime(c.threads);
+  model.net.build(batch, exp.train.seed);
+  load_checkpoint(checkpoint, model.net, nullptr, nullptr);
+  const int64_t K = model.net.output_shape().numel(), k = std::min(top, K);
+  const int64_t n = static_cast<int64_t>(items.size()), W = comm.size(), r = comm.rank();
+  // Each rank's share (every W-th input): per input its top k (class, probability) and a
+  // flag, in slots summed over the ranks.
+  std::vector<double> slots(static_cast<size_t>(n * (2 * k + 1)), 0.0);
+  std::vector<std::string> errors(static_cast<size_t>(n));
+  const int64_t per = stored.numel();
+  std::vector<int64_t> mine;
+  for (int64_t i = r; i < n; i += W) mine.push_back(i);
+  Tensor raw(stored.with_batch(batch));
+  runtime.run([&] {
+    for (size_t b0 = 0; b0 < mine.size(); b0 += static_cast<size_t>(batch)) {
+      const size_t b1 = std::min(mine.size(), b0 + static_cast<size_t>(batch));
+      tbb::parallel_for(b0, b1, [&](size_t j) {
+        const PredictInput& p = items[static_cast<size_t>(mine[j])];
+        float* x = raw.data() + static_cast<int64_t>(j - b0) * per;
+        try {
+          if (p.set) {
+            int32_t label = 0;
+            p.set->read(std::vector<int64_t>{p.index}, TensorView(x, stored.with_batch(1)), &label, TensorView());
+          } else {
+            std::ifstream f(p.file, std::ios::binary);
+            const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+            const datasets::Image8 im = datasets::fit_image(
+                datasets::decode_image(bytes, p.file, static_cast<int>(stored[0])), stored[1], stored[2], true);
+            std::copy(im.pixels.begin(), im.pixels.end(), x);
+          }
+        } catch (const DataError& e) {
+          errors[static_cast<size_t>(mine[j])] = e.what();
+          std::fill(x, x + per, 0.0f);
+        }
+      });
+      const auto rows = static_cast<int64_t>(b1 - b0);
+      std::vector<int64_t> ids(static_cast<size_t>(rows));
+      for (int64_t j = 0; j < rows; ++j) ids[static_cast<size_t>(j)] = mine[b0 + static_cast<size_t>(j)];
+      TensorView in = model.net.input(rows);
+      if (data.transform)
+        data.transform->apply(ConstTensorView(raw.data(), stored.with_batch(rows)), ids, exp.train.seed, 0, false, in);
+      else
+        std::copy(raw.data(), raw.data() + rows * per, in.data());
+      const ConstTensorView y = model.net.forward(rows, {false, exp.train.seed, 0, 0});
+      for (int64_t j = 0; j < rows; ++j) {
+        const int64_t i = ids[static_cast<size_t>(j)];
+        if (!errors[static_cast<size_t>(i)].empty()) continue;
+        // Softmax probabilities, the top k.
+        const float* row = y.data() + j * K;
+        const float m = *std::max_element(row, row + K);
+        std::vector<std::pair<double, int64_t>> pr(static_cast<size_t>(K));
+        double sum = 0;
+        for (int64_t q = 0; q < K; ++q)
+          sum += pr[static_cast<size_t>(q)].first = std::exp(static_cast<double>(row[q] - m));
+        for (int64_t q = 0; q < K; ++q) pr[static_cast<size_t>(q)] = {pr[static_cast<size_t>(q)].first / sum, q};
+        std::partial_sort(pr.begin(), pr.begin() + k, pr.end(), [](const auto& a, const auto& b) {
+          return a.first > b.first || (a.first == b.first && a.second < b.second);
+        });
+        double* s = &slots[static_cast<size_t>(i * (2 * k + 1))];
+        s[0] = 1;
+        for (int64_t q = 0; q < k; ++q)
+          s[1 + 2 * q] = static_cast<double>(pr[static_cast<size_t>(q)].second),
+                    s[2 + 2 * q] = pr[static_cast<size_t>(q)].first;
+      }
+    }
+  });
+  if (W > 1) {
+    comm::ScopedActivity act("the gathering of the predictions");
+    comm.allreduce_sum(std::span<double>(slots));
+  }
+  std::vector<std::string> bad;
+  for (int64_t i = 0; i < n; ++i)
+    if (slots[static_cast<size_t>(i * (2 * k + 1))] == 0) bad.push_back(items[static_cast<size_t>(i)].name);
+  if (comm.rank() != 0) return kOk;
+  if (!bad.empty() && !c.vm.count("skip-bad")) {
+    std::string why;
+    for (const auto& e : errors)
+      if (!e.empty()) {
+        why = e;
+        break;
+      }
+    throw DataError(cat(why.empty() ? bad.front() + ": unreadable (on another rank)" : why, " (", bad.size(),
+                        " input(s) not readable; --skip-bad predicts the rest)"));
+  }
+  auto name_of = [&](int64_t q) {
+    return q < static_cast<int64_t>(names.size()) ? names[static_cast<size_t>(q)] : cat(q);
+  };
+  std::ofstream file;
+  if (!out.empty()) {
+    file.open(out, std::ios::trunc);
+    if (!file) throw DataError(cat(out, ": cannot write"));
+    if (out.ends_with(".csv")) file << "input,rank,class,name,probability\n";
+  }
+  auto json = [](const std::string& t) {
+    std::string o = "\"";
+    for (char ch : t) o += ch == '"' || ch == '\\' ? std::string("\\") + ch : std::string(1, ch);
+    return o + "\"";
+  };
+  for (int64_t i = 0; i < n; ++i) {
+    const double* s = &slots[static_cast<size_t>(i * (2 * k + 1))];
+    const std::string& in = items[static_cast<size_t>(i)].name;
+    if (s[0] == 0) {
+      std::cerr << "skipped: " << in << "\n";
+      continue;
+    }
+    std::cout << in << ":";
+    std::string jl = "{\"input\": " + json(in) + ", \"top\": [";
+    for (int64_t q = 0; q < k; ++q) {
+      const auto cls = static_cast<int64_t>(s[1 + 2 * q]);
+      const double p = s[2 + 2 * q];
+      std::cout << (q ? ", " : " ") << name_of(cls) << " " << std::fixed << std::setprecision(4) << p;
+      if (file && out.ends_with(".csv"))
+        file << json(in) << "," << q + 1 << "," << cls << "," << json(name_of(cls)) << "," << std::setprecision(6) << p
+             << "\n";
+      jl +=
+          cat(q ? ", " : "", "{\"class\": ", cls, ", \"name\": ", json(name_of(cls)), ", \"p\": ", json_number(p), "}");
+    }
+    std::cout << "\n";
+    if (file && out.ends_with(".jsonl")) file << jl << "]}\n";
+  }
+  if (file && !file.flush()) throw DataError(cat(out, ": write failed"));
   return kOk;
 }
 
@@ -804,9 +1014,12 @@ int main(int argc, char** argv) {
       code = cmd_visualize(argc - 1, argv + 1);
     else if (cmd == "eval")
       code = cmd_eval(argc - 1, argv + 1, *comm);
+    else if (cmd == "predict")
+      code = cmd_predict(argc - 1, argv + 1, *comm);
     else
-      throw po::error(cat("unknown command '", cmd, "'",
-                          did_you_mean(cmd, {"train", "eval", "summary", "inspect", "convert", "visualize"})));
+      throw po::error(
+          cat("unknown command '", cmd, "'",
+              did_you_mean(cmd, {"train", "eval", "predict", "summary", "inspect", "convert", "visualize"})));
   } catch (const AgreedError& e) {
     code = e.code;
     agreed = true;

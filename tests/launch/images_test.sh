@@ -25,6 +25,27 @@ same "$(last "$T/run-img")" "$(last "$T/run-idx")" \
 "$HUBEL" train "$SRC/launch/experiments/fashion_images.yaml" --set data.file="$T/img.h5" --set train.max_steps=20 \
   --run-dir "$T/ready" --threads 1 > "$T/ready.log" 2>&1 && grep -q "^done: 20 steps" "$T/ready.log" \
   && ok "launch/experiments/fashion_images.yaml trains on the converted folder" || { fail "fashion_images.yaml"; tail -3 "$T/ready.log"; }
+# hubel predict: the folder of test PNGs and the converted split give the same top classes
+# and probabilities, line by line (the same pixels, the same order), on 1 and 2 ranks; its
+# top-1 accuracy is the one hubel eval reports.
+"$HUBEL" predict "$T/run-img/checkpoints" "$T/img/test" --top 3 --out "$T/p-png.jsonl" --threads 1 > "$T/p.log" 2>&1 || { fail "predict PNGs"; tail -3 "$T/p.log"; }
+"$HUBEL" predict "$T/run-img/checkpoints" "$T/img.h5:test" --top 3 --out "$T/p-h5.jsonl" --threads 1 > /dev/null 2>&1 || fail "predict DATA.h5:test"
+timeout -k 5 120 "$MPIEXEC" --oversubscribe -np 2 "$HUBEL" predict "$T/run-img/checkpoints" "$T/img/test" --top 3 --out "$T/p-np2.jsonl" --threads 1 > /dev/null 2>&1 || fail "predict on 2 ranks"
+python3 - "$T/p-png.jsonl" "$T/p-h5.jsonl" "$T/p-np2.jsonl" "$T/idx/t10k-labels-idx1-ubyte" > "$T/pcheck" 2>&1 <<'PY'
+import json, sys
+png, h5, np2 = ([json.loads(l) for l in open(f)] for f in sys.argv[1:4])
+labels = open(sys.argv[4], "rb").read()[8:]
+assert len(png) == len(h5) == len(np2) == 400, (len(png), len(h5), len(np2))
+assert [r["top"] for r in png] == [r["top"] for r in h5], "folder and split differ"
+assert png == np2, "2 ranks differ"
+assert png[0]["input"].endswith("test/0_T-shirt_top/000019.png"), png[0]["input"]
+acc = sum(r["top"][0]["class"] == labels[i] for i, r in enumerate(png)) / len(png)
+print("%.4f" % acc)
+PY
+acc=$(cat "$T/pcheck")
+eval_acc=$("$HUBEL" eval --checkpoint "$T/run-img/checkpoints" --set data.file="$T/img.h5" 2>&1 | sed -n 's/.*accuracy \([0-9.]*\).*/\1/p' | head -1)
+[ -n "$eval_acc" ] && [ "$acc" = "$eval_acc" ] \
+  && ok "predict: PNG folder = DATA.h5:test = 2 ranks, top-1 accuracy $acc = hubel eval's" || fail "predict: $(cat "$T/pcheck"), eval $eval_acc"
 # Bad files: a text file named .png, an empty .jpg (both found from their headers), a
 # truncated PNG (found decoding).
 cls="$T/img/train/3_Dress"
@@ -37,6 +58,12 @@ out=$("$HUBEL" convert images "$T/img" "$T/bad.h5" --split-dir 2>&1); rc=$?
 out=$("$HUBEL" convert images "$T/img" "$T/bad.h5" --split-dir --skip-bad 2>&1); rc=$?
 [ $rc = 0 ] && grep -q "3 bad file(s) skipped" <<<"$out" && grep -q "^skipped: .*zz-empty.jpg: an empty file" <<<"$out" \
   && grep -q "train 2000 x" <<<"$out" && ok "--skip-bad converts the rest and counts the 3 bad files" || { fail "--skip-bad: exit $rc"; echo "$out"; }
+out=$("$HUBEL" predict "$T/run-img/checkpoints" "$cls/zz-text.png" "$cls/$(ls "$cls" | head -1)" 2>&1); rc=$?
+[ $rc = 1 ] && grep -q "zz-text.png: not a PNG or JPEG image.*--skip-bad predicts the rest" <<<"$out" \
+  && ok "predict names a file that is not an image: ${out#hubel: error: }" || { fail "predict on a bad file: exit $rc"; echo "$out"; }
+out=$("$HUBEL" predict "$T/run-img/checkpoints" "$cls/zz-text.png" "$cls/$(ls "$cls" | head -1)" --skip-bad 2>&1); rc=$?
+[ $rc = 0 ] && grep -q "^skipped: .*zz-text.png" <<<"$out" && [ "$(grep -c "^/.*png: " <<<"$out")" = 1 ] \
+  && ok "predict --skip-bad predicts the rest" || { fail "predict --skip-bad: exit $rc"; echo "$out"; }
 rm "$cls/zz-text.png" "$cls/zz-empty.jpg" "$T/bad.h5"
 out=$("$HUBEL" convert images "$T/img" "$T/bad.h5" --split-dir 2>&1); rc=$?
 [ $rc = 1 ] && grep -q "zz-cut.png: a damaged or truncated PNG (libpng: .*) (1 bad file(s) found decoding); nothing was written" <<<"$out" \
