@@ -25,6 +25,7 @@
 #include "framework/hdf5.hpp"
 #include "framework/stall.hpp"
 #include "tests/expect_error.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace hubel::datasets {
 
@@ -34,23 +35,7 @@ using test::error_of;
 namespace {
 
 // A fresh directory per test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           cat("hubel-test-", ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-", ::getpid());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-  // Files in the directory (to check that nothing half-written was left).
-  std::set<std::string> files() const {
-    std::set<std::string> s;
-    for (const auto& e : fs::directory_iterator(path)) s.insert(e.path().filename().string());
-    return s;
-  }
-};
+using test::TempDir;
 
 void put32(std::vector<uint8_t>& v, uint32_t x) {
   for (int s = 24; s >= 0; s -= 8) v.push_back(static_cast<uint8_t>(x >> s));

@@ -19,6 +19,7 @@
 #include "framework/config.hpp"
 #include "framework/error.hpp"
 #include "tests/expect_error.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace hubel::datasets {
 namespace {
@@ -26,16 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::error_of;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           cat("hubel-test-", ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-", ::getpid());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using test::TempDir;
 
 // A w x h image of `channels`, its values a known pattern with structure (no noise).
 Image8 pattern(int64_t w, int64_t h, int channels, int seed) {

@@ -13,6 +13,7 @@
 #include "framework/optimizer.hpp"
 #include "framework/schedule.hpp"
 #include "layers/builtin.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace hubel {
 
@@ -32,11 +33,7 @@ Net make(int head_units, const std::string& head_name = "head") {
   return net;
 }
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / cat("hubel-finetune-", ::getpid());
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-};
+using test::TempDir;
 
 std::vector<float> values(const Net& net, const std::string& full_name) {
   for (const auto& p : net.param_info())

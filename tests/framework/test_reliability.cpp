@@ -20,18 +20,14 @@
 #include "framework/optimizer.hpp"
 #include "framework/schedule.hpp"
 #include "layers/builtin.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace hubel {
 
 namespace fs = std::filesystem;
 
 namespace {
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / cat("hubel-reliability-", ::getpid(), "-", std::rand());
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using test::TempDir;
 
 Net small_net() {
   Net net = Net::from_config(

@@ -12,21 +12,14 @@
 #include "framework/run_log.hpp"
 #include "launch/report.hpp"
 #include "launch/visualize.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace hubel::launch {
 
 namespace fs = std::filesystem;
 
 namespace {
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / cat("hubel-launch-", ::getpid(), "-", counter()++);
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  static int& counter() {
-    static int c = 0;
-    return c;
-  }
-};
+using test::TempDir;
 
 Trainer::Progress progress(int64_t epoch, int64_t batch, double loss_sum, int64_t correct, int64_t count) {
   Trainer::Progress p;
