@@ -196,6 +196,13 @@ void Hdf5Dataset::check_finite(const float* rows, int64_t first, int64_t count, 
   }
 }
 
+void Hdf5Dataset::read_labels(std::span<const int64_t> idx, int32_t* labels) const {
+  for (size_t i = 0; i < idx.size(); ++i) {
+    if (idx[i] < 0 || idx[i] >= n_) throw DataError(cat(name(), ": sample ", idx[i], " out of range [0, ", n_, ")"));
+    labels[i] = labels_[static_cast<size_t>(idx[i])];
+  }
+}
+
 void Hdf5Dataset::read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView) const {
   std::lock_guard<std::mutex> guard(mutex_);
   const int64_t n = static_cast<int64_t>(idx.size()), per = shape_.numel(), elem = uint8_ ? 1 : 4;

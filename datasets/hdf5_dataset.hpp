@@ -76,6 +76,7 @@ class Hdf5Dataset : public Dataset {
   std::vector<std::string> class_names() const override { return names_; }
   // x gets the stored values as floats (0-255 for uint8 images).
   void read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView targets) const override;
+  void read_labels(std::span<const int64_t> idx, int32_t* labels) const override;
   bool is_uint8() const { return uint8_; }
 
  private:

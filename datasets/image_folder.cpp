@@ -4,12 +4,14 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 
 #include "datasets/convert.hpp"
+#include "datasets/encoded_images.hpp"
 #include "datasets/images.hpp"
 #include "framework/error.hpp"
 
@@ -54,6 +56,118 @@ struct SplitFiles {
   std::string name;
   std::vector<File> files;
 };
+
+std::vector<uint8_t> read_file_sized(const fs::path& p, int64_t expect) {
+  auto b = read_file(p);
+  if (static_cast<int64_t>(b.size()) != expect)
+    throw DataError(cat(p.string(), ": ", b.size(), " bytes now, ", expect,
+                        " when it was checked: the file changed during the conversion (nothing was written)"));
+  return b;
+}
+
+// --encoded: every file decoded once (in parallel) to find bad ones and the statistics,
+// then its bytes copied into the file a block at a time.
+ImageFolderResult write_encoded(const std::string& dir, const std::string& out, const ImageFolderOptions& o,
+                                std::vector<SplitFiles>& splits, const std::vector<std::string>& classes, int channels,
+                                ImageFolderResult result, int64_t total) {
+  struct Decoded {
+    int64_t bytes = 0, height = 0, width = 0;
+    std::vector<double> sum, sq;  // per channel
+  };
+  std::vector<std::vector<Decoded>> info(splits.size());
+  int64_t done = 0;
+  for (size_t k = 0; k < splits.size(); ++k) {
+    auto& s = splits[k];
+    info[k].resize(s.files.size());
+    constexpr size_t kBlock = 512;
+    for (size_t b0 = 0; b0 < s.files.size(); b0 += kBlock) {
+      const size_t b1 = std::min(s.files.size(), b0 + kBlock);
+      tbb::parallel_for(b0, b1, [&](size_t i) {
+        File& f = s.files[i];
+        if (!f.error.empty()) return;
+        try {
+          const auto bytes = read_file(f.path);
+          const Image8 im = decode_image(bytes, f.path.string(), channels);
+          Decoded& d = info[k][i];
+          d.bytes = static_cast<int64_t>(bytes.size()), d.height = im.height, d.width = im.width;
+          d.sum.assign(static_cast<size_t>(channels), 0.0);
+          d.sq.assign(static_cast<size_t>(channels), 0.0);
+          const int64_t plane = im.height * im.width;
+          for (int c = 0; c < channels; ++c)
+            for (int64_t q = c * plane; q < (c + 1) * plane; ++q) {
+              const double v = im.pixels[static_cast<size_t>(q)];
+              d.sum[static_cast<size_t>(c)] += v, d.sq[static_cast<size_t>(c)] += v * v;
+            }
+        } catch (const DataError& e) {
+          f.error = e.what();
+        }
+      });
+      done += static_cast<int64_t>(b1 - b0);
+      if (o.progress) o.progress(done, total);
+    }
+  }
+  std::vector<const File*> bad;
+  for (const auto& s : splits)
+    for (const auto& f : s.files)
+      if (!f.error.empty()) bad.push_back(&f);
+  if (!bad.empty() && !o.skip_bad)
+    throw DataError(cat(bad[0]->error, " (", bad.size(),
+                        " bad file(s) found decoding); nothing was written: remove them, or --skip-bad to convert "
+                        "the rest"));
+  for (const File* f : bad) result.skipped.push_back(f->error);
+  EncodedContents c;
+  c.classes = classes;
+  c.source = cat("image folders in ", fs::absolute(fs::path(dir)).string(), " (the files as they are)");
+  c.channels = channels;
+  c.size = {o.height, o.width};
+  std::vector<double> sum(static_cast<size_t>(channels), 0.0), sq(sum);
+  double pixels = 0;
+  std::vector<std::vector<std::pair<fs::path, int64_t>>> kept(splits.size());
+  int64_t encoded_bytes = 0, decoded_bytes = 0;
+  for (size_t k = 0; k < splits.size(); ++k) {
+    EncodedContents::Split sp;
+    sp.name = splits[k].name;
+    sp.offsets.push_back(0);
+    for (size_t i = 0; i < splits[k].files.size(); ++i) {
+      const File& f = splits[k].files[i];
+      if (!f.error.empty()) continue;
+      const Decoded& d = info[k][i];
+      sp.offsets.push_back(sp.offsets.back() + d.bytes);
+      sp.shapes.insert(sp.shapes.end(), {channels, static_cast<int32_t>(d.height), static_cast<int32_t>(d.width)});
+      sp.labels.push_back(f.label);
+      kept[k].emplace_back(f.path, d.bytes);
+      encoded_bytes += d.bytes, decoded_bytes += channels * d.height * d.width;
+      if (k == 0)  // statistics over the train split, in file order (deterministic)
+        for (int c = 0; c < channels; ++c)
+          sum[static_cast<size_t>(c)] += d.sum[static_cast<size_t>(c)],
+              sq[static_cast<size_t>(c)] += d.sq[static_cast<size_t>(c)];
+      if (k == 0) pixels += static_cast<double>(d.height * d.width);
+    }
+    if (sp.size() == 0) throw DataError(cat(dir, ": no readable image left in the ", sp.name, " split"));
+    c.splits.push_back(std::move(sp));
+  }
+  // Each split's bytes, read back from its files (checked against the sizes seen).
+  for (size_t k = 0; k < c.splits.size(); ++k)
+    c.splits[k].bytes = [&files = kept[k], &offsets = c.splits[k].offsets](int64_t first, int64_t last, uint8_t* to) {
+      tbb::parallel_for(first, last, [&](int64_t i) {
+        const auto b = read_file_sized(files[static_cast<size_t>(i)].first, files[static_cast<size_t>(i)].second);
+        std::copy(b.begin(), b.end(), to + (offsets[static_cast<size_t>(i)] - offsets[static_cast<size_t>(first)]));
+      });
+    };
+  for (int ch = 0; ch < channels; ++ch) {
+    const double m = sum[static_cast<size_t>(ch)] / pixels;
+    c.mean.push_back(m);
+    c.stddev.push_back(std::sqrt(std::max(0.0, sq[static_cast<size_t>(ch)] / pixels - m * m)));
+  }
+  write_encoded_dataset_file(out, c, o.write);
+  result.summary = out + ":";
+  for (const auto& sp : c.splits) result.summary += cat(" ", sp.name, " ", sp.size(), ";");
+  result.summary += cat(" ", classes.size(), " classes; ", channels,
+                        " channel(s), stored encoded: ", cat(static_cast<double>(encoded_bytes) / 1e6),
+                        " MB of files for ", cat(static_cast<double>(decoded_bytes) / 1e6), " MB of decoded pixels");
+  if (o.height > 0) result.summary += cat("; samples ", o.height, "x", o.width, " (data.size overrides)");
+  return result;
+}
 
 }  // namespace
 
@@ -150,6 +264,7 @@ ImageFolderResult convert_image_folder(const std::string& dir, const std::string
       for (const auto& f : s.files)
         if (f.header.channels >= 3) channels = 3;
   }
+  if (o.encoded) return write_encoded(dir, out, o, splits, classes, channels, std::move(result), total);
   int64_t height = o.height, width = o.width;
   if (height == 0) {
     const File& first = splits[0].files.at(0);

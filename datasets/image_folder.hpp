@@ -29,6 +29,9 @@ struct ImageFolderOptions {
   int channels = 0;               // 1 or 3; 0: 3 if any image is in color, else 1
   bool split_dir = false;         // DIR/{train,val,test}/<class>/
   bool skip_bad = false;          // leave out unreadable files (counted) instead of stopping
+  // Store the files as they are (datasets/encoded_images.hpp), decoded at training time;
+  // height and width, when given, are recorded as the samples' size.
+  bool encoded = false;
   WriteOptions write;
   // Called on the calling thread as files are decoded: (files done, files in all).
   std::function<void(int64_t, int64_t)> progress;

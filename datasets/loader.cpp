@@ -5,7 +5,9 @@
 #include <chrono>
 #include <numeric>
 
+#include "datasets/images.hpp"
 #include "framework/error.hpp"
+#include "framework/parallel.hpp"
 #include "framework/random.hpp"
 #include "framework/stall.hpp"
 
@@ -21,6 +23,11 @@ Loader::Loader(const Dataset& data, const Transform* transform, const LoaderOpti
                           o_.world));
   if (o_.prefetch < 0 || o_.prefetch > 16)
     throw ConfigError(cat("data.prefetch must be in [0, 16]; got ", o_.prefetch));
+  if (o_.decode_threads < 0 || o_.decode_threads > 1)
+    throw ConfigError(
+        cat("data.decode_threads must be 0 (the shared pool) or 1 (the loader thread); got ", o_.decode_threads));
+  if (data_.encoded() && !transform_)
+    throw Error(cat(data_.name(), ": images stored encoded need a transform to decode them to the samples' shape"));
   if (transform_ && transform_->input_shape() != data_.sample_shape())
     throw ShapeError(cat(data_.name(), ": samples are ", data_.sample_shape().str(), " but the transform expects ",
                          transform_->input_shape().str()));
@@ -96,7 +103,10 @@ void Loader::fill(Slot& s, int64_t k) {
   if (s.targets.shape().rank()) targets = TensorView(s.targets.data(), data_.target_shape().with_batch(rows));
   const TensorView x(s.x.data(), sample_shape().with_batch(rows));
   if (rows > 0) {
-    if (transform_) {
+    if (data_.encoded()) {
+      data_.read_encoded(ids, s.bytes, s.labels.empty() ? nullptr : s.labels.data());
+      decode(s, ids, x);
+    } else if (transform_) {
       const TensorView raw(s.raw.data(), data_.sample_shape().with_batch(rows));
       data_.read(ids, raw, s.labels.empty() ? nullptr : s.labels.data(), targets);
       transform_->apply(raw, ids, o_.seed, epoch_, o_.augment, x);
@@ -105,6 +115,25 @@ void Loader::fill(Slot& s, int64_t k) {
     }
   }
   s.batch = Batch{x, s.labels.empty() ? nullptr : s.labels.data(), targets, rows, m, k, first + begin};
+}
+
+void Loader::decode(Slot& s, std::span<const int64_t> ids, TensorView x) const {
+  const int channels = static_cast<int>(data_.sample_shape()[0]);
+  const int64_t per = sample_shape().numel();
+  auto one = [&](int64_t i) {
+    const Image8 im =
+        decode_image(s.bytes[static_cast<size_t>(i)], cat(data_.name(), ": the image of sample ", ids[i]), channels);
+    transform_->apply_image(im.pixels.data(), im.height, im.width, ids[i], o_.seed, epoch_, o_.augment,
+                            x.data() + i * per);
+  };
+  const auto n = static_cast<int64_t>(ids.size());
+  if (o_.decode_threads == 1) {
+    for (int64_t i = 0; i < n; ++i) one(i);
+  } else {
+    parallel_chunks(n, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) one(i);
+    });
+  }
 }
 
 void Loader::produce(int64_t first, int64_t end) {

@@ -39,6 +39,10 @@ struct LoaderOptions {
   // (r + 1) * rows_per_rank) of every minibatch, so a final smaller one leaves the last
   // ranks fewer rows or none; else the minibatch is split evenly.
   int64_t rows_per_rank = 0;
+  // Sets stored encoded (image files): the threads that decode and transform a batch's
+  // images. 0: TBB's pool, shared with training (at most train.threads at once, the
+  // loader thread included); 1: the loader thread alone.
+  int decode_threads = 0;
 };
 
 class Loader : public BatchSource {
@@ -65,10 +69,13 @@ class Loader : public BatchSource {
     Tensor raw, x, targets;
     std::vector<int32_t> labels;
     std::vector<int64_t> ids;
+    std::vector<std::vector<uint8_t>> bytes;  // encoded sets: the files, capacity kept
     Batch batch;
     bool ready = false;
   };
   void fill(Slot& s, int64_t k);
+  // Encoded sets: decode and transform s.bytes' rows into x.
+  void decode(Slot& s, std::span<const int64_t> ids, TensorView x) const;
   void stop();
   void produce(int64_t first, int64_t end);
 

@@ -5,6 +5,7 @@ namespace hubel::datasets {
 
 Loaders::Loaders(const Splits& s, const TrainOptions& t, int rank, int world) : heldout_name(s.heldout_name) {
   LoaderOptions o{t.batch, rank, world, t.shuffle, s.drop_last, true, t.seed, s.prefetch, s.timeout};
+  o.decode_threads = s.decode_threads;
   // An exact run (or one that may be) puts each rank's rows at the chunks' places, also in
   // a final smaller batch (framework/chunks.hpp).
   if (t.exact != TrainOptions::Exact::off && t.batch % world == 0) o.rows_per_rank = t.batch / world;

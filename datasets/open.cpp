@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <numeric>
 
+#include "datasets/encoded_images.hpp"
 #include "datasets/hdf5_dataset.hpp"
 #include "datasets/spirals.hpp"
 #include "datasets/subset.hpp"
@@ -221,13 +222,43 @@ Splits open_file(const Config& data) {
       where.fail(e.what());
     }
   };
-  auto train = fail_at(data.at("file"), [&] { return std::make_shared<Hdf5Dataset>(file, train_split); });
-  const bool uint8 = train->is_uint8();
+  // Splits stored as image files (hubel convert images --encoded) are decoded to data.size.
+  std::array<int64_t, 2> size{};
+  if (auto z = data.find("size")) {
+    const auto v = z->is_sequence() ? z->as<std::vector<int64_t>>() : std::vector<int64_t>(2, z->as<int64_t>());
+    if (v.size() != 2 || v[0] < 1 || v[1] < 1 || v[0] > 16384 || v[1] > 16384)
+      z->fail("size is the samples' [H, W] (or one side for both), each in [1, 16384]");
+    size = {v[0], v[1]};
+  }
+  const bool encoded = fail_at(data.at("file"), [&] { return is_encoded_split(file, train_split); });
+  if (data.has("size") && !encoded)
+    data.at("size").fail(cat(file, ":/", train_split,
+                             " holds decoded samples of one size; size is for splits stored as image files (hubel "
+                             "convert images --encoded)"));
+  auto open_split = [&](const std::string& split, int64_t memory) -> std::unique_ptr<Dataset> {
+    if (is_encoded_split(file, split)) return std::make_unique<EncodedImages>(file, split, memory, size);
+    return std::make_unique<Hdf5Dataset>(file, split, memory);
+  };
+  std::shared_ptr<Dataset> train =
+      fail_at(data.at("file"), [&] { return open_split(train_split, Hdf5Dataset::kDefaultMemoryBytes); });
+  const bool uint8 = encoded || static_cast<const Hdf5Dataset&>(*train).is_uint8();
+  // (pad: 0 and mean_image: false say nothing, and are accepted.)
+  auto nothing = [](const Config& v) {
+    if (v.is_sequence()) {
+      const auto p = v.as<std::vector<int64_t>>();
+      return std::all_of(p.begin(), p.end(), [](int64_t x) { return x == 0; });
+    }
+    return v.as<std::string>() == "0" || v.as<std::string>() == "false";
+  };
+  if (encoded)
+    for (const char* key : {"pad", "mean_image"})
+      if (auto v = data.find(key); v && !nothing(*v))
+        v->fail(cat(key, " is for samples stored decoded; ", file, ":/", train_split,
+                    " holds image files, decoded to data.size (use augment.resized_crop and normalize)"));
   std::string test_split;
-  if (auto t = data.find("test")) test_split = t->as<std::string>();
+  if (auto t = data.find("test"); t && !t->is_null()) test_split = t->as<std::string>();  // (test: null: none)
   if (!test_split.empty())
-    s.test = fail_at(data.at("test"),
-                     [&] { return std::make_unique<Hdf5Dataset>(file, test_split, Hdf5Dataset::kStreamed); });
+    s.test = fail_at(data.at("test"), [&] { return open_split(test_split, Hdf5Dataset::kStreamed); });
   // The held-out set (per-epoch evaluation, plateau schedules, early stopping, the best
   // checkpoint) is never the test split unless the user says so: a val split of the file,
   // else val_fraction of train (default 0.1; 0: none).
@@ -238,7 +269,7 @@ Splits open_file(const Config& data) {
     val_split = "val";
   if (!val_split.empty()) {
     const Config& where = data.has("val") ? data.at("val") : data.at("file");
-    s.heldout = fail_at(where, [&] { return std::make_unique<Hdf5Dataset>(file, val_split, Hdf5Dataset::kStreamed); });
+    s.heldout = fail_at(where, [&] { return open_split(val_split, Hdf5Dataset::kStreamed); });
     s.heldout_name = val_split == test_split && !test_split.empty() ? "test" : "val";
     if (val_split == test_split && !test_split.empty())
       s.warnings.push_back(cat(data.at("val").where(), ": the held-out set is the test split '", test_split,
@@ -319,6 +350,11 @@ Splits open(const Config& data) {
   s.timeout = data.get<double>("timeout", s.timeout);
   if (!(s.timeout >= 0))
     data.at("timeout").fail(cat("timeout must be >= 0 seconds (0: wait for ever); got ", s.timeout));
+  s.decode_threads = data.get<int>("decode_threads", 0);
+  if (s.decode_threads != 0 && s.decode_threads != 1)
+    data.at("decode_threads")
+        .fail(cat("decode_threads is 0 (TBB's pool, shared with training) or 1 (the loader thread); got ",
+                  s.decode_threads));
   data.finish();
   return s;
 }

@@ -26,14 +26,16 @@ struct Splits {
   std::unique_ptr<Transform> transform;  // null: samples go to the network as stored
   bool drop_last = false;
   int prefetch = 2;
-  double timeout = 600;  // data.timeout: seconds to wait for the loader thread (0: for ever)
+  double timeout = 600;    // data.timeout: seconds to wait for the loader thread (0: for ever)
+  int decode_threads = 0;  // data.decode_threads (encoded images): 0 the shared pool, 1 the loader thread
 };
 
 // data: {file: data/fashion-mnist.h5, train: train, test: test, val: val | val_fraction: 0.1
 //        (the default when the file has no val split; 0: no held-out set), val_seed: 1,
 //        scale: 0.00392, normalize: none | file | {mean: [...], std: [...]}, mean_image: false,
 //        pad: 2, augment: {crop_pad: 4, flip: true}, classes: [0, 2, 4] (keep these, relabeled
-//        0..k-1), drop_last: false, prefetch: 2}. The train split is read into memory
+//        0..k-1), drop_last: false, prefetch: 2, size: [H, W] and decode_threads: 0 (splits
+//        stored as image files, datasets/encoded_images.hpp)}. The train split is read into memory
 // once (when it fits in 1 GiB); held-out and test splits are streamed, in order.
 // or data: {spirals: {train: 2000, test: 1000, val: 1000, classes: 2, turns: 1.5, noise: 0.05, seed: 7}}
 // or data: {synthetic: {shape: [3, 32, 32], classes: 10, train: 12800, test: 0, val: 0, seed: 1}}

@@ -26,7 +26,6 @@ ClassSubset::ClassSubset(std::shared_ptr<const Dataset> base, const std::vector<
     for (int64_t c : classes) names_.push_back(names[static_cast<size_t>(c)]);
   // One pass over the labels, in chunks.
   const int64_t n = base_->size(), chunk = 1024;
-  Tensor x(base_->sample_shape().with_batch(std::min(n, chunk)));
   std::vector<int32_t> labels(static_cast<size_t>(chunk));
   std::vector<int64_t> rows;
   std::vector<int64_t> count(classes.size(), 0);
@@ -34,7 +33,7 @@ ClassSubset::ClassSubset(std::shared_ptr<const Dataset> base, const std::vector<
     const int64_t m = std::min(chunk, n - b);
     rows.resize(static_cast<size_t>(m));
     for (int64_t i = 0; i < m; ++i) rows[static_cast<size_t>(i)] = b + i;
-    base_->read(rows, TensorView(x.data(), base_->sample_shape().with_batch(m)), labels.data(), TensorView());
+    base_->read_labels(rows, labels.data());
     for (int64_t i = 0; i < m; ++i) {
       const int32_t l = labels[static_cast<size_t>(i)];
       if (l >= 0 && l < k && remap_[static_cast<size_t>(l)] >= 0) {
@@ -47,10 +46,26 @@ ClassSubset::ClassSubset(std::shared_ptr<const Dataset> base, const std::vector<
     if (count[i] == 0) throw DataError(cat(base_->name(), ": class ", classes[i], " of data.classes has no sample"));
 }
 
-void ClassSubset::read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView targets) const {
+std::span<const int64_t> ClassSubset::map(std::span<const int64_t> idx) const {
   mapped_.resize(idx.size());
   for (size_t i = 0; i < idx.size(); ++i) mapped_[i] = idx_.at(static_cast<size_t>(idx[i]));
-  base_->read(mapped_, x, labels, targets);
+  return mapped_;
+}
+
+void ClassSubset::read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView targets) const {
+  base_->read(map(idx), x, labels, targets);
+  if (labels)
+    for (size_t i = 0; i < idx.size(); ++i) labels[i] = remap_[static_cast<size_t>(labels[i])];
+}
+
+void ClassSubset::read_labels(std::span<const int64_t> idx, int32_t* labels) const {
+  base_->read_labels(map(idx), labels);
+  for (size_t i = 0; i < idx.size(); ++i) labels[i] = remap_[static_cast<size_t>(labels[i])];
+}
+
+void ClassSubset::read_encoded(std::span<const int64_t> idx, std::vector<std::vector<uint8_t>>& bytes,
+                               int32_t* labels) const {
+  base_->read_encoded(map(idx), bytes, labels);
   if (labels)
     for (size_t i = 0; i < idx.size(); ++i) labels[i] = remap_[static_cast<size_t>(labels[i])];
 }

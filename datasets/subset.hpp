@@ -20,16 +20,27 @@ class Subset : public Dataset {
   std::vector<std::string> class_names() const override { return base_->class_names(); }
   Shape target_shape() const override { return base_->target_shape(); }
   void read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView targets) const override {
-    // Called from one thread at a time (the loader's); the mapping buffer is reused.
-    mapped_.resize(idx.size());
-    for (size_t i = 0; i < idx.size(); ++i) mapped_[i] = idx_.at(static_cast<size_t>(idx[i]));
-    base_->read(mapped_, x, labels, targets);
+    base_->read(map(idx), x, labels, targets);
+  }
+  void read_labels(std::span<const int64_t> idx, int32_t* labels) const override {
+    base_->read_labels(map(idx), labels);
+  }
+  bool encoded() const override { return base_->encoded(); }
+  void read_encoded(std::span<const int64_t> idx, std::vector<std::vector<uint8_t>>& bytes,
+                    int32_t* labels) const override {
+    base_->read_encoded(map(idx), bytes, labels);
   }
 
  private:
   std::shared_ptr<const Dataset> base_;
   std::vector<int64_t> idx_;
   std::string label_;
+  // Called from one thread at a time (the loader's); the mapping buffer is reused.
+  std::span<const int64_t> map(std::span<const int64_t> idx) const {
+    mapped_.resize(idx.size());
+    for (size_t i = 0; i < idx.size(); ++i) mapped_[i] = idx_.at(static_cast<size_t>(idx[i]));
+    return mapped_;
+  }
   mutable std::vector<int64_t> mapped_;
 };
 
@@ -49,8 +60,13 @@ class ClassSubset : public Dataset {
   int64_t num_classes() const override { return static_cast<int64_t>(classes_); }
   std::vector<std::string> class_names() const override { return names_; }
   void read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView targets) const override;
+  void read_labels(std::span<const int64_t> idx, int32_t* labels) const override;
+  bool encoded() const override { return base_->encoded(); }
+  void read_encoded(std::span<const int64_t> idx, std::vector<std::vector<uint8_t>>& bytes,
+                    int32_t* labels) const override;
 
  private:
+  std::span<const int64_t> map(std::span<const int64_t> idx) const;
   std::shared_ptr<const Dataset> base_;
   std::vector<int64_t> idx_;
   std::vector<int32_t> remap_;  // old label -> new label, or -1

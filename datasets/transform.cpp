@@ -65,7 +65,7 @@ std::string Transform::describe() const {
 }
 
 void Transform::one(const float* x, float* y, int64_t id, uint64_t seed, int64_t epoch, bool augment) const {
-  if (geometric() || photometric() || o_.erase_p > 0) return resample(x, y, id, seed, epoch, augment);
+  if (geometric() || photometric() || o_.erase_p > 0) return resample(x, in3_[1], in3_[2], y, id, seed, epoch, augment);
   // Offsets of the crop window in the (virtually) padded image, and the flip.
   int64_t off_h = 0, off_w = 0;
   bool flip = false;
@@ -103,14 +103,25 @@ void Transform::one(const float* x, float* y, int64_t id, uint64_t seed, int64_t
   }
 }
 
-void Transform::resample(const float* x, float* y, int64_t id, uint64_t seed, int64_t epoch, bool augment) const {
-  const int64_t H = in3_[1], W = in3_[2], OH = out3_[1], OW = out3_[2], ph = o_.pad[1], pw = o_.pad[2];
+template <class T>
+void Transform::resample(const T* x, int64_t H, int64_t W, float* y, int64_t id, uint64_t seed, int64_t epoch,
+                         bool augment) const {
+  const int64_t OH = out3_[1], OW = out3_[2], ph = o_.pad[1], pw = o_.pad[2];
+  // The frame: the (padded) source image, the output's size for stored samples.
+  const double fh = static_cast<double>(H + 2 * ph), fw = static_cast<double>(W + 2 * pw);
+  // The default window: the whole frame when it has the output's aspect ratio, else its
+  // centred part that has (the shorter side fitted, as Resize + CenterCrop).
+  double bh = fh, bw = fw;
+  if (fh * static_cast<double>(OW) > fw * static_cast<double>(OH))
+    bh = fw * static_cast<double>(OH) / static_cast<double>(OW);
+  else if (fh * static_cast<double>(OW) < fw * static_cast<double>(OH))
+    bw = fh * static_cast<double>(OW) / static_cast<double>(OH);
   // The same draws as the integer path first (crop offset, flip), then the others.
   Rng rng(hash_combine(hash_combine(seed, 0x41554755ULL + static_cast<uint64_t>(epoch)), static_cast<uint64_t>(id)));
   double off_h = 0, off_w = 0;
   bool hflip = false, vflip = false;
-  // The window of the padded image that maps onto the output: top, left, height, width.
-  double top = 0, left = 0, wh = static_cast<double>(OH), ww = static_cast<double>(OW), angle = 0;
+  // The window of the frame that maps onto the output: top, left, height, width.
+  double top = std::floor((fh - bh) / 2), left = std::floor((fw - bw) / 2), wh = bh, ww = bw, angle = 0;
   if (augment) {
     if (o_.crop_pad) {
       off_h =
@@ -121,24 +132,25 @@ void Transform::resample(const float* x, float* y, int64_t id, uint64_t seed, in
     if (o_.flip) hflip = rng.uniform() < o_.flip_p;
     if (o_.vflip_p > 0) vflip = rng.uniform() < o_.vflip_p;
     if (o_.resized_crop_scale.on()) {
-      // Inception's crop: up to 10 tries for a window inside the image, else all of it.
-      const double area = static_cast<double>(OH * OW);
+      // Inception's crop: up to 10 tries for a window inside the frame, else the default.
+      const double area = fh * fw;
       for (int t = 0; t < 10; ++t) {
         const double a = area * rng.uniform(o_.resized_crop_scale.lo, o_.resized_crop_scale.hi);
         const double r = std::exp(rng.uniform(std::log(o_.resized_crop_ratio.lo), std::log(o_.resized_crop_ratio.hi)));
         const double cw = std::round(std::sqrt(a * r)), ch = std::round(std::sqrt(a / r));
-        if (cw >= 1 && ch >= 1 && cw <= static_cast<double>(OW) && ch <= static_cast<double>(OH)) {
-          top = static_cast<double>(rng.below(static_cast<uint64_t>(static_cast<double>(OH) - ch + 1)));
-          left = static_cast<double>(rng.below(static_cast<uint64_t>(static_cast<double>(OW) - cw + 1)));
+        if (cw >= 1 && ch >= 1 && cw <= fw && ch <= fh) {
+          top = static_cast<double>(rng.below(static_cast<uint64_t>(fh - ch + 1)));
+          left = static_cast<double>(rng.below(static_cast<uint64_t>(fw - cw + 1)));
           wh = ch, ww = cw;
           break;
         }
       }
     }
     if (o_.rotate.on()) angle = rng.uniform(o_.rotate.lo, o_.rotate.hi) * 3.14159265358979323846 / 180;
-  } else if (o_.eval_crop > 0) {
-    wh = std::round(static_cast<double>(OH) * o_.eval_crop), ww = std::round(static_cast<double>(OW) * o_.eval_crop);
-    top = std::floor((static_cast<double>(OH) - wh) / 2), left = std::floor((static_cast<double>(OW) - ww) / 2);
+  } else {
+    const double share = o_.eval_crop > 0 ? o_.eval_crop : 1;
+    wh = std::round(bh * share), ww = std::round(bw * share);
+    top = std::floor((fh - wh) / 2), left = std::floor((fw - ww) / 2);
   }
   // Output pixel (h, w) -> the window -> rotated about the window's centre -> the padded
   // image -> the stored image; sampled bilinearly (exact at whole coordinates), the
@@ -150,11 +162,89 @@ void Transform::resample(const float* x, float* y, int64_t id, uint64_t seed, in
   auto at = [&](int64_t c, int64_t yy, int64_t xx) -> float {
     if (yy < 0 || yy >= H || xx < 0 || xx >= W) return std::nanf("");
     const int64_t src = c * iv + yy * W + xx;
-    float v = x[src] * o_.scale;
+    float v = static_cast<float>(x[src]) * o_.scale;
     if (mean_image) v -= mean_image[src];
     return v;
   };
-  if (angle == 0) {
+  if (angle == 0 && (sy > 1 || sx > 1)) {
+    // Shrinking (a full-resolution image to the output): a triangle filter as wide as the
+    // scale (antialiased, as PIL's BILINEAR resize), separable: the columns' taps on the
+    // rows the rows' taps use, then the rows'.
+    struct Taps {
+      std::vector<int64_t> first, count;  // per output: the first source index and the tap count
+      std::vector<double> w;              // per output, count weights (0 outside the image)
+      std::vector<double> inside;         // per output: the weights' sum inside the image
+      int64_t lo = 0, hi = -1;            // the source indices any tap reads
+    };
+    auto line = [&](int64_t n, bool mirror, double start, double step, double shift, int64_t size) {
+      Taps t;
+      const double support = std::max(1.0, step);
+      t.lo = size;
+      for (int64_t o = 0; o < n; ++o) {
+        const double oo = mirror ? static_cast<double>(n - 1 - o) : static_cast<double>(o);
+        const double f = start + (oo + 0.5) * step - 0.5 - shift;
+        const auto i0 = static_cast<int64_t>(std::ceil(f - support + 1e-9)),
+                   i1 = static_cast<int64_t>(std::floor(f + support - 1e-9));
+        double total = 0, in = 0;
+        const size_t at0 = t.w.size();
+        for (int64_t i = i0; i <= i1; ++i) total += std::max(0.0, 1 - std::abs(static_cast<double>(i) - f) / support);
+        for (int64_t i = i0; i <= i1; ++i) {
+          const bool ok = i >= 0 && i < size;
+          const double wt = ok ? std::max(0.0, 1 - std::abs(static_cast<double>(i) - f) / support) / total : 0.0;
+          t.w.push_back(wt);
+          in += wt;
+          if (ok && wt > 0) t.lo = std::min(t.lo, i), t.hi = std::max(t.hi, i);
+        }
+        t.first.push_back(i0);
+        t.count.push_back(static_cast<int64_t>(t.w.size() - at0));
+        t.inside.push_back(in);
+      }
+      return t;
+    };
+    const Taps rows = line(OH, vflip, top, sy, static_cast<double>(ph) - off_h, H);
+    const Taps cols = line(OW, hflip, left, sx, static_cast<double>(pw) - off_w, W);
+    const int64_t nr = std::max<int64_t>(0, rows.hi - rows.lo + 1);
+    std::vector<float> tmp(static_cast<size_t>(nr * OW));
+    for (int64_t c = 0; c < C_; ++c) {
+      const T* xc = x + c * iv;
+      const float* mc = mean_image ? mean_image + c * iv : nullptr;
+      for (int64_t r = 0; r < nr; ++r) {
+        const T* src = xc + (rows.lo + r) * W;
+        const float* msrc = mc ? mc + (rows.lo + r) * W : nullptr;
+        size_t k = 0;
+        for (int64_t w = 0; w < OW; ++w) {
+          double v = 0;
+          for (int64_t j = 0, i = cols.first[static_cast<size_t>(w)]; j < cols.count[static_cast<size_t>(w)];
+               ++j, ++i, ++k) {
+            const double wt = cols.w[k];
+            if (wt == 0) continue;
+            const float p = static_cast<float>(src[i]) * o_.scale;
+            v += wt * (msrc ? p - msrc[i] : p);
+          }
+          tmp[static_cast<size_t>(r * OW + w)] = static_cast<float>(v);
+        }
+      }
+      size_t k = 0;
+      for (int64_t h = 0; h < OH; ++h) {
+        float* out = y + (c * OH + h) * OW;
+        const int64_t n = rows.count[static_cast<size_t>(h)], f0 = rows.first[static_cast<size_t>(h)];
+        for (int64_t w = 0; w < OW; ++w) {
+          const double cover = rows.inside[static_cast<size_t>(h)] * cols.inside[static_cast<size_t>(w)];
+          if (cover < 0.5) {
+            out[w] = std::nanf("");
+            continue;
+          }
+          double v = 0;
+          for (int64_t j = 0; j < n; ++j) {
+            const double wt = rows.w[k + static_cast<size_t>(j)];
+            if (wt > 0) v += wt * tmp[static_cast<size_t>((f0 + j - rows.lo) * OW + w)];
+          }
+          out[w] = static_cast<float>(v / cover);
+        }
+        k += static_cast<size_t>(n);
+      }
+    }
+  } else if (angle == 0) {
     // Axis-aligned (no rotation): the rows' and columns' taps apart, each computed once.
     struct Tap {
       int64_t i0 = 0;
@@ -174,10 +264,10 @@ void Transform::resample(const float* x, float* y, int64_t id, uint64_t seed, in
     const auto rows = line(OH, vflip, top, sy, static_cast<double>(ph) - off_h, H);
     const auto cols = line(OW, hflip, left, sx, static_cast<double>(pw) - off_w, W);
     for (int64_t c = 0; c < C_; ++c) {
-      const float* xc = x + c * iv;
+      const T* xc = x + c * iv;
       const float* mc = mean_image ? mean_image + c * iv : nullptr;
       auto px = [&](int64_t yy, int64_t xx) {
-        const float v = xc[yy * W + xx] * o_.scale;
+        const float v = static_cast<float>(xc[yy * W + xx]) * o_.scale;
         return mc ? v - mc[yy * W + xx] : v;
       };
       for (int64_t h = 0; h < OH; ++h) {
@@ -279,6 +369,22 @@ void Transform::resample(const float* x, float* y, int64_t id, uint64_t seed, in
       break;
     }
   }
+}
+
+void Transform::apply_image(const uint8_t* pixels, int64_t height, int64_t width, int64_t id, uint64_t seed,
+                            int64_t epoch, bool augment, float* y) const {
+  if (out3_[0] != 1 || in_.rank() != 3)
+    throw ShapeError(cat("transform: whole images are for samples [C, H, W]; these are ", in_.str()));
+  if (height < 1 || width < 1) throw ShapeError(cat("transform: an image of ", width, "x", height, " pixels"));
+  if (height == in3_[1] && width == in3_[2] && !geometric() && !photometric() && o_.erase_p == 0) {
+    // The stored path's arithmetic exactly (crop_pad, flip): the image is a stored sample.
+    std::vector<float> x(static_cast<size_t>(C_ * height * width));
+    std::copy(pixels, pixels + x.size(), x.begin());
+    return one(x.data(), y, id, seed, epoch, augment);
+  }
+  if (o_.mean_image.shape().rank() && (height != in3_[1] || width != in3_[2]))
+    throw ConfigError("mean_image: the images have other sizes than the samples (use normalize)");
+  resample(pixels, height, width, y, id, seed, epoch, augment);
 }
 
 void Transform::apply(ConstTensorView raw, std::span<const int64_t> ids, uint64_t seed, int64_t epoch, bool augment,

@@ -57,6 +57,13 @@ class Transform {
   // out[i] = T(raw[i]) for the samples ids[i]; augment applies the random parts.
   void apply(ConstTensorView raw, std::span<const int64_t> ids, uint64_t seed, int64_t epoch, bool augment,
              TensorView out) const;
+  // y (the output's shape) = T(image) for a whole decoded image [C, height, width] of any
+  // size (images stored encoded): the window (a random resized crop when augmenting, else
+  // the centre with the output's aspect ratio, times eval_crop) is taken from the full
+  // image and resampled to the output, antialiased when shrinking. An image of the input
+  // shape gives exactly what apply() gives for it as a stored sample.
+  void apply_image(const uint8_t* pixels, int64_t height, int64_t width, int64_t id, uint64_t seed, int64_t epoch,
+                   bool augment, float* y) const;
 
  private:
   void one(const float* x, float* y, int64_t id, uint64_t seed, int64_t epoch, bool augment) const;
@@ -67,7 +74,9 @@ class Transform {
   }
   bool photometric() const { return o_.brightness.on() || o_.contrast.on() || o_.saturation.on(); }
   // The 2-D augmentations: y (the output's shape, normalized) from x (stored).
-  void resample(const float* x, float* y, int64_t id, uint64_t seed, int64_t epoch, bool augment) const;
+  template <class T>
+  void resample(const T* x, int64_t H, int64_t W, float* y, int64_t id, uint64_t seed, int64_t epoch,
+                bool augment) const;
   TransformOptions o_;
   Shape in_, out_;
   int64_t C_ = 1;

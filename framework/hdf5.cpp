@@ -443,15 +443,32 @@ void read_dataset(const File& f, const std::string& path, hid_t native_type, voi
     fail(f, path, "reading failed (a damaged file, or a checksum mismatch)");
 }
 
+void read_run(const File& f, const Handle& d, const std::string& path, hid_t native_type, int64_t first, int64_t count,
+              void* data) {
+  if (count <= 0) return;
+  Guard g(lock());
+  Handle fspace(H5Dget_space(d.get()), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(fspace.get());
+  std::vector<hsize_t> dims(static_cast<size_t>(rank)), start(static_cast<size_t>(rank), 0);
+  H5Sget_simple_extent_dims(fspace.get(), dims.data(), nullptr);
+  if (first < 0 || first + count > static_cast<int64_t>(dims[0]))
+    fail(f, path, cat("rows ", first, " to ", first + count - 1, " out of range (", dims[0], " rows)"));
+  start[0] = static_cast<hsize_t>(first);
+  dims[0] = static_cast<hsize_t>(count);
+  H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, dims.data(), nullptr);
+  Handle mspace(H5Screate_simple(rank, dims.data(), nullptr), H5Sclose);
+  if (H5Dread(d.get(), native_type, mspace.get(), fspace.get(), H5P_DEFAULT, data) < 0)
+    fail(f, path, "reading failed (a damaged file, or a checksum mismatch)");
+}
+
 void read_rows(const File& f, const Handle& d, const std::string& path, hid_t native_type, const int64_t* rows,
                int64_t count, void* data) {
   if (count <= 0) return;
   Guard g(lock());
   Handle fspace(H5Dget_space(d.get()), H5Sclose);
   const int rank = H5Sget_simple_extent_ndims(fspace.get());
-  std::vector<hsize_t> dims(static_cast<size_t>(rank)), start(static_cast<size_t>(rank), 0), block;
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
   H5Sget_simple_extent_dims(fspace.get(), dims.data(), nullptr);
-  block = dims;
   // One read per contiguous run of rows. (A single selection made as the union of the runs
   // is what HDF5 offers for this, but building it costs milliseconds for 64 scattered rows
   // in HDF5 1.10; a read of one run costs microseconds.)
@@ -467,12 +484,7 @@ void read_rows(const File& f, const Handle& d, const std::string& path, hid_t na
     while (j < count && rows[j] == rows[j - 1] + 1) ++j;
     if (rows[i] < 0 || rows[j - 1] >= static_cast<int64_t>(dims[0]))
       fail(f, path, cat("row ", rows[i], " out of range"));
-    start[0] = static_cast<hsize_t>(rows[i]);
-    block[0] = static_cast<hsize_t>(j - i);
-    H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, block.data(), nullptr);
-    Handle mspace(H5Screate_simple(rank, block.data(), nullptr), H5Sclose);
-    if (H5Dread(d.get(), native_type, mspace.get(), fspace.get(), H5P_DEFAULT, out + done * row_bytes) < 0)
-      fail(f, path, "reading failed (a damaged file, or a checksum mismatch)");
+    read_run(f, d, path, native_type, rows[i], j - i, out + done * row_bytes);
     done += j - i;
     i = j;
   }

@@ -111,6 +111,9 @@ void write_dataset(File& f, const std::string& path, hid_t native_type, const st
 void read_dataset(const File& f, const std::string& path, hid_t native_type, void* data);
 // Opens a dataset to keep (for repeated reads), with a chunk cache of cache_bytes.
 Handle open_dataset(const File& f, const std::string& path, size_t cache_bytes = 0);
+// Reads rows [first, first + count) of an open dataset (a run of bytes of a 1-D one).
+void read_run(const File& f, const Handle& dataset, const std::string& path, hid_t native_type, int64_t first,
+              int64_t count, void* data);
 // Reads the rows listed (ascending, distinct) of an open dataset into consecutive rows of
 // data, with one hyperslab selection (the union of the contiguous runs) and one read call.
 void read_rows(const File& f, const Handle& dataset, const std::string& path, hid_t native_type, const int64_t* rows,

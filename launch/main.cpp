@@ -22,6 +22,7 @@
 
 #include "comm/mpi_communicator.hpp"
 #include "datasets/convert.hpp"
+#include "datasets/encoded_images.hpp"
 #include "datasets/image_folder.hpp"
 #include "datasets/images.hpp"
 #include "datasets/loader.hpp"
@@ -267,6 +268,7 @@ int cmd_eval(int argc, char** argv, comm::Communicator& comm) {
   datasets::LoaderOptions lo{exp.train.batch, comm.rank(),    comm.size(),   false,       false,
                              false,           exp.train.seed, data.prefetch, data.timeout};
   if (exact.exact) lo.rows_per_rank = exp.train.batch / comm.size();
+  lo.decode_threads = data.decode_threads;
   datasets::Loader loader(*set, data.transform.get(), lo);
   Evaluation e;
   // Progress on standard error after 5, 10, 20 s, then every 30 s (rank 0).
@@ -369,13 +371,20 @@ int cmd_predict(int argc, char** argv, comm::Communicator& comm) {
   const auto names = data.train->class_names();
   // The inputs, in order.
   std::vector<PredictInput> items;
-  std::vector<std::unique_ptr<datasets::Hdf5Dataset>> splits;
+  std::vector<std::unique_ptr<datasets::Dataset>> splits;
+  // A model trained on images stored encoded takes each input whole: the evaluation window
+  // of the full image (Transform::apply_image), as its training's evaluation did.
+  const bool whole = data.train->encoded();
   for (const auto& in : inputs) {
     const auto colon = in.rfind(':');
     std::error_code ec;
     if (colon != std::string::npos && colon > 0 && !fs::exists(in, ec) && fs::exists(in.substr(0, colon), ec)) {
-      splits.push_back(std::make_unique<datasets::Hdf5Dataset>(in.substr(0, colon), in.substr(colon + 1),
-                                                               datasets::Hdf5Dataset::kStreamed));
+      const std::string path = in.substr(0, colon), split = in.substr(colon + 1);
+      if (stored.rank() == 3 && datasets::is_encoded_split(path, split))
+        splits.push_back(std::make_unique<datasets::EncodedImages>(path, split, datasets::Hdf5Dataset::kStreamed,
+                                                                   std::array<int64_t, 2>{stored[1], stored[2]}));
+      else
+        splits.push_back(std::make_unique<datasets::Hdf5Dataset>(path, split, datasets::Hdf5Dataset::kStreamed));
       if (splits.back()->sample_shape() != stored)
         throw DataError(
             cat(in, ": samples ", splits.back()->sample_shape().str(), ", but the model's data has ", stored.str()));
@@ -415,6 +424,7 @@ int cmd_predict(int argc, char** argv, comm::Communicator& comm) {
   std::vector<int64_t> mine;
   for (int64_t i = r; i < n; i += W) mine.push_back(i);
   Tensor raw(stored.with_batch(batch));
+  std::vector<datasets::Image8> images(whole ? static_cast<size_t>(batch) : 0);
   runtime.run([&] {
     for (size_t b0 = 0; b0 < mine.size(); b0 += static_cast<size_t>(batch)) {
       const size_t b1 = std::min(mine.size(), b0 + static_cast<size_t>(batch));
@@ -422,7 +432,23 @@ int cmd_predict(int argc, char** argv, comm::Communicator& comm) {
         const PredictInput& p = items[static_cast<size_t>(mine[j])];
         float* x = raw.data() + static_cast<int64_t>(j - b0) * per;
         try {
-          if (p.set) {
+          if (whole) {
+            datasets::Image8& im = images[j - b0];
+            std::vector<uint8_t> bytes;
+            if (p.set && p.set->encoded()) {
+              std::vector<std::vector<uint8_t>> one;
+              p.set->read_encoded(std::vector<int64_t>{p.index}, one, nullptr);
+              bytes = std::move(one[0]);
+            } else if (p.set) {  // a split of decoded samples: its pixels as an image of the samples' size
+              p.set->read(std::vector<int64_t>{p.index}, TensorView(x, stored.with_batch(1)), nullptr, TensorView());
+              im = {stored[2], stored[1], static_cast<int>(stored[0]), std::vector<uint8_t>(x, x + per)};
+            } else {
+              std::ifstream f(p.file, std::ios::binary);
+              bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+            }
+            if (!bytes.empty() || !p.set || p.set->encoded())
+              im = datasets::decode_image(bytes, p.set ? p.name : p.file, static_cast<int>(stored[0]));
+          } else if (p.set) {
             int32_t label = 0;
             p.set->read(std::vector<int64_t>{p.index}, TensorView(x, stored.with_batch(1)), &label, TensorView());
           } else {
@@ -441,7 +467,17 @@ int cmd_predict(int argc, char** argv, comm::Communicator& comm) {
       std::vector<int64_t> ids(static_cast<size_t>(rows));
       for (int64_t j = 0; j < rows; ++j) ids[static_cast<size_t>(j)] = mine[b0 + static_cast<size_t>(j)];
       TensorView in = model.net.input(rows);
-      if (data.transform)
+      if (whole)
+        tbb::parallel_for(int64_t{0}, rows, [&](int64_t j) {
+          float* y = in.data() + j * per;
+          const datasets::Image8& im = images[static_cast<size_t>(j)];
+          if (errors[static_cast<size_t>(ids[static_cast<size_t>(j)])].empty())
+            data.transform->apply_image(im.pixels.data(), im.height, im.width, ids[static_cast<size_t>(j)],
+                                        exp.train.seed, 0, false, y);
+          else
+            std::fill(y, y + per, 0.0f);
+        });
+      else if (data.transform)
         data.transform->apply(ConstTensorView(raw.data(), stored.with_batch(rows)), ids, exp.train.seed, 0, false, in);
       else
         std::copy(raw.data(), raw.data() + rows * per, in.data());
@@ -606,6 +642,9 @@ int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
       "channels", po::value(&channels), "images: 1 (gray) or 3 (RGB); default 3 if any image is in color")(
       "split-dir", "images: DIR/{train,val,test}/<class>/ instead of DIR/<class>/ (all train)")(
       "skip-bad", "images: leave out files that cannot be read (counted) instead of stopping")(
+      "encoded",
+      "images: store the files as they are (decoded at training time at full resolution, for random resized "
+      "crops; --size then records the samples' size)")(
       "compress", po::value(&compress), "gzip level 1-9 for the images (default 0: uncompressed, fastest to read)")(
       "chunk-rows", po::value(&chunk_rows), "samples per HDF5 chunk (default 256)")(
       "no-checksum",
@@ -614,7 +653,7 @@ int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
   if (vm.count("help")) {
     std::cout << "usage: hubel convert idx DIR OUT.h5 [options]\n"
                  "       hubel convert cifar10 DIR OUT.h5 [options]\n"
-                 "       hubel convert images DIR OUT.h5 [--size H,W] [options]\n\n"
+                 "       hubel convert images DIR OUT.h5 [--size H,W] [--encoded] [options]\n\n"
                  "idx: DIR holds train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and\n"
                  "     t10k-labels-idx1-ubyte, each optionally .gz (e.g. /usr/share/datasets/fashion-mnist)\n"
                  "cifar10: DIR holds data_batch_1.bin ... data_batch_5.bin and test_batch.bin\n"
@@ -628,7 +667,7 @@ int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
     throw po::error(format.empty() ? "missing the input format: hubel convert idx|cifar10|images DIR OUT.h5"
                                    : "unknown input format '" + format + "' (idx, cifar10 or images)");
   if (format != "images")
-    for (const char* o : {"size", "resize", "channels", "split-dir", "skip-bad"})
+    for (const char* o : {"size", "resize", "channels", "split-dir", "skip-bad", "encoded"})
       if (vm.count(o) && !vm[o].defaulted()) throw po::error(cat("--", o, " is for hubel convert images"));
   if (dir.empty() || out.empty()) throw po::error("usage: hubel convert " + format + " DIR OUT.h5");
   if (compress < 0 || compress > 9) throw po::error("--compress must be 0 to 9");
@@ -652,6 +691,9 @@ int cmd_convert(int argc, char** argv, comm::Communicator& comm) {
     io.channels = channels;
     io.split_dir = vm.count("split-dir") > 0;
     io.skip_bad = vm.count("skip-bad") > 0;
+    io.encoded = vm.count("encoded") > 0;
+    if (io.encoded && vm.count("resize") && !vm["resize"].defaulted())
+      throw po::error("--resize is for decoded samples; --encoded keeps the files as they are");
     if (resize != "shorter" && resize != "exact")
       throw po::error(cat("--resize must be shorter or exact; got '", resize, "'"));
     io.shorter = resize == "shorter";
@@ -804,7 +846,14 @@ void print_train_banner(const Common& c, const Experiment& exp, const Model& mod
                 << " samples";
     if (loaders.test) std::cout << "; test: " << data.test->name() << " " << data.test->size() << " samples";
     std::cout << "\n";
-    if (data.transform) std::cout << "transforms: " << data.transform->describe() << "\n";
+    if (data.transform)
+      std::cout << "transforms: "
+                << (data.train->encoded()
+                        ? cat("decode the stored PNG/JPEG files (",
+                              data.decode_threads ? "on the loader thread" : "on TBB's threads",
+                              ") and resample each whole image to ", data.train->sample_shape().str(), "; ")
+                        : "")
+                << data.transform->describe() << "\n";
     net.summary(std::cout);
     std::cout << "training: loss " << model.loss->type() << ", global batch " << exp.train.batch
               << (exp.train.accumulate > 1 ? cat(" (", exp.train.accumulate, " micro-batches per step)") : "") << ", "

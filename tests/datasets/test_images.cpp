@@ -11,9 +11,11 @@
 #include <fstream>
 #include <set>
 
+#include "datasets/encoded_images.hpp"
 #include "datasets/hdf5_dataset.hpp"
 #include "datasets/image_folder.hpp"
 #include "datasets/images.hpp"
+#include "datasets/loader.hpp"
 #include "datasets/open.hpp"
 #include "datasets/transform.hpp"
 #include "framework/config.hpp"
@@ -440,6 +442,230 @@ TEST(Augment, OptionsReadFromTheDataSectionWithErrorsNamed) {
                    }(),
                    Shape{1, 4, 4, 4}),
                ConfigError);
+}
+
+// ---- Images stored encoded (hubel convert images --encoded) ----
+
+std::vector<uint8_t> file_bytes(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+// Two classes of images of different sizes, PNG and JPEG, gray and color.
+void make_sized_folder(const fs::path& root) {
+  const int sizes[6][2] = {{40, 30}, {24, 64}, {33, 33}, {50, 20}, {16, 16}, {64, 48}};
+  for (int i = 0; i < 6; ++i) {
+    const Image8 im = pattern(sizes[i][0], sizes[i][1], i % 2 ? 3 : 1, i);
+    write(root / (i < 3 ? "a" : "b") / cat("f", i, i % 3 == 1 ? ".jpg" : ".png"),
+          i % 3 == 1 ? encode_jpeg8(im, 90) : encode_png8(im));
+  }
+}
+
+TEST(Encoded, TheFilesAsTheyAreWithTheirShapesAndStatistics) {
+  TempDir d;
+  const fs::path in = d.path / "in", out = d.path / "e.h5";
+  make_sized_folder(in);
+  ImageFolderOptions o;
+  o.encoded = true;
+  const ImageFolderResult r = convert_image_folder(in.string(), out.string(), o);
+  EXPECT_NE(r.summary.find("train 6; 2 classes; 3 channel(s), stored encoded"), std::string::npos) << r.summary;
+  EXPECT_TRUE(is_encoded_split(out.string(), "train"));
+  // Different sizes and none recorded: the samples' size must be given.
+  const std::string msg = error_of<DataError>([&] { EncodedImages(out.string(), "train"); });
+  EXPECT_NE(msg.find("e.h5:/train: the images have 6 different sizes and the file records none for the samples; "
+                     "give data.size: [H, W]"),
+            std::string::npos)
+      << msg;
+  EncodedImages e(out.string(), "train", Hdf5Dataset::kDefaultMemoryBytes, {20, 24});
+  EXPECT_EQ(e.size(), 6);
+  EXPECT_EQ(e.sample_shape(), (Shape{3, 20, 24}));
+  EXPECT_EQ(e.class_names(), (std::vector<std::string>{"a", "b"}));
+  // The bytes are the files' own, in the converter's order (class, then name), whether
+  // held in memory or read per sample.
+  const std::vector<fs::path> files{in / "a/f0.png", in / "a/f1.jpg", in / "a/f2.png",
+                                    in / "b/f3.png", in / "b/f4.jpg", in / "b/f5.png"};
+  EncodedImages streamed(out.string(), "train", Hdf5Dataset::kStreamed, {20, 24});
+  for (const EncodedImages* set : {&e, &streamed}) {
+    std::vector<std::vector<uint8_t>> bytes;
+    int32_t labels[3];
+    const std::vector<int64_t> idx{5, 0, 3};
+    set->read_encoded(idx, bytes, labels);
+    for (size_t i = 0; i < idx.size(); ++i) {
+      EXPECT_EQ(bytes[i], file_bytes(files[static_cast<size_t>(idx[i])])) << idx[i];
+      EXPECT_EQ(labels[i], idx[i] < 3 ? 0 : 1);
+    }
+  }
+  EXPECT_EQ(e.decoded_bytes(), 3 * (40 * 30 + 24 * 64 + 33 * 33 + 50 * 20 + 16 * 16 + 64 * 48));
+  // The per-channel statistics of the decoded train images, exactly.
+  double sum = 0, sq = 0, n = 0;
+  for (const auto& f : files) {
+    const Image8 im = decode_image(file_bytes(f), f.string(), 3);
+    for (int64_t q = 0; q < im.width * im.height; ++q) {
+      const double v = im.pixels[static_cast<size_t>(q)];  // channel 0
+      sum += v, sq += v * v, n += 1;
+    }
+  }
+  const FileStats st = read_file_stats(out.string());
+  ASSERT_EQ(st.mean.size(), 3u);
+  EXPECT_DOUBLE_EQ(st.mean[0], sum / n);
+  EXPECT_DOUBLE_EQ(st.std[0], std::sqrt(sq / n - (sum / n) * (sum / n)));
+  // --size recorded: the samples' size without data.size.
+  o.height = 32, o.width = 32;
+  convert_image_folder(in.string(), (d.path / "s.h5").string(), o);
+  EXPECT_EQ(EncodedImages((d.path / "s.h5").string(), "train").sample_shape(), (Shape{3, 32, 32}));
+  // A damaged file is found decoding, named, and nothing is written (or it is skipped).
+  const auto whole = file_bytes(files[0]);
+  write(in / "b" / "f9.png", std::vector<uint8_t>(whole.begin(), whole.begin() + 60));
+  const std::string bad =
+      error_of<DataError>([&] { convert_image_folder(in.string(), (d.path / "x.h5").string(), o); });
+  EXPECT_NE(bad.find("f9.png: a damaged or truncated PNG"), std::string::npos) << bad;
+  EXPECT_FALSE(fs::exists(d.path / "x.h5"));
+  o.skip_bad = true;
+  EXPECT_EQ(convert_image_folder(in.string(), (d.path / "x.h5").string(), o).skipped.size(), 1u);
+  EXPECT_EQ(EncodedImages((d.path / "x.h5").string(), "train").size(), 6);
+}
+
+TEST(Encoded, ShrinkingIsAntialiasedWorkedExample) {
+  // A 4 x 4 ramp (each row 0, 10, 20, 30) to 2 x 2: scale 2, a triangle filter of half
+  // width 2 (PIL's antialiased bilinear). Output column 0 is centred at source 0.5: taps
+  // at -1, 0, 1, 2 weigh 1/8, 3/8, 3/8, 1/8; -1 is outside, so the rest is renormalized:
+  // (3/8 0 + 3/8 10 + 1/8 20) / (7/8) = 50/7; column 1 mirrors it: 120 - 50/7 - ... = 160/7.
+  TransformOptions o;
+  const Transform t(std::move(o), Shape{1, 2, 2});
+  std::vector<uint8_t> ramp(16);
+  for (int i = 0; i < 16; ++i) ramp[static_cast<size_t>(i)] = static_cast<uint8_t>(10 * (i % 4));
+  float y[4];
+  t.apply_image(ramp.data(), 4, 4, 0, 1, 0, false, y);
+  EXPECT_FLOAT_EQ(y[0], 50.0f / 7);
+  EXPECT_FLOAT_EQ(y[1], 160.0f / 7);
+  EXPECT_FLOAT_EQ(y[2], 50.0f / 7);
+  EXPECT_FLOAT_EQ(y[3], 160.0f / 7);
+  // Within rounding of resize_image's (the converter's), PIL's filter.
+  const Image8 r = resize_image(Image8{4, 4, 1, ramp}, 2, 2);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(y[i], r.pixels[static_cast<size_t>(i)], 0.5) << i;
+  // Evaluation of a wide image: the centre square (the shorter side fitted), columns 2-5
+  // of an 8 x 4 image whose outer quarters are 200 and middle 50. The filter reaches one
+  // column past the window on each side (weight 1/8, as PIL's resize of a box does):
+  // 200 / 8 + 50 7 / 8 = 68.75 everywhere.
+  std::vector<uint8_t> wide(32);
+  for (int i = 0; i < 32; ++i) wide[static_cast<size_t>(i)] = (i % 8 < 2 || i % 8 >= 6) ? 200 : 50;
+  t.apply_image(wide.data(), 4, 8, 0, 1, 0, false, y);
+  for (float v : y) EXPECT_FLOAT_EQ(v, 68.75f);
+}
+
+TEST(Encoded, AWholeImageOfTheInputShapeIsTransformedAsTheStoredSample) {
+  // Bit for bit, with every augmentation, so that training on encoded PNGs of the samples'
+  // size gives the weights of training on the decoded ones.
+  const Shape s{3, 12, 10};
+  const Image8 im = pattern(10, 12, 3, 5);
+  std::vector<float> stored(im.pixels.begin(), im.pixels.end());
+  TransformOptions o;
+  o.scale = 1.0f / 255;
+  o.mean = {0.5f, 0.4f, 0.3f}, o.std = {0.2f, 0.25f, 0.3f};
+  o.flip = true;
+  o.resized_crop_scale = {0.3, 1, true}, o.resized_crop_ratio = {0.75, 4.0 / 3, true};
+  o.rotate = {-10, 10, true};
+  o.brightness = {0.8, 1.2, true};
+  o.erase_p = 0.5;
+  TransformOptions integer;  // the integer path: crop_pad and flip alone
+  integer.scale = 1.0f / 255, integer.crop_pad = 2, integer.flip = true;
+  for (bool plain : {false, true}) {
+    const Transform t(copy(plain ? integer : o), s);
+    for (int64_t id = 0; id < 8; ++id)
+      for (bool augment : {true, false}) {
+        std::vector<float> a(static_cast<size_t>(s.numel())), b(a.size());
+        const int64_t ids[1] = {id};
+        t.apply(ConstTensorView(stored.data(), s.with_batch(1)), ids, 3, 1, augment,
+                TensorView(a.data(), s.with_batch(1)));
+        t.apply_image(im.pixels.data(), 12, 10, id, 3, 1, augment, b.data());
+        EXPECT_EQ(a, b) << id << " " << augment << " " << plain;
+      }
+  }
+}
+
+TEST(Encoded, TheLoaderDecodesOnItsThreadsTheSameOnAnyCount) {
+  TempDir d;
+  const fs::path in = d.path / "in", out = d.path / "e.h5";
+  make_sized_folder(in);
+  ImageFolderOptions io;
+  io.encoded = true;
+  io.height = io.width = 16;
+  convert_image_folder(in.string(), out.string(), io);
+  const EncodedImages set(out.string(), "train");
+  TransformOptions o;
+  o.scale = 1.0f / 255;
+  o.resized_crop_scale = {0.2, 1, true}, o.resized_crop_ratio = {0.75, 4.0 / 3, true};
+  o.flip = true;
+  const Transform t(copy(o), set.sample_shape());
+  // What the loader must give: each sample decoded and transformed whole.
+  auto expected = [&](int64_t id, int64_t epoch) {
+    std::vector<std::vector<uint8_t>> b;
+    const std::vector<int64_t> one{id};
+    set.read_encoded(one, b, nullptr);
+    const Image8 im = decode_image(b[0], "x", 3);
+    std::vector<float> y(static_cast<size_t>(set.sample_shape().numel()));
+    t.apply_image(im.pixels.data(), im.height, im.width, id, 9, epoch, true, y.data());
+    return y;
+  };
+  for (int decode_threads : {0, 1})
+    for (int prefetch : {0, 2}) {
+      LoaderOptions lo;
+      lo.batch = 4, lo.seed = 9, lo.augment = true, lo.prefetch = prefetch, lo.decode_threads = decode_threads;
+      Loader loader(set, &t, lo);
+      for (int64_t epoch : {0, 1}) {
+        loader.start(epoch);
+        const auto order = loader.epoch_order(epoch);
+        Batch b;
+        int64_t seen = 0;
+        while (loader.next(b)) {
+          for (int64_t r = 0; r < b.rows; ++r) {
+            const int64_t id = order[static_cast<size_t>(b.first_sample + r)];
+            const auto want = expected(id, epoch);
+            EXPECT_TRUE(std::equal(want.begin(), want.end(), b.x.data() + r * set.sample_shape().numel())) << id;
+            EXPECT_EQ(b.labels[r], id < 3 ? 0 : 1);
+          }
+          seen += b.rows;
+        }
+        EXPECT_EQ(seen, 6);
+      }
+    }
+}
+
+TEST(Encoded, ADamagedSampleInTheFileIsNamedByTheLoader) {
+  TempDir d;
+  EncodedContents c;
+  c.classes = {"a", "b"};
+  c.channels = 1;
+  const std::vector<uint8_t> good = encode_png8(pattern(8, 8, 1, 1));
+  std::vector<uint8_t> all = good;
+  all.insert(all.end(), {'n', 'o', 't', ' ', 'a', 'n', ' ', 'i', 'm', 'a', 'g', 'e'});
+  c.splits.push_back(
+      {"train",
+       {0, static_cast<int64_t>(good.size()), static_cast<int64_t>(all.size())},
+       {1, 8, 8, 1, 8, 8},
+       {0, 1},
+       [&](int64_t first, int64_t last, uint8_t* to) {
+         std::copy(all.begin() + (first ? static_cast<int64_t>(good.size()) : 0),
+                   all.begin() + (last == 1 ? static_cast<int64_t>(good.size()) : static_cast<int64_t>(all.size())),
+                   to);
+       }});
+  const std::string file = (d.path / "bad.h5").string();
+  write_encoded_dataset_file(file, c);
+  const EncodedImages set(file, "train");
+  const Transform t(TransformOptions{}, set.sample_shape());
+  LoaderOptions lo;
+  lo.batch = 2, lo.shuffle = false;
+  Loader loader(set, &t, lo);
+  loader.start(0);
+  Batch b;
+  const std::string msg = error_of<DataError>([&] { loader.next(b); });
+  EXPECT_NE(msg.find("bad.h5:/train: the image of sample 1: not a PNG or JPEG image"), std::string::npos) << msg;
+  // Offsets that do not fit the bytes are refused on opening, named.
+  c.splits[0].offsets = {0, 5, static_cast<int64_t>(all.size())};
+  c.splits[0].offsets[1] = 0;
+  write_encoded_dataset_file(file, c);
+  const std::string off = error_of<DataError>([&] { EncodedImages(file, "train"); });
+  EXPECT_NE(off.find("bad.h5:/train/offsets: sample 0 has 0 bytes (offsets must ascend)"), std::string::npos) << off;
 }
 
 }  // namespace

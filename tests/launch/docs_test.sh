@@ -3,12 +3,16 @@
 # docs/*.md runs (a whole experiment as it is; a part, such as a data or checkpoint
 # section, in place of that section of a small LeNet experiment) for two steps with
 # `hubel train` in a directory holding data/fashion-mnist.h5 (real Fashion-MNIST, a
-# part of it); every `hubel VERB ... --option` a page shows names a verb and options that
+# part of it, also as encoded PNGs in data/fashion-encoded.h5); every `hubel VERB ... --option` a page shows names a verb and options that
 # `hubel VERB --help` lists.
 # usage: docs_test.sh HUBEL SOURCE_DIR MPIEXEC
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 mkdir -p "$T/work/data"
 fashion 2000 "$T/work/data/fashion-mnist.h5" || { echo "FAIL: converting Fashion-MNIST"; exit 1; }
+# (docs/data.md's encoded images: Fashion-MNIST as PNG files, stored as they are)
+python3 "$SRC/launch/fashion_images.py" /usr/share/datasets/fashion-mnist "$T/fashion" --limit 500 > /dev/null &&
+  "$HUBEL" convert images "$T/fashion" "$T/work/data/fashion-encoded.h5" --split-dir --encoded > /dev/null ||
+  { echo "FAIL: converting Fashion-MNIST's PNGs"; exit 1; }
 cat > "$T/base.yaml" <<'YAML'
 model:
   input: [1, 28, 28]

@@ -46,6 +46,34 @@ acc=$(cat "$T/pcheck")
 eval_acc=$("$HUBEL" eval --checkpoint "$T/run-img/checkpoints" --set data.file="$T/img.h5" 2>&1 | sed -n 's/.*accuracy \([0-9.]*\).*/\1/p' | head -1)
 [ -n "$eval_acc" ] && [ "$acc" = "$eval_acc" ] \
   && ok "predict: PNG folder = DATA.h5:test = 2 ranks, top-1 accuracy $acc = hubel eval's" || fail "predict: $(cat "$T/pcheck"), eval $eval_acc"
+# Stored encoded (--encoded): the PNG files as they are, decoded by the loader on its
+# threads. The same pixels and the same random resized crops give the weights of the
+# decoded set, bit for bit, on 2 ranks.
+AUG='{flip: true, resized_crop: {scale: [0.35, 1]}, rotate: 8}'
+"$HUBEL" convert images "$T/img" "$T/enc.h5" --split-dir --encoded > "$T/enc.log" 2>&1 && grep -q "train 2000; test 400; 10 classes; 1 channel(s), stored encoded" "$T/enc.log" \
+  && ok "convert images --encoded: $(cat "$T/enc.log")" || { fail "convert --encoded"; cat "$T/enc.log"; }
+for f in img enc; do
+  timeout -k 5 120 "$MPIEXEC" --oversubscribe -np 2 "$HUBEL" train "$LENET" --threads 1 --set data.file="$T/$f.h5" --set "data.augment=$AUG" \
+    --set train.max_steps=40 --run-dir "$T/aug-$f" > "$T/aug-$f.log" 2>&1 || { fail "augmented training on $f.h5"; tail -3 "$T/aug-$f.log"; }
+done
+same "$(last "$T/aug-img")" "$(last "$T/aug-enc")" \
+  && ok "training on encoded PNGs decoded by the loader = on decoded ones, with random resized crops, bit for bit (2 ranks)" \
+  || fail "the weights differ between the encoded and the decoded runs"
+# Full-resolution images of varied sizes (each side enlarged 1-2.5x): decoded, cropped and
+# shrunk (antialiased) to data.size by the loader; the same weights on 1 and 2 ranks.
+python3 "$SRC/launch/fashion_images.py" /usr/share/datasets/fashion-mnist "$T/big" --limit 1000 --enlarge 2.5 > /dev/null 2>&1 || fail "enlarged folders"
+"$HUBEL" convert images "$T/big" "$T/big.h5" --split-dir --encoded > "$T/big.log" 2>&1 || { fail "convert the enlarged folder"; cat "$T/big.log"; }
+out=$("$HUBEL" train "$LENET" --set data.file="$T/big.h5" --set train.max_steps=1 --run-dir "$T/nosize" 2>&1); rc=$?
+[ $rc = 1 ] && grep -q "big.h5:/train: the images have .* different sizes and the file records none for the samples; give data.size: \[H, W\]" <<<"$out" \
+  && ok "without a size: ${out#hubel: error: }" || { fail "no data.size: exit $rc"; echo "$out"; }
+for np in 1 2; do
+  timeout -k 5 120 "$MPIEXEC" --oversubscribe -np $np "$HUBEL" train "$LENET" --threads 1 --set data.file="$T/big.h5" --set data.size=28 \
+    --set "data.augment=$AUG" --set train.max_steps=30 --run-dir "$T/big-$np" > "$T/big-$np.log" 2>&1 || { fail "training on big.h5, $np rank(s)"; tail -3 "$T/big-$np.log"; }
+done
+same "$(last "$T/big-1")" "$(last "$T/big-2")" \
+  && ok "full-resolution encoded images of varied sizes: the same weights on 1 and 2 ranks" || fail "1 and 2 ranks differ on big.h5"
+"$HUBEL" predict "$T/big-1/checkpoints" "$T/big.h5:test" --top 1 --out "$T/pb.csv" --threads 1 > /dev/null 2>&1 \
+  && [ "$(wc -l < "$T/pb.csv")" = 201 ] && ok "predict on an encoded split" || fail "predict on big.h5:test"
 # Bad files: a text file named .png, an empty .jpg (both found from their headers), a
 # truncated PNG (found decoding).
 cls="$T/img/train/3_Dress"
