@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
     }
 
     // 2. Training steps with 2 threads: fed by the prefetching loader, or one batch in memory.
-    Model model = build_model(exp.model, layers::builtin_registry());
+    BuiltModel model = build_model(exp.model, layers::builtin_registry());
     model.net.build(batch, 1);
     auto opt = Optimizer::create(exp.optimizer, model.net);
     Runtime runtime(2);

@@ -3,12 +3,12 @@
 include(CMakePackageConfigHelpers)
 
 set(CMAKE_INSTALL_RPATH_USE_LINK_PATH ON)
-install(TARGETS hubel_framework hubel_layers hubel_comm hubel_datasets hubel_all
+install(TARGETS hubel_framework hubel_layers hubel_comm hubel_datasets hubel_inference hubel_all
         EXPORT hubelTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(TARGETS hubel RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-foreach(dir framework layers comm datasets)
+foreach(dir framework layers comm datasets inference)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/hubel
           FILES_MATCHING PATTERN "*.hpp")
 endforeach()

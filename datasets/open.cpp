@@ -208,7 +208,7 @@ std::unique_ptr<Transform> read_transform(const Config& data, const std::string&
   return std::make_unique<Transform>(std::move(t), in);
 }
 
-Splits open_file(const Config& data) {
+Splits open_file(const Config& data, bool evaluation_only) {
   Splits s;
   const auto file = data.path_of("file");  // relative to the experiment file
   if (const auto written = data.get<std::string>("file"); written != file && !std::filesystem::exists(file))
@@ -239,8 +239,9 @@ Splits open_file(const Config& data) {
     if (is_encoded_split(file, split)) return std::make_unique<EncodedImages>(file, split, memory, size);
     return std::make_unique<Hdf5Dataset>(file, split, memory);
   };
-  std::shared_ptr<Dataset> train =
-      fail_at(data.at("file"), [&] { return open_split(train_split, Hdf5Dataset::kDefaultMemoryBytes); });
+  std::shared_ptr<Dataset> train = fail_at(data.at("file"), [&] {
+    return open_split(train_split, evaluation_only ? Hdf5Dataset::kStreamed : Hdf5Dataset::kDefaultMemoryBytes);
+  });
   const bool uint8 = encoded || static_cast<const Hdf5Dataset&>(*train).is_uint8();
   // (pad: 0 and mean_image: false say nothing, and are accepted.)
   auto nothing = [](const Config& v) {
@@ -257,13 +258,19 @@ Splits open_file(const Config& data) {
                     " holds image files, decoded to data.size (use augment.resized_crop and normalize)"));
   std::string test_split;
   if (auto t = data.find("test"); t && !t->is_null()) test_split = t->as<std::string>();  // (test: null: none)
+  if (evaluation_only) {  // the train split's shape, classes and statistics; no other split
+    for (const char* key : {"val", "val_fraction", "val_seed"}) data.find(key);
+    test_split.clear();
+  }
   if (!test_split.empty())
     s.test = fail_at(data.at("test"), [&] { return open_split(test_split, Hdf5Dataset::kStreamed); });
   // The held-out set (per-epoch evaluation, plateau schedules, early stopping, the best
   // checkpoint) is never the test split unless the user says so: a val split of the file,
   // else val_fraction of train (default 0.1; 0: none).
   std::string val_split;
-  if (auto v = data.find("val"))
+  if (evaluation_only)
+    ;
+  else if (auto v = data.find("val"))
     val_split = v->as<std::string>();
   else if (!data.has("val_fraction") && h5::File::open_read(file).exists("val"))
     val_split = "val";
@@ -276,7 +283,7 @@ Splits open_file(const Config& data) {
                                "': per-epoch choices (plateau, early stopping, the best checkpoint) are then made on "
                                "test data, and its final figure is no longer an unbiased estimate"));
   }
-  const double frac = data.get<double>("val_fraction", s.heldout ? 0.0 : 0.1);
+  const double frac = evaluation_only ? 0.0 : data.get<double>("val_fraction", s.heldout ? 0.0 : 0.1);
   if (auto f = data.find("val_fraction"); f && s.heldout && frac > 0)
     f->fail("give val (a split in the file) or val_fraction (a part of train), not both");
   if (!(frac >= 0 && frac < 1)) data.at("val_fraction").fail(cat("val_fraction must be in [0, 1); got ", frac));
@@ -329,7 +336,7 @@ Splits open_file(const Config& data) {
 
 }  // namespace
 
-Splits open(const Config& data) {
+Splits open(const Config& data, bool evaluation_only) {
   Splits s;
   if (static_cast<int>(data.has("spirals")) + data.has("synthetic") + data.has("file") > 1)
     data.fail("give one data source: file, spirals or synthetic");
@@ -338,7 +345,7 @@ Splits open(const Config& data) {
   } else if (auto sy = data.find("synthetic")) {
     s = open_synthetic(*sy);
   } else if (data.has("file")) {
-    s = open_file(data);
+    s = open_file(data, evaluation_only);
   } else {
     data.fail(
         "no data source: give 'file: <an HDF5 file>' (see hubel convert) or 'spirals: {...}' or 'synthetic: {...}' "

@@ -40,6 +40,9 @@ struct Splits {
 // or data: {spirals: {train: 2000, test: 1000, val: 1000, classes: 2, turns: 1.5, noise: 0.05, seed: 7}}
 // or data: {synthetic: {shape: [3, 32, 32], classes: 10, train: 12800, test: 0, val: 0, seed: 1}}
 // (generated sets: val, default the test size, is its own draw, held out after each epoch)
-Splits open(const Config& data);
+// evaluation_only (inference: hubel::Model, hubel export): the train split opened for its
+// shape, classes and statistics without reading its samples, no held-out or test split;
+// the transform is the same.
+Splits open(const Config& data, bool evaluation_only = false);
 
 }  // namespace hubel::datasets

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "framework/error.hpp"
+#include "framework/onnx.hpp"
 #include "framework/parallel.hpp"
 #include "framework/random.hpp"
 
@@ -394,6 +395,37 @@ void Transform::apply(ConstTensorView raw, std::span<const int64_t> ids, uint64_
     for (int64_t i = b; i < e; ++i)
       one(raw.data() + i * in_per, out.data() + i * out_per, ids[i], seed, epoch, augment);
   });
+}
+
+std::string Transform::to_onnx(onnx::Graph& g, const std::string& x) const {
+  if (o_.eval_crop > 0)
+    throw ConfigError(
+        "data.augment.eval_crop: the evaluation crop resamples the image, which ONNX cannot repeat exactly; "
+        "the ONNX export is refused");
+  std::string v = x;
+  if (o_.scale != 1) v = g.op("Mul", {v, g.scalar("input_scale", o_.scale)}, "input_scaled");
+  if (o_.mean_image.shape().rank())
+    v = g.op("Sub",
+             {v, g.constant("mean_image", onnx::dims(in_), {o_.mean_image.data(), static_cast<size_t>(in_.numel())})},
+             "input_centered");
+  const int r = in_.rank() - 1;
+  if (o_.pad[0] || o_.pad[1] || o_.pad[2]) {
+    std::vector<int64_t> pads(static_cast<size_t>(2 * (r + 2)), 0);
+    for (int i = 0; i < r; ++i) {
+      const int64_t p = o_.pad[static_cast<size_t>(3 - r + i)];
+      pads[static_cast<size_t>(2 + i)] = pads[static_cast<size_t>(r + 4 + i)] = p;
+    }
+    v = g.op("Pad", {v, g.constant_i64("input_pads", {static_cast<int64_t>(pads.size())}, pads)}, "input_padded",
+             {onnx::attr("mode", std::string("constant"))});
+  }
+  if (!o_.mean.empty()) {
+    std::vector<float> inv;
+    for (float s : o_.std) inv.push_back(1.0f / s);
+    const auto cd = onnx::channel_dims(C_, r);
+    v = g.op("Sub", {v, g.constant("input_mean", cd, o_.mean)}, "input_minus_mean");
+    v = g.op("Mul", {v, g.constant("input_inverse_std", cd, inv)}, "input_normalized");
+  }
+  return v;
 }
 
 }  // namespace hubel::datasets

@@ -14,6 +14,10 @@
 #include "framework/shape.hpp"
 #include "framework/tensor.hpp"
 
+namespace hubel::onnx {
+class Graph;  // framework/onnx.hpp
+}
+
 namespace hubel::datasets {
 
 // A range [lo, hi] a value is drawn from uniformly, when active.
@@ -64,6 +68,10 @@ class Transform {
   // shape gives exactly what apply() gives for it as a stored sample.
   void apply_image(const uint8_t* pixels, int64_t height, int64_t width, int64_t id, uint64_t seed, int64_t epoch,
                    bool augment, float* y) const;
+  // ONNX export: the evaluation transform of stored samples x (floats of the stored
+  // values) as nodes (scale, mean image, zero padding, per-channel normalization); returns
+  // the value the network reads. eval_crop resamples and is refused (ConfigError).
+  std::string to_onnx(onnx::Graph& g, const std::string& x) const;
 
  private:
   void one(const float* x, float* y, int64_t id, uint64_t seed, int64_t epoch, bool augment) const;

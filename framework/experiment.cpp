@@ -27,8 +27,8 @@ Experiment Experiment::from_config(Config root, ErrorList* errors) {
   return Experiment{root, root.at("model"), root.at("data"), root.at("optimizer"), schedule, checkpoint, train};
 }
 
-Model build_model(const Config& model, const LayerRegistry& registry) {
-  Model m{Net::from_config(model, registry), nullptr, std::nullopt};
+BuiltModel build_model(const Config& model, const LayerRegistry& registry) {
+  BuiltModel m{Net::from_config(model, registry), nullptr, std::nullopt};
   const Config loss = model.at("loss");
   if (loss.is_scalar()) {
     m.loss = registry.make_loss(loss.as<std::string>(), loss);

@@ -39,7 +39,9 @@ struct WeightsSource {
   std::vector<std::string> exclude;  // layer patterns that start fresh (a new head)
 };
 
-struct Model {
+// What build_model makes for training: the net (not built yet), its loss and where its
+// initial weights come from. (The inference API is hubel::Model, inference/model.hpp.)
+struct BuiltModel {
   Net net;
   std::unique_ptr<Loss> loss;
   std::optional<WeightsSource> weights;
@@ -47,6 +49,6 @@ struct Model {
 
 // model: {input: [...], blocks: {...}, layers: [...], loss: softmax_cross_entropy | {type: ..., ...},
 //         freeze: [layer patterns], weights: {file: ..., exclude: [layer patterns]}}
-Model build_model(const Config& model, const LayerRegistry& registry);
+BuiltModel build_model(const Config& model, const LayerRegistry& registry);
 
 }  // namespace hubel

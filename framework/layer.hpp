@@ -15,6 +15,10 @@
 
 namespace hubel {
 
+namespace onnx {
+class Graph;  // framework/onnx.hpp
+}
+
 // What a layer asks the Net to allocate for it in the arenas.
 struct ParamSpec {
   std::string name;  // "w", "b", ...: unique within the layer
@@ -46,6 +50,9 @@ struct Binding {
   Shape y;                        // per-sample output shape
   int64_t max_batch = 0;          // forward/backward never see more rows than this
   std::span<const Param> params;  // in the order of param_specs()
+  // Inference only (Net::build_inference): forward in evaluation mode is all that runs;
+  // the parameters have no gradient (dw null) and may be shared with other nets.
+  bool inference = false;
 };
 
 // Sums over the ranks of a data-parallel run, for layers whose forward or backward needs
@@ -115,11 +122,23 @@ class Layer {
   virtual void backward(std::span<const ConstTensorView> x, ConstTensorView y, ConstTensorView dy,
                         std::span<const TensorView> dx, const StepContext& ctx) = 0;
 
+  // ONNX export (framework/onnx.hpp), after bind: adds the nodes that compute this layer's
+  // inference output from the values x (per-sample shapes xs) into the value named y,
+  // reading the parameters from the arenas. A layer ONNX cannot express keeps this
+  // default, which refuses naming it.
+  virtual void to_onnx(onnx::Graph& /*g*/, std::span<const std::string> /*x*/, std::span<const Shape> /*xs*/,
+                       const std::string& /*y*/) const {
+    onnx_refuse("ONNX has no operator for it");
+  }
+
   const std::vector<Param>& params() const { return params_; }
 
  protected:
   [[noreturn]] void shape_error(const std::string& msg) const {
     throw ShapeError(cat("layer '", name_, "' (", type(), "): ", msg));
+  }
+  [[noreturn]] void onnx_refuse(const std::string& why) const {
+    throw ConfigError(cat("layer '", name_, "' (", type(), "): ", why, "; the ONNX export is refused"));
   }
   std::vector<Param> params_;
 

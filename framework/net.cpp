@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "framework/config.hpp"
+#include "framework/onnx.hpp"
 #include "framework/parallel.hpp"
 #include "framework/random.hpp"
 #include "framework/registry.hpp"
@@ -42,7 +43,8 @@ struct Net::Impl {
     bool frozen = false;
     bool needs_grad = false;  // has trainable parameters, or feeds from a node that has
     int64_t grads_done = 0;   // after this node's backward, gradients [0, grads_done) are final
-    Tensor y;
+    Tensor y;                 // training: the output, kept for backward
+    float* yp = nullptr;      // where the output is: y, or (inference) a slab shared with others
     // One gradient buffer per consumer (at least one): each consumer overwrites its own,
     // and the extra ones are added into grad[0] in consumer order before backward. They
     // point into grad_slabs, shared by buffers whose lifetimes do not overlap.
@@ -64,14 +66,17 @@ struct Net::Impl {
   Tensor input;
   AlignedBuffer params, grads;
   std::vector<AlignedBuffer> grad_slabs;
+  std::vector<AlignedBuffer> output_slabs;  // inference: outputs whose lifetimes do not overlap share one
+  bool inference = false;
   void plan_gradient_buffers(int64_t max_batch);
+  void plan_output_buffers(int64_t max_batch);
   std::vector<ParamInfo> info;
   int64_t trainable_size = 0;  // floats of the arenas' trainable prefix
 
   ConstTensorView output_of(int producer, int64_t n) const {
     if (producer == kNetInput) return ConstTensorView(input.data(), input_shape.with_batch(n));
     const Node& p = nodes[producer];
-    return ConstTensorView(p.y.data(), p.out.with_batch(n));
+    return ConstTensorView(p.yp, p.out.with_batch(n));
   }
   const Shape& shape_of(int producer) const { return producer == kNetInput ? input_shape : nodes[producer].out; }
   std::string name_of(int producer) const { return producer == kNetInput ? kInput : nodes[producer].layer->name(); }
@@ -406,6 +411,7 @@ int64_t Net::activation_bytes() const {
   int64_t floats = m.input.numel();
   for (const auto& node : m.nodes) floats += node.y.numel();
   for (const auto& s : m.grad_slabs) floats += s.size();
+  for (const auto& s : m.output_slabs) floats += s.size();
   return floats * static_cast<int64_t>(sizeof(float));
 }
 
@@ -561,6 +567,7 @@ void Net::build(int64_t max_batch, uint64_t seed) {
   m.plan_gradient_buffers(max_batch);
   for (auto& node : m.nodes) {
     node.y = Tensor(node.out.with_batch(max_batch));
+    node.yp = node.y.data();
     node.x_views.resize(node.inputs.size());
     node.dx_views.resize(node.inputs.size());
     node.dx_buffer.assign(node.inputs.size(), -1);
@@ -577,6 +584,97 @@ void Net::build(int64_t max_batch, uint64_t seed) {
   if (!m.nodes.back().needs_grad)
     throw ConfigError("the network has no trainable parameters (are all layers frozen?): there is nothing to train");
 }
+
+void Net::Impl::plan_output_buffers(int64_t max_batch) {
+  // In model order, each output takes a free slab (one whose last reader came before this
+  // node) or a new one; a slab grows to the largest output it holds. The net's output is
+  // never given up.
+  const int N = static_cast<int>(nodes.size());
+  std::vector<int> last_use(static_cast<size_t>(N));
+  for (int i = 0; i < N; ++i) {
+    last_use[static_cast<size_t>(i)] = i == N - 1 ? N : i;
+    for (const auto& c : nodes[static_cast<size_t>(i)].consumers)
+      last_use[static_cast<size_t>(i)] = std::max(last_use[static_cast<size_t>(i)], c.node);
+  }
+  struct Slab {
+    int64_t size = 0;
+    int busy_until = -1;  // the last node that reads what it holds
+  };
+  std::vector<Slab> slabs;
+  std::vector<size_t> slab_of(static_cast<size_t>(N));
+  for (int i = 0; i < N; ++i) {
+    const int64_t need = align_floats(nodes[static_cast<size_t>(i)].out.numel() * max_batch);
+    size_t best = slabs.size();
+    for (size_t s = 0; s < slabs.size(); ++s) {
+      if (slabs[s].busy_until >= i) continue;
+      // The smallest that fits, else the largest (grown).
+      if (best == slabs.size() ||
+          (slabs[s].size >= need && (slabs[best].size < need || slabs[s].size < slabs[best].size)) ||
+          (slabs[best].size < need && slabs[s].size > slabs[best].size))
+        best = s;
+    }
+    if (best == slabs.size()) slabs.push_back({});
+    slabs[best].size = std::max(slabs[best].size, need);
+    slabs[best].busy_until = last_use[static_cast<size_t>(i)];
+    slab_of[static_cast<size_t>(i)] = best;
+  }
+  output_slabs.clear();
+  for (const auto& s : slabs) output_slabs.emplace_back(s.size);
+  for (int i = 0; i < N; ++i) nodes[static_cast<size_t>(i)].yp = output_slabs[slab_of[static_cast<size_t>(i)]].data();
+}
+
+void Net::build_inference(int64_t max_batch, const Net* shared) {
+  Impl& m = *impl_;
+  if (built()) throw Error("Net::build_inference called on a built net");
+  if (m.nodes.empty()) throw ConfigError("the network has no layers");
+  if (max_batch <= 0) throw ConfigError(cat("batch size must be positive, got ", max_batch));
+  const Impl* other = shared ? shared->impl_.get() : nullptr;
+  if (other && (other->nodes.size() != m.nodes.size() || other->params.size() == 0))
+    throw Error("Net::build_inference: the shared net is not built from the same model");
+  m.inference = true;
+  m.max_batch = max_batch;
+  m.input = Tensor(m.input_shape.with_batch(max_batch));
+  // The arena as build() lays it out (trainable first, last layer first), so that a
+  // checkpoint loads into it; no gradient arena.
+  std::vector<std::vector<int64_t>> offsets(m.nodes.size());
+  int64_t offset = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int i = static_cast<int>(m.nodes.size()) - 1; i >= 0; --i) {
+      auto& node = m.nodes[i];
+      node.needs_grad = false;
+      offsets[i].resize(node.specs.size());
+      for (size_t j = 0; j < node.specs.size(); ++j) {
+        const auto& s = node.specs[j];
+        const bool trainable = !s.buffer && !node.frozen;
+        if (trainable != (pass == 0)) continue;
+        ParamInfo p{node.layer->name(), s.name, s.shape, offset, s.shape.numel(), s.decay && trainable};
+        p.trainable = trainable;
+        p.buffer = s.buffer;
+        p.average_over_ranks = s.buffer && s.average_over_ranks;
+        p.node = i;
+        m.info.push_back(p);
+        offsets[i][j] = offset;
+        offset += align_floats(p.size);
+      }
+    }
+    if (pass == 0) m.trainable_size = offset;
+  }
+  if (other && other->params.size() != offset) throw Error("Net::build_inference: the shared net's arena differs");
+  if (!other) m.params = AlignedBuffer(offset);
+  float* base = other ? const_cast<float*>(other->params.data()) : m.params.data();
+  for (size_t i = 0; i < m.nodes.size(); ++i) {
+    auto& node = m.nodes[i];
+    for (size_t j = 0; j < node.specs.size(); ++j)
+      node.params.push_back({node.specs[j].name, node.specs[j].shape, base + offsets[i][j], nullptr});
+  }
+  m.plan_output_buffers(max_batch);
+  for (auto& node : m.nodes) {
+    node.x_views.resize(node.inputs.size());
+    node.layer->bind(Binding{node.in_shapes, node.out, max_batch, node.params, true});
+  }
+}
+
+bool Net::inference_only() const { return impl_->inference; }
 
 void Net::freeze(const std::string& layer) {
   if (built()) throw Error("Net::freeze after build(): freeze layers before building");
@@ -638,11 +736,11 @@ ConstTensorView Net::forward(int64_t n, const StepContext& ctx) {
     for (size_t s = 0; s < node.inputs.size(); ++s) node.x_views[s] = m.output_of(node.inputs[s], n);
     if (m.profiling && ctx.training) {
       const auto t0 = std::chrono::steady_clock::now();
-      node.layer->forward(node.x_views, TensorView(node.y.data(), node.out.with_batch(n)), ctx);
+      node.layer->forward(node.x_views, TensorView(node.yp, node.out.with_batch(n)), ctx);
       node.forward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       ++node.forward_calls;
     } else {
-      node.layer->forward(node.x_views, TensorView(node.y.data(), node.out.with_batch(n)), ctx);
+      node.layer->forward(node.x_views, TensorView(node.yp, node.out.with_batch(n)), ctx);
     }
   }
   return m.output_of(static_cast<int>(m.nodes.size()) - 1, n);
@@ -650,6 +748,7 @@ ConstTensorView Net::forward(int64_t n, const StepContext& ctx) {
 
 TensorView Net::output_grad(int64_t n) {
   check_rows(*this, n);
+  if (impl_->inference) throw Error("Net::output_grad: this net was built for inference only");
   auto& last = impl_->nodes.back();
   return TensorView(last.grad[0], last.out.with_batch(n));
 }
@@ -657,6 +756,7 @@ TensorView Net::output_grad(int64_t n) {
 void Net::backward(int64_t n, const StepContext& ctx) { backward(n, ctx, {}); }
 
 void Net::backward(int64_t n, const StepContext& ctx, const std::function<void(int64_t)>& on_progress) {
+  if (impl_->inference) throw Error("Net::backward: this net was built for inference only");
   check_rows(*this, n);
   Impl& m = *impl_;
   for (int i = static_cast<int>(m.nodes.size()) - 1; i >= 0; --i) {
@@ -708,7 +808,7 @@ std::optional<Net::NonFinite> Net::first_nonfinite_output(int64_t n) const {
   if (!all_finite(impl_->input.data(), n * impl_->input_shape.numel()))
     return NonFinite{kInput, "the input minibatch (the data)"};
   for (const auto& node : impl_->nodes)
-    if (!all_finite(node.y.data(), n * node.out.numel()))
+    if (!all_finite(node.yp, n * node.out.numel()))
       return NonFinite{node.layer->name(), cat("the output of layer '", node.layer->name(), "'")};
   return std::nullopt;
 }
@@ -771,6 +871,22 @@ std::string human(int64_t v) {
   return os.str();
 }
 }  // namespace
+
+std::string Net::to_onnx(onnx::Graph& g, const std::string& input,
+                         const std::function<std::string(const std::string&)>& preprocess) const {
+  const Impl& m = *impl_;
+  if (!built()) throw Error("Net::to_onnx: build the net (and load its parameters) first");
+  std::vector<std::string> values;
+  for (const auto& node : m.nodes) values.push_back(g.reserve(node.layer->name()));
+  const std::string x = preprocess ? preprocess(input) : input;
+  for (size_t i = 0; i < m.nodes.size(); ++i) {
+    const auto& node = m.nodes[i];
+    std::vector<std::string> ins;
+    for (int p : node.inputs) ins.push_back(p == kNetInput ? x : values[static_cast<size_t>(p)]);
+    node.layer->to_onnx(g, ins, node.in_shapes, values[i]);
+  }
+  return values.back();
+}
 
 void Net::summary(std::ostream& os) const {
   const Impl& m = *impl_;

@@ -68,6 +68,13 @@ class Net {
   // adding a layer does not change the initialization of the others).
   void build(int64_t max_batch, uint64_t seed);
   bool built() const;
+  // Inference only (hubel::Model): activations for max_batch rows in buffers shared by
+  // outputs whose lifetimes do not overlap, the parameter arena laid out as build() lays
+  // it (uninitialized: load a checkpoint into state()), or, with `shared`, the parameters
+  // of that net (built from the same model; it must outlive this one) read in place; no
+  // gradients, no backward. forward() with ctx.training false is all such a net runs.
+  void build_inference(int64_t max_batch, const Net* shared = nullptr);
+  bool inference_only() const;
   // Bytes build(max_batch) allocates for parameters, gradients and activations (a lower
   // bound: layers' scratch comes on top); saturates instead of overflowing.
   int64_t memory_bytes(int64_t max_batch) const;
@@ -120,6 +127,14 @@ class Net {
   int64_t num_params() const;     // parameter values, frozen included, buffers not
   int64_t num_trainable() const;  // of which trainable
   int64_t num_buffer_values() const;
+
+  // ONNX export, after build (framework/onnx.hpp): reserves the layers' names as values,
+  // calls preprocess(input) for the value the first layers read (the evaluation
+  // transform's nodes; none: the input itself), adds every layer's nodes in model order
+  // and returns the name of the output value. A layer ONNX cannot express stops it,
+  // named (ConfigError).
+  std::string to_onnx(onnx::Graph& g, const std::string& input,
+                      const std::function<std::string(const std::string&)>& preprocess = {}) const;
 
   // A table: layer, type, inputs, output shape, parameters, configuration.
   void summary(std::ostream& os) const;

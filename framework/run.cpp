@@ -96,7 +96,7 @@ std::unique_ptr<Schedule> create_run_schedule(const std::optional<Config>& sched
   return s;
 }
 
-Run::Run(const Experiment& exp, Model& model, comm::Communicator& comm, RunData data, RunOptions options)
+Run::Run(const Experiment& exp, BuiltModel& model, comm::Communicator& comm, RunData data, RunOptions options)
     : exp_(exp), net_(model.net), comm_(comm), data_(data), o_(std::move(options)) {
   if (!data_.train) throw Error("Run: no training data");
   if (o_.run_dir.empty()) throw Error("Run: no run directory");
@@ -227,7 +227,7 @@ void Run::compare_with_checkpoint(const std::string& stored, const std::string& 
                           "to resume as another run"));
 }
 
-void Run::resume_or_start(Model& model) {
+void Run::resume_or_start(BuiltModel& model) {
   const bool root = comm_.rank() == 0;
   // Fine-tuning: trained weights by name (a resumed run has its own instead).
   if (model.weights && o_.resume.empty()) {

@@ -94,7 +94,7 @@ class Run {
   // schedule and trainer; takes the directory's lock; resumes or loads fine-tuning
   // weights; checks the lineage; broadcasts rank 0's state; opens the log. Rank 0 prints
   // what it did (resumed from, weights) on standard output.
-  Run(const Experiment& exp, Model& model, comm::Communicator& comm, RunData data, RunOptions options);
+  Run(const Experiment& exp, BuiltModel& model, comm::Communicator& comm, RunData data, RunOptions options);
   ~Run();
   Run(const Run&) = delete;
   Run& operator=(const Run&) = delete;
@@ -115,7 +115,7 @@ class Run {
   RunLog* log() { return log_ ? &*log_ : nullptr; }  // rank 0 only
 
  private:
-  void resume_or_start(Model& model);
+  void resume_or_start(BuiltModel& model);
   void compare_with_checkpoint(const std::string& stored_experiment, const std::string& path) const;
   void check_lineage();
   void write_checkpoint(int64_t epoch, int64_t batch, int64_t step, bool best = false);

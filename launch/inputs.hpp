@@ -16,7 +16,7 @@ namespace hubel {
 
 struct Inputs {
   std::optional<Experiment> exp;
-  std::optional<Model> model;            // its net built for build_batch rows
+  std::optional<BuiltModel> model;       // its net built for build_batch rows
   std::optional<datasets::Splits> data;  // unless open_data is false
 };
 

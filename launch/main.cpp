@@ -15,6 +15,7 @@
 #include <iomanip>
 #include <iostream>
 #include <limits>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <thread>
@@ -39,6 +40,7 @@
 #include "framework/stall.hpp"
 #include "framework/suggest.hpp"
 #include "framework/trainer.hpp"
+#include "inference/onnx_export.hpp"
 #include "launch/inputs.hpp"
 #include "launch/report.hpp"
 #include "launch/visualize.hpp"
@@ -65,6 +67,8 @@ const char* kUsage =
     "                 (a file, a checkpoint directory or its latest) on a split\n"
     "  predict CHECKPOINT INPUT...\n"
     "                 the top classes of PNG/JPEG files, folders of them or DATA.h5:split\n"
+    "  export CHECKPOINT MODEL.onnx\n"
+    "                 the model as ONNX, its evaluation transform included\n"
     "  inspect FILE   a checkpoint: experiment, position, metrics, parameters (--export-weights OUT.h5)\n"
     "  visualize CHECKPOINT --sample K\n"
     "                 PNG images of the first convolution's filters and every convolution and\n"
@@ -155,7 +159,7 @@ int cmd_summary(int argc, char** argv) {
   Inputs in = read_inputs(c.experiment, c.sets, !c.vm.count("no-data"), 1,
                           (fs::path("runs") / fs::path(c.experiment).stem()).string());
   const Experiment& exp = *in.exp;
-  Model& model = *in.model;
+  BuiltModel& model = *in.model;
   std::cout << "model of " << c.experiment << " (loss: " << model.loss->type() << ")\n";
   model.net.summary(std::cout);
   const auto optimizer = Optimizer::create(exp.optimizer, model.net);
@@ -233,6 +237,96 @@ Config experiment_of(const std::string& experiment, const std::string& checkpoin
   return root;
 }
 
+int cmd_export(int argc, char** argv) {
+  Common c;
+  std::string checkpoint, out, batch = "dynamic", reference;
+  int opset = 13;
+  int64_t samples = 16;
+  auto opts = common_options(c);
+  opts.add_options()("batch", po::value(&batch), "the model's batch size: dynamic (default) or N")(
+      "opset", po::value(&opset), "the ONNX operator set, 13 (default) to 17")(
+      "reference", po::value(&reference),
+      "also write PREFIX.input.f32, PREFIX.output.f32 and PREFIX.json: the first test samples as the model's "
+      "input and hubel's outputs for them, to check a runtime against")("samples", po::value(&samples),
+                                                                        "samples in the reference (default 16)");
+  const std::string usage = "usage: hubel export CHECKPOINT MODEL.onnx [options]";
+  c.vm = parse_command(argc, argv, opts, {{"checkpoint", &checkpoint}, {"out", &out}}, usage);
+  if (c.vm.count("help")) {
+    std::cout << usage
+              << "\n\nWrites the checkpoint's model as ONNX: the evaluation transform of its data (scale,\n"
+                 "normalization, padding) as the first nodes, then every layer. Its input \"input\" is the\n"
+                 "stored samples' values as floats (pixels 0..255), its output the network's logits.\n"
+                 "(hubel inspect --export-weights writes the weights alone to HDF5.)\n\n"
+              << opts;
+    return kOk;
+  }
+  if (checkpoint.empty() || out.empty()) throw po::error("missing arguments: " + usage);
+  if (!out.ends_with(".onnx")) throw po::error(cat("the model file is MODEL.onnx; got '", out, "'"));
+  inference::OnnxOptions o;
+  o.opset = opset;
+  if (batch != "dynamic") {
+    try {
+      size_t used = 0;
+      o.batch = std::stoll(batch, &used);
+      if (used != batch.size() || o.batch < 1) throw std::invalid_argument(batch);
+    } catch (const std::exception&) {
+      throw po::error(cat("--batch is dynamic or a positive number; got '", batch, "'"));
+    }
+  }
+  if (samples < 1) throw po::error("--samples must be positive");
+  if (o.batch) samples = o.batch;
+  checkpoint = resolve_checkpoint(checkpoint);
+  Experiment exp = Experiment::from_config(experiment_of(c.experiment, checkpoint, c.sets));
+  BuiltModel model = build_model(exp.model, layers::builtin_registry());
+  datasets::Splits data = datasets::open(exp.data);
+  const Shape stored = data.train->sample_shape();
+  Runtime runtime(c.threads);
+  model.net.build(std::max<int64_t>(1, reference.empty() ? 1 : samples), exp.train.seed);
+  load_checkpoint(checkpoint, model.net, nullptr, nullptr);
+  const size_t nodes = inference::export_onnx(model.net, data.transform.get(), stored, o, out);
+  std::cout << out << ": ONNX opset " << o.opset << ", " << nodes << " nodes, input " << stored.with_batch(-1).str()
+            << " -> output " << model.net.output_shape().with_batch(-1).str() << " (batch "
+            << (o.batch ? std::to_string(o.batch) : std::string("dynamic")) << ")\n";
+  if (reference.empty()) return kOk;
+  const datasets::Dataset& set = data.test ? *data.test : *data.train;
+  const int64_t n = std::min(samples, set.size());
+  Tensor raw(stored.with_batch(n));
+  std::vector<int64_t> ids(static_cast<size_t>(n));
+  std::iota(ids.begin(), ids.end(), int64_t{0});
+  std::vector<int32_t> labels(static_cast<size_t>(n));
+  set.read(ids, raw, labels.data(), TensorView());
+  TensorView in = model.net.input(n);
+  runtime.run([&] {
+    if (data.transform)
+      data.transform->apply(raw, ids, exp.train.seed, 0, false, in);
+    else
+      std::copy(raw.data(), raw.data() + raw.numel(), in.data());
+  });
+  ConstTensorView y;
+  runtime.run([&] { y = model.net.forward(n, {false, exp.train.seed, 0, 0}); });
+  auto write = [](const std::string& path, const float* p, int64_t count) {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f.write(reinterpret_cast<const char*>(p), static_cast<std::streamsize>(count * sizeof(float)));
+    if (!f.flush()) throw DataError(cat("cannot write ", path));
+  };
+  write(reference + ".input.f32", raw.data(), raw.numel());
+  write(reference + ".output.f32", y.data(), y.numel());
+  auto json_dims = [](const Shape& s) {
+    std::string j = "[";
+    for (int i = 0; i < s.rank(); ++i) j += cat(i ? ", " : "", s[i]);
+    return j + "]";
+  };
+  std::ofstream j(reference + ".json", std::ios::trunc);
+  j << "{\"model\": \"" << fs::path(out).filename().string() << "\", \"input\": \""
+    << fs::path(reference).filename().string() << ".input.f32\", \"input_shape\": " << json_dims(raw.shape())
+    << ", \"output\": \"" << fs::path(reference).filename().string()
+    << ".output.f32\", \"output_shape\": " << json_dims(y.shape()) << "}\n";
+  if (!j.flush()) throw DataError(cat("cannot write ", reference, ".json"));
+  std::cout << "reference: " << n << " samples of " << set.name() << " and hubel's outputs in " << reference
+            << ".{json,input.f32,output.f32}\n";
+  return kOk;
+}
+
 int cmd_eval(int argc, char** argv, comm::Communicator& comm) {
   Common c;
   std::string checkpoint, split = "test";
@@ -252,7 +346,7 @@ int cmd_eval(int argc, char** argv, comm::Communicator& comm) {
   if (c.seed >= 0) c.sets.push_back("train.seed=" + std::to_string(c.seed));
   checkpoint = resolve_checkpoint(checkpoint);
   Experiment exp = Experiment::from_config(experiment_of(c.experiment, checkpoint, c.sets));
-  Model model = build_model(exp.model, layers::builtin_registry());
+  BuiltModel model = build_model(exp.model, layers::builtin_registry());
   datasets::Splits data = datasets::open(exp.data);
   const datasets::Dataset* set = split == "train"                               ? data.train.get()
                                  : split == "test"                              ? data.test.get()
@@ -365,7 +459,7 @@ int cmd_predict(int argc, char** argv, comm::Communicator& comm) {
     throw po::error(cat("--out is FILE.csv or FILE.jsonl; got '", out, "'"));
   checkpoint = resolve_checkpoint(checkpoint);
   Experiment exp = Experiment::from_config(experiment_of(c.experiment, checkpoint, c.sets));
-  Model model = build_model(exp.model, layers::builtin_registry());
+  BuiltModel model = build_model(exp.model, layers::builtin_registry());
   datasets::Splits data = datasets::open(exp.data);  // (the evaluation transform and class names)
   const Shape stored = data.train->sample_shape();
   const auto names = data.train->class_names();
@@ -582,7 +676,7 @@ int cmd_visualize(int argc, char** argv) {
   if (sample < 0) throw po::error("--sample must be >= 0");
   file = resolve_checkpoint(file);
   Experiment exp = Experiment::from_config(experiment_of(experiment, file, sets));
-  Model model = build_model(exp.model, layers::builtin_registry());
+  BuiltModel model = build_model(exp.model, layers::builtin_registry());
   datasets::Splits data = datasets::open(exp.data);
   const datasets::Dataset* set = split == "train"                               ? data.train.get()
                                  : split == "test"                              ? data.test.get()
@@ -830,7 +924,7 @@ bool read_train_options(const Common& c, RunOptions& ro) {
 
 // What hubel train prints before training (rank 0): the first line, then (unless quiet)
 // the data, the model summary and the settings, then whether the run is exact.
-void print_train_banner(const Common& c, const Experiment& exp, const Model& model, const datasets::Splits& data,
+void print_train_banner(const Common& c, const Experiment& exp, const BuiltModel& model, const datasets::Splits& data,
                         const datasets::Loaders& loaders, Run& run, const comm::Communicator& comm,
                         const Runtime& runtime, bool quiet) {
   const Net& net = model.net;
@@ -929,7 +1023,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   // Everything is read and checked before anything is allocated or trained, and the
   // ranks agree on the outcome (agree_on_input).
   std::optional<Experiment> exp_read;
-  std::optional<Model> model_built;
+  std::optional<BuiltModel> model_built;
   std::optional<datasets::Splits> data_opened;
   const std::string run_dir =
       (c.run_dir.empty() ? fs::path("runs") / fs::path(c.experiment).stem() : fs::path(c.run_dir)).string();
@@ -941,7 +1035,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     data_opened.emplace(std::move(*in.data));
   });
   Experiment& exp = *exp_read;
-  Model& model = *model_built;
+  BuiltModel& model = *model_built;
   datasets::Splits& data = *data_opened;
   Runtime runtime(c.threads);
   ro.run_dir = run_dir;
@@ -1065,10 +1159,12 @@ int main(int argc, char** argv) {
       code = cmd_eval(argc - 1, argv + 1, *comm);
     else if (cmd == "predict")
       code = cmd_predict(argc - 1, argv + 1, *comm);
+    else if (cmd == "export")
+      code = cmd_export(argc - 1, argv + 1);
     else
       throw po::error(
           cat("unknown command '", cmd, "'",
-              did_you_mean(cmd, {"train", "eval", "predict", "summary", "inspect", "convert", "visualize"})));
+              did_you_mean(cmd, {"train", "eval", "predict", "export", "summary", "inspect", "convert", "visualize"})));
   } catch (const AgreedError& e) {
     code = e.code;
     agreed = true;

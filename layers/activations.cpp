@@ -2,6 +2,7 @@
 #include "layers/activations.hpp"
 
 #include "framework/config.hpp"
+#include "framework/onnx.hpp"
 
 namespace hubel::layers {
 
@@ -33,6 +34,22 @@ std::unique_ptr<Layer> make_elu(const Config& c) {
   op.alpha = c.get<float>("alpha", op.alpha);
   if (!(op.alpha > 0)) c.at("alpha").fail(cat("elu alpha must be positive; got ", op.alpha));
   return std::make_unique<Elu>(op);
+}
+
+// ONNX export.
+void SigmoidOp::onnx(onnx::Graph& g, const std::string& x, const std::string& y) const { g.node("Sigmoid", {x}, {y}); }
+void TanhOp::onnx(onnx::Graph& g, const std::string& x, const std::string& y) const { g.node("Tanh", {x}, {y}); }
+// a * tanh(s * x), decomposed.
+void ScaledTanhOp::onnx(onnx::Graph& g, const std::string& x, const std::string& y) const {
+  const std::string t = g.op("Tanh", {g.op("Mul", {x, g.scalar(y + "_s", s)}, y + "_in")}, y + "_tanh");
+  g.node("Mul", {t, g.scalar(y + "_a", a)}, {y});
+}
+void ReluOp::onnx(onnx::Graph& g, const std::string& x, const std::string& y) const { g.node("Relu", {x}, {y}); }
+void LeakyReluOp::onnx(onnx::Graph& g, const std::string& x, const std::string& y) const {
+  g.node("LeakyRelu", {x}, {y}, {onnx::attr("alpha", slope)});
+}
+void EluOp::onnx(onnx::Graph& g, const std::string& x, const std::string& y) const {
+  g.node("Elu", {x}, {y}, {onnx::attr("alpha", alpha)});
 }
 
 }  // namespace hubel::layers

@@ -39,6 +39,10 @@ class Elementwise : public UnaryLayer {
       for (int64_t i = b; i < e; ++i) dxp[i] = dyp[i] * op_.df(xp[i], yp[i]);
     });
   }
+  void to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape>,
+               const std::string& y) const override {
+    op_.onnx(g, x[0], y);
+  }
   const Op& op() const { return op_; }
 
  private:
@@ -51,6 +55,7 @@ struct SigmoidOp {
   std::string describe() const { return ""; }
   float f(float x) const { return 1.0f / (1.0f + std::exp(-x)); }
   float df(float, float y) const { return y * (1.0f - y); }
+  void onnx(onnx::Graph& g, const std::string& x, const std::string& y) const;
 };
 
 struct TanhOp {
@@ -58,6 +63,7 @@ struct TanhOp {
   std::string describe() const { return ""; }
   float f(float x) const { return std::tanh(x); }
   float df(float, float y) const { return 1.0f - y * y; }
+  void onnx(onnx::Graph& g, const std::string& x, const std::string& y) const;
 };
 
 // LeCun's scaled tanh: A tanh(S x), A = 1.7159, S = 2/3, so f(+-1) = +-1.
@@ -67,6 +73,7 @@ struct ScaledTanhOp {
   std::string describe() const;
   float f(float x) const { return a * std::tanh(s * x); }
   float df(float, float y) const { return s * (a - y * y / a); }
+  void onnx(onnx::Graph& g, const std::string& x, const std::string& y) const;
 };
 
 struct ReluOp {
@@ -74,6 +81,7 @@ struct ReluOp {
   std::string describe() const { return ""; }
   float f(float x) const { return x > 0 ? x : 0.0f; }
   float df(float x, float) const { return x > 0 ? 1.0f : 0.0f; }
+  void onnx(onnx::Graph& g, const std::string& x, const std::string& y) const;
 };
 
 struct LeakyReluOp {
@@ -82,6 +90,7 @@ struct LeakyReluOp {
   std::string describe() const;
   float f(float x) const { return x > 0 ? x : slope * x; }
   float df(float x, float) const { return x > 0 ? 1.0f : slope; }
+  void onnx(onnx::Graph& g, const std::string& x, const std::string& y) const;
 };
 
 struct EluOp {
@@ -90,6 +99,7 @@ struct EluOp {
   std::string describe() const;
   float f(float x) const { return x > 0 ? x : alpha * std::expm1(x); }
   float df(float x, float y) const { return x > 0 ? 1.0f : y + alpha; }
+  void onnx(onnx::Graph& g, const std::string& x, const std::string& y) const;
 };
 
 using Sigmoid = Elementwise<SigmoidOp>;

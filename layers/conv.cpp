@@ -236,7 +236,7 @@ void Conv::bind(const Binding& b) {
   UnaryLayer::bind(b);
   g_ = geometry(b.x[0]);
   plan_ = choose_plan();
-  const ConvProblem p{g_, o_.connections, o_.bias, o_.relu, b.max_batch};
+  const ConvProblem p{g_, o_.connections, o_.bias, o_.relu, b.max_batch, b.inference};
   switch (plan_) {
     case Plan::reference:
       algorithm_ = make_reference_conv(p);
@@ -253,7 +253,7 @@ void Conv::bind(const Binding& b) {
   }
   if (o_.flip) {
     w_flipped_ = AlignedBuffer(params_[0].numel(), AlignedBuffer::Uninitialized{});
-    dw_flipped_ = AlignedBuffer(params_[0].numel(), AlignedBuffer::Uninitialized{});
+    if (!b.inference) dw_flipped_ = AlignedBuffer(params_[0].numel(), AlignedBuffer::Uninitialized{});
   }
 }
 
@@ -290,6 +290,60 @@ void Conv::backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, Te
   }
   algorithm_->backward(p, x, y, dy, dx, ctx);
   if (o_.flip) flip_kernels(dw_flipped_.data(), params_[0].numel(), g_.kvol(), params_[0].dw);
+}
+
+}  // namespace hubel::layers
+
+namespace hubel::layers {
+
+namespace {
+
+// ONNX export: the bias of every output position, added after the convolution (location
+// bias), and the fused relu; `out` is the convolution's value.
+void onnx_epilogue(onnx::Graph& g, const std::string& name, std::string out, const Param* location_bias, bool relu,
+                   const std::string& y) {
+  if (location_bias) {
+    const std::string b = g.constant(name + "_b", onnx::dims(location_bias->shape),
+                                     std::span<const float>(location_bias->w, location_bias->numel()));
+    const std::string sum = relu ? g.fresh(name + "_biased") : y;
+    g.node("Add", {out, b}, {sum});
+    out = sum;
+  }
+  if (relu) g.node("Relu", {out}, {y});
+}
+
+}  // namespace
+
+void Conv::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape>, const std::string& y) const {
+  if (g_.T > 1)
+    onnx_refuse(o_.locally_connected ? "a locally connected layer (one weight set per position) has no ONNX operator"
+                                     : "tiled weight sets have no ONNX operator");
+  const int64_t kvol = g_.kvol(), Cg = g_.table ? g_.C : g_.Cg;
+  std::vector<float> w(static_cast<size_t>(g_.K * Cg * kvol), 0.0f);
+  const float* src = params_[0].w;
+  if (g_.table) {  // decomposed: a full convolution whose unconnected kernels are zero
+    for (int64_t k = 0; k < g_.K; ++k)
+      for (size_t j = 0; j < o_.connections[static_cast<size_t>(k)].size(); ++j)
+        std::copy_n(src + (g_.first_block[static_cast<size_t>(k)] + static_cast<int64_t>(j)) * kvol, kvol,
+                    w.begin() + (k * Cg + o_.connections[static_cast<size_t>(k)][j]) * kvol);
+  } else {
+    std::copy_n(src, w.size(), w.begin());
+  }
+  if (o_.flip)
+    for (size_t b = 0; b < w.size(); b += static_cast<size_t>(kvol))
+      std::reverse(w.begin() + static_cast<std::ptrdiff_t>(b), w.begin() + static_cast<std::ptrdiff_t>(b) + kvol);
+  std::vector<int64_t> wd{g_.K, Cg};
+  for (int i = 3 - g_.w.rank; i < 3; ++i) wd.push_back(g_.w.k[i]);
+  OnnxWindow ow = onnx_window(g_.w);
+  std::vector<std::string> in{onnx_pad_input(g, x[0], g_.w, ow, name()), g.constant(name() + "_w", wd, w)};
+  if (o_.bias == BiasKind::channel)
+    in.push_back(g.constant(name() + "_b", {g_.K}, std::span<const float>(params_[1].w, g_.K)));
+  auto attrs = onnx_window_attrs(ow);
+  attrs.push_back(onnx::attr("group", g_.groups));
+  const bool more = o_.bias == BiasKind::location || o_.relu;
+  const std::string out = more ? g.fresh(name() + "_conv") : y;
+  g.node("Conv", in, {out}, std::move(attrs));
+  onnx_epilogue(g, name(), out, o_.bias == BiasKind::location ? &params_[1] : nullptr, o_.relu, y);
 }
 
 }  // namespace hubel::layers

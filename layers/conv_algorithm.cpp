@@ -246,8 +246,8 @@ ChunkedConv::ChunkedConv(ConvProblem p) : p_(std::move(p)) {
   const int64_t dense = dense_size();
   if (p_.g.table) w_dense_ = AlignedBuffer(dense);
   partial_size_ = align_floats(dense + bias_size(p_));
-  slots_ = max_partials(partial_size_, p_.max_batch);
-  partials_ = AlignedBuffer(slots_ * partial_size_);
+  slots_ = p_.inference ? 0 : max_partials(partial_size_, p_.max_batch);
+  if (slots_) partials_ = AlignedBuffer(slots_ * partial_size_);
 }
 
 void ChunkedConv::size_scratch(int64_t floats) {

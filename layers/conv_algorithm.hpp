@@ -30,6 +30,7 @@ struct ConvProblem {
   BiasKind bias = BiasKind::channel;
   bool relu = false;
   int64_t max_batch = 0;
+  bool inference = false;  // forward only: no gradient partials
 };
 
 // The layer's parameters in their own layout (Conv's header), b and db null without a bias.

@@ -84,7 +84,7 @@ void ConvTranspose::bind(const Binding& b) {
   if (o_.reference) return;
   const int64_t bias = o_.bias == BiasKind::none ? 0 : o_.bias == BiasKind::channel ? K_ : K_ * w_.in_vol();
   partial_size_ = align_floats(params_[0].numel() + bias);
-  partials_ = AlignedBuffer(max_partials(partial_size_, b.max_batch) * partial_size_);
+  if (!b.inference) partials_ = AlignedBuffer(max_partials(partial_size_, b.max_batch) * partial_size_);
   scratch_size_ = align_floats(K_ * w_.k_vol() * w_.out_vol());
   const int64_t n = scratch_size_;
   scratch_ =
@@ -220,6 +220,39 @@ void ConvTranspose::backward_reference(ConstTensorView x, ConstTensorView dy, Te
           }
     }
   }
+}
+
+void ConvTranspose::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape>,
+                            const std::string& y) const {
+  if (w_.value != PadValue::zero) onnx_refuse("ConvTranspose pads with zeros only");
+  std::vector<int64_t> wd{C_, Kg_}, kernel, strides, dilations, pads, hi, output_padding;
+  for (int i = 3 - w_.rank; i < 3; ++i) {
+    wd.push_back(w_.k[i]);
+    kernel.push_back(w_.k[i]);
+    strides.push_back(w_.s[i]);
+    dilations.push_back(w_.d[i]);
+    // Output position o = i*s + k*d - lo: ONNX's pads[begin] is lo; the end is cropped
+    // (pads[end]) or extended (output_padding) to the output's size (w_.hi is the
+    // equivalent forward convolution's padding, not a crop).
+    pads.push_back(w_.lo[i]);
+    const int64_t more = w_.in[i] - ((w_.out[i] - 1) * w_.s[i] + w_.d[i] * (w_.k[i] - 1) + 1 - w_.lo[i]);
+    hi.push_back(std::max<int64_t>(0, -more));
+    output_padding.push_back(std::max<int64_t>(0, more));
+  }
+  pads.insert(pads.end(), hi.begin(), hi.end());
+  std::vector<std::string> in{x[0],
+                              g.constant(name() + "_w", wd, std::span<const float>(params_[0].w, params_[0].numel()))};
+  if (o_.bias == BiasKind::channel)
+    in.push_back(g.constant(name() + "_b", {K_}, std::span<const float>(params_[1].w, K_)));
+  const std::string out = o_.bias == BiasKind::location ? g.fresh(name() + "_conv") : y;
+  g.node("ConvTranspose", in, {out},
+         {onnx::attr("kernel_shape", kernel), onnx::attr("strides", strides), onnx::attr("dilations", dilations),
+          onnx::attr("pads", pads), onnx::attr("output_padding", output_padding), onnx::attr("group", o_.groups)});
+  if (o_.bias == BiasKind::location)
+    g.node("Add",
+           {out, g.constant(name() + "_b", onnx::dims(params_[1].shape),
+                            std::span<const float>(params_[1].w, params_[1].numel()))},
+           {y});
 }
 
 // ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 
 #include "framework/chunks.hpp"
 #include "framework/config.hpp"
+#include "framework/onnx.hpp"
 #include "framework/parallel.hpp"
 #include "layers/gemm.hpp"
 
@@ -126,6 +127,20 @@ void Dense::exact_parameter_gradients(ConstTensorView x, ConstTensorView dy, con
   });
   tree_sum(partials_.data(), plan.count, size, out * in, params_[0].dw);
   if (o_.bias) tree_sum(partials_.data() + out * in, plan.count, size, out, params_[1].dw);
+}
+
+}  // namespace hubel::layers
+
+namespace hubel::layers {
+
+void Dense::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+                    const std::string& y) const {
+  std::string in = x[0];
+  if (xs[0].rank() != 1) in = g.op("Flatten", {in}, name() + "_flat", {onnx::attr("axis", int64_t{1})});
+  std::vector<std::string> ins{
+      in, g.constant(name() + "_w", {o_.units, in_}, std::span<const float>(params_[0].w, params_[0].numel()))};
+  if (o_.bias) ins.push_back(g.constant(name() + "_b", {o_.units}, std::span<const float>(params_[1].w, o_.units)));
+  g.node("Gemm", ins, {y}, {onnx::attr("transB", int64_t{1})});
 }
 
 }  // namespace hubel::layers

@@ -31,6 +31,8 @@ class Dense : public UnaryLayer {
     return (2 * x[0].numel() + (o_.bias ? 1 : 0)) * y.numel();
   }
   void bind(const Binding& b) override;
+  void to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+               const std::string& y) const override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
   void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
                 const StepContext& ctx) override;

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "framework/config.hpp"
+#include "framework/onnx.hpp"
 #include "framework/parallel.hpp"
 #include "framework/random.hpp"
 
@@ -48,6 +49,16 @@ void Dropout::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, T
     return;
   }
   apply(dy.data(), dx.data(), x.batch(), x.stride0(), ctx);
+}
+
+}  // namespace hubel::layers
+
+namespace hubel::layers {
+
+// Inference: the identity.
+void Dropout::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape>,
+                      const std::string& y) const {
+  g.node("Identity", {x[0]}, {y});
 }
 
 }  // namespace hubel::layers

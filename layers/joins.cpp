@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "framework/config.hpp"
+#include "framework/onnx.hpp"
 #include "framework/parallel.hpp"
 
 namespace hubel::layers {
@@ -89,6 +90,19 @@ void Concat::backward(std::span<const ConstTensorView> x, ConstTensorView y, Con
       }
     }
   });
+}
+
+}  // namespace hubel::layers
+
+namespace hubel::layers {
+
+void Add::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape>, const std::string& y) const {
+  g.node("Sum", {x.begin(), x.end()}, {y});
+}
+
+void Concat::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape>,
+                     const std::string& y) const {
+  g.node("Concat", {x.begin(), x.end()}, {y}, {onnx::attr("axis", int64_t{1})});
 }
 
 }  // namespace hubel::layers

@@ -27,6 +27,8 @@ class Add : public Layer {
   int arity() const override { return 0; }
   Shape output_shape(std::span<const Shape> x) const override;
   int64_t flops(std::span<const Shape> x, const Shape& y) const override;
+  void to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+               const std::string& y) const override;
   void forward(std::span<const ConstTensorView> x, TensorView y, const StepContext& ctx) override;
   void backward(std::span<const ConstTensorView> x, ConstTensorView y, ConstTensorView dy,
                 std::span<const TensorView> dx, const StepContext& ctx) override;
@@ -38,6 +40,8 @@ class Concat : public Layer {
   std::string type() const override { return "concat"; }
   int arity() const override { return 0; }
   Shape output_shape(std::span<const Shape> x) const override;
+  void to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+               const std::string& y) const override;
   void forward(std::span<const ConstTensorView> x, TensorView y, const StepContext& ctx) override;
   void backward(std::span<const ConstTensorView> x, ConstTensorView y, ConstTensorView dy,
                 std::span<const TensorView> dx, const StepContext& ctx) override;

@@ -8,6 +8,7 @@
 
 #include "framework/chunks.hpp"
 #include "framework/config.hpp"
+#include "framework/onnx.hpp"
 #include "framework/parallel.hpp"
 
 namespace hubel::layers {
@@ -294,6 +295,39 @@ void LayerNorm::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy,
         }
     }
   });
+}
+
+}  // namespace hubel::layers
+
+namespace hubel::layers {
+
+void BatchNorm::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape>,
+                        const std::string& y) const {
+  std::vector<std::string> in{x[0]};
+  const char* names[4] = {"_scale", "_bias", "_mean", "_var"};
+  for (int i = 0; i < 4; ++i)
+    in.push_back(g.constant(name() + names[i], {channels_},
+                            std::span<const float>(params_[static_cast<size_t>(i)].w, static_cast<size_t>(channels_))));
+  g.node("BatchNormalization", in, {y}, {onnx::attr("epsilon", static_cast<float>(o_.eps))});
+}
+
+// Decomposed (ONNX's LayerNormalization scales per normalized element, this layer per
+// channel): the mean and variance over each sample, then the channels' affine map.
+void LayerNorm::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+                        const std::string& y) const {
+  std::vector<int64_t> axes;
+  for (int i = 1; i <= xs[0].rank(); ++i) axes.push_back(i);
+  const std::string n = name();
+  const std::string mean = g.reduce("ReduceMean", x[0], axes, true, n + "_mean");
+  const std::string d = g.op("Sub", {x[0], mean}, n + "_centered");
+  const std::string var = g.reduce("ReduceMean", g.op("Mul", {d, d}, n + "_squares"), axes, true, n + "_var");
+  const std::string sd =
+      g.op("Sqrt", {g.op("Add", {var, g.scalar(n + "_eps", static_cast<float>(eps_))}, n + "_vareps")}, n + "_std");
+  const std::string z = g.op("Div", {d, sd}, n + "_normalized");
+  const auto cd = onnx::channel_dims(channels_, xs[0].rank() - 1);
+  const std::string scaled =
+      g.op("Mul", {z, g.constant(n + "_gamma", cd, {params_[0].w, static_cast<size_t>(channels_)})}, n + "_scaled");
+  g.node("Add", {scaled, g.constant(n + "_beta", cd, {params_[1].w, static_cast<size_t>(channels_)})}, {y});
 }
 
 }  // namespace hubel::layers

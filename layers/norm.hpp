@@ -41,6 +41,8 @@ class BatchNorm : public UnaryLayer {
   std::vector<ParamSpec> param_specs(const Shape& x) const override;
   int64_t flops(std::span<const Shape>, const Shape& y) const override { return 2 * y.numel(); }
   void bind(const Binding& b) override;
+  void to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+               const std::string& y) const override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
   void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
                 const StepContext& ctx) override;
@@ -67,6 +69,8 @@ class LayerNorm : public UnaryLayer {
   std::vector<ParamSpec> param_specs(const Shape& x) const override;
   int64_t flops(std::span<const Shape>, const Shape& y) const override { return 5 * y.numel(); }
   void bind(const Binding& b) override;
+  void to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+               const std::string& y) const override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
   void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
                 const StepContext& ctx) override;

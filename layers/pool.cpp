@@ -71,7 +71,8 @@ void Pool::bind(const Binding& b) {
   UnaryLayer::bind(b);
   w_ = window(b.x[0]);
   C_ = b.x[0][0];
-  if (o_.kind == PoolKind::max) argmax_.assign(static_cast<size_t>(b.max_batch * b.y.numel()), -1);
+  // (where the maxima are, for backward: not kept by an inference-only net)
+  if (o_.kind == PoolKind::max && !b.inference) argmax_.assign(static_cast<size_t>(b.max_batch * b.y.numel()), -1);
   if (o_.impl) {
     plan_ = *o_.impl;
     if (plan_ == Plan::offsets && !all_inside(w_))
@@ -94,7 +95,7 @@ void Pool::forward(ConstTensorView x, TensorView y, const StepContext&) {
     for (int64_t pl = p0; pl < p1; ++pl) {
       const float* xp = x.data() + pl * IV;
       float* yp = y.data() + pl * P;
-      int32_t* am = o_.kind == PoolKind::max ? argmax_.data() + pl * P : nullptr;
+      int32_t* am = o_.kind == PoolKind::max && !argmax_.empty() ? argmax_.data() + pl * P : nullptr;
       if (plan_ == Plan::max_2x2) {
         pool_fast::max_2x2_plane(w_, xp, yp, am);
         continue;
@@ -112,7 +113,7 @@ void Pool::forward(ConstTensorView x, TensorView y, const StepContext&) {
               if (xp[q] > m || arg < 0) m = xp[q], arg = q;
             });
             yp[p] = arg < 0 ? 0.0f : m;
-            am[p] = static_cast<int32_t>(arg);
+            if (am) am[p] = static_cast<int32_t>(arg);
           });
           break;
         }
@@ -283,7 +284,7 @@ void GlobalPool::bind(const Binding& b) {
   UnaryLayer::bind(b);
   C_ = b.x[0][0];
   P_ = b.x[0].numel() / C_;
-  if (kind_ == PoolKind::max) argmax_.assign(static_cast<size_t>(b.max_batch * C_), 0);
+  if (kind_ == PoolKind::max && !b.inference) argmax_.assign(static_cast<size_t>(b.max_batch * C_), 0);
 }
 
 void GlobalPool::forward(ConstTensorView x, TensorView y, const StepContext&) {
@@ -294,7 +295,7 @@ void GlobalPool::forward(ConstTensorView x, TensorView y, const StepContext&) {
         int64_t arg = 0;
         for (int64_t q = 1; q < P_; ++q)
           if (xp[q] > xp[arg]) arg = q;
-        argmax_[static_cast<size_t>(pl)] = static_cast<int32_t>(arg);
+        if (!argmax_.empty()) argmax_[static_cast<size_t>(pl)] = static_cast<int32_t>(arg);
         y.data()[pl] = xp[arg];
       } else {
         float s = 0;
@@ -374,6 +375,67 @@ void Maxout::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, Te
       for (int64_t p = 0; p < P_; ++p) dxp[am[p] * P_ + p] = dyp[p];
     }
   });
+}
+
+}  // namespace hubel::layers
+
+namespace hubel::layers {
+
+void Pool::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape>, const std::string& y) const {
+  OnnxWindow ow = onnx_window(w_);
+  const std::string in = onnx_pad_input(g, x[0], w_, ow, name());
+  const bool dilated = std::any_of(ow.dilations.begin(), ow.dilations.end(), [](int64_t d) { return d != 1; });
+  switch (o_.kind) {
+    case PoolKind::max:
+      g.node("MaxPool", {in}, {y}, onnx_window_attrs(ow));
+      break;
+    case PoolKind::avg: {
+      if (dilated) onnx_refuse("ONNX's AveragePool is dilated only from opset 19");
+      auto a = onnx_window_attrs(ow, false);
+      a.push_back(onnx::attr("count_include_pad", int64_t{o_.count_padding}));
+      g.node("AveragePool", {in}, {y}, std::move(a));
+      break;
+    }
+    case PoolKind::l2: {
+      if (dilated) onnx_refuse("ONNX's LpPool is dilated only from opset 18");
+      auto a = onnx_window_attrs(ow, false);
+      a.push_back(onnx::attr("p", int64_t{2}));
+      g.node("LpPool", {in}, {y}, std::move(a));
+      break;
+    }
+  }
+}
+
+// Decomposed: a depthwise convolution whose kernel holds the channel's weight at every tap.
+void Subsample::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape>,
+                        const std::string& y) const {
+  const int64_t kvol = w_.k_vol();
+  std::vector<float> w(static_cast<size_t>(C_ * kvol));
+  for (int64_t c = 0; c < C_; ++c) std::fill_n(w.begin() + c * kvol, kvol, params_[0].w[c]);
+  std::vector<int64_t> wd{C_, 1};
+  for (int i = 3 - w_.rank; i < 3; ++i) wd.push_back(w_.k[i]);
+  OnnxWindow ow = onnx_window(w_);
+  const std::string in = onnx_pad_input(g, x[0], w_, ow, name());
+  auto a = onnx_window_attrs(ow);
+  a.push_back(onnx::attr("group", C_));
+  g.node("Conv", {in, g.constant(name() + "_w", wd, w), g.constant(name() + "_b", {C_}, {params_[1].w, size_t(C_)})},
+         {y}, std::move(a));
+}
+
+void GlobalPool::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape>,
+                         const std::string& y) const {
+  const std::string p =
+      g.op(kind_ == PoolKind::max ? "GlobalMaxPool" : "GlobalAveragePool", {x[0]}, name() + "_pooled");
+  g.node("Flatten", {p}, {y}, {onnx::attr("axis", int64_t{1})});
+}
+
+// Decomposed: the channels as [C/k, k, ...], reduced over the k.
+void Maxout::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+                     const std::string& y) const {
+  std::vector<int64_t> grouped{xs[0][0] / k_, k_};
+  for (int i = 1; i < xs[0].rank(); ++i) grouped.push_back(xs[0][i]);
+  const std::string r = g.reshape(x[0], grouped, name() + "_groups");
+  g.node("ReduceMax", {r}, {y}, {onnx::attr("axes", std::vector<int64_t>{2}), onnx::attr("keepdims", int64_t{0})});
 }
 
 }  // namespace hubel::layers

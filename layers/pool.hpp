@@ -49,6 +49,8 @@ class Pool : public UnaryLayer {
   Shape output_shape(const Shape& x) const override;
   int64_t flops(std::span<const Shape> x, const Shape& y) const override;
   void bind(const Binding& b) override;
+  void to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+               const std::string& y) const override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
   void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
                 const StepContext& ctx) override;
@@ -82,6 +84,8 @@ class Subsample : public UnaryLayer {
   std::vector<ParamSpec> param_specs(const Shape& x) const override;
   int64_t flops(std::span<const Shape> x, const Shape& y) const override;
   void bind(const Binding& b) override;
+  void to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+               const std::string& y) const override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
   void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
                 const StepContext& ctx) override;
@@ -104,6 +108,8 @@ class GlobalPool : public UnaryLayer {
   Shape output_shape(const Shape& x) const override;
   int64_t flops(std::span<const Shape> x, const Shape&) const override { return x[0].numel(); }
   void bind(const Binding& b) override;
+  void to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+               const std::string& y) const override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
   void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
                 const StepContext& ctx) override;
@@ -126,6 +132,8 @@ class Maxout : public UnaryLayer {
   Shape output_shape(const Shape& x) const override;
   int64_t flops(std::span<const Shape> x, const Shape&) const override { return x[0].numel(); }
   void bind(const Binding& b) override;
+  void to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+               const std::string& y) const override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
   void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
                 const StepContext& ctx) override;

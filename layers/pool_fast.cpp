@@ -18,7 +18,7 @@ void pool_plane(PoolKind kind, const WindowOffsets& o, const float* x, float* y,
         for (int64_t j = 1; j < kvol; ++j)
           if (xw[t[j]] > m) m = xw[t[j]], arg = t[j];
         y[p] = m;
-        argmax[p] = o.starts[static_cast<size_t>(p)] + arg;
+        if (argmax) argmax[p] = o.starts[static_cast<size_t>(p)] + arg;
         break;
       }
       case PoolKind::avg: {
@@ -49,7 +49,7 @@ void max_2x2_plane(const Window& w, const float* x, float* y, int32_t* argmax) {
     const float* r0 = x + 2 * oh * W;
     const float* r1 = r0 + W;
     float* yr = y + oh * OW;
-    int32_t* a = argmax + oh * OW;
+    int32_t* a = argmax ? argmax + oh * OW : nullptr;
     const auto base = static_cast<int32_t>(2 * oh * W);
     // Tap t replaces the maximum when it is strictly greater (NaN never is), as in the
     // reference.
@@ -68,7 +68,7 @@ void max_2x2_plane(const Window& w, const float* x, float* y, int32_t* argmax) {
       arg = (arg & ~take) | ((q + Wi + 1) & take);
       m = std::max(m, v3);
       yr[ow] = m;
-      a[ow] = arg;
+      if (a) a[ow] = arg;
     }
   }
 }

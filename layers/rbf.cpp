@@ -3,6 +3,7 @@
 
 #include "framework/config.hpp"
 #include "framework/error.hpp"
+#include "framework/onnx.hpp"
 #include "framework/parallel.hpp"
 
 namespace hubel::layers {
@@ -92,6 +93,22 @@ void Rbf::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy, Tenso
       }
     }
   });
+}
+
+}  // namespace hubel::layers
+
+namespace hubel::layers {
+
+// Decomposed: y[k] = -sum_j (x[j] - code_k[j])^2 as x [N, 1, 84] minus the codes [K, 84],
+// squared and summed over the last axis, negated.
+void Rbf::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape>, const std::string& y) const {
+  const std::string n = name();
+  const std::string x3 =
+      g.op("Unsqueeze", {x[0], g.constant_i64(n + "_axis", {1}, std::vector<int64_t>{1})}, n + "_rows");
+  const std::string d =
+      g.op("Sub", {x3, g.constant(n + "_codes", {classes_, kInputs}, {codes_.data(), size_t(classes_ * kInputs)})},
+           n + "_differences");
+  g.node("Neg", {g.reduce("ReduceSumSquare", d, {2}, false, n + "_distances")}, {y});
 }
 
 }  // namespace hubel::layers

@@ -29,6 +29,8 @@ class Rbf : public UnaryLayer {
   static std::unique_ptr<Layer> from_config(const Config& c);
   std::string type() const override { return "rbf"; }
   Shape output_shape(const Shape& x) const override;
+  void to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+               const std::string& y) const override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
   // dx_j = -2 sum_i dy_i (x_j - c_ij)
   void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,

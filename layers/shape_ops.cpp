@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "framework/config.hpp"
+#include "framework/onnx.hpp"
 #include "framework/parallel.hpp"
 
 namespace hubel::layers {
@@ -59,6 +60,22 @@ void Reshape::forward(ConstTensorView x, TensorView y, const StepContext&) { cop
 
 void Reshape::backward(ConstTensorView, ConstTensorView, ConstTensorView dy, TensorView dx, const StepContext&) {
   if (!dx.empty()) copy(dy.data(), dx.data(), dy.numel());
+}
+
+}  // namespace hubel::layers
+
+namespace hubel::layers {
+
+void Reshape::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+                      const std::string& y) const {
+  if (target_.empty()) {
+    g.node("Flatten", {x[0]}, {y}, {onnx::attr("axis", int64_t{1})});
+    return;
+  }
+  const auto out = onnx::dims(output_shape(xs[0]));
+  std::vector<int64_t> shape{0};
+  shape.insert(shape.end(), out.begin(), out.end());
+  g.node("Reshape", {x[0], g.constant_i64(name() + "_shape", {static_cast<int64_t>(shape.size())}, shape)}, {y});
 }
 
 }  // namespace hubel::layers

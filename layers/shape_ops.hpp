@@ -23,6 +23,8 @@ class Reshape : public UnaryLayer {
   std::string type() const override { return target_.empty() ? "flatten" : "reshape"; }
   std::string describe() const override;
   Shape output_shape(const Shape& x) const override;
+  void to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+               const std::string& y) const override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
   void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
                 const StepContext& ctx) override;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "framework/onnx.hpp"
 #include "framework/parallel.hpp"
 
 namespace hubel::layers {
@@ -37,6 +38,26 @@ void Softmax::backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy,
       for (int64_t j = 0; j < k; ++j) dxr[j] = yr[j] * (dyr[j] - static_cast<float>(dot));
     }
   });
+}
+
+}  // namespace hubel::layers
+
+namespace hubel::layers {
+
+// Over each sample's values: samples of rank above 1 are flattened and shaped back.
+void Softmax::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+                      const std::string& y) const {
+  const onnx::Attr axis = onnx::attr("axis", int64_t{1});
+  if (xs[0].rank() == 1) {
+    g.node("Softmax", {x[0]}, {y}, {axis});
+    return;
+  }
+  const std::string flat = g.op("Flatten", {x[0]}, name() + "_flat", {axis});
+  const std::string s = g.op("Softmax", {flat}, name() + "_flat_softmax", {axis});
+  const auto d = onnx::dims(xs[0]);
+  std::vector<int64_t> shape{0};
+  shape.insert(shape.end(), d.begin(), d.end());
+  g.node("Reshape", {s, g.constant_i64(name() + "_shape", {static_cast<int64_t>(shape.size())}, shape)}, {y});
 }
 
 }  // namespace hubel::layers

@@ -18,6 +18,8 @@ class Softmax : public UnaryLayer {
   static std::unique_ptr<Layer> from_config(const Config& c);
   std::string type() const override { return "softmax"; }
   Shape output_shape(const Shape& x) const override { return x; }
+  void to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,
+               const std::string& y) const override;
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
   // dx_i = y_i (dy_i - sum_j dy_j y_j)
   void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,

@@ -404,3 +404,48 @@ void col2im(const Window& w, int64_t channels, const float* cols, float* x, int6
 }
 
 }  // namespace hubel::layers
+
+namespace hubel::layers {
+
+bool OnnxWindow::padded() const {
+  return std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p != 0; });
+}
+
+OnnxWindow onnx_window(const Window& w) {
+  OnnxWindow o;
+  std::vector<int64_t> hi;
+  for (int i = 3 - w.rank; i < 3; ++i) {
+    o.kernel.push_back(w.k[i]);
+    o.strides.push_back(w.s[i]);
+    o.dilations.push_back(w.d[i]);
+    o.pads.push_back(w.lo[i]);
+    const int64_t reach = (w.out[i] - 1) * w.s[i] + w.d[i] * (w.k[i] - 1) + 1 - w.in[i] - w.lo[i];
+    hi.push_back(std::max(w.hi[i], reach));
+  }
+  o.pads.insert(o.pads.end(), hi.begin(), hi.end());
+  return o;
+}
+
+std::string onnx_pad_input(onnx::Graph& g, const std::string& x, const Window& w, OnnxWindow& ow,
+                           const std::string& base) {
+  if (w.value == PadValue::zero || !ow.padded()) return x;
+  const auto r = static_cast<size_t>(w.rank);
+  std::vector<int64_t> pads(2 * (r + 2), 0);  // N and C unpadded
+  for (size_t i = 0; i < r; ++i) {
+    pads[2 + i] = ow.pads[i];
+    pads[r + 4 + i] = ow.pads[r + i];
+  }
+  std::fill(ow.pads.begin(), ow.pads.end(), 0);
+  const std::string p = g.constant_i64(base + "_pads", {static_cast<int64_t>(pads.size())}, pads);
+  return g.op("Pad", {x, p}, base + "_padded",
+              {onnx::attr("mode", std::string(w.value == PadValue::reflect ? "reflect" : "edge"))});
+}
+
+std::vector<onnx::Attr> onnx_window_attrs(const OnnxWindow& ow, bool dilations) {
+  std::vector<onnx::Attr> a{onnx::attr("kernel_shape", ow.kernel), onnx::attr("strides", ow.strides),
+                            onnx::attr("pads", ow.pads)};
+  if (dilations) a.push_back(onnx::attr("dilations", ow.dilations));
+  return a;
+}
+
+}  // namespace hubel::layers

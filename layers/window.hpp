@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "framework/config.hpp"
+#include "framework/onnx.hpp"
 #include "framework/shape.hpp"
 
 namespace hubel::layers {
@@ -136,6 +137,22 @@ struct WindowOffsets {
   std::vector<int32_t> taps, starts;
 };
 WindowOffsets offsets_of(const Window& w);
+
+// ONNX export (framework/onnx.hpp) of a window's geometry: the attributes of Conv,
+// ConvTranspose and the pools, in the data's `rank` dimensions. pads is [lo..., hi...]
+// with hi grown where ceil rounding adds a window that reaches past the padding.
+struct OnnxWindow {
+  std::vector<int64_t> kernel, strides, dilations, pads;
+  bool padded() const;
+};
+OnnxWindow onnx_window(const Window& w);
+// Where the window pads by reflection or replication: x [N, C, spatial...] padded by a
+// Pad node (mode reflect or edge) and `ow`'s pads cleared; else x itself.
+std::string onnx_pad_input(onnx::Graph& g, const std::string& x, const Window& w, OnnxWindow& ow,
+                           const std::string& base);
+// The attributes of a windowed node (kernel_shape, strides, pads, and dilations unless
+// `dilations` is false).
+std::vector<onnx::Attr> onnx_window_attrs(const OnnxWindow& ow, bool dilations = true);
 
 // Per-dimension values parsed from a scalar or a list of `rank` entries (rank 0: any length).
 std::vector<int64_t> parse_dims(const Config& c, int rank, const std::string& what, int64_t min_value);

@@ -161,7 +161,7 @@ TrainResult train(comm::Communicator& comm, int threads, const std::vector<std::
   Config c = Config::parse(kCnn, "cnn.yaml");
   for (const auto& s : sets) c.apply_override(s);
   Experiment exp = Experiment::from_config(c);
-  Model m = build_model(exp.model, layers::builtin_registry());
+  BuiltModel m = build_model(exp.model, layers::builtin_registry());
   exp.data.finish();
   Runtime runtime(threads);
   m.net.build(exp.train.batch / comm.size(), exp.train.seed);

@@ -75,7 +75,7 @@ TEST(Blocks, ARepeatedBlockExpandsToNamedWiredLayers) {
 
 TEST(Blocks, TheResNet20ExperimentHasAbout270ThousandParameters) {
   const Experiment e = Experiment::load(std::string(HUBEL_SOURCE_DIR) + "/launch/experiments/resnet20.yaml");
-  Model m = build_model(e.model, layers::builtin_registry());
+  BuiltModel m = build_model(e.model, layers::builtin_registry());
   EXPECT_NEAR(static_cast<double>(m.net.num_params()), 0.27e6, 0.005e6);
   int convs = 0, norms = 0;
   for (size_t i = 0; i < m.net.size(); ++i) {

@@ -49,7 +49,7 @@ TrainRun train(int threads, const std::vector<std::string>& sets = {}) {
   Config c = Config::parse(kMlp, "mlp.yaml");
   for (const auto& s : sets) c.apply_override(s);
   Experiment exp = Experiment::from_config(c);
-  Model m = build_model(exp.model, layers::builtin_registry());
+  BuiltModel m = build_model(exp.model, layers::builtin_registry());
   exp.data.finish();
   datasets::Spirals train_set({1000, 2, 1.25, 0.03, 7}, "train");
   datasets::Spirals test_set({500, 2, 1.25, 0.03, 8}, "test");
@@ -131,7 +131,7 @@ TEST(Training, SchedulesDriveRateAndMomentum) {
 TEST(Training, DataThatDoesNotFitIsRejected) {
   Config c = Config::parse(kMlp, "mlp.yaml");
   Experiment exp = Experiment::from_config(c);
-  Model m = build_model(exp.model, layers::builtin_registry());
+  BuiltModel m = build_model(exp.model, layers::builtin_registry());
   m.net.build(32, 1);
   auto opt = Optimizer::create(exp.optimizer, m.net);
   auto sched = Schedule::create(exp.schedule, opt->base_lr(), exp.train.epochs);
@@ -208,7 +208,7 @@ TEST(Training, DivergenceStopsAtTheFirstNonFiniteLossNamingStepAndLayer) {
 TEST(Training, NonFiniteGradientsAreFoundByLayer) {
   Config c = Config::parse(kMlp, "mlp.yaml");
   Experiment exp = Experiment::from_config(c);
-  Model m = build_model(exp.model, layers::builtin_registry());
+  BuiltModel m = build_model(exp.model, layers::builtin_registry());
   exp.data.finish();
   m.net.build(4, 1);
   EXPECT_FALSE(m.net.first_nonfinite_gradient());

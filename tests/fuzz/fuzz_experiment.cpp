@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     hubel::Config root = hubel::Config::parse(text, "fuzz.yaml");
     for (const auto& s : sets) root.apply_override(s);
     hubel::Experiment e = hubel::Experiment::from_config(root);
-    hubel::Model m = hubel::build_model(e.model, hubel::layers::builtin_registry());
+    hubel::BuiltModel m = hubel::build_model(e.model, hubel::layers::builtin_registry());
     // Models that fit in the fuzzer's memory limit are built (the rest is what the memory
     // check in Net::build is for; tests cover it).
     if (m.net.memory_bytes(2) < (int64_t{64} << 20)) {

@@ -16,7 +16,7 @@ int main() {
   std::filesystem::remove_all(dir);
   auto run = [&](const std::string& resume, int64_t max_steps) {
     Experiment exp = Experiment::load(CONSUMER_DIR "/consumer.yaml", {"train.max_steps=" + std::to_string(max_steps)});
-    Model model = build_model(exp.model, layers::builtin_registry());
+    BuiltModel model = build_model(exp.model, layers::builtin_registry());
     datasets::Splits data = datasets::open(exp.data);
     comm::LocalCommunicator comm;
     Runtime runtime(1);

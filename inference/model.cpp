@@ -1,0 +1,167 @@
+#include "inference/model.hpp"
+
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <numeric>
+
+#include "datasets/open.hpp"
+#include "framework/checkpoint.hpp"
+#include "framework/config.hpp"
+#include "framework/error.hpp"
+#include "framework/experiment.hpp"
+#include "layers/builtin.hpp"
+
+namespace hubel {
+
+namespace {
+
+// One caller's net: activations and layer scratch of its own, the parameters read from
+// the model's (shared) arena; and a float copy of uint8 input.
+struct Replica {
+  BuiltModel model;
+  Tensor raw;
+};
+
+}  // namespace
+
+struct Model::Impl {
+  Config experiment;
+  int64_t max_batch = 64;
+  BuiltModel base;  // holds the parameters; also the first replica
+  std::unique_ptr<datasets::Transform> transform;
+  Shape stored;
+  std::vector<std::string> names;
+  tbb::task_arena arena;
+  std::mutex mutex;
+  std::vector<std::unique_ptr<Replica>> free;  // replicas no caller holds
+  std::vector<int64_t> zeros;                  // sample ids for the transform (no augmentation)
+
+  Impl(Config exp, BuiltModel m) : experiment(std::move(exp)), base(std::move(m)) {}
+
+  std::unique_ptr<Replica> acquire() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!free.empty()) {
+        auto r = std::move(free.back());
+        free.pop_back();
+        return r;
+      }
+    }
+    auto r = std::make_unique<Replica>(Replica{build_model(experiment.at("model"), layers::builtin_registry()), {}});
+    r->model.net.build_inference(max_batch, &base.net);
+    return r;
+  }
+  void release(std::unique_ptr<Replica> r) {
+    std::lock_guard<std::mutex> lock(mutex);
+    free.push_back(std::move(r));
+  }
+
+  // y = net(T(x)) for n <= max_batch rows of stored values.
+  template <class T>
+  void run(Replica& r, const T* x, int64_t n, float* y) {
+    const int64_t per = stored.numel(), out = base.net.output_shape().numel();
+    if (r.raw.numel() == 0) r.raw = Tensor(stored.with_batch(max_batch));
+    TensorView in = r.model.net.input(n);
+    const float* src;
+    if constexpr (std::is_same_v<T, float>) {
+      src = x;
+    } else {
+      std::transform(x, x + n * per, r.raw.data(), [](T v) { return static_cast<float>(v); });
+      src = r.raw.data();
+    }
+    if (transform)
+      transform->apply(ConstTensorView(src, stored.with_batch(n)), std::span<const int64_t>(zeros.data(), n), 0, 0,
+                       false, in);
+    else
+      std::copy(src, src + n * per, in.data());
+    const ConstTensorView yv = r.model.net.forward(n, StepContext{});
+    std::copy(yv.data(), yv.data() + n * out, y);
+  }
+
+  template <class T>
+  void predict(const T* x, int64_t n, float* y) {
+    if (n < 0) throw Error(cat("Model::predict: ", n, " samples"));
+    if (n == 0) return;
+    std::unique_ptr<Replica> r = acquire();
+    const int64_t per = stored.numel(), out = base.net.output_shape().numel();
+    try {
+      arena.execute([&] {
+        for (int64_t i = 0; i < n; i += max_batch) {
+          const int64_t rows = std::min(max_batch, n - i);
+          run(*r, x + i * per, rows, y + i * out);
+        }
+      });
+    } catch (...) {
+      release(std::move(r));
+      throw;
+    }
+    release(std::move(r));
+  }
+
+  template <class T>
+  std::vector<Class> classify(const T* x, int64_t n) {
+    const int64_t K = base.net.output_shape().numel();
+    std::vector<float> y(static_cast<size_t>(std::max<int64_t>(n, 0) * K));
+    predict(x, n, y.data());
+    std::vector<Class> c(static_cast<size_t>(std::max<int64_t>(n, 0)));
+    for (int64_t i = 0; i < n; ++i) {
+      const float* row = y.data() + i * K;
+      const int64_t best = std::max_element(row, row + K) - row;
+      double sum = 0;
+      for (int64_t k = 0; k < K; ++k) sum += std::exp(static_cast<double>(row[k] - row[best]));
+      c[static_cast<size_t>(i)] = {best, static_cast<float>(1.0 / sum)};
+    }
+    return c;
+  }
+};
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+Model::~Model() = default;
+
+Model Model::load(const std::string& path, const Options& o) {
+  if (o.max_batch < 1) throw ConfigError(cat("Model::load: max_batch must be positive; got ", o.max_batch));
+  const std::string file = resolve_checkpoint(path);
+  Config root = [&] {
+    if (!o.experiment.empty()) return Config::load_file(o.experiment);
+    const CheckpointMeta meta = read_checkpoint_meta(file);
+    if (meta.experiment.empty())
+      throw ConfigError(cat(file, ": holds no experiment (exported weights?); give Options::experiment"));
+    Config c = Config::parse(meta.experiment, file + " (its experiment)");
+    c.set_base(meta.experiment_dir);
+    return c;
+  }();
+  for (const auto& s : o.sets) root.apply_override(s);
+  // Only what inference reads: the model and the data's transform.
+  BuiltModel model = build_model(root.at("model"), layers::builtin_registry());
+  datasets::Splits data = datasets::open(root.at("data"), true);
+  auto impl = std::make_unique<Impl>(root, std::move(model));
+  impl->max_batch = o.max_batch;
+  impl->base.net.build_inference(o.max_batch);
+  load_checkpoint(file, impl->base.net, nullptr, nullptr);
+  impl->stored = data.train->sample_shape();
+  impl->names = data.train->class_names();
+  impl->transform = std::move(data.transform);
+  if (!impl->transform && impl->stored != impl->base.net.input_shape())
+    throw ConfigError(cat("the data's samples ", impl->stored.str(), " are not the model's input ",
+                          impl->base.net.input_shape().str()));
+  impl->arena.initialize(o.threads > 0 ? o.threads : tbb::this_task_arena::max_concurrency());
+  impl->zeros.assign(static_cast<size_t>(o.max_batch), 0);
+  return Model(std::move(impl));
+}
+
+const Shape& Model::input_shape() const { return impl_->stored; }
+const Shape& Model::output_shape() const { return impl_->base.net.output_shape(); }
+const std::vector<std::string>& Model::class_names() const { return impl_->names; }
+int64_t Model::parameters() const { return impl_->base.net.num_params(); }
+
+void Model::predict(const float* x, int64_t n, float* y) const { impl_->predict(x, n, y); }
+void Model::predict(const uint8_t* x, int64_t n, float* y) const { impl_->predict(x, n, y); }
+std::vector<Model::Class> Model::classify(const uint8_t* x, int64_t n) const { return impl_->classify(x, n); }
+std::vector<Model::Class> Model::classify(const float* x, int64_t n) const { return impl_->classify(x, n); }
+
+}  // namespace hubel
