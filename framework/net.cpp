@@ -824,14 +824,18 @@ std::optional<Net::NonFinite> Net::first_nonfinite_gradient() const {
   return std::nullopt;
 }
 
-std::span<float> Net::params() { return impl_->params.span().first(static_cast<size_t>(impl_->trainable_size)); }
-std::span<const float> Net::params() const {
-  return impl_->params.span().first(static_cast<size_t>(impl_->trainable_size));
+namespace {
+// The trainable prefix of an arena (empty for arenas an inference-only net does not hold).
+template <class T>
+std::span<T> prefix(std::span<T> arena, int64_t trainable) {
+  return arena.first(std::min(arena.size(), static_cast<size_t>(trainable)));
 }
-std::span<float> Net::grads() { return impl_->grads.span().first(static_cast<size_t>(impl_->trainable_size)); }
-std::span<const float> Net::grads() const {
-  return impl_->grads.span().first(static_cast<size_t>(impl_->trainable_size));
-}
+}  // namespace
+
+std::span<float> Net::params() { return prefix(impl_->params.span(), impl_->trainable_size); }
+std::span<const float> Net::params() const { return prefix(impl_->params.span(), impl_->trainable_size); }
+std::span<float> Net::grads() { return prefix(impl_->grads.span(), impl_->trainable_size); }
+std::span<const float> Net::grads() const { return prefix(impl_->grads.span(), impl_->trainable_size); }
 std::span<float> Net::state() { return impl_->params.span(); }
 std::span<const float> Net::state() const { return impl_->params.span(); }
 const std::vector<ParamInfo>& Net::param_info() const { return impl_->info; }

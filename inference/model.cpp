@@ -50,7 +50,8 @@ struct Model::Impl {
         return r;
       }
     }
-    auto r = std::make_unique<Replica>(Replica{build_model(experiment.at("model"), layers::builtin_registry()), {}});
+    auto r = std::make_unique<Replica>(
+        Replica{build_model(experiment.at("model"), layers::builtin_registry()), Tensor(stored.with_batch(max_batch))});
     r->model.net.build_inference(max_batch, &base.net);
     return r;
   }
@@ -63,7 +64,6 @@ struct Model::Impl {
   template <class T>
   void run(Replica& r, const T* x, int64_t n, float* y) {
     const int64_t per = stored.numel(), out = base.net.output_shape().numel();
-    if (r.raw.numel() == 0) r.raw = Tensor(stored.with_batch(max_batch));
     TensorView in = r.model.net.input(n);
     const float* src;
     if constexpr (std::is_same_v<T, float>) {
