@@ -1,5 +1,6 @@
 #include "inference/model.hpp"
 
+#include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -85,20 +86,33 @@ struct Model::Impl {
   void predict(const T* x, int64_t n, float* y) {
     if (n < 0) throw Error(cat("Model::predict: ", n, " samples"));
     if (n == 0) return;
-    std::unique_ptr<Replica> r = acquire();
     const int64_t per = stored.numel(), out = base.net.output_shape().numel();
-    try {
-      arena.execute([&] {
-        for (int64_t i = 0; i < n; i += max_batch) {
-          const int64_t rows = std::min(max_batch, n - i);
+    // A batch is split between the arena's threads, each piece through its own replica
+    // from start to end (one join per call rather than one per layer: the layers of a
+    // small net split their work too finely to keep several threads busy). Pieces of at
+    // least kMinRows rows; a sample's output does not depend on the rows beside it.
+    constexpr int64_t kMinRows = 8;
+    const int64_t pieces = std::clamp<int64_t>(n / kMinRows, 1, arena.max_concurrency());
+    auto piece = [&](int64_t p) {
+      const int64_t b = n * p / pieces, e = n * (p + 1) / pieces;
+      std::unique_ptr<Replica> r = acquire();
+      try {
+        for (int64_t i = b; i < e; i += max_batch) {
+          const int64_t rows = std::min(max_batch, e - i);
           run(*r, x + i * per, rows, y + i * out);
         }
-      });
-    } catch (...) {
+      } catch (...) {
+        release(std::move(r));
+        throw;
+      }
       release(std::move(r));
-      throw;
-    }
-    release(std::move(r));
+    };
+    arena.execute([&] {
+      if (pieces == 1)
+        piece(0);
+      else
+        tbb::parallel_for(int64_t{0}, pieces, piece);
+    });
   }
 
   template <class T>

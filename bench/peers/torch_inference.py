@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""PyTorch's side of bench/inference.sh: the resident memory of a loaded model, batch-1
+latency and batch-64 throughput under torch.no_grad() in eval mode, for LeNet (hubel's
+lenet_modern.yaml) and ResNet-20 (hubel's resnet20.yaml: 3x3 stem, three stages of three
+basic blocks with batch norm, 1x1 strided projections, global average pooling, 272k
+parameters) on 1x32x32 / 1x28x28 inputs as hubel's models take them after their padding.
+
+usage: torch_inference.py lenet|resnet20 THREADS SECONDS
+prints: RESULT model=... rss_before_mb=... rss_loaded_mb=... rss_peak_mb=...
+        latency_ms_median=... latency_ms_p90=... batch64_img_per_s=...
+"""
+import resource
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def status_mb(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+class LeNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 6, 5, padding=2)
+        self.c3 = nn.Conv2d(6, 16, 5)
+        self.f5 = nn.Linear(400, 120)
+        self.f6 = nn.Linear(120, 84)
+        self.out = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(torch.relu(self.c1(x)), 2)
+        x = F.max_pool2d(torch.relu(self.c3(x)), 2)
+        x = torch.flatten(x, 1)
+        return self.out(torch.relu(self.f6(torch.relu(self.f5(x)))))
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv_a = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn_a = nn.BatchNorm2d(cout)
+        self.conv_b = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn_b = nn.BatchNorm2d(cout)
+        self.proj = nn.Conv2d(cin, cout, 1, stride, bias=False) if stride != 1 or cin != cout else None
+
+    def forward(self, x):
+        y = torch.relu(self.bn_a(self.conv_a(x)))
+        y = self.bn_b(self.conv_b(y))
+        return torch.relu(y + (self.proj(x) if self.proj is not None else x))
+
+
+class ResNet20(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 16, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        layers, cin = [], 16
+        for cout, stride in ((16, 1), (32, 2), (64, 2)):
+            for i in range(3):
+                layers.append(Block(cin, cout, stride if i == 0 else 1))
+                cin = cout
+        self.blocks = nn.Sequential(*layers)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.blocks(torch.relu(self.bn(self.stem(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def main():
+    name, threads, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    torch.set_num_threads(threads)
+    before = status_mb("VmRSS:")
+    model = (LeNet() if name == "lenet" else ResNet20()).eval()
+    shape = (1, 28, 28) if name == "lenet" else (1, 32, 32)
+    x = torch.rand(64, *shape) * 255
+    with torch.no_grad():
+        model(x)
+        loaded = status_mb("VmRSS:")
+        lat = []
+        t0 = time.perf_counter()
+        one = x[:1].contiguous()
+        while time.perf_counter() - t0 < seconds / 2 or len(lat) < 20:
+            a = time.perf_counter()
+            model(one)
+            lat.append((time.perf_counter() - a) * 1e3)
+        lat.sort()
+        images, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds / 2 or images < 640:
+            model(x)
+            images += 64
+        rate = images / (time.perf_counter() - t0)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"RESULT model={name} params={params} threads={threads} rss_before_mb={before:.1f} "
+          f"rss_loaded_mb={loaded:.1f} rss_peak_mb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} "
+          f"latency_ms_median={lat[len(lat) // 2]:.4f} latency_ms_p90={lat[len(lat) * 9 // 10]:.4f} "
+          f"batch64_img_per_s={rate:.0f}")
+
+
+if __name__ == "__main__":
+    main()
