@@ -13,6 +13,7 @@
 #include "framework/config.hpp"
 #include "framework/error.hpp"
 #include "framework/experiment.hpp"
+#include "framework/hdf5.hpp"
 #include "layers/builtin.hpp"
 
 namespace hubel {
@@ -35,7 +36,10 @@ struct Model::Impl {
   std::unique_ptr<datasets::Transform> transform;
   Shape stored;
   std::vector<std::string> names;
-  tbb::task_arena arena;
+  int threads = 1;
+  // One arena per concurrent caller (a caller never waits for a slot in another's arena,
+  // nor runs another caller's call): each of `threads` threads, over TBB's one pool.
+  std::vector<std::unique_ptr<tbb::task_arena>> free_arenas;
   std::mutex mutex;
   std::vector<std::unique_ptr<Replica>> free;  // replicas no caller holds
   std::vector<int64_t> zeros;                  // sample ids for the transform (no augmentation)
@@ -51,8 +55,11 @@ struct Model::Impl {
         return r;
       }
     }
+    // (Reading the experiment is not thread-safe: yaml-cpp's lookups change the nodes.)
+    std::unique_lock<std::mutex> lock(mutex);
     auto r = std::make_unique<Replica>(
         Replica{build_model(experiment.at("model"), layers::builtin_registry()), Tensor(stored.with_batch(max_batch))});
+    lock.unlock();
     r->model.net.build_inference(max_batch, &base.net);
     return r;
   }
@@ -92,7 +99,7 @@ struct Model::Impl {
     // small net split their work too finely to keep several threads busy). Pieces of at
     // least kMinRows rows; a sample's output does not depend on the rows beside it.
     constexpr int64_t kMinRows = 8;
-    const int64_t pieces = std::clamp<int64_t>(n / kMinRows, 1, arena.max_concurrency());
+    const int64_t pieces = std::clamp<int64_t>(n / kMinRows, 1, threads);
     auto piece = [&](int64_t p) {
       const int64_t b = n * p / pieces, e = n * (p + 1) / pieces;
       std::unique_ptr<Replica> r = acquire();
@@ -107,12 +114,31 @@ struct Model::Impl {
       }
       release(std::move(r));
     };
-    arena.execute([&] {
-      if (pieces == 1)
-        piece(0);
-      else
-        tbb::parallel_for(int64_t{0}, pieces, piece);
-    });
+    std::unique_ptr<tbb::task_arena> arena;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!free_arenas.empty()) {
+        arena = std::move(free_arenas.back());
+        free_arenas.pop_back();
+      }
+    }
+    if (!arena) arena = std::make_unique<tbb::task_arena>(threads);
+    auto give_back = [&] {
+      std::lock_guard<std::mutex> lock(mutex);
+      free_arenas.push_back(std::move(arena));
+    };
+    try {
+      arena->execute([&] {
+        if (pieces == 1)
+          piece(0);
+        else
+          tbb::parallel_for(int64_t{0}, pieces, piece);
+      });
+    } catch (...) {
+      give_back();
+      throw;
+    }
+    give_back();
   }
 
   template <class T>
@@ -142,6 +168,9 @@ Model Model::load(const std::string& path, const Options& o) {
   const std::string file = resolve_checkpoint(path);
   Config root = [&] {
     if (!o.experiment.empty()) return Config::load_file(o.experiment);
+    if (h5::read_string_attribute(h5::File::open_read(file), "/", "format") ==
+        std::optional<std::string>("hubel-weights"))
+      throw ConfigError(cat(file, ": holds exported weights and no experiment; give Options::experiment"));
     const CheckpointMeta meta = read_checkpoint_meta(file);
     if (meta.experiment.empty())
       throw ConfigError(cat(file, ": holds no experiment (exported weights?); give Options::experiment"));
@@ -163,7 +192,7 @@ Model Model::load(const std::string& path, const Options& o) {
   if (!impl->transform && impl->stored != impl->base.net.input_shape())
     throw ConfigError(cat("the data's samples ", impl->stored.str(), " are not the model's input ",
                           impl->base.net.input_shape().str()));
-  impl->arena.initialize(o.threads > 0 ? o.threads : tbb::this_task_arena::max_concurrency());
+  impl->threads = o.threads > 0 ? o.threads : tbb::this_task_arena::max_concurrency();
   impl->zeros.assign(static_cast<size_t>(o.max_batch), 0);
   return Model(std::move(impl));
 }

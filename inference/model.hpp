@@ -3,8 +3,8 @@
 // samples as stored (pixels 0..255, as float or uint8), the experiment's evaluation
 // transform applied. Thread-safe: concurrent callers each run on their own activations
 // and scratch (a replica of the net reading the one shared copy of the parameters, made
-// when a caller finds none free); no MPI, no optimizer, no gradients. Threads: one TBB
-// arena of Options::threads for all callers.
+// when a caller finds none free); no MPI, no optimizer, no gradients. Threads: each call
+// runs in a TBB arena of Options::threads threads of its own (over TBB's one pool).
 //
 //   hubel::Model m = hubel::Model::load("runs/lenet/checkpoints");
 //   std::vector<float> logits(n * m.outputs());
@@ -28,7 +28,7 @@ class Model {
     std::string experiment;
     std::vector<std::string> sets;  // overrides, as --set path.key=value
     int64_t max_batch = 64;         // rows per forward pass; larger calls go in pieces
-    int threads = 0;                // the TBB arena's threads (0: the cores this process may use)
+    int threads = 0;                // threads of one call (0: the cores this process may use)
   };
   // `path`: a checkpoint file, a checkpoint directory (its latest whole checkpoint) or
   // exported weights (hubel inspect --export-weights). The experiment's data file is read
