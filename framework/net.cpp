@@ -70,6 +70,10 @@ struct Net::Impl {
   bool inference = false;
   void plan_gradient_buffers(int64_t max_batch);
   void plan_output_buffers(int64_t max_batch);
+  // Arena layout: trainable parameters last layer first, so backward fills the gradient
+  // arena from offset 0; then frozen parameters and buffers. Fills info, trainable_size
+  // and each node's grads_done; returns each parameter's offset and sets `size`.
+  std::vector<std::vector<int64_t>> lay_out_arena(int64_t& size);
   std::vector<ParamInfo> info;
   int64_t trainable_size = 0;  // floats of the arenas' trainable prefix
 
@@ -528,29 +532,8 @@ void Net::build(int64_t max_batch, uint64_t seed) {
 
   // Arena layout: trainable parameters last layer first, so backward fills the gradient
   // arena from offset 0; then frozen parameters and buffers.
-  std::vector<std::vector<int64_t>> offsets(m.nodes.size());
   int64_t offset = 0;
-  for (int pass = 0; pass < 2; ++pass) {
-    for (int i = static_cast<int>(m.nodes.size()) - 1; i >= 0; --i) {
-      auto& node = m.nodes[i];
-      offsets[i].resize(node.specs.size());
-      for (size_t j = 0; j < node.specs.size(); ++j) {
-        const auto& s = node.specs[j];
-        const bool trainable = !s.buffer && !node.frozen;
-        if (trainable != (pass == 0)) continue;
-        ParamInfo p{node.layer->name(), s.name, s.shape, offset, s.shape.numel(), s.decay && trainable};
-        p.trainable = trainable;
-        p.buffer = s.buffer;
-        p.average_over_ranks = s.buffer && s.average_over_ranks;
-        p.node = i;
-        m.info.push_back(p);
-        offsets[i][j] = offset;
-        offset += align_floats(p.size);
-      }
-      if (pass == 0) node.grads_done = offset;
-    }
-    if (pass == 0) m.trainable_size = offset;
-  }
+  const std::vector<std::vector<int64_t>> offsets = m.lay_out_arena(offset);
   m.params = AlignedBuffer(offset);
   m.grads = AlignedBuffer(offset);
 
@@ -583,6 +566,35 @@ void Net::build(int64_t max_batch, uint64_t seed) {
   // A node that needs no gradient never runs backward; a consumer of it gets no dx buffer.
   if (!m.nodes.back().needs_grad)
     throw ConfigError("the network has no trainable parameters (are all layers frozen?): there is nothing to train");
+}
+
+std::vector<std::vector<int64_t>> Net::Impl::lay_out_arena(int64_t& size) {
+  std::vector<std::vector<int64_t>> offsets(nodes.size());
+  int64_t offset = 0;
+  info.clear();
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int i = static_cast<int>(nodes.size()) - 1; i >= 0; --i) {
+      auto& node = nodes[i];
+      offsets[i].resize(node.specs.size());
+      for (size_t j = 0; j < node.specs.size(); ++j) {
+        const auto& s = node.specs[j];
+        const bool trainable = !s.buffer && !node.frozen;
+        if (trainable != (pass == 0)) continue;
+        ParamInfo p{node.layer->name(), s.name, s.shape, offset, s.shape.numel(), s.decay && trainable};
+        p.trainable = trainable;
+        p.buffer = s.buffer;
+        p.average_over_ranks = s.buffer && s.average_over_ranks;
+        p.node = i;
+        info.push_back(p);
+        offsets[i][j] = offset;
+        offset += align_floats(p.size);
+      }
+      if (pass == 0) node.grads_done = offset;
+    }
+    if (pass == 0) trainable_size = offset;
+  }
+  size = offset;
+  return offsets;
 }
 
 void Net::Impl::plan_output_buffers(int64_t max_batch) {
@@ -634,31 +646,10 @@ void Net::build_inference(int64_t max_batch, const Net* shared) {
   m.inference = true;
   m.max_batch = max_batch;
   m.input = Tensor(m.input_shape.with_batch(max_batch));
-  // The arena as build() lays it out (trainable first, last layer first), so that a
-  // checkpoint loads into it; no gradient arena.
-  std::vector<std::vector<int64_t>> offsets(m.nodes.size());
+  // The arena as build() lays it out, so that a checkpoint loads into it; no gradient arena.
+  for (auto& node : m.nodes) node.needs_grad = false;
   int64_t offset = 0;
-  for (int pass = 0; pass < 2; ++pass) {
-    for (int i = static_cast<int>(m.nodes.size()) - 1; i >= 0; --i) {
-      auto& node = m.nodes[i];
-      node.needs_grad = false;
-      offsets[i].resize(node.specs.size());
-      for (size_t j = 0; j < node.specs.size(); ++j) {
-        const auto& s = node.specs[j];
-        const bool trainable = !s.buffer && !node.frozen;
-        if (trainable != (pass == 0)) continue;
-        ParamInfo p{node.layer->name(), s.name, s.shape, offset, s.shape.numel(), s.decay && trainable};
-        p.trainable = trainable;
-        p.buffer = s.buffer;
-        p.average_over_ranks = s.buffer && s.average_over_ranks;
-        p.node = i;
-        m.info.push_back(p);
-        offsets[i][j] = offset;
-        offset += align_floats(p.size);
-      }
-    }
-    if (pass == 0) m.trainable_size = offset;
-  }
+  const std::vector<std::vector<int64_t>> offsets = m.lay_out_arena(offset);
   if (other && other->params.size() != offset) throw Error("Net::build_inference: the shared net's arena differs");
   if (!other) m.params = AlignedBuffer(offset);
   float* base = other ? const_cast<float*>(other->params.data()) : m.params.data();

@@ -412,14 +412,7 @@ void Subsample::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::spa
   const int64_t kvol = w_.k_vol();
   std::vector<float> w(static_cast<size_t>(C_ * kvol));
   for (int64_t c = 0; c < C_; ++c) std::fill_n(w.begin() + c * kvol, kvol, params_[0].w[c]);
-  std::vector<int64_t> wd{C_, 1};
-  for (int i = 3 - w_.rank; i < 3; ++i) wd.push_back(w_.k[i]);
-  OnnxWindow ow = onnx_window(w_);
-  const std::string in = onnx_pad_input(g, x[0], w_, ow, name());
-  auto a = onnx_window_attrs(ow);
-  a.push_back(onnx::attr("group", C_));
-  g.node("Conv", {in, g.constant(name() + "_w", wd, w), g.constant(name() + "_b", {C_}, {params_[1].w, size_t(C_)})},
-         {y}, std::move(a));
+  onnx_depthwise_conv(g, name(), x[0], w_, C_, w, params_[1].w, y);
 }
 
 void GlobalPool::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape>,

@@ -139,13 +139,7 @@ void WeightedPool::to_onnx(onnx::Graph& g, std::span<const std::string> x, std::
   const int64_t kvol = w_.k_vol();
   std::vector<float> w(static_cast<size_t>(C_ * kvol));
   for (int64_t c = 0; c < C_; ++c) std::copy_n(weights(), kvol, w.begin() + c * kvol);
-  std::vector<int64_t> wd{C_, 1};
-  for (int i = 3 - w_.rank; i < 3; ++i) wd.push_back(w_.k[i]);
-  OnnxWindow ow = onnx_window(w_);
-  const std::string in = onnx_pad_input(g, x[0], w_, ow, name());
-  auto a = onnx_window_attrs(ow);
-  a.push_back(onnx::attr("group", C_));
-  g.node("Conv", {in, g.constant(name() + "_w", wd, w)}, {y}, std::move(a));
+  onnx_depthwise_conv(g, name(), x[0], w_, C_, w, nullptr, y);
 }
 
 }  // namespace hubel::layers

@@ -441,6 +441,18 @@ std::string onnx_pad_input(onnx::Graph& g, const std::string& x, const Window& w
               {onnx::attr("mode", std::string(w.value == PadValue::reflect ? "reflect" : "edge"))});
 }
 
+void onnx_depthwise_conv(onnx::Graph& g, const std::string& name, const std::string& x, const Window& w, int64_t C,
+                         const std::vector<float>& kernels, const float* bias, const std::string& y) {
+  std::vector<int64_t> wd{C, 1};
+  for (int i = 3 - w.rank; i < 3; ++i) wd.push_back(w.k[i]);
+  OnnxWindow ow = onnx_window(w);
+  std::vector<std::string> in{onnx_pad_input(g, x, w, ow, name), g.constant(name + "_w", wd, kernels)};
+  if (bias) in.push_back(g.constant(name + "_b", {C}, std::span<const float>(bias, static_cast<size_t>(C))));
+  auto a = onnx_window_attrs(ow);
+  a.push_back(onnx::attr("group", C));
+  g.node("Conv", in, {y}, std::move(a));
+}
+
 std::vector<onnx::Attr> onnx_window_attrs(const OnnxWindow& ow, bool dilations) {
   std::vector<onnx::Attr> a{onnx::attr("kernel_shape", ow.kernel), onnx::attr("strides", ow.strides),
                             onnx::attr("pads", ow.pads)};

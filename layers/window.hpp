@@ -154,6 +154,12 @@ std::string onnx_pad_input(onnx::Graph& g, const std::string& x, const Window& w
 // `dilations` is false).
 std::vector<onnx::Attr> onnx_window_attrs(const OnnxWindow& ow, bool dilations = true);
 
+// A depthwise convolution over the window (C groups of one channel) with `kernels`
+// [C, k_vol] and an optional per-channel bias: the ONNX form of the layers that weight a
+// window per channel (trainable subsampling, weighted pooling).
+void onnx_depthwise_conv(onnx::Graph& g, const std::string& name, const std::string& x, const Window& w, int64_t C,
+                         const std::vector<float>& kernels, const float* bias, const std::string& y);
+
 // Per-dimension values parsed from a scalar or a list of `rank` entries (rank 0: any length).
 std::vector<int64_t> parse_dims(const Config& c, int rank, const std::string& what, int64_t min_value);
 // Expands per-dimension values to the three internal dimensions (leading unit dims get `unit`).
