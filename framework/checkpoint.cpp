@@ -606,4 +606,22 @@ std::string resolve_checkpoint(const std::string& path) {
   return path;
 }
 
+Config checkpoint_experiment(const std::string& experiment, const std::string& checkpoint,
+                             const std::vector<std::string>& sets) {
+  Config root = [&] {
+    if (!experiment.empty()) return Config::load_file(experiment);
+    if (h5::read_string_attribute(h5::File::open_read(checkpoint), "/", "format") ==
+        std::optional<std::string>("hubel-weights"))
+      throw ConfigError(cat(checkpoint, ": holds exported weights and no experiment; name the experiment file too"));
+    const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
+    if (meta.experiment.empty())
+      throw ConfigError(cat(checkpoint, ": holds no experiment; name the experiment file too"));
+    Config c = Config::parse(meta.experiment, checkpoint + " (its experiment)");
+    c.set_base(meta.experiment_dir);  // relative paths as where it was run
+    return c;
+  }();
+  for (const auto& s : sets) root.apply_override(s);
+  return root;
+}
+
 }  // namespace hubel

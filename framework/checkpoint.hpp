@@ -29,6 +29,8 @@
 
 namespace hubel {
 
+class Config;
+
 struct CheckpointMeta {
   int64_t epoch = 0;  // the epoch to continue in (from 0)
   int64_t batch = 0;  // minibatches of that epoch already trained
@@ -114,6 +116,12 @@ class CheckpointDir {
   std::string dir_;
   int keep_;
 };
+
+// The experiment a command runs on a checkpoint: the file given (non-empty), else the one
+// the checkpoint holds (relative paths as where it was run); then the overrides
+// (path.key=value). Exported weights hold none: a ConfigError says to name the file.
+Config checkpoint_experiment(const std::string& experiment, const std::string& checkpoint,
+                             const std::vector<std::string>& sets);
 
 // A checkpoint a user names: a checkpoint file, a checkpoint directory (the checkpoint its
 // `latest` names if it reads back whole, else the newest that does) or a `latest` pointer

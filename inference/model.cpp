@@ -13,7 +13,6 @@
 #include "framework/config.hpp"
 #include "framework/error.hpp"
 #include "framework/experiment.hpp"
-#include "framework/hdf5.hpp"
 #include "layers/builtin.hpp"
 
 namespace hubel {
@@ -166,19 +165,7 @@ Model::~Model() = default;
 Model Model::load(const std::string& path, const Options& o) {
   if (o.max_batch < 1) throw ConfigError(cat("Model::load: max_batch must be positive; got ", o.max_batch));
   const std::string file = resolve_checkpoint(path);
-  Config root = [&] {
-    if (!o.experiment.empty()) return Config::load_file(o.experiment);
-    if (h5::read_string_attribute(h5::File::open_read(file), "/", "format") ==
-        std::optional<std::string>("hubel-weights"))
-      throw ConfigError(cat(file, ": holds exported weights and no experiment; give Options::experiment"));
-    const CheckpointMeta meta = read_checkpoint_meta(file);
-    if (meta.experiment.empty())
-      throw ConfigError(cat(file, ": holds no experiment (exported weights?); give Options::experiment"));
-    Config c = Config::parse(meta.experiment, file + " (its experiment)");
-    c.set_base(meta.experiment_dir);
-    return c;
-  }();
-  for (const auto& s : o.sets) root.apply_override(s);
+  Config root = checkpoint_experiment(o.experiment, file, o.sets);
   // Only what inference reads: the model and the data's transform.
   BuiltModel model = build_model(root.at("model"), layers::builtin_registry());
   datasets::Splits data = datasets::open(root.at("data"), true);

@@ -220,23 +220,6 @@ int cmd_inspect(int argc, char** argv) {
   return kOk;
 }
 
-// The experiment a command runs: the file given, else the one the checkpoint holds; then
-// the --set overrides.
-Config experiment_of(const std::string& experiment, const std::string& checkpoint,
-                     const std::vector<std::string>& sets) {
-  Config root = [&] {
-    if (!experiment.empty()) return Config::load_file(experiment);
-    const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
-    if (meta.experiment.empty())
-      throw ConfigError(cat(checkpoint, ": holds no experiment; name the experiment file too"));
-    Config c = Config::parse(meta.experiment, checkpoint + " (its experiment)");
-    c.set_base(meta.experiment_dir);  // relative paths as where it was run
-    return c;
-  }();
-  for (const auto& s : sets) root.apply_override(s);
-  return root;
-}
-
 int cmd_export(int argc, char** argv) {
   Common c;
   std::string checkpoint, out, batch = "dynamic", reference;
@@ -276,9 +259,10 @@ int cmd_export(int argc, char** argv) {
   if (samples < 1) throw po::error("--samples must be positive");
   if (o.batch) samples = o.batch;
   checkpoint = resolve_checkpoint(checkpoint);
-  Experiment exp = Experiment::from_config(experiment_of(c.experiment, checkpoint, c.sets));
+  Experiment exp = Experiment::from_config(checkpoint_experiment(c.experiment, checkpoint, c.sets));
   BuiltModel model = build_model(exp.model, layers::builtin_registry());
-  datasets::Splits data = datasets::open(exp.data);
+  // (the transform; the training samples only for a reference, which takes test samples)
+  datasets::Splits data = datasets::open(exp.data, reference.empty());
   const Shape stored = data.train->sample_shape();
   Runtime runtime(c.threads);
   model.net.build(std::max<int64_t>(1, reference.empty() ? 1 : samples), exp.train.seed);
@@ -345,7 +329,7 @@ int cmd_eval(int argc, char** argv, comm::Communicator& comm) {
   if (c.threads < 0) throw po::error("--threads must be positive");
   if (c.seed >= 0) c.sets.push_back("train.seed=" + std::to_string(c.seed));
   checkpoint = resolve_checkpoint(checkpoint);
-  Experiment exp = Experiment::from_config(experiment_of(c.experiment, checkpoint, c.sets));
+  Experiment exp = Experiment::from_config(checkpoint_experiment(c.experiment, checkpoint, c.sets));
   BuiltModel model = build_model(exp.model, layers::builtin_registry());
   datasets::Splits data = datasets::open(exp.data);
   const datasets::Dataset* set = split == "train"                               ? data.train.get()
@@ -458,9 +442,9 @@ int cmd_predict(int argc, char** argv, comm::Communicator& comm) {
   if (!out.empty() && !out.ends_with(".csv") && !out.ends_with(".jsonl"))
     throw po::error(cat("--out is FILE.csv or FILE.jsonl; got '", out, "'"));
   checkpoint = resolve_checkpoint(checkpoint);
-  Experiment exp = Experiment::from_config(experiment_of(c.experiment, checkpoint, c.sets));
+  Experiment exp = Experiment::from_config(checkpoint_experiment(c.experiment, checkpoint, c.sets));
   BuiltModel model = build_model(exp.model, layers::builtin_registry());
-  datasets::Splits data = datasets::open(exp.data);  // (the evaluation transform and class names)
+  datasets::Splits data = datasets::open(exp.data, true);  // (the evaluation transform and class names)
   const Shape stored = data.train->sample_shape();
   const auto names = data.train->class_names();
   // The inputs, in order.
@@ -675,7 +659,7 @@ int cmd_visualize(int argc, char** argv) {
   if (file.empty()) throw po::error("missing the checkpoint: hubel visualize CHECKPOINT --sample K");
   if (sample < 0) throw po::error("--sample must be >= 0");
   file = resolve_checkpoint(file);
-  Experiment exp = Experiment::from_config(experiment_of(experiment, file, sets));
+  Experiment exp = Experiment::from_config(checkpoint_experiment(experiment, file, sets));
   BuiltModel model = build_model(exp.model, layers::builtin_registry());
   datasets::Splits data = datasets::open(exp.data);
   const datasets::Dataset* set = split == "train"                               ? data.train.get()

@@ -188,7 +188,7 @@ TEST(Model, LoadsExportedWeightsWithTheirExperiment) {
   const std::string weights = f.dir / "weights.h5";
   export_weights(weights, f.checkpoint);
   EXPECT_EQ(test::error_of<ConfigError>([&] { Model::load(weights); }),
-            weights + ": holds exported weights and no experiment; give Options::experiment");
+            weights + ": holds exported weights and no experiment; name the experiment file too");
   {
     std::ofstream e(f.dir / "exp.yaml");
     e << kExperiment;
