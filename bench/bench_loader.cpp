@@ -6,10 +6,20 @@
 //
 //   build/bench/bench_loader [data/fashion-mnist.h5] [launch/experiments/lenet_modern.yaml]
 // (convert the data first: hubel convert idx /usr/share/datasets/fashion-mnist data/fashion-mnist.h5)
+//
+// The data path alone, on every rank of an mpirun, as a training run opens it (data.store,
+// data.memory_mb: resident, partitioned or streaming): one epoch of the training loader
+// with prefetching and transforms, no training; images/s per rank and in all, the time to
+// the first batch (reading the split or a part), and each rank's peak RSS.
+//
+//   mpirun -np 2 build/bench/bench_loader --data-path EXPERIMENT [key=value overrides...]
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <string>
 
+#include "comm/mpi_communicator.hpp"
 #include "datasets/hdf5_dataset.hpp"
 #include "datasets/loader.hpp"
 #include "datasets/open.hpp"
@@ -22,7 +32,71 @@
 using namespace hubel;
 using Clock = std::chrono::steady_clock;
 
+namespace {
+
+double peak_rss_mb() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  return 0;
+}
+
+int data_path(int argc, char** argv) {
+  auto comm = comm::make_communicator(&argc, &argv);
+  try {
+    std::vector<std::string> sets(argv + 3, argv + argc);
+    Experiment exp = Experiment::load(argv[2], sets);
+    datasets::Splits data = datasets::open(exp.data, false, {comm->rank(), comm->size(), comm->node_size()});
+    datasets::LoaderOptions o{exp.train.batch, comm->rank(),  comm->size(), true, false, true,
+                              exp.train.seed,  data.prefetch, data.timeout};
+    o.comm = comm.get();
+    o.shuffle_buffer = data.shuffle_buffer;
+    Runtime runtime(1);
+    datasets::Loader loader(*data.train, data.transform.get(), o);
+    comm->barrier();
+    const auto t0 = Clock::now();
+    double first = 0, sum = 0;
+    int64_t images = 0;
+    runtime.run([&] {
+      loader.start(0);
+      Batch b;
+      while (loader.next(b)) {
+        if (images == 0) first = std::chrono::duration<double>(Clock::now() - t0).count();
+        images += b.rows;
+        sum += b.x.data()[0];  // (touch the batch)
+      }
+    });
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::vector<double> all(static_cast<size_t>(3 * comm->size()), 0.0);
+    all[static_cast<size_t>(3 * comm->rank())] = static_cast<double>(images) / (s - first);
+    all[static_cast<size_t>(3 * comm->rank() + 1)] = first;
+    all[static_cast<size_t>(3 * comm->rank() + 2)] = peak_rss_mb();
+    comm->allreduce_sum(all);
+    if (comm->rank() == 0) {
+      double total = 0, rss = 0, wait = 0;
+      for (int r = 0; r < comm->size(); ++r) {
+        total += all[static_cast<size_t>(3 * r)];
+        wait = std::max(wait, all[static_cast<size_t>(3 * r + 1)]);
+        rss = std::max(rss, all[static_cast<size_t>(3 * r + 2)]);
+      }
+      std::printf(
+          "data path: store %s on %d rank(s): %.0f images/s (after the first batch, %.2f s in), peak RSS %.0f MB "
+          "per rank (largest)%s\n",
+          data.store.c_str(), comm->size(), total, wait, rss, sum < 0 ? " " : "");
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_loader (rank %d): %s\n", comm->rank(), e.what());
+    if (comm->size() > 1) static_cast<comm::MpiCommunicator&>(*comm).abort(1);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  if (argc > 2 && std::string(argv[1]) == "--data-path") return data_path(argc, argv);
   const std::string file = argc > 1 ? argv[1] : "data/fashion-mnist.h5";
   const std::string exp_path = argc > 2 ? argv[2] : "launch/experiments/lenet_modern.yaml";
   try {

@@ -2,6 +2,7 @@
 // test and a one-machine run use the single-process implementation.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -32,11 +33,26 @@ class ScopedActivity {
   Activity saved_;
 };
 
+// Rows of bytes sent between every pair of ranks on a channel of its own (a partitioned
+// data set's samples, datasets/hdf5_dataset.hpp): one Exchanger per loader, used by one
+// thread at a time (the loader's), concurrently with the gradient allreduce on others.
+class Exchanger {
+ public:
+  virtual ~Exchanger() = default;
+  // Rank r sends send_rows[d] rows of row_bytes to each rank d (send: rank 0's rows, then
+  // rank 1's, ...) and receives recv_rows[s] rows from each rank s into recv, in the same
+  // layout. Both arrays have size() entries. Blocking; the watchdog bounds the wait.
+  virtual void alltoallv(const uint8_t* send, const int64_t* send_rows, uint8_t* recv, const int64_t* recv_rows,
+                         int64_t row_bytes) = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  // The ranks on this rank's node (sharing its memory).
+  virtual int node_size() const { return 1; }
   // In place: every rank ends with the element-wise sum over ranks.
   virtual void allreduce_sum(std::span<float> data) = 0;
   virtual void allreduce_sum(std::span<double> data) = 0;
@@ -67,6 +83,11 @@ class Communicator {
   // buckets of about bucket_floats). Every member is pure or inline, so the interface
   // costs its users no link dependency on comm/ (framework/ uses it without linking it).
   virtual std::unique_ptr<GradientExchange> gradient_exchange(int64_t arena_floats, int64_t bucket_floats) = 0;
+
+  // A channel for exchanging rows (collective: every rank creates its exchangers in the
+  // same order). Throws when MPI cannot let the loader thread use it (no
+  // MPI_THREAD_MULTIPLE); single_thread: it will be used on the main thread only.
+  virtual std::unique_ptr<Exchanger> exchanger(bool single_thread) = 0;
 
   // The stall watchdog: any wait on other ranks longer than `seconds` (0: no limit) prints
   // which rank, step and operation waited and stops the whole job, without needing the
@@ -113,6 +134,14 @@ class LocalCommunicator final : public Communicator {
   void barrier() override {}
   Request start_allreduce_sum(std::span<float>) override { return 0; }
   bool test(Request) override { return true; }
+  // One rank: what it sends itself.
+  struct SelfExchanger final : Exchanger {
+    void alltoallv(const uint8_t* send, const int64_t* send_rows, uint8_t* recv, const int64_t*,
+                   int64_t row_bytes) override {
+      if (send_rows[0] > 0) std::copy(send, send + send_rows[0] * row_bytes, recv);
+    }
+  };
+  std::unique_ptr<Exchanger> exchanger(bool) override { return std::make_unique<SelfExchanger>(); }
 };
 
 }  // namespace hubel::comm

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "comm/gradient_sync.hpp"
@@ -113,6 +114,13 @@ MpiCommunicator::MpiCommunicator(int* argc, char*** argv) : pending_(std::make_u
   serialized_ = provided >= MPI_THREAD_SERIALIZED;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  // The ranks on this node, as the launcher says (no collective: MPI_Comm_split_type made
+  // the next allreduce hang across network namespaces that share a host name).
+  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"})
+    if (const char* n = std::getenv(v); n && std::atoi(n) > 0) {
+      node_size_ = std::atoi(n);
+      break;
+    }
   if (size_ > 1) {
     const int rank = rank_;
     // The same default as train.comm_timeout; the Trainer sets the experiment's.
@@ -170,6 +178,7 @@ void MpiCommunicator::set_ordered(bool on) {
 
 void MpiCommunicator::allreduce_sum(std::span<float> data) {
   Watched w(*this);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   in_pieces(data, [this](float* p, int n) {
     if (ordered_)
       ordered_allreduce(p, n, MPI_FLOAT, rank_, size_, tmp_float_);
@@ -180,6 +189,7 @@ void MpiCommunicator::allreduce_sum(std::span<float> data) {
 
 void MpiCommunicator::allreduce_sum(std::span<double> data) {
   Watched w(*this);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   in_pieces(data, [this](double* p, int n) {
     if (ordered_)
       ordered_allreduce(p, n, MPI_DOUBLE, rank_, size_, tmp_double_);
@@ -190,15 +200,18 @@ void MpiCommunicator::allreduce_sum(std::span<double> data) {
 
 void MpiCommunicator::broadcast(std::span<float> data, int root) {
   Watched w(*this);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   in_pieces(data, [root](float* p, int n) { check(MPI_Bcast(p, n, MPI_FLOAT, root, MPI_COMM_WORLD), "broadcast"); });
 }
 
 void MpiCommunicator::broadcast(std::span<double> data, int root) {
   Watched w(*this);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   in_pieces(data, [root](double* p, int n) { check(MPI_Bcast(p, n, MPI_DOUBLE, root, MPI_COMM_WORLD), "broadcast"); });
 }
 
 Communicator::Request MpiCommunicator::start_allreduce_sum(std::span<float> data) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   if (data.size() > static_cast<size_t>(INT_MAX)) throw Error("a non-blocking allreduce of more than 2^31 floats");
   Pending& p = *pending_;
   int64_t id;
@@ -220,6 +233,7 @@ Communicator::Request MpiCommunicator::start_allreduce_sum(std::span<float> data
 }
 
 bool MpiCommunicator::test(Request r) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   Pending& p = *pending_;
   MPI_Request& req = p.slots.at(static_cast<size_t>(r));
   int done = 0;
@@ -229,6 +243,7 @@ bool MpiCommunicator::test(Request r) {
 }
 
 void MpiCommunicator::progress() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   // One MPI_Test on any pending request drives Open MPI's progress engine for all of them.
   for (auto& req : pending_->slots)
     if (req != MPI_REQUEST_NULL) {
@@ -239,8 +254,89 @@ void MpiCommunicator::progress() {
     }
 }
 
+namespace {
+// A channel of its own (MPI_Comm_dup), so that a loader thread's exchanges never match
+// another thread's collectives. MPI is called under the communicator's lock, and never
+// blocks there: a non-blocking exchange tested with short sleeps between (a blocking call
+// would also spin while it waits for the other ranks' loader threads, taking a core from
+// the training).
+class MpiExchanger final : public Exchanger {
+ public:
+  MpiExchanger(Communicator& owner, std::recursive_mutex& mutex) : owner_(owner), mutex_(mutex) {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    check(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "communicator duplication");
+    MPI_Comm_size(comm_, &size_);
+    send_counts_.resize(static_cast<size_t>(size_));
+    recv_counts_.resize(static_cast<size_t>(size_));
+    send_displs_.resize(static_cast<size_t>(size_));
+    recv_displs_.resize(static_cast<size_t>(size_));
+  }
+  ~MpiExchanger() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) {
+      std::lock_guard<std::recursive_mutex> lock(mutex_);
+      if (type_ != MPI_DATATYPE_NULL) MPI_Type_free(&type_);
+      MPI_Comm_free(&comm_);
+    }
+  }
+  void alltoallv(const uint8_t* send, const int64_t* send_rows, uint8_t* recv, const int64_t* recv_rows,
+                 int64_t row_bytes) override {
+    std::unique_lock<std::recursive_mutex> lock(mutex_);
+    if (row_bytes != type_bytes_) {  // a row is one element: counts stay small
+      if (type_ != MPI_DATATYPE_NULL) MPI_Type_free(&type_);
+      if (row_bytes > INT_MAX) throw Error(cat("a data exchange of rows of ", row_bytes, " bytes"));
+      check(MPI_Type_contiguous(static_cast<int>(row_bytes), MPI_BYTE, &type_), "datatype");
+      check(MPI_Type_commit(&type_), "datatype");
+      type_bytes_ = row_bytes;
+    }
+    int64_t s = 0, r = 0;
+    for (int d = 0; d < size_; ++d) {
+      if (s + send_rows[d] > INT_MAX || r + recv_rows[d] > INT_MAX) throw Error("a data exchange of over 2^31 rows");
+      send_counts_[d] = static_cast<int>(send_rows[d]);
+      recv_counts_[d] = static_cast<int>(recv_rows[d]);
+      send_displs_[d] = static_cast<int>(s);
+      recv_displs_[d] = static_cast<int>(r);
+      s += send_rows[d];
+      r += recv_rows[d];
+    }
+    ScopedActivity a("the partitioned store's data exchange");
+    Watched w(owner_);
+    MPI_Request req = MPI_REQUEST_NULL;
+    check(MPI_Ialltoallv(send, send_counts_.data(), send_displs_.data(), type_, recv, recv_counts_.data(),
+                         recv_displs_.data(), type_, comm_, &req),
+          "data exchange (alltoallv)");
+    for (int done = 0;;) {
+      if (!lock.owns_lock()) lock.lock();
+      check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "data exchange (alltoallv)");
+      if (done) break;
+      lock.unlock();
+      ::usleep(100);
+    }
+  }
+
+ private:
+  Communicator& owner_;
+  std::recursive_mutex& mutex_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int size_ = 1;
+  MPI_Datatype type_ = MPI_DATATYPE_NULL;
+  int64_t type_bytes_ = 0;
+  std::vector<int> send_counts_, recv_counts_, send_displs_, recv_displs_;
+};
+}  // namespace
+
+std::unique_ptr<Exchanger> MpiCommunicator::exchanger(bool single_thread) {
+  if (!single_thread && !serialized_)
+    throw Error(
+        "this MPI library does not allow calls from a second thread (MPI_THREAD_SERIALIZED), which the "
+        "partitioned data store's loader thread needs: set data.prefetch: 0, or data.store: resident or streaming");
+  return std::make_unique<MpiExchanger>(*this, mutex_);
+}
+
 void MpiCommunicator::barrier() {
   Watched w(*this);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   check(MPI_Barrier(MPI_COMM_WORLD), "barrier");
 }
 

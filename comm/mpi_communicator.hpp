@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -13,7 +14,9 @@ namespace hubel::comm {
 class MpiCommunicator final : public Communicator {
  public:
   // Initializes MPI asking for MPI_THREAD_SERIALIZED: the gradient sync's communication
-  // thread and the main thread call MPI, never at the same time.
+  // thread, the main thread and a partitioned data set's loader thread call MPI, one at a
+  // time (a lock; only the loader's calls overlap the others', and they never block).
+  // (MPI_THREAD_MULTIPLE is not needed for that, nor its cost on every call.)
   MpiCommunicator(int* argc, char*** argv);
   ~MpiCommunicator() override;  // MPI_Finalize
   MpiCommunicator(const MpiCommunicator&) = delete;
@@ -21,6 +24,7 @@ class MpiCommunicator final : public Communicator {
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  int node_size() const override { return node_size_; }
   void allreduce_sum(std::span<float> data) override;
   void allreduce_sum(std::span<double> data) override;
   void broadcast(std::span<float> data, int root) override;
@@ -36,12 +40,14 @@ class MpiCommunicator final : public Communicator {
   void note_step(int64_t step) override;
   void begin_wait() override;
   void end_wait() override;
+  std::unique_ptr<Exchanger> exchanger(bool single_thread) override;
   // Stops every rank (after an error on one, so that the others do not wait forever).
   [[noreturn]] void abort(int code);
 
  private:
-  int rank_ = 0, size_ = 1;
+  int rank_ = 0, size_ = 1, node_size_ = 1;
   bool serialized_ = false;
+  std::recursive_mutex mutex_;  // held around every MPI call
   bool ordered_ = false;
   std::vector<float> tmp_float_;  // the ordered allreduce's scratch
   std::vector<double> tmp_double_;

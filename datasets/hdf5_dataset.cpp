@@ -1,7 +1,10 @@
 // Writing and reading the hubel dataset format.
 #include "datasets/hdf5_dataset.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -107,8 +110,10 @@ FileStats read_file_stats(const std::string& path, const Shape* mean_image_shape
   return s;
 }
 
-Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int64_t memory_bytes)
-    : path_(path), split_(split), file_(h5::File::open_read(path)), memory_bytes_(memory_bytes) {
+Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int64_t memory_bytes, Part part)
+    : path_(path), split_(split), file_(h5::File::open_read(path)), memory_bytes_(memory_bytes), part_(part) {
+  if (part_.world < 0 || (part_.world > 0 && (part_.rank < 0 || part_.rank >= part_.world)))
+    throw Error(cat(path, ":/", split, ": rank ", part_.rank, " of a partition over ", part_.world));
   const std::string group = "/" + split, images = group + "/images", labels = group + "/labels";
   if (!file_.exists(group)) {
     std::string have;
@@ -179,10 +184,17 @@ Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int6
   // decompress each chunk once), at most 128 MiB; a streamed set (read in order) needs
   // only a few chunks at a time.
   const int64_t bytes = n_ * shape_.numel() * (uint8_ ? 1 : 4);
-  const int64_t cache = bytes <= memory_bytes_       ? int64_t{1} << 20
-                        : memory_bytes_ == kStreamed ? int64_t{1} << 20
+  if (part_.world > 0) held_first_ = part_begin(part_.rank);
+  if (struct stat st{}; ::stat(path_.c_str(), &st) == 0) {
+    device_ = st.st_dev;
+    inode_ = st.st_ino;
+    file_bytes_ = st.st_size;
+  }
+  const int64_t cache = part_.world > 0 || bytes <= memory_bytes_ ? int64_t{1} << 20
+                        : memory_bytes_ == kStreamed              ? int64_t{1} << 20
                                                      : std::min<int64_t>(bytes + (1 << 20), int64_t{128} << 20);
   images_ = h5::open_dataset(file_, images, static_cast<size_t>(cache));
+  chunk_rows_ = h5::chunk_rows(images_);
 }
 
 void Hdf5Dataset::check_finite(const float* rows, int64_t first, int64_t count, int64_t per,
@@ -203,58 +215,164 @@ void Hdf5Dataset::read_labels(std::span<const int64_t> idx, int32_t* labels) con
   }
 }
 
-void Hdf5Dataset::read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView) const {
-  std::lock_guard<std::mutex> guard(mutex_);
-  const int64_t n = static_cast<int64_t>(idx.size()), per = shape_.numel(), elem = uint8_ ? 1 : 4;
-  const int64_t row_bytes = per * elem;
-  if (n_ * row_bytes <= memory_bytes_) {
-    if (resident_.empty() && n_ > 0) {
-      std::vector<uint8_t> all(static_cast<size_t>(n_ * row_bytes));
-      h5::read_dataset(file_, "/" + split_ + "/images", uint8_ ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, all.data());
-      if (!uint8_) check_finite(reinterpret_cast<const float*>(all.data()), 0, n_, per, nullptr);
-      resident_ = std::move(all);
-    }
+void Hdf5Dataset::check_file() const {
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0)
+    throw DataError(cat(name(), ": the file is gone since it was opened (", std::strerror(errno), ")"));
+  if (st.st_dev != device_ || st.st_ino != inode_)
+    throw DataError(cat(name(), ": the file was replaced by another since it was opened"));
+  if (st.st_size != file_bytes_)
+    throw DataError(cat(name(), ": the file changed size since it was opened, from ", file_bytes_, " to ",
+                        static_cast<int64_t>(st.st_size), " bytes"));
+}
+
+void Hdf5Dataset::check_index(int64_t id) const {
+  if (id < 0 || id >= n_) throw DataError(cat(name(), ": sample ", id, " out of range [0, ", n_, ")"));
+}
+
+int Hdf5Dataset::part_owner(int64_t id) const {
+  const int W = part_.world;
+  int p = static_cast<int>(std::min<int64_t>(W - 1, static_cast<int64_t>((static_cast<__int128>(id) * W) / n_)));
+  while (p + 1 < W && part_begin(p + 1) <= id) ++p;
+  while (p > 0 && part_begin(p) > id) --p;
+  return p;
+}
+
+void Hdf5Dataset::to_float(const uint8_t* row, float* out) const {
+  const int64_t per = shape_.numel();
+  if (uint8_) {
+    for (int64_t j = 0; j < per; ++j) out[j] = row[j];
+  } else {
+    std::memcpy(out, row, static_cast<size_t>(per) * 4);
+  }
+}
+
+const uint8_t* Hdf5Dataset::held_locked() const {
+  const int64_t row_bytes = stored_bytes();
+  const bool whole = part_.world == 0 && n_ * row_bytes <= memory_bytes_;
+  if (part_.world == 0 && !whole) return nullptr;
+  if (!loaded_) {
+    check_file();
+    const int64_t first = held_first_, count = whole ? n_ : part_begin(part_.rank + 1) - first;
+    std::vector<uint8_t> rows(static_cast<size_t>(std::max<int64_t>(1, count * row_bytes)));
+    // In runs of whole rows of about 64 MiB: sequential reads of whole chunks, and HDF5's
+    // lock is let go between them.
+    const int64_t step = std::max<int64_t>(1, (int64_t{64} << 20) / row_bytes);
+    for (int64_t r = 0; r < count; r += step)
+      h5::read_run(file_, images_, "/" + split_ + "/images", uint8_ ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, first + r,
+                   std::min(step, count - r), rows.data() + r * row_bytes);
+    if (!uint8_) check_finite(reinterpret_cast<const float*>(rows.data()), first, count, shape_.numel(), nullptr);
+    resident_ = std::move(rows);
+    loaded_ = true;
+  }
+  return resident_.data();
+}
+
+template <class Put>
+void Hdf5Dataset::gather_locked(std::span<const int64_t> idx, Put&& put) const {
+  const int64_t n = static_cast<int64_t>(idx.size()), row_bytes = stored_bytes();
+  if (const uint8_t* held = held_locked()) {
+    const int64_t end = held_first_ + static_cast<int64_t>(resident_.size()) / row_bytes;
     for (int64_t i = 0; i < n; ++i) {
-      if (idx[i] < 0 || idx[i] >= n_) throw DataError(cat(name(), ": sample ", idx[i], " out of range [0, ", n_, ")"));
-      const uint8_t* src = resident_.data() + idx[i] * row_bytes;
-      float* out = x.data() + i * per;
-      if (uint8_) {
-        for (int64_t j = 0; j < per; ++j) out[j] = src[j];
-      } else {
-        std::memcpy(out, src, static_cast<size_t>(row_bytes));
-      }
-      if (labels) labels[i] = labels_[static_cast<size_t>(idx[i])];
+      check_index(idx[i]);
+      if (idx[i] < held_first_ || idx[i] >= end)
+        throw Error(cat(name(), ": sample ", idx[i], " is in rank ", part_owner(idx[i]), "'s part, not rank ",
+                        part_.rank, "'s: a partitioned split is read collectively (read_global)"));
+      put(i, idx[i], held + (idx[i] - held_first_) * row_bytes);
     }
     return;
   }
   order_.resize(idx.size());
   for (int64_t i = 0; i < n; ++i) {
-    if (idx[i] < 0 || idx[i] >= n_) throw DataError(cat(name(), ": sample ", idx[i], " out of range [0, ", n_, ")"));
+    check_index(idx[i]);
     order_[i] = {idx[i], i};
   }
   std::sort(order_.begin(), order_.end());
+  check_file();
   rows_.clear();
   for (int64_t i = 0; i < n; ++i)
     if (i == 0 || order_[i].first != order_[i - 1].first) rows_.push_back(order_[i].first);
-  const int64_t need = static_cast<int64_t>(rows_.size()) * per * elem;
+  const int64_t need = static_cast<int64_t>(rows_.size()) * row_bytes;
   if (static_cast<int64_t>(raw_.size()) < need) raw_.resize(static_cast<size_t>(need));
   h5::read_rows(file_, images_, "/" + split_ + "/images", uint8_ ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, rows_.data(),
                 static_cast<int64_t>(rows_.size()), raw_.data());
   if (!uint8_)
-    check_finite(reinterpret_cast<const float*>(raw_.data()), 0, static_cast<int64_t>(rows_.size()), per, rows_.data());
+    check_finite(reinterpret_cast<const float*>(raw_.data()), 0, static_cast<int64_t>(rows_.size()), shape_.numel(),
+                 rows_.data());
   // Scatter: the k-th distinct row goes to every destination that asked for it.
   int64_t k = -1;
   for (int64_t i = 0; i < n; ++i) {
     if (i == 0 || order_[i].first != order_[i - 1].first) ++k;
-    const int64_t dst = order_[i].second;
-    float* out = x.data() + dst * per;
-    if (uint8_) {
-      const uint8_t* src = raw_.data() + k * per;
-      for (int64_t j = 0; j < per; ++j) out[j] = src[j];
-    } else {
-      std::memcpy(out, raw_.data() + k * per * 4, static_cast<size_t>(per) * 4);
+    put(order_[i].second, order_[i].first, raw_.data() + k * row_bytes);
+  }
+}
+
+void Hdf5Dataset::read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView) const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  const int64_t per = shape_.numel();
+  gather_locked(idx, [&](int64_t dst, int64_t id, const uint8_t* row) {
+    to_float(row, x.data() + dst * per);
+    if (labels) labels[dst] = labels_[static_cast<size_t>(id)];
+  });
+}
+
+void Hdf5Dataset::read_stored(std::span<const int64_t> idx, uint8_t* rows, int32_t* labels) const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  const int64_t row_bytes = stored_bytes();
+  gather_locked(idx, [&](int64_t dst, int64_t id, const uint8_t* row) {
+    std::memcpy(rows + dst * row_bytes, row, static_cast<size_t>(row_bytes));
+    if (labels) labels[dst] = labels_[static_cast<size_t>(id)];
+  });
+}
+
+void Hdf5Dataset::read_global(std::span<const int64_t> ids, std::span<const int64_t> bounds, int rank,
+                              comm::Exchanger* ex, ExchangeScratch& sc, TensorView x, int32_t* labels,
+                              TensorView targets) const {
+  if (part_.world == 0) {
+    Dataset::read_global(ids, bounds, rank, ex, sc, x, labels, targets);
+    return;
+  }
+  const int W = part_.world;
+  if (static_cast<int>(bounds.size()) != W + 1 || rank != part_.rank || !ex)
+    throw Error(cat(name(), ": a collective read for rank ", rank, " of ", static_cast<int64_t>(bounds.size()) - 1,
+                    " ranks, but the split is partitioned for rank ", part_.rank, " of ", W));
+  const uint8_t* held = nullptr;
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    held = held_locked();  // (fixed once loaded)
+  }
+  const int64_t row_bytes = stored_bytes(), per = shape_.numel();
+  sc.send_rows.assign(static_cast<size_t>(W), 0);
+  sc.recv_rows.assign(static_cast<size_t>(W), 0);
+  // What this rank sends: the rows of its part, to each rank in that rank's row order.
+  int64_t sends = 0;
+  for (int d = 0; d < W; ++d)
+    for (int64_t i = bounds[static_cast<size_t>(d)]; i < bounds[static_cast<size_t>(d) + 1]; ++i) {
+      check_index(ids[static_cast<size_t>(i)]);
+      if (part_owner(ids[static_cast<size_t>(i)]) == rank) ++sc.send_rows[static_cast<size_t>(d)], ++sends;
     }
-    if (labels) labels[dst] = labels_[static_cast<size_t>(order_[i].first)];
+  const int64_t b = bounds[static_cast<size_t>(rank)], e = bounds[static_cast<size_t>(rank) + 1];
+  for (int64_t i = b; i < e; ++i) ++sc.recv_rows[static_cast<size_t>(part_owner(ids[static_cast<size_t>(i)]))];
+  if (static_cast<int64_t>(sc.send.size()) < sends * row_bytes) sc.send.resize(static_cast<size_t>(sends * row_bytes));
+  if (static_cast<int64_t>(sc.recv.size()) < (e - b) * row_bytes)
+    sc.recv.resize(static_cast<size_t>((e - b) * row_bytes));
+  int64_t pos = 0;
+  for (int d = 0; d < W; ++d)
+    for (int64_t i = bounds[static_cast<size_t>(d)]; i < bounds[static_cast<size_t>(d) + 1]; ++i)
+      if (const int64_t id = ids[static_cast<size_t>(i)]; part_owner(id) == rank)
+        std::memcpy(sc.send.data() + pos++ * row_bytes, held + (id - held_first_) * row_bytes,
+                    static_cast<size_t>(row_bytes));
+  ex->alltoallv(sc.send.data(), sc.send_rows.data(), sc.recv.data(), sc.recv_rows.data(), row_bytes);
+  // Each owner's rows arrive in this rank's row order.
+  sc.cursor.assign(static_cast<size_t>(W), 0);
+  for (int s = 1; s < W; ++s)
+    sc.cursor[static_cast<size_t>(s)] =
+        sc.cursor[static_cast<size_t>(s) - 1] + sc.recv_rows[static_cast<size_t>(s) - 1];
+  for (int64_t i = b; i < e; ++i) {
+    const int64_t id = ids[static_cast<size_t>(i)];
+    const int64_t at = sc.cursor[static_cast<size_t>(part_owner(id))]++;
+    to_float(sc.recv.data() + at * row_bytes, x.data() + (i - b) * per);
+    if (labels) labels[i - b] = labels_[static_cast<size_t>(id)];
   }
 }
 

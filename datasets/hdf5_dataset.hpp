@@ -58,6 +58,11 @@ struct FileStats {
 // expected shape before anything is allocated), since a large one costs memory for nothing.
 FileStats read_file_stats(const std::string& path, const Shape* mean_image_shape = nullptr);
 
+// Which part of a split a rank holds (Hdf5Dataset); world 0: not partitioned.
+struct Partition {
+  int rank = 0, world = 0;
+};
+
 // One split of a file in the format above. Opening checks everything (datasets present,
 // rank, types, label range, matching counts) and reports the file and dataset path.
 class Hdf5Dataset : public Dataset {
@@ -68,7 +73,13 @@ class Hdf5Dataset : public Dataset {
   // memory_bytes = kStreamed: never resident; for sets read in order (held-out and test
   // sets), through a small chunk cache, so evaluating costs no copy of the split in memory.
   static constexpr int64_t kDefaultMemoryBytes = int64_t{1} << 30, kStreamed = 0;
-  Hdf5Dataset(const std::string& path, const std::string& split, int64_t memory_bytes = kDefaultMemoryBytes);
+  // part.world > 0: partitioned. Rank r of W holds rows [r N / W, (r + 1) N / W) as stored
+  // (read in whole runs the first time a sample is asked for) and the split is read
+  // collectively (read_global): each minibatch's rows held elsewhere come through one
+  // exchange between all ranks. Every rank holds every label.
+  using Part = Partition;
+  Hdf5Dataset(const std::string& path, const std::string& split, int64_t memory_bytes = kDefaultMemoryBytes,
+              Part part = {});
   std::string name() const override { return path_ + ":/" + split_; }
   int64_t size() const override { return n_; }
   Shape sample_shape() const override { return shape_; }
@@ -78,11 +89,34 @@ class Hdf5Dataset : public Dataset {
   void read(std::span<const int64_t> idx, TensorView x, int32_t* labels, TensorView targets) const override;
   void read_labels(std::span<const int64_t> idx, int32_t* labels) const override;
   bool is_uint8() const { return uint8_; }
+  int64_t stored_bytes() const override { return shape_.numel() * (uint8_ ? 1 : 4); }
+  bool stored_float() const override { return !uint8_; }
+  int64_t storage_rows() const override { return chunk_rows_; }
+  void read_stored(std::span<const int64_t> idx, uint8_t* rows, int32_t* labels) const override;
+  bool collective() const override { return part_.world > 0; }
+  void read_global(std::span<const int64_t> ids, std::span<const int64_t> bounds, int rank, comm::Exchanger* ex,
+                   ExchangeScratch& scratch, TensorView x, int32_t* labels, TensorView targets) const override;
+  // The first row of rank r's part, for r in [0, world].
+  int64_t part_begin(int r) const { return static_cast<int64_t>((static_cast<__int128>(n_) * r) / part_.world); }
+  // The rank whose part holds row id.
+  int part_owner(int64_t id) const;
 
  private:
   // DataError naming the file, split and sample of the first NaN or infinity in `count`
   // rows of `per` floats (sample numbers from index, or first + r).
   void check_finite(const float* rows, int64_t first, int64_t count, int64_t per, const int64_t* index) const;
+  void check_index(int64_t id) const;
+  // Before each read from the file: a DataError when the file is gone, replaced or resized
+  // since it was opened (HDF5 would serve cached chunks, or zeros, or fail later).
+  void check_file() const;
+  // The rows held in memory (the whole split, or this rank's part: loaded on first use),
+  // under mutex_; null when the split is read from the file.
+  const uint8_t* held_locked() const;
+  // Stored rows -> floats.
+  void to_float(const uint8_t* row, float* out) const;
+  // put(destination, sample, stored row) for each of idx, from memory or the file (mutex_ held).
+  template <class Put>
+  void gather_locked(std::span<const int64_t> idx, Put&& put) const;
   std::string path_, split_;
   h5::File file_;
   h5::Handle images_;
@@ -92,7 +126,13 @@ class Hdf5Dataset : public Dataset {
   bool uint8_ = true;
   int64_t memory_bytes_ = 0;
   std::vector<int32_t> labels_;
-  mutable std::vector<uint8_t> resident_;  // the whole split, once read (when it fits)
+  Part part_;
+  int64_t chunk_rows_ = 0;
+  uint64_t device_ = 0, inode_ = 0;
+  int64_t file_bytes_ = 0;
+  int64_t held_first_ = 0;                 // the first row of resident_
+  mutable std::vector<uint8_t> resident_;  // the whole split or this rank's part, once read
+  mutable bool loaded_ = false;
   // Read scratch, reused: sorted (row, destination) pairs and the raw rows.
   mutable std::mutex mutex_;
   mutable std::vector<std::pair<int64_t, int64_t>> order_;

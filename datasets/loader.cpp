@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <numeric>
 
 #include "datasets/images.hpp"
@@ -34,7 +35,20 @@ Loader::Loader(const Dataset& data, const Transform* transform, const LoaderOpti
   const int64_t n = data_.size();
   batches_ = o_.drop_last ? n / o_.batch : (n + o_.batch - 1) / o_.batch;
   local_max_ = o_.batch / o_.world;
-  order_.resize(static_cast<size_t>(n));
+  if (o_.shuffle_buffer > 0) {
+    if (data_.collective() || data_.encoded() || data_.stored_bytes() <= 0)
+      throw ConfigError(cat(data_.name(), ": only samples stored decoded in a hubel data set can be streamed"));
+    ShuffleStream::Options so;
+    so.buffer = o_.shuffle_buffer;
+    so.rows = local_max_;
+    so.seed = o_.seed;
+    so.rank = o_.rank;
+    so.world = o_.world;
+    stream_ = std::make_unique<ShuffleStream>(data_, so);
+    batches_ = stream_->batches_per_epoch();
+  } else {
+    order_.resize(static_cast<size_t>(n));
+  }
   // Every buffer the epochs need, allocated (and touched) once.
   slots_.resize(static_cast<size_t>(o_.prefetch + 1));
   for (auto& s : slots_) {
@@ -45,6 +59,22 @@ Loader::Loader(const Dataset& data, const Transform* transform, const LoaderOpti
     else
       s.targets = Tensor(data_.target_shape().with_batch(local_max_));
     s.ids.resize(static_cast<size_t>(local_max_));
+    if (stream_) s.stored.resize(static_cast<size_t>(local_max_ * data_.stored_bytes()));
+  }
+  bounds_.resize(static_cast<size_t>(o_.world) + 1);
+  if (data_.collective()) {
+    if (o_.comm && o_.comm->size() != o_.world)
+      throw Error(cat("Loader: ", o_.world, " ranks, but the communicator has ", o_.comm->size()));
+    if (o_.comm)
+      exchanger_ = o_.comm->exchanger(o_.prefetch == 0);
+    else if (o_.world == 1)
+      exchanger_ = std::make_unique<comm::LocalCommunicator::SelfExchanger>();
+    else
+      throw Error(cat(data_.name(), ": a partitioned data set on ", o_.world, " ranks needs a communicator"));
+    if (o_.prefetch > 0) {
+      drain_x_ = Tensor(data_.sample_shape().with_batch(local_max_));
+      drain_labels_.resize(static_cast<size_t>(local_max_));
+    }
   }
 }
 
@@ -65,6 +95,7 @@ void Loader::stop() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
+    drain_to_ = std::min(end_, next_ + static_cast<int64_t>(slots_.size()));
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
@@ -80,39 +111,83 @@ void Loader::start(int64_t epoch, int64_t batch) {
   error_ = nullptr;
   held_ = -1;
   for (auto& s : slots_) s.ready = false;
-  // The permutation, in place (no allocation): the same draws as epoch_order().
-  std::iota(order_.begin(), order_.end(), 0);
-  if (o_.shuffle) {
-    Rng rng(hash_combine(o_.seed, 0x5348554646ULL + static_cast<uint64_t>(epoch)));
-    for (int64_t i = static_cast<int64_t>(order_.size()) - 1; i > 0; --i)
-      std::swap(order_[i], order_[rng.below(static_cast<uint64_t>(i + 1))]);
+  if (stream_) {
+    stream_->start(epoch, batch * local_max_);
+  } else {
+    // The permutation, in place (no allocation): the same draws as epoch_order().
+    std::iota(order_.begin(), order_.end(), 0);
+    if (o_.shuffle) {
+      Rng rng(hash_combine(o_.seed, 0x5348554646ULL + static_cast<uint64_t>(epoch)));
+      for (int64_t i = static_cast<int64_t>(order_.size()) - 1; i > 0; --i)
+        std::swap(order_[i], order_[rng.below(static_cast<uint64_t>(i + 1))]);
+    }
   }
   if (o_.prefetch > 0 && next_ < end_)
     thread_ = std::thread([this, first = next_, end = end_] { produce(first, end); });
 }
 
-void Loader::fill(Slot& s, int64_t k) {
-  const int64_t n = data_.size();
-  const int64_t first = k * o_.batch, m = std::min(o_.batch, n - first);
+int64_t Loader::rows_of(int64_t k, int64_t* begin) const {
+  const int64_t first = k * o_.batch, m = std::min(o_.batch, data_.size() - first);
   const int64_t L = o_.rows_per_rank;
-  const int64_t begin = L ? std::min(m, o_.rank * L) : o_.rank * m / o_.world;
-  const int64_t end = L ? std::min(m, (o_.rank + 1) * L) : (o_.rank + 1) * m / o_.world, rows = end - begin;
+  auto at = [&](int64_t r) { return L ? std::min(m, r * L) : r * m / o_.world; };
+  *begin = at(o_.rank);
+  return at(o_.rank + 1) - *begin;
+}
+
+void Loader::read_rows(int64_t k, TensorView x, int32_t* labels, TensorView targets) {
+  const int64_t first = k * o_.batch, m = std::min(o_.batch, data_.size() - first);
+  if (!data_.collective()) {
+    int64_t begin = 0;
+    const int64_t rows = rows_of(k, &begin);
+    if (rows == 0) return;
+    data_.read(std::span<const int64_t>(order_.data() + first + begin, static_cast<size_t>(rows)), x, labels, targets);
+    return;
+  }
+  const int64_t L = o_.rows_per_rank;
+  for (int r = 0; r <= o_.world; ++r) bounds_[static_cast<size_t>(r)] = L ? std::min(m, r * L) : r * m / o_.world;
+  data_.read_global(std::span<const int64_t>(order_.data() + first, static_cast<size_t>(m)), bounds_, o_.rank,
+                    exchanger_.get(), scratch_, x, labels, targets);
+}
+
+void Loader::fill(Slot& s, int64_t k) {
+  if (stream_) {  // this rank's draws from its stream, all minibatches full
+    const int64_t rows = local_max_;
+    int32_t* labels = s.labels.empty() ? nullptr : s.labels.data();
+    stream_->next(rows, s.stored.data(), s.ids.data(), labels);
+    const TensorView x(s.x.data(), sample_shape().with_batch(rows));
+    const TensorView raw = transform_ ? TensorView(s.raw.data(), data_.sample_shape().with_batch(rows)) : x;
+    const int64_t per = data_.sample_shape().numel();
+    if (data_.stored_float()) {
+      std::memcpy(raw.data(), s.stored.data(), static_cast<size_t>(rows * per) * 4);
+    } else {
+      for (int64_t i = 0; i < rows * per; ++i) raw.data()[i] = s.stored[static_cast<size_t>(i)];
+    }
+    if (transform_)
+      transform_->apply(raw, std::span<const int64_t>(s.ids.data(), static_cast<size_t>(rows)), o_.seed, epoch_,
+                        o_.augment, x);
+    s.batch = Batch{x, labels, TensorView(), rows, o_.batch, k, k * o_.batch + o_.rank * rows};
+    return;
+  }
+  const int64_t first = k * o_.batch, m = std::min(o_.batch, data_.size() - first);
+  int64_t begin = 0;
+  const int64_t rows = rows_of(k, &begin), end = begin + rows;
   std::copy(order_.begin() + first + begin, order_.begin() + first + end, s.ids.begin());
   const std::span<const int64_t> ids(s.ids.data(), static_cast<size_t>(rows));
   TensorView targets;
   if (s.targets.shape().rank()) targets = TensorView(s.targets.data(), data_.target_shape().with_batch(rows));
   const TensorView x(s.x.data(), sample_shape().with_batch(rows));
-  if (rows > 0) {
-    if (data_.encoded()) {
-      data_.read_encoded(ids, s.bytes, s.labels.empty() ? nullptr : s.labels.data());
+  int32_t* labels = s.labels.empty() ? nullptr : s.labels.data();
+  if (data_.encoded()) {
+    if (rows > 0) {
+      data_.read_encoded(ids, s.bytes, labels);
       decode(s, ids, x);
-    } else if (transform_) {
-      const TensorView raw(s.raw.data(), data_.sample_shape().with_batch(rows));
-      data_.read(ids, raw, s.labels.empty() ? nullptr : s.labels.data(), targets);
-      transform_->apply(raw, ids, o_.seed, epoch_, o_.augment, x);
-    } else {
-      data_.read(ids, x, s.labels.empty() ? nullptr : s.labels.data(), targets);
     }
+  } else if (transform_) {
+    const TensorView raw(s.raw.data(), data_.sample_shape().with_batch(rows));
+    read_rows(k, raw, labels, targets);  // (collective: also with no rows here)
+    if (rows > 0) transform_->apply(raw, ids, o_.seed, epoch_, o_.augment, x);
+  } else {
+    read_rows(k, x, labels, targets);
   }
   s.batch = Batch{x, s.labels.empty() ? nullptr : s.labels.data(), targets, rows, m, k, first + begin};
 }
@@ -144,7 +219,22 @@ void Loader::produce(int64_t first, int64_t end) {
       // Wait until the slot is free: not ready and not held by the consumer.
       std::unique_lock<std::mutex> lock(mutex_);
       cv_.wait(lock, [&] { return stopping_ || (!s.ready && held_ != k % S); });
-      if (stopping_) return;
+      if (stopping_) {
+        lock.unlock();
+        // The exchanges the other ranks' threads may be in (drain_to_), into scratch.
+        if (data_.collective()) {
+          try {
+            for (int64_t j = k; j < std::min(drain_to_, end); ++j) {
+              int64_t begin = 0;
+              const int64_t rows = rows_of(j, &begin);
+              read_rows(j, TensorView(drain_x_.data(), data_.sample_shape().with_batch(rows)), drain_labels_.data(),
+                        TensorView());
+            }
+          } catch (...) {  // (stopping: the run is over, or restarting; the exchange's failure is not news)
+          }
+        }
+        return;
+      }
     }
     try {
       fill(s, k);

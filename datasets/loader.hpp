@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "datasets/dataset.hpp"
+#include "datasets/stream.hpp"
 #include "datasets/transform.hpp"
 #include "framework/batch_source.hpp"
 
@@ -43,6 +44,13 @@ struct LoaderOptions {
   // images. 0: TBB's pool, shared with training (at most train.threads at once, the
   // loader thread included); 1: the loader thread alone.
   int decode_threads = 0;
+  // A partitioned data set (Dataset::collective()) exchanges rows between the ranks
+  // through a channel of this communicator; null: one rank, no MPI.
+  comm::Communicator* comm = nullptr;
+  // > 0: stream the set (datasets/stream.hpp) through a shuffle buffer of this many
+  // samples instead of reading the exact permutation's rows (training sets too large for
+  // the ranks' memory); every minibatch is then full.
+  int64_t shuffle_buffer = 0;
 };
 
 class Loader : public BatchSource {
@@ -63,6 +71,8 @@ class Loader : public BatchSource {
   // The order of an epoch (positions -> sample indices), for tests.
   std::vector<int64_t> epoch_order(int64_t epoch) const;
   const LoaderOptions& options() const { return o_; }
+  // The stream of a streamed set (null otherwise).
+  const ShuffleStream* stream() const { return stream_.get(); }
 
  private:
   struct Slot {
@@ -70,10 +80,15 @@ class Loader : public BatchSource {
     std::vector<int32_t> labels;
     std::vector<int64_t> ids;
     std::vector<std::vector<uint8_t>> bytes;  // encoded sets: the files, capacity kept
+    std::vector<uint8_t> stored;              // streamed sets: the rows as stored
     Batch batch;
     bool ready = false;
   };
   void fill(Slot& s, int64_t k);
+  // Minibatch k's rows of this rank, as stored or transformed-to-be, into x (labels,
+  // targets): a collective read for a partitioned set.
+  void read_rows(int64_t k, TensorView x, int32_t* labels, TensorView targets);
+  int64_t rows_of(int64_t k, int64_t* begin) const;
   // Encoded sets: decode and transform s.bytes' rows into x.
   void decode(Slot& s, std::span<const int64_t> ids, TensorView x) const;
   void stop();
@@ -93,6 +108,17 @@ class Loader : public BatchSource {
   std::condition_variable cv_;
   bool stopping_ = false;
   std::exception_ptr error_;
+  // Partitioned sets: every rank takes part in the same exchanges, so a loader thread
+  // stopped early (a run that ends mid-epoch) first takes part in those of every
+  // minibatch before drain_to_, which the other ranks' threads may have reached: the
+  // batches a thread can have started, next_ + slots at most, a number every rank agrees on.
+  std::unique_ptr<comm::Exchanger> exchanger_;
+  ExchangeScratch scratch_;
+  std::vector<int64_t> bounds_;
+  Tensor drain_x_;
+  std::vector<int32_t> drain_labels_;
+  int64_t drain_to_ = 0;
+  std::unique_ptr<ShuffleStream> stream_;
 };
 
 }  // namespace hubel::datasets

@@ -12,7 +12,9 @@
 namespace hubel::datasets {
 
 struct Loaders {
-  Loaders(const Splits& splits, const TrainOptions& train, int rank, int world);
+  // comm: the ranks' communicator (a partitioned split exchanges rows through it); null
+  // on one rank without MPI.
+  Loaders(const Splits& splits, const TrainOptions& train, int rank, int world, comm::Communicator* comm = nullptr);
   std::unique_ptr<Loader> train, heldout,
       test;  // heldout, test: null when absent (test also when it is the held-out set)
   std::string heldout_name;

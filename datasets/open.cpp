@@ -1,6 +1,8 @@
 // The data section of an experiment.
 #include "datasets/open.hpp"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <numeric>
 
@@ -208,7 +210,7 @@ std::unique_ptr<Transform> read_transform(const Config& data, const std::string&
   return std::make_unique<Transform>(std::move(t), in);
 }
 
-Splits open_file(const Config& data, bool evaluation_only) {
+Splits open_file(const Config& data, bool evaluation_only, const Placement& where) {
   Splits s;
   const auto file = data.path_of("file");  // relative to the experiment file
   if (const auto written = data.get<std::string>("file"); written != file && !std::filesystem::exists(file))
@@ -235,13 +237,64 @@ Splits open_file(const Config& data, bool evaluation_only) {
     data.at("size").fail(cat(file, ":/", train_split,
                              " holds decoded samples of one size; size is for splits stored as image files (hubel "
                              "convert images --encoded)"));
-  auto open_split = [&](const std::string& split, int64_t memory) -> std::unique_ptr<Dataset> {
+  auto open_split = [&](const std::string& split, int64_t memory, Partition part = {}) -> std::unique_ptr<Dataset> {
     if (is_encoded_split(file, split)) return std::make_unique<EncodedImages>(file, split, memory, size);
-    return std::make_unique<Hdf5Dataset>(file, split, memory);
+    return std::make_unique<Hdf5Dataset>(file, split, memory, part);
   };
-  std::shared_ptr<Dataset> train = fail_at(data.at("file"), [&] {
-    return open_split(train_split, evaluation_only ? Hdf5Dataset::kStreamed : Hdf5Dataset::kDefaultMemoryBytes);
-  });
+  // The training split's store.
+  const int64_t memory_mb = data.get<int64_t>("memory_mb", default_memory_mb(where.node_ranks));
+  if (memory_mb < 1 || memory_mb > (int64_t{1} << 40))
+    data.at("memory_mb")
+        .fail(cat("memory_mb is this rank's budget for the training split in MiB, at least 1; got ", memory_mb));
+  const int64_t budget = memory_mb << 20;
+  auto store = data.get<std::string>("store", "auto");
+  if (store != "auto" && store != "resident" && store != "partitioned" && store != "streaming")
+    data.at("store").fail(cat("store is auto, resident, partitioned or streaming; got '", store, "'"));
+  s.shuffle_buffer = data.get<int64_t>("shuffle_buffer", 10000);
+  if (s.shuffle_buffer < 1 || s.shuffle_buffer > (int64_t{1} << 32))
+    data.at("shuffle_buffer").fail(cat("shuffle_buffer is a number of samples in [1, 2^32]; got ", s.shuffle_buffer));
+  if (encoded && store != "auto" && store != "resident")
+    data.at("store").fail(cat(store, " is for samples stored decoded; ", file, ":/", train_split,
+                              " holds image files (kept resident under data.memory_mb, else read one by one)"));
+  Partition part;
+  int64_t train_memory = evaluation_only ? Hdf5Dataset::kStreamed : budget;
+  if (!evaluation_only && !encoded) {
+    const Hdf5Dataset probe = fail_at(data.at("file"), [&] { return Hdf5Dataset(file, train_split, 0); });
+    const int64_t bytes = probe.size() * probe.stored_bytes(), mb = (bytes + (1 << 20) - 1) >> 20;
+    const int64_t part_bytes = (bytes + where.world - 1) / where.world, part_mb = (part_bytes + (1 << 20) - 1) >> 20;
+    const std::string what = cat(file, ":/", train_split, " (", mb, " MiB)");
+    const bool chosen = store == "auto";
+    if (chosen)
+      store = bytes <= budget ? "resident" : where.world > 1 && part_bytes <= budget ? "partitioned" : "streaming";
+    else if (store == "resident" && bytes > budget)
+      data.at("store").fail(cat(what, " does not fit data.memory_mb: ", memory_mb,
+                                " MiB per rank; raise it, or use store: partitioned or streaming"));
+    else if (store == "partitioned" && part_bytes > budget)
+      data.at("store").fail(cat("rank ", where.rank, ": its part of ", what, " over ", where.world, " ranks is ",
+                                part_mb, " MiB, more than data.memory_mb: ", memory_mb,
+                                " MiB; raise it, run on more ranks, or use store: streaming"));
+    s.store = store;
+    const std::string budget_text = cat("data.memory_mb: ", memory_mb, " MiB per rank");
+    if (store == "resident") {
+      s.store_why = cat(what, " held whole by every rank (", chosen ? "it fits " : "data.store; ", budget_text, ")");
+    } else if (store == "partitioned") {
+      part = {where.rank, where.world};
+      s.store_why = cat(what, " in ", where.world, " parts of ", part_mb, " MiB, one per rank (",
+                        chosen ? "a part fits " : "data.store; ", budget_text,
+                        "); each minibatch's rows are exchanged between the ranks");
+    } else {
+      train_memory = Hdf5Dataset::kStreamed;
+      s.store_why = cat(what, " read in runs of whole chunks through a shuffle buffer of ", s.shuffle_buffer,
+                        " samples (", chosen ? "a part does not fit " : "data.store; ", budget_text,
+                        "): NOT the exact global permutation (docs/data.md)");
+    }
+    if (store != "streaming") s.shuffle_buffer = 0;
+  } else {
+    s.store = encoded ? "encoded" : "evaluation";
+    s.shuffle_buffer = 0;
+  }
+  std::shared_ptr<Dataset> train =
+      fail_at(data.at("file"), [&] { return open_split(train_split, train_memory, part); });
   const bool uint8 = encoded || static_cast<const Hdf5Dataset&>(*train).is_uint8();
   // (pad: 0 and mean_image: false say nothing, and are accepted.)
   auto nothing = [](const Config& v) {
@@ -336,7 +389,13 @@ Splits open_file(const Config& data, bool evaluation_only) {
 
 }  // namespace
 
-Splits open(const Config& data, bool evaluation_only) {
+int64_t default_memory_mb(int node_ranks) {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  const int64_t total_mb = pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page >> 20 : 4096;
+  return std::max<int64_t>(256, total_mb / 2 / std::max(1, node_ranks));
+}
+
+Splits open(const Config& data, bool evaluation_only, const Placement& where) {
   Splits s;
   if (static_cast<int>(data.has("spirals")) + data.has("synthetic") + data.has("file") > 1)
     data.fail("give one data source: file, spirals or synthetic");
@@ -345,7 +404,7 @@ Splits open(const Config& data, bool evaluation_only) {
   } else if (auto sy = data.find("synthetic")) {
     s = open_synthetic(*sy);
   } else if (data.has("file")) {
-    s = open_file(data, evaluation_only);
+    s = open_file(data, evaluation_only, where);
   } else {
     data.fail(
         "no data source: give 'file: <an HDF5 file>' (see hubel convert) or 'spirals: {...}' or 'synthetic: {...}' "

@@ -15,6 +15,12 @@ class Config;
 
 namespace hubel::datasets {
 
+// Which rank of how many opens the data, and how many ranks share its node's memory: the
+// training split's store depends on them (data.store).
+struct Placement {
+  int rank = 0, world = 1, node_ranks = 1;
+};
+
 struct Splits {
   std::unique_ptr<Dataset> train;
   // Evaluated after each epoch: a val split of the file, else val_fraction of train (never
@@ -28,6 +34,11 @@ struct Splits {
   int prefetch = 2;
   double timeout = 600;    // data.timeout: seconds to wait for the loader thread (0: for ever)
   int decode_threads = 0;  // data.decode_threads (encoded images): 0 the shared pool, 1 the loader thread
+  // How the training split is held (data.store, data.memory_mb): "resident" (every rank a
+  // copy), "partitioned" (each rank 1/W, rows exchanged per minibatch), "streaming" (read
+  // in runs through a shuffle buffer of shuffle_buffer samples), "generated"; and why.
+  std::string store = "generated", store_why;
+  int64_t shuffle_buffer = 0;  // > 0 when streaming
 };
 
 // data: {file: data/fashion-mnist.h5, train: train, test: test, val: val | val_fraction: 0.1
@@ -43,6 +54,12 @@ struct Splits {
 // evaluation_only (inference: hubel::Model, hubel export): the train split opened for its
 // shape, classes and statistics without reading its samples, no held-out or test split;
 // the transform is the same.
-Splits open(const Config& data, bool evaluation_only = false);
+// The training split's store (data.store: auto | resident | partitioned | streaming;
+// data.memory_mb, per rank, default half the machine's memory shared by node_ranks): auto
+// keeps it resident when it fits, else partitions it over the ranks when a part fits, else
+// streams it (data.shuffle_buffer: 10000 samples).
+Splits open(const Config& data, bool evaluation_only = false, const Placement& where = {});
+// data.memory_mb's default: half the machine's memory, shared by the node's ranks.
+int64_t default_memory_mb(int node_ranks);
 
 }  // namespace hubel::datasets

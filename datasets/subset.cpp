@@ -58,6 +58,21 @@ void ClassSubset::read(std::span<const int64_t> idx, TensorView x, int32_t* labe
     for (size_t i = 0; i < idx.size(); ++i) labels[i] = remap_[static_cast<size_t>(labels[i])];
 }
 
+void ClassSubset::read_stored(std::span<const int64_t> idx, uint8_t* rows, int32_t* labels) const {
+  base_->read_stored(map(idx), rows, labels);
+  if (labels)
+    for (size_t i = 0; i < idx.size(); ++i) labels[i] = remap_[static_cast<size_t>(labels[i])];
+}
+
+void ClassSubset::read_global(std::span<const int64_t> ids, std::span<const int64_t> bounds, int rank,
+                              comm::Exchanger* ex, ExchangeScratch& scratch, TensorView x, int32_t* labels,
+                              TensorView targets) const {
+  base_->read_global(map(ids), bounds, rank, ex, scratch, x, labels, targets);
+  if (labels)
+    for (int64_t i = 0; i < bounds[static_cast<size_t>(rank) + 1] - bounds[static_cast<size_t>(rank)]; ++i)
+      labels[i] = remap_[static_cast<size_t>(labels[i])];
+}
+
 void ClassSubset::read_labels(std::span<const int64_t> idx, int32_t* labels) const {
   base_->read_labels(map(idx), labels);
   for (size_t i = 0; i < idx.size(); ++i) labels[i] = remap_[static_cast<size_t>(labels[i])];

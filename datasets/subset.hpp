@@ -30,6 +30,17 @@ class Subset : public Dataset {
                     int32_t* labels) const override {
     base_->read_encoded(map(idx), bytes, labels);
   }
+  int64_t stored_bytes() const override { return base_->stored_bytes(); }
+  int64_t storage_rows() const override { return base_->storage_rows(); }
+  bool stored_float() const override { return base_->stored_float(); }
+  void read_stored(std::span<const int64_t> idx, uint8_t* rows, int32_t* labels) const override {
+    base_->read_stored(map(idx), rows, labels);
+  }
+  bool collective() const override { return base_->collective(); }
+  void read_global(std::span<const int64_t> ids, std::span<const int64_t> bounds, int rank, comm::Exchanger* ex,
+                   ExchangeScratch& scratch, TensorView x, int32_t* labels, TensorView targets) const override {
+    base_->read_global(map(ids), bounds, rank, ex, scratch, x, labels, targets);
+  }
 
  private:
   std::shared_ptr<const Dataset> base_;
@@ -64,6 +75,13 @@ class ClassSubset : public Dataset {
   bool encoded() const override { return base_->encoded(); }
   void read_encoded(std::span<const int64_t> idx, std::vector<std::vector<uint8_t>>& bytes,
                     int32_t* labels) const override;
+  int64_t stored_bytes() const override { return base_->stored_bytes(); }
+  int64_t storage_rows() const override { return base_->storage_rows(); }
+  bool stored_float() const override { return base_->stored_float(); }
+  void read_stored(std::span<const int64_t> idx, uint8_t* rows, int32_t* labels) const override;
+  bool collective() const override { return base_->collective(); }
+  void read_global(std::span<const int64_t> ids, std::span<const int64_t> bounds, int rank, comm::Exchanger* ex,
+                   ExchangeScratch& scratch, TensorView x, int32_t* labels, TensorView targets) const override;
 
  private:
   std::span<const int64_t> map(std::span<const int64_t> idx) const;

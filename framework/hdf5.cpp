@@ -461,6 +461,15 @@ void read_run(const File& f, const Handle& d, const std::string& path, hid_t nat
     fail(f, path, "reading failed (a damaged file, or a checksum mismatch)");
 }
 
+int64_t chunk_rows(const Handle& d) {
+  Guard g(lock());
+  Handle dcpl(H5Dget_create_plist(d.get()), H5Pclose);
+  if (H5Pget_layout(dcpl.get()) != H5D_CHUNKED) return 0;
+  hsize_t chunk[32];
+  const int rank = H5Pget_chunk(dcpl.get(), 32, chunk);
+  return rank > 0 ? static_cast<int64_t>(chunk[0]) : 0;
+}
+
 void read_rows(const File& f, const Handle& d, const std::string& path, hid_t native_type, const int64_t* rows,
                int64_t count, void* data) {
   if (count <= 0) return;

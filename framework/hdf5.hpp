@@ -111,6 +111,8 @@ void write_dataset(File& f, const std::string& path, hid_t native_type, const st
 void read_dataset(const File& f, const std::string& path, hid_t native_type, void* data);
 // Opens a dataset to keep (for repeated reads), with a chunk cache of cache_bytes.
 Handle open_dataset(const File& f, const std::string& path, size_t cache_bytes = 0);
+// Rows per chunk along the first dimension of an open dataset; 0 when it is not chunked.
+int64_t chunk_rows(const Handle& dataset);
 // Reads rows [first, first + count) of an open dataset (a run of bytes of a 1-D one).
 void read_run(const File& f, const Handle& dataset, const std::string& path, hid_t native_type, int64_t first,
               int64_t count, void* data);

@@ -12,7 +12,7 @@
 namespace hubel {
 
 Inputs read_inputs(const std::string& experiment, const std::vector<std::string>& sets, bool open_data,
-                   int64_t build_batch, const std::string& run_dir) {
+                   int64_t build_batch, const std::string& run_dir, const datasets::Placement& where) {
   Inputs in;
   ErrorList errors;
   Config root = Config::load_file(experiment);  // (a file that does not parse stops here)
@@ -21,7 +21,8 @@ Inputs read_inputs(const std::string& experiment, const std::vector<std::string>
   errors.attempt([&] { in.exp.emplace(Experiment::from_config(root, &errors)); });
   if (auto m = root.find("model"))
     errors.attempt([&] { in.model.emplace(build_model(*m, layers::builtin_registry())); });
-  if (auto d = root.find("data"); d && open_data) errors.attempt([&] { in.data.emplace(datasets::open(*d)); });
+  if (auto d = root.find("data"); d && open_data)
+    errors.attempt([&] { in.data.emplace(datasets::open(*d, false, where)); });
   // The sections that need the built net (the optimizer's parameter groups) or the others.
   if (in.exp && in.model)
     errors.attempt([&] {

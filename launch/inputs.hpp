@@ -24,7 +24,8 @@ struct Inputs {
 // build_batch: the rows the net is built for (Run and the optimizer need it built), or -W
 // for one rank's rows of the global batch on W ranks; run_dir: the checkpoint policy's
 // default directory.
+// where: the rank opening the data, of how many (the training split's store).
 Inputs read_inputs(const std::string& experiment, const std::vector<std::string>& sets, bool open_data,
-                   int64_t build_batch, const std::string& run_dir);
+                   int64_t build_batch, const std::string& run_dir, const datasets::Placement& where = {});
 
 }  // namespace hubel

@@ -331,7 +331,7 @@ int cmd_eval(int argc, char** argv, comm::Communicator& comm) {
   checkpoint = resolve_checkpoint(checkpoint);
   Experiment exp = Experiment::from_config(checkpoint_experiment(c.experiment, checkpoint, c.sets));
   BuiltModel model = build_model(exp.model, layers::builtin_registry());
-  datasets::Splits data = datasets::open(exp.data);
+  datasets::Splits data = datasets::open(exp.data, false, {comm.rank(), comm.size(), comm.node_size()});
   const datasets::Dataset* set = split == "train"                               ? data.train.get()
                                  : split == "test"                              ? data.test.get()
                                  : split == "val" && data.heldout_name == "val" ? data.heldout.get()
@@ -347,6 +347,7 @@ int cmd_eval(int argc, char** argv, comm::Communicator& comm) {
                              false,           exp.train.seed, data.prefetch, data.timeout};
   if (exact.exact) lo.rows_per_rank = exp.train.batch / comm.size();
   lo.decode_threads = data.decode_threads;
+  lo.comm = &comm;
   datasets::Loader loader(*set, data.transform.get(), lo);
   Evaluation e;
   // Progress on standard error after 5, 10, 20 s, then every 30 s (rank 0).
@@ -924,6 +925,13 @@ void print_train_banner(const Common& c, const Experiment& exp, const BuiltModel
                 << " samples";
     if (loaders.test) std::cout << "; test: " << data.test->name() << " " << data.test->size() << " samples";
     std::cout << "\n";
+    if (!data.store_why.empty()) {
+      std::cout << "store: " << data.store << ": " << data.store_why;
+      if (const auto* st = loaders.train->stream())
+        std::cout << "; " << st->batches_per_epoch() << " minibatches an epoch, runs of " << st->run_rows()
+                  << " samples";
+      std::cout << "\n";
+    }
     if (data.transform)
       std::cout << "transforms: "
                 << (data.train->encoded()
@@ -1013,7 +1021,8 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
       (c.run_dir.empty() ? fs::path("runs") / fs::path(c.experiment).stem() : fs::path(c.run_dir)).string();
   agree_on_input(comm, [&] {
     // (The net is built for this rank's rows, as Run would build it.)
-    Inputs in = read_inputs(c.experiment, c.sets, true, -comm.size(), run_dir);
+    Inputs in =
+        read_inputs(c.experiment, c.sets, true, -comm.size(), run_dir, {comm.rank(), comm.size(), comm.node_size()});
     exp_read.emplace(std::move(*in.exp));
     model_built.emplace(std::move(*in.model));
     data_opened.emplace(std::move(*in.data));
@@ -1029,7 +1038,7 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
   ro.resume_command =
       cat("hubel train ", c.experiment, " --resume auto", c.run_dir.empty() ? "" : " --run-dir " + c.run_dir);
   for (const auto& s : c.sets) ro.resume_command += " --set '" + s + "'";
-  datasets::Loaders loaders(data, exp.train, comm.rank(), comm.size());
+  datasets::Loaders loaders(data, exp.train, comm.rank(), comm.size(), &comm);
   Run run(exp, model, comm, loaders.run_data(), ro);
   Net& net = model.net;
   if (root) print_train_banner(c, exp, model, data, loaders, run, comm, runtime, quiet);

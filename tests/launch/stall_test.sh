@@ -2,7 +2,7 @@
 # A rank that stops (SIGSTOP, as a hung node or a debugger would) at each kind of wait on
 # the other ranks: the gradient buckets, batch norm's statistics, the per-rank buffer
 # averaging, the per-step agreement on signals, the checkpoint barrier, the epoch's
-# metrics and the evaluation's sums. With train.comm_timeout: 3 the job ends within
+# metrics, the evaluation's sums and the partitioned store's data exchange. With train.comm_timeout: 3 the job ends within
 # 3 + 5 s of the stop, non-zero, with a line naming the rank, the step and the
 # operation, and leaves no process behind. LeNet (and a batch-norm variant) on real
 # Fashion-MNIST converted to HDF5, the loader thread reading it, under mpirun.
@@ -68,6 +68,8 @@ stall epoch "$LENET" "the epoch's training metrics" 1
 stall evaluation "$LENET" "the evaluation's sums" 1
 stall batchnorm "$T/bn.yaml" "a layer's cross-rank statistics (batch norm)" 9
 stall buffers "$T/bn.yaml" "the averaging of per-rank buffers" 4
+# The partitioned store's exchange of a minibatch's rows, on the loader thread.
+stall exchange "$LENET" "data exchange" 6 --set data.store=partitioned
 
 # And stopped from outside, wherever it happens to be (as a hung node would be).
 "$MPIEXEC" --oversubscribe -np 2 "$HUBEL" train "$LENET" --set data.file="$T/fm.h5" --set train.comm_timeout=3 --set train.epochs=50 \

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The training split's stores under mpirun, on real Fashion-MNIST converted to HDF5 and
+# read by the loader thread: the partitioned store (each rank holds 1/W, every minibatch's
+# rows exchanged) trains to the same bits as the resident one on 1, 2 and 4 ranks, with the
+# budget forced small; a partitioned run stopped mid-epoch resumes to the same bits;
+# streaming says it is not the exact permutation and resumes exactly; a budget too small
+# for a part, and a data file cut short while it streams, stop the job with a line naming
+# the file, the split and the rank.
+# usage: data_store_test.sh HUBEL SOURCE_DIR MPIEXEC
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+fashion 2500 "$T/fm.h5" || { echo "FAIL: converting Fashion-MNIST"; exit 1; }
+
+# train NAME NP [--set ...]: LeNet, 2 epochs of 2250 samples (a tenth held out), 1 thread.
+train() {
+  local name=$1 np=$2
+  shift 2
+  timeout -k 5 300 "$MPIEXEC" --oversubscribe -np "$np" "$HUBEL" train "$LENET" --threads 1 --run-dir "$T/$name" \
+    --set data.file="$T/fm.h5" --set train.epochs=2 --set train.batch=64 "$@" > "$T/$name.log" 2>&1 ||
+    { fail "$name: exit $?"; tail -5 "$T/$name.log"; return 1; }
+}
+
+# 1.9 MiB of samples: a 1 MiB budget leaves the whole split resident nowhere, a part of
+# it fits on 2 and 4 ranks (auto partitions), and 1 rank is told to partition.
+for np in 1 2 4; do
+  train resident-$np $np --set data.store=resident || continue
+  if [ $np = 1 ]; then
+    train parted-$np $np --set data.store=partitioned || continue
+  else
+    train parted-$np $np --set data.memory_mb=1 || continue
+  fi
+  grep -q "^store: partitioned: .*fm.h5:/train (2 MiB) in $np parts" "$T/parted-$np.log" ||
+    fail "$np ranks: the banner does not say the store is partitioned: $(grep -m1 store: "$T/parted-$np.log")"
+  same "$(last "$T/resident-$np")" "$(last "$T/parted-$np")" &&
+    cmp -s <(cut -d, -f1-7 "$T/resident-$np/metrics.csv" 2> /dev/null) <(cut -d, -f1-7 "$T/parted-$np/metrics.csv" 2> /dev/null) &&
+    ok "$np rank(s): partitioned equals resident bit for bit (model, optimizer, held-out metrics)" ||
+    fail "$np rank(s): partitioned differs from resident"
+done
+
+# Stopped mid-epoch (the loader threads ahead by different amounts), then resumed.
+if train parted-stop 2 --set data.memory_mb=1 --set train.max_steps=30; then
+  train parted-stop 2 --set data.memory_mb=1 --resume auto &&
+    same "$(last "$T/parted-2")" "$(last "$T/parted-stop")" &&
+    ok "partitioned on 2 ranks, stopped at step 30 and resumed: equal to the straight run" ||
+    fail "partitioned on 2 ranks, stopped at step 30 and resumed: differs from the straight run"
+fi
+
+# Streaming: said in the banner; a resumed run draws what the straight one drew.
+if train stream 2 --set data.store=streaming --set data.shuffle_buffer=500; then
+  grep -q "^store: streaming: .*NOT the exact global permutation.*minibatches an epoch" "$T/stream.log" &&
+    ok "streaming: the banner says so: $(grep -m1 '^store:' "$T/stream.log" | cut -c1-90)..." ||
+    fail "streaming: the banner does not say it is not the exact permutation"
+  train stream-stop 2 --set data.store=streaming --set data.shuffle_buffer=500 --set train.max_steps=30 &&
+    train stream-stop 2 --set data.store=streaming --set data.shuffle_buffer=500 --resume auto &&
+    same "$(last "$T/stream")" "$(last "$T/stream-stop")" &&
+    ok "streaming on 2 ranks, stopped at step 30 and resumed: equal to the straight run" ||
+    fail "streaming, stopped and resumed: differs from the straight run"
+fi
+
+# A budget too small for a part: refused before training, naming the file, split and rank.
+timeout -k 5 60 "$MPIEXEC" --oversubscribe -np 1 "$HUBEL" train "$LENET" --run-dir "$T/small" --set data.file="$T/fm.h5" \
+  --set data.store=partitioned --set data.memory_mb=1 > "$T/small.log" 2>&1
+rc=$?
+[ $rc = 1 ] && grep -q "rank 0: its part of $T/fm.h5:/train (2 MiB) over 1 ranks is 2 MiB, more than data.memory_mb: 1" "$T/small.log" &&
+  ok "a part over the budget: exit 1, $(grep -m1 'its part' "$T/small.log" | cut -c1-100)..." ||
+  fail "a part over the budget: exit $rc, $(tail -2 "$T/small.log")"
+
+# The file cut short while it streams: the rank that reads it names it and the job stops.
+cp "$T/fm.h5" "$T/cut.h5"
+timeout -k 5 120 "$MPIEXEC" --oversubscribe -np 2 "$HUBEL" train "$LENET" --threads 1 --run-dir "$T/cut" \
+  --set data.file="$T/cut.h5" --set data.store=streaming --set data.shuffle_buffer=100 --set train.epochs=200 \
+  --set train.batch=64 > "$T/cut.log" 2>&1 &
+pid=$!
+for _ in $(seq 300); do grep -q "^epoch   2/" "$T/cut.log" && break; sleep 0.1; done
+truncate -s 200000 "$T/cut.h5"
+cut_at=$(date +%s%N)
+while kill -0 $pid 2> /dev/null && [ $((($(date +%s%N) - cut_at) / 1000000)) -lt 30000 ]; do sleep 0.1; done
+if kill -0 $pid 2> /dev/null; then
+  fail "a data file cut short: the job still runs 30 s later"
+  kill -KILL $pid
+  wait $pid
+else
+  wait $pid
+  rc=$? took=$((($(date +%s%N) - cut_at) / 1000000))
+  line=$(grep -m1 "error: .*cut.h5" "$T/cut.log")
+  [ $rc != 0 ] && grep -q "hubel (rank [01]): error: .*cut.h5:/train" <<< "$line" &&
+    ok "a data file cut short while streaming: exit $rc ${took} ms later: ${line:0:140}" ||
+    fail "a data file cut short: exit $rc, $(grep -m2 -i error "$T/cut.log")"
+fi
+
+[ $failures = 0 ] && echo "data_store: all passed" || echo "data_store: $failures failed"
+[ $failures = 0 ]
