@@ -43,15 +43,16 @@ for np in 1 2; do
     [ $store = resident ] && mem=$((SIZE_MB + 512))
     sets="data.file=$F data.store=$store data.memory_mb=$mem"
     c=$(cold)
-    path=$(mpirun --oversubscribe -np $np build/bench/bench_loader --data-path $E $sets 2>&1 | grep -o "store .*: [0-9]* images/s" | grep -o "[0-9]* images/s")
+    path=$(mpirun --oversubscribe --bind-to none -np $np build/bench/bench_loader --data-path $E $sets 2>&1 | grep -o "store .*: [0-9]* images/s" | grep -o "[0-9]* images/s")
     c=$(cold)
     args=()
     for s in $sets; do args+=(--set "$s"); done
-    mpirun --oversubscribe -np $np /usr/bin/time -f "peak-rss-kb %M" build/launch/hubel train $E --threads $((2 / np)) \
-      --run-dir "$T/$np-$store" "${args[@]}" > "$T/$np-$store.log" 2>&1 || { echo "$np $store: failed"; tail -3 "$T/$np-$store.log"; continue; }
+    mpirun --oversubscribe --bind-to none -np $np /usr/bin/time -f "peak-rss-kb %M" build/launch/hubel train $E --threads $((2 / np)) \
+      --run-dir "$T/$np-$store" "${args[@]}" > "$T/$np-$store.log" 2> "$T/$np-$store.err" ||
+      { echo "$np $store: failed"; grep -m2 error "$T/$np-$store.err"; continue; }
     r1=$(grep -m1 "^epoch   1/" "$T/$np-$store.log" | grep -o "[0-9]* samples/s" | grep -o "[0-9]*")
     r2=$(grep -m1 "^epoch   2/" "$T/$np-$store.log" | grep -o "[0-9]* samples/s" | grep -o "[0-9]*")
-    rss=$(grep -o "peak-rss-kb [0-9]*" "$T/$np-$store.log" | awk '{ if ($2 > m) m = $2 } END { printf "%.0f MB", m / 1024 }')
+    rss=$(grep -o "peak-rss-kb [0-9]*" "$T/$np-$store.err" | awk '{ if ($2 > m) m = $2 } END { printf "%.0f MB", m / 1024 }')
     e2[$np-$store]=$r2
     printf "%-5s %-12s %14s %16s %16s %16s %8s\n" $np $store "${path% images/s}" "$r1" "$r2" "$rss" "$c"
   done
@@ -71,8 +72,8 @@ echo "accuracy: LeNet (launch/experiments/lenet_modern.yaml) on Fashion-MNIST, 1
 for mode in exact 10000 1000; do
   extra=()
   [ $mode != exact ] && extra=(--set data.store=streaming --set data.shuffle_buffer=$mode)
-  build/launch/hubel train launch/experiments/lenet_modern.yaml --threads 2 --run-dir "$T/acc-$mode" "${extra[@]}" > "$T/acc-$mode.log" 2>&1 ||
-    { echo "$mode: failed"; tail -3 "$T/acc-$mode.log"; continue; }
+  build/launch/hubel train launch/experiments/lenet_modern.yaml --threads 2 --run-dir "$T/acc-$mode" "${extra[@]}" \
+    > "$T/acc-$mode.log" 2> "$T/acc-$mode.err" || { echo "$mode: failed"; grep -m2 error "$T/acc-$mode.err"; continue; }
   accs=$(grep "^epoch" "$T/acc-$mode.log" | sed 's/.*val loss [0-9.]* acc \([0-9.]*\).*/\1/' | tr '\n' ' ')
   first="not in 10" i=0
   for a in $accs; do

@@ -195,6 +195,7 @@ Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int6
                                                      : std::min<int64_t>(bytes + (1 << 20), int64_t{128} << 20);
   images_ = h5::open_dataset(file_, images, static_cast<size_t>(cache));
   chunk_rows_ = h5::chunk_rows(images_);
+  if (chunk_rows_ > 0) verified_.assign(static_cast<size_t>((n_ + chunk_rows_ - 1) / chunk_rows_), false);
 }
 
 void Hdf5Dataset::check_finite(const float* rows, int64_t first, int64_t count, int64_t per,
@@ -224,6 +225,18 @@ void Hdf5Dataset::check_file() const {
   if (st.st_size != file_bytes_)
     throw DataError(cat(name(), ": the file changed size since it was opened, from ", file_bytes_, " to ",
                         static_cast<int64_t>(st.st_size), " bytes"));
+}
+
+bool Hdf5Dataset::needs_verify(int64_t a, int64_t b) const {
+  if (chunk_rows_ <= 0) return true;
+  for (int64_t c = a / chunk_rows_; c <= b / chunk_rows_; ++c)
+    if (!verified_[static_cast<size_t>(c)]) return true;
+  return false;
+}
+
+void Hdf5Dataset::mark_verified(int64_t a, int64_t b) const {
+  if (chunk_rows_ <= 0) return;
+  for (int64_t c = a / chunk_rows_; c <= b / chunk_rows_; ++c) verified_[static_cast<size_t>(c)] = true;
 }
 
 void Hdf5Dataset::check_index(int64_t id) const {
@@ -294,8 +307,11 @@ void Hdf5Dataset::gather_locked(std::span<const int64_t> idx, Put&& put) const {
     if (i == 0 || order_[i].first != order_[i - 1].first) rows_.push_back(order_[i].first);
   const int64_t need = static_cast<int64_t>(rows_.size()) * row_bytes;
   if (static_cast<int64_t>(raw_.size()) < need) raw_.resize(static_cast<size_t>(need));
+  bool verify = false;
+  for (int64_t r : rows_) verify = verify || needs_verify(r, r);
   h5::read_rows(file_, images_, "/" + split_ + "/images", uint8_ ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, rows_.data(),
-                static_cast<int64_t>(rows_.size()), raw_.data());
+                static_cast<int64_t>(rows_.size()), raw_.data(), verify);
+  for (int64_t r : rows_) mark_verified(r, r);
   if (!uint8_)
     check_finite(reinterpret_cast<const float*>(raw_.data()), 0, static_cast<int64_t>(rows_.size()), shape_.numel(),
                  rows_.data());
@@ -318,7 +334,19 @@ void Hdf5Dataset::read(std::span<const int64_t> idx, TensorView x, int32_t* labe
 
 void Hdf5Dataset::read_stored(std::span<const int64_t> idx, uint8_t* rows, int32_t* labels) const {
   std::lock_guard<std::mutex> guard(mutex_);
-  const int64_t row_bytes = stored_bytes();
+  const int64_t row_bytes = stored_bytes(), n = static_cast<int64_t>(idx.size());
+  // A run of consecutive rows from the file (a stream's): read straight into place.
+  if (n > 0 && !held_locked() && idx[0] >= 0 && idx[n - 1] == idx[0] + n - 1 && idx[n - 1] < n_ &&
+      std::adjacent_find(idx.begin(), idx.end(), [](int64_t a, int64_t b) { return b != a + 1; }) == idx.end()) {
+    check_file();
+    h5::read_run(file_, images_, "/" + split_ + "/images", uint8_ ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, idx[0], n,
+                 rows, needs_verify(idx[0], idx[n - 1]));
+    mark_verified(idx[0], idx[n - 1]);
+    if (!uint8_) check_finite(reinterpret_cast<const float*>(rows), idx[0], n, shape_.numel(), nullptr);
+    if (labels)
+      for (int64_t i = 0; i < n; ++i) labels[i] = labels_[static_cast<size_t>(idx[i])];
+    return;
+  }
   gather_locked(idx, [&](int64_t dst, int64_t id, const uint8_t* row) {
     std::memcpy(rows + dst * row_bytes, row, static_cast<size_t>(row_bytes));
     if (labels) labels[dst] = labels_[static_cast<size_t>(id)];
@@ -344,22 +372,24 @@ void Hdf5Dataset::read_global(std::span<const int64_t> ids, std::span<const int6
   const int64_t row_bytes = stored_bytes(), per = shape_.numel();
   sc.send_rows.assign(static_cast<size_t>(W), 0);
   sc.recv_rows.assign(static_cast<size_t>(W), 0);
-  // What this rank sends: the rows of its part, to each rank in that rank's row order.
+  // What this rank sends: the rows of its part, to each other rank in that rank's row
+  // order (its own it takes from memory).
   int64_t sends = 0;
   for (int d = 0; d < W; ++d)
     for (int64_t i = bounds[static_cast<size_t>(d)]; i < bounds[static_cast<size_t>(d) + 1]; ++i) {
       check_index(ids[static_cast<size_t>(i)]);
-      if (part_owner(ids[static_cast<size_t>(i)]) == rank) ++sc.send_rows[static_cast<size_t>(d)], ++sends;
+      if (d != rank && part_owner(ids[static_cast<size_t>(i)]) == rank) ++sc.send_rows[static_cast<size_t>(d)], ++sends;
     }
   const int64_t b = bounds[static_cast<size_t>(rank)], e = bounds[static_cast<size_t>(rank) + 1];
-  for (int64_t i = b; i < e; ++i) ++sc.recv_rows[static_cast<size_t>(part_owner(ids[static_cast<size_t>(i)]))];
+  for (int64_t i = b; i < e; ++i)
+    if (const int s = part_owner(ids[static_cast<size_t>(i)]); s != rank) ++sc.recv_rows[static_cast<size_t>(s)];
   if (static_cast<int64_t>(sc.send.size()) < sends * row_bytes) sc.send.resize(static_cast<size_t>(sends * row_bytes));
   if (static_cast<int64_t>(sc.recv.size()) < (e - b) * row_bytes)
     sc.recv.resize(static_cast<size_t>((e - b) * row_bytes));
   int64_t pos = 0;
   for (int d = 0; d < W; ++d)
     for (int64_t i = bounds[static_cast<size_t>(d)]; i < bounds[static_cast<size_t>(d) + 1]; ++i)
-      if (const int64_t id = ids[static_cast<size_t>(i)]; part_owner(id) == rank)
+      if (const int64_t id = ids[static_cast<size_t>(i)]; d != rank && part_owner(id) == rank)
         std::memcpy(sc.send.data() + pos++ * row_bytes, held + (id - held_first_) * row_bytes,
                     static_cast<size_t>(row_bytes));
   ex->alltoallv(sc.send.data(), sc.send_rows.data(), sc.recv.data(), sc.recv_rows.data(), row_bytes);
@@ -370,8 +400,10 @@ void Hdf5Dataset::read_global(std::span<const int64_t> ids, std::span<const int6
         sc.cursor[static_cast<size_t>(s) - 1] + sc.recv_rows[static_cast<size_t>(s) - 1];
   for (int64_t i = b; i < e; ++i) {
     const int64_t id = ids[static_cast<size_t>(i)];
-    const int64_t at = sc.cursor[static_cast<size_t>(part_owner(id))]++;
-    to_float(sc.recv.data() + at * row_bytes, x.data() + (i - b) * per);
+    const int s = part_owner(id);
+    to_float(s == rank ? held + (id - held_first_) * row_bytes
+                       : sc.recv.data() + sc.cursor[static_cast<size_t>(s)]++ * row_bytes,
+             x.data() + (i - b) * per);
     if (labels) labels[i - b] = labels_[static_cast<size_t>(id)];
   }
 }

@@ -128,6 +128,12 @@ class Hdf5Dataset : public Dataset {
   std::vector<int32_t> labels_;
   Part part_;
   int64_t chunk_rows_ = 0;
+  // Chunks whose checksums a read has verified: later reads of them skip the check (the
+  // file is the same one, check_file() says).
+  mutable std::vector<bool> verified_;
+  // Whether rows [a, b] span a chunk not verified yet; mark_verified records a read of them.
+  bool needs_verify(int64_t a, int64_t b) const;
+  void mark_verified(int64_t a, int64_t b) const;
   uint64_t device_ = 0, inode_ = 0;
   int64_t file_bytes_ = 0;
   int64_t held_first_ = 0;                 // the first row of resident_

@@ -59,7 +59,6 @@ Loader::Loader(const Dataset& data, const Transform* transform, const LoaderOpti
     else
       s.targets = Tensor(data_.target_shape().with_batch(local_max_));
     s.ids.resize(static_cast<size_t>(local_max_));
-    if (stream_) s.stored.resize(static_cast<size_t>(local_max_ * data_.stored_bytes()));
   }
   bounds_.resize(static_cast<size_t>(o_.world) + 1);
   if (data_.collective()) {
@@ -153,15 +152,9 @@ void Loader::fill(Slot& s, int64_t k) {
   if (stream_) {  // this rank's draws from its stream, all minibatches full
     const int64_t rows = local_max_;
     int32_t* labels = s.labels.empty() ? nullptr : s.labels.data();
-    stream_->next(rows, s.stored.data(), s.ids.data(), labels);
     const TensorView x(s.x.data(), sample_shape().with_batch(rows));
     const TensorView raw = transform_ ? TensorView(s.raw.data(), data_.sample_shape().with_batch(rows)) : x;
-    const int64_t per = data_.sample_shape().numel();
-    if (data_.stored_float()) {
-      std::memcpy(raw.data(), s.stored.data(), static_cast<size_t>(rows * per) * 4);
-    } else {
-      for (int64_t i = 0; i < rows * per; ++i) raw.data()[i] = s.stored[static_cast<size_t>(i)];
-    }
+    stream_->next(rows, raw.data(), s.ids.data(), labels);
     if (transform_)
       transform_->apply(raw, std::span<const int64_t>(s.ids.data(), static_cast<size_t>(rows)), o_.seed, epoch_,
                         o_.augment, x);

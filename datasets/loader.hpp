@@ -80,7 +80,6 @@ class Loader : public BatchSource {
     std::vector<int32_t> labels;
     std::vector<int64_t> ids;
     std::vector<std::vector<uint8_t>> bytes;  // encoded sets: the files, capacity kept
-    std::vector<uint8_t> stored;              // streamed sets: the rows as stored
     Batch batch;
     bool ready = false;
   };

@@ -86,11 +86,19 @@ void ShuffleStream::start(int64_t epoch, int64_t skip) {
   loaded_ = -1;
 }
 
-void ShuffleStream::next(int64_t count, uint8_t* rows, int64_t* ids, int32_t* labels) {
+void ShuffleStream::next(int64_t count, float* x, int64_t* ids, int32_t* labels) {
+  const int64_t per = data_.sample_shape().numel();
+  const bool floats = data_.stored_float();
   for (int64_t i = 0; i < count; ++i) {
     if (size_ == 0) throw Error("ShuffleStream: drawn past the end of the epoch");
     const auto u = static_cast<size_t>(rng_.below(static_cast<uint64_t>(size_)));
-    std::memcpy(rows + i * row_bytes_, slots_.data() + u * row_bytes_, static_cast<size_t>(row_bytes_));
+    const uint8_t* slot = slots_.data() + u * row_bytes_;
+    float* out = x + i * per;
+    if (floats) {
+      std::memcpy(out, slot, static_cast<size_t>(row_bytes_));
+    } else {
+      for (int64_t j = 0; j < per; ++j) out[j] = slot[j];
+    }
     ids[i] = slot_ids_[u];
     if (labels) labels[i] = slot_labels_[u];
     if (pos_ < length_) {  // the next sample of the stream takes its place

@@ -36,8 +36,8 @@ class ShuffleStream {
   // Positions the stream after `skip` draws of epoch `epoch` (reading what the buffer
   // holds then).
   void start(int64_t epoch, int64_t skip);
-  // The next `count` draws: stored rows, sample indices and labels.
-  void next(int64_t count, uint8_t* rows, int64_t* ids, int32_t* labels);
+  // The next `count` draws: the samples as floats (stored values), indices and labels.
+  void next(int64_t count, float* x, int64_t* ids, int32_t* labels);
   // Bytes read from the file since construction.
   int64_t bytes_read() const { return bytes_read_; }
 

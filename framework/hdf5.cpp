@@ -444,7 +444,7 @@ void read_dataset(const File& f, const std::string& path, hid_t native_type, voi
 }
 
 void read_run(const File& f, const Handle& d, const std::string& path, hid_t native_type, int64_t first, int64_t count,
-              void* data) {
+              void* data, bool verify) {
   if (count <= 0) return;
   Guard g(lock());
   Handle fspace(H5Dget_space(d.get()), H5Sclose);
@@ -457,7 +457,9 @@ void read_run(const File& f, const Handle& d, const std::string& path, hid_t nat
   dims[0] = static_cast<hsize_t>(count);
   H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, dims.data(), nullptr);
   Handle mspace(H5Screate_simple(rank, dims.data(), nullptr), H5Sclose);
-  if (H5Dread(d.get(), native_type, mspace.get(), fspace.get(), H5P_DEFAULT, data) < 0)
+  Handle dxpl(verify ? H5I_INVALID_HID : H5Pcreate(H5P_DATASET_XFER), H5Pclose);
+  if (!verify) H5Pset_edc_check(dxpl.get(), H5Z_DISABLE_EDC);
+  if (H5Dread(d.get(), native_type, mspace.get(), fspace.get(), verify ? H5P_DEFAULT : dxpl.get(), data) < 0)
     fail(f, path, "reading failed (a damaged file, or a checksum mismatch)");
 }
 
@@ -471,7 +473,7 @@ int64_t chunk_rows(const Handle& d) {
 }
 
 void read_rows(const File& f, const Handle& d, const std::string& path, hid_t native_type, const int64_t* rows,
-               int64_t count, void* data) {
+               int64_t count, void* data, bool verify) {
   if (count <= 0) return;
   Guard g(lock());
   Handle fspace(H5Dget_space(d.get()), H5Sclose);
@@ -493,7 +495,7 @@ void read_rows(const File& f, const Handle& d, const std::string& path, hid_t na
     while (j < count && rows[j] == rows[j - 1] + 1) ++j;
     if (rows[i] < 0 || rows[j - 1] >= static_cast<int64_t>(dims[0]))
       fail(f, path, cat("row ", rows[i], " out of range"));
-    read_run(f, d, path, native_type, rows[i], j - i, out + done * row_bytes);
+    read_run(f, d, path, native_type, rows[i], j - i, out + done * row_bytes, verify);
     done += j - i;
     i = j;
   }

@@ -114,12 +114,13 @@ Handle open_dataset(const File& f, const std::string& path, size_t cache_bytes =
 // Rows per chunk along the first dimension of an open dataset; 0 when it is not chunked.
 int64_t chunk_rows(const Handle& dataset);
 // Reads rows [first, first + count) of an open dataset (a run of bytes of a 1-D one).
+// verify false: skip the chunks' checksums (Fletcher-32; for chunks already verified).
 void read_run(const File& f, const Handle& dataset, const std::string& path, hid_t native_type, int64_t first,
-              int64_t count, void* data);
+              int64_t count, void* data, bool verify = true);
 // Reads the rows listed (ascending, distinct) of an open dataset into consecutive rows of
 // data, with one hyperslab selection (the union of the contiguous runs) and one read call.
 void read_rows(const File& f, const Handle& dataset, const std::string& path, hid_t native_type, const int64_t* rows,
-               int64_t count, void* data);
+               int64_t count, void* data, bool verify = true);
 
 // Attributes on an object (a group, a dataset, or "/").
 void write_attribute(File& f, const std::string& object, const std::string& name, const std::string& value);

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from torch_lenet import LeNet5  # the same net as hubel's lenet_modern.yaml (relu)
+from torch_lenet import LeNet5, ResNet20  # the nets of hubel's lenet_modern.yaml and resnet20.yaml
 
 
 def status_mb(key):
@@ -28,44 +28,11 @@ def status_mb(key):
     return 0.0
 
 
-class Block(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv_a = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn_a = nn.BatchNorm2d(cout)
-        self.conv_b = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn_b = nn.BatchNorm2d(cout)
-        self.proj = nn.Conv2d(cin, cout, 1, stride, bias=False) if stride != 1 or cin != cout else None
-
-    def forward(self, x):
-        y = torch.relu(self.bn_a(self.conv_a(x)))
-        y = self.bn_b(self.conv_b(y))
-        return torch.relu(y + (self.proj(x) if self.proj is not None else x))
-
-
-class ResNet20(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.stem = nn.Conv2d(1, 16, 3, 1, 1, bias=False)
-        self.bn = nn.BatchNorm2d(16)
-        layers, cin = [], 16
-        for cout, stride in ((16, 1), (32, 2), (64, 2)):
-            for i in range(3):
-                layers.append(Block(cin, cout, stride if i == 0 else 1))
-                cin = cout
-        self.blocks = nn.Sequential(*layers)
-        self.fc = nn.Linear(64, 10)
-
-    def forward(self, x):
-        x = self.blocks(torch.relu(self.bn(self.stem(x))))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-
-
 def main():
     name, threads, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     torch.set_num_threads(threads)
     before = status_mb("VmRSS:")
-    model = (LeNet5("relu") if name == "lenet" else ResNet20()).eval()
+    model = (LeNet5("relu") if name == "lenet" else ResNet20(1)).eval()
     shape = (1, 28, 28) if name == "lenet" else (1, 32, 32)
     x = torch.rand(64, *shape) * 255
     with torch.no_grad():

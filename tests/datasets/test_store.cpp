@@ -269,14 +269,14 @@ TEST(Stream, EachRankDrawsDistinctSamplesOfItsRunsAndResumesExactly) {
       o.run_bytes = 16 * 6 * 2;  // runs of two chunks
       ShuffleStream s(set, o);
       EXPECT_EQ(s.run_rows(), 32);
-      std::vector<uint8_t> rows(4 * 6);
+      std::vector<float> rows(4 * 6);
       std::vector<int64_t> ids(4), got;
       std::vector<int32_t> labels(4);
       s.start(1, 0);
       for (int64_t k = 0; k < s.batches_per_epoch(); ++k) {
         s.next(4, rows.data(), ids.data(), labels.data());
         for (int i = 0; i < 4; ++i) {
-          EXPECT_EQ(rows[static_cast<size_t>(i) * 6 + 1], static_cast<uint8_t>((ids[i] * 7 + 1) % 251));
+          EXPECT_EQ(rows[static_cast<size_t>(i) * 6 + 1], static_cast<float>((ids[i] * 7 + 1) % 251));
           EXPECT_EQ(labels[static_cast<size_t>(i)], ids[i] % 5);
           got.push_back(ids[i]);
         }
@@ -395,7 +395,7 @@ TEST(Stream, AFileCutShortWhileStreamingIsADataErrorNamingIt) {
   o.rows = 8;
   o.buffer = 100;
   ShuffleStream s(set, o);
-  std::vector<uint8_t> rows(8 * 6);
+  std::vector<float> rows(8 * 6);
   std::vector<int64_t> ids(8);
   for (int epoch = 0; epoch < 2; ++epoch) {  // every chunk read before, also when the file is cut
     s.start(epoch, 0);
