@@ -47,7 +47,7 @@ struct Splits {
 //        pad: 2, augment: {crop_pad: 4, flip: true}, classes: [0, 2, 4] (keep these, relabeled
 //        0..k-1), drop_last: false, prefetch: 2, size: [H, W] and decode_threads: 0 (splits
 //        stored as image files, datasets/encoded_images.hpp)}. The train split is read into memory
-// once (when it fits in 1 GiB); held-out and test splits are streamed, in order.
+// as data.store says (below); held-out and test splits are streamed, in order.
 // or data: {spirals: {train: 2000, test: 1000, val: 1000, classes: 2, turns: 1.5, noise: 0.05, seed: 7}}
 // or data: {synthetic: {shape: [3, 32, 32], classes: 10, train: 12800, test: 0, val: 0, seed: 1}}
 // (generated sets: val, default the test size, is its own draw, held out after each epoch)

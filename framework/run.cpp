@@ -188,7 +188,7 @@ void flatten(const Config& c, const std::string& path, std::map<std::string, std
 // run another run.
 bool may_change_on_resume(const std::string& key) {
   for (const char* k : {"train.epochs", "train.max_steps", "train.log_every", "train.comm_timeout", "train.bucket_mb",
-                        "data.file", "data.prefetch", "data.timeout", "data.decode_threads"})
+                        "data.file", "data.prefetch", "data.timeout", "data.decode_threads", "data.memory_mb"})
     if (key == k) return true;
   return key.rfind("checkpoint.", 0) == 0 || key == "checkpoint";
 }

@@ -34,6 +34,11 @@ Inputs read_inputs(const std::string& experiment, const std::vector<std::string>
       errors.attempt([&] { create_run_schedule(exp.schedule, *optimizer, exp.train); });
     });
   if (in.exp) errors.attempt([&] { CheckpointPolicy::parse(in.exp->checkpoint, run_dir); });
+  if (in.exp && in.data && in.data->store == "streaming" && in.exp->train.exact == TrainOptions::Exact::on)
+    errors.attempt([&] {
+      throw ConfigError(cat("train.exact: true needs the exact global permutation, but ", in.data->store_why,
+                            "; give the split a larger data.memory_mb, more ranks, or exact: auto"));
+    });
   if (in.model && in.data)
     errors.attempt([&] {
       const datasets::Splits& data = *in.data;

@@ -948,7 +948,11 @@ void print_train_banner(const Common& c, const Experiment& exp, const BuiltModel
               << exp.train.seed << "\n"
               << "optimizer " << run.optimizer().describe() << "\nschedule " << run.schedule().describe() << "\n";
   }
-  std::cout << run.trainer().exactness().describe(comm.size()) << "\n";
+  if (data.store == "streaming")  // (the plan knows the net, not the data's order)
+    std::cout << "exact: no (the streamed store draws each rank's rows from its own stream: the order depends on the "
+                 "number of ranks)\n";
+  else
+    std::cout << run.trainer().exactness().describe(comm.size()) << "\n";
   for (const auto& w : data.warnings) std::cerr << "warning: " << w << "\n";
 }
 
@@ -1084,6 +1088,13 @@ int cmd_train(int argc, char** argv, comm::Communicator& comm) {
     if (accuracy && test_accuracy >= 0)
       std::cout << std::fixed << std::setprecision(4) << ", test accuracy " << test_accuracy;
     if (!accuracy && test_loss >= 0) std::cout << std::setprecision(6) << ", test loss " << test_loss;
+    if (const auto* st = loaders.train->stream()) {  // what the loader thread read, against the training time
+      double seconds = 0;
+      for (const auto& m : r.history) seconds += m.seconds;
+      std::cout << std::fixed << std::setprecision(0) << "\nstreamed: rank 0 read " << st->bytes_read() / 1e6
+                << " MB from the file, " << st->bytes_read() / 1e6 / std::max(seconds, 1e-9)
+                << " MB/s over the training time";
+    }
     std::cout << "\nrun directory: " << fs::absolute(run_dir).string()
               << " (report.html, metrics.jsonl, metrics.csv, experiment.yaml, checkpoints/)\n";
   }

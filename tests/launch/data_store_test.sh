@@ -47,6 +47,8 @@ fi
 # Streaming: said in the banner; a resumed run draws what the straight one drew.
 if train stream 2 --set data.store=streaming --set data.shuffle_buffer=500; then
   grep -q "^store: streaming: .*NOT the exact global permutation.*minibatches an epoch" "$T/stream.log" &&
+    grep -q "^exact: no (the streamed store" "$T/stream.log" &&
+    grep -q "^streamed: rank 0 read [0-9]* MB from the file, [0-9]* MB/s over the training time" "$T/stream.log" &&
     ok "streaming: the banner says so: $(grep -m1 '^store:' "$T/stream.log" | cut -c1-90)..." ||
     fail "streaming: the banner does not say it is not the exact permutation"
   train stream-stop 2 --set data.store=streaming --set data.shuffle_buffer=500 --set train.max_steps=30 &&
@@ -55,6 +57,13 @@ if train stream 2 --set data.store=streaming --set data.shuffle_buffer=500; then
     ok "streaming on 2 ranks, stopped at step 30 and resumed: equal to the straight run" ||
     fail "streaming, stopped and resumed: differs from the straight run"
 fi
+
+# Exact training asked of a streamed split: refused, saying why.
+out=$("$HUBEL" train "$LENET" --run-dir "$T/exact-stream" --set data.file="$T/fm.h5" --set data.store=streaming \
+  --set train.exact=true 2>&1)
+rc=$?
+[ $rc = 1 ] && grep -q "train.exact: true needs the exact global permutation" <<< "$out" &&
+  ok "train.exact: true with a streamed split: refused (exit 1)" || fail "train.exact with streaming: exit $rc, $out"
 
 # A budget too small for a part: refused before training, naming the file, split and rank.
 timeout -k 5 60 "$MPIEXEC" --oversubscribe -np 1 "$HUBEL" train "$LENET" --run-dir "$T/small" --set data.file="$T/fm.h5" \
