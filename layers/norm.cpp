@@ -73,6 +73,28 @@ void BatchNorm::bind(const Binding& b) {
   sums_.assign(static_cast<size_t>(2 * channels_ + 1), 0.0);
 }
 
+namespace {
+// sum of u[s] and of u[s] * v[s] over s < S, in double, in 8 lanes added in a fixed
+// tree: vectorized (a single running sum is a chain of dependent additions, 4 cycles
+// each), and the same bits whatever the threads.
+void pair_sums(const float* u, const float* v, int64_t S, double& su, double& suv) {
+  double a[8] = {}, b[8] = {};
+  int64_t s = 0;
+  for (; s + 8 <= S; s += 8)
+    for (int j = 0; j < 8; ++j) {
+      const double x = u[s + j];
+      a[j] += x;
+      b[j] += x * v[s + j];
+    }
+  for (int j = 0; s < S; ++s, ++j) {
+    a[j] += u[s];
+    b[j] += static_cast<double>(u[s]) * v[s];
+  }
+  su = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+  suv = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
+}
+}  // namespace
+
 void BatchNorm::forward(ConstTensorView x, TensorView y, const StepContext& ctx) {
   const int64_t n = x.batch(), C = channels_, S = spatial_;
   const float* gamma = params_[0].w;
@@ -86,12 +108,8 @@ void BatchNorm::forward(ConstTensorView x, TensorView y, const StepContext& ctx)
     const ChunkPlan plan = chunks_for(ctx, n, std::max<int64_t>(n, 1));
     chunk_sums_.assign(static_cast<size_t>(plan.count * 2 * C), 0.0);
     per_chunk_channel(plan, n, C, S, [&](int64_t k, int64_t c, int64_t at) {
-      const float* p = x.data() + at;
       double s1 = 0, s2 = 0;
-      for (int64_t s = 0; s < S; ++s) {
-        s1 += p[s];
-        s2 += static_cast<double>(p[s]) * p[s];
-      }
+      pair_sums(x.data() + at, x.data() + at, S, s1, s2);
       chunk_sums_[static_cast<size_t>(k * 2 * C + c)] += s1;
       chunk_sums_[static_cast<size_t>(k * 2 * C + C + c)] += s2;
     });
@@ -144,13 +162,8 @@ void BatchNorm::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy,
   const ChunkPlan plan = chunks_for(ctx, n, std::max<int64_t>(n, 1));
   chunk_sums_.assign(static_cast<size_t>(plan.count * 2 * C), 0.0);
   per_chunk_channel(plan, n, C, S, [&](int64_t k, int64_t c, int64_t at) {
-    const float* d = dy.data() + at;
-    const float* p = x.data() + at;
     double a = 0, b = 0;
-    for (int64_t s = 0; s < S; ++s) {
-      a += d[s];
-      b += static_cast<double>(d[s]) * p[s];
-    }
+    pair_sums(dy.data() + at, x.data() + at, S, a, b);
     chunk_sums_[static_cast<size_t>(k * 2 * C + c)] += a;
     chunk_sums_[static_cast<size_t>(k * 2 * C + C + c)] += b;
   });
