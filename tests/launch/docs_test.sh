@@ -97,5 +97,18 @@ while read -r page verb opts; do
 done < "$T/commands"
 [ $verbs -ge 15 ] && ok "$verbs documented command lines use real verbs and options" || fail "only $verbs command lines found"
 
+# The experiments the benchmarks and the ready set run point at the repository's data/
+# folder, relative to their own folder (as data.file is read): a path that moved breaks
+# bench/compare without a word otherwise.
+files=0
+for f in "$SRC"/bench/experiments/*.yaml "$SRC"/launch/experiments/*.yaml; do
+  p=$(sed -n 's/^data: *{.*file: *\([^,} ]*\).*/\1/p' "$f" | head -1)
+  [ -n "$p" ] || continue
+  r=$(realpath -m "$(dirname "$f")/$p")
+  [[ $r == "$(realpath "$SRC")/data/"* ]] || fail "$f: data.file '$p' resolves to $r, outside the repository's data/"
+  files=$((files + 1))
+done
+[ $files -ge 5 ] && ok "$files experiments' data files resolve under data/" || fail "only $files experiments with data files"
+
 [ "$failures" -eq 0 ] || { echo "$failures documentation check(s) failed"; exit 1; }
 echo "all documentation checks passed"
