@@ -79,14 +79,17 @@ Loader::Loader(const Dataset& data, const Transform* transform, const LoaderOpti
 
 Loader::~Loader() { stop(); }
 
-std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
-  std::vector<int64_t> order(static_cast<size_t>(data_.size()));
+void Loader::permute(int64_t epoch, std::vector<int64_t>& order) const {
   std::iota(order.begin(), order.end(), 0);
   if (o_.shuffle) {
     Rng rng(hash_combine(o_.seed, 0x5348554646ULL + static_cast<uint64_t>(epoch)));
-    for (int64_t i = static_cast<int64_t>(order.size()) - 1; i > 0; --i)
-      std::swap(order[i], order[rng.below(static_cast<uint64_t>(i + 1))]);
+    shuffle(order, rng);
   }
+}
+
+std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
+  std::vector<int64_t> order(static_cast<size_t>(data_.size()));
+  permute(epoch, order);
   return order;
 }
 
@@ -113,28 +116,27 @@ void Loader::start(int64_t epoch, int64_t batch) {
   if (stream_) {
     stream_->start(epoch, batch * local_max_);
   } else {
-    // The permutation, in place (no allocation): the same draws as epoch_order().
-    std::iota(order_.begin(), order_.end(), 0);
-    if (o_.shuffle) {
-      Rng rng(hash_combine(o_.seed, 0x5348554646ULL + static_cast<uint64_t>(epoch)));
-      for (int64_t i = static_cast<int64_t>(order_.size()) - 1; i > 0; --i)
-        std::swap(order_[i], order_[rng.below(static_cast<uint64_t>(i + 1))]);
-    }
+    permute(epoch, order_);  // in place: no allocation
   }
   if (o_.prefetch > 0 && next_ < end_)
     thread_ = std::thread([this, first = next_, end = end_] { produce(first, end); });
 }
 
-int64_t Loader::rows_of(int64_t k, int64_t* begin) const {
-  const int64_t first = k * o_.batch, m = std::min(o_.batch, data_.size() - first);
+int64_t Loader::rows_in(int64_t k) const { return std::min(o_.batch, data_.size() - k * o_.batch); }
+
+int64_t Loader::bound(int64_t m, int r) const {
   const int64_t L = o_.rows_per_rank;
-  auto at = [&](int64_t r) { return L ? std::min(m, r * L) : r * m / o_.world; };
-  *begin = at(o_.rank);
-  return at(o_.rank + 1) - *begin;
+  return L ? std::min(m, r * L) : r * m / o_.world;
+}
+
+int64_t Loader::rows_of(int64_t k, int64_t* begin) const {
+  const int64_t m = rows_in(k);
+  *begin = bound(m, o_.rank);
+  return bound(m, o_.rank + 1) - *begin;
 }
 
 void Loader::read_rows(int64_t k, TensorView x, int32_t* labels, TensorView targets) {
-  const int64_t first = k * o_.batch, m = std::min(o_.batch, data_.size() - first);
+  const int64_t first = k * o_.batch, m = rows_in(k);
   if (!data_.collective()) {
     int64_t begin = 0;
     const int64_t rows = rows_of(k, &begin);
@@ -142,8 +144,7 @@ void Loader::read_rows(int64_t k, TensorView x, int32_t* labels, TensorView targ
     data_.read(std::span<const int64_t>(order_.data() + first + begin, static_cast<size_t>(rows)), x, labels, targets);
     return;
   }
-  const int64_t L = o_.rows_per_rank;
-  for (int r = 0; r <= o_.world; ++r) bounds_[static_cast<size_t>(r)] = L ? std::min(m, r * L) : r * m / o_.world;
+  for (int r = 0; r <= o_.world; ++r) bounds_[static_cast<size_t>(r)] = bound(m, r);
   data_.read_global(std::span<const int64_t>(order_.data() + first, static_cast<size_t>(m)), bounds_, o_.rank,
                     exchanger_.get(), scratch_, x, labels, targets);
 }
@@ -161,7 +162,7 @@ void Loader::fill(Slot& s, int64_t k) {
     s.batch = Batch{x, labels, TensorView(), rows, o_.batch, k, k * o_.batch + o_.rank * rows};
     return;
   }
-  const int64_t first = k * o_.batch, m = std::min(o_.batch, data_.size() - first);
+  const int64_t first = k * o_.batch, m = rows_in(k);
   int64_t begin = 0;
   const int64_t rows = rows_of(k, &begin), end = begin + rows;
   std::copy(order_.begin() + first + begin, order_.begin() + first + end, s.ids.begin());

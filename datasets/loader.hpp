@@ -87,7 +87,13 @@ class Loader : public BatchSource {
   // Minibatch k's rows of this rank, as stored or transformed-to-be, into x (labels,
   // targets): a collective read for a partitioned set.
   void read_rows(int64_t k, TensorView x, int32_t* labels, TensorView targets);
+  // Minibatch k's rows in all, rank r's first row of m (r = world: m), and this rank's
+  // rows of minibatch k (and its first).
+  int64_t rows_in(int64_t k) const;
+  int64_t bound(int64_t m, int r) const;
   int64_t rows_of(int64_t k, int64_t* begin) const;
+  // Epoch `epoch`'s order of the samples into order (sized to them).
+  void permute(int64_t epoch, std::vector<int64_t>& order) const;
   // Encoded sets: decode and transform s.bytes' rows into x.
   void decode(Slot& s, std::span<const int64_t> ids, TensorView x) const;
   void stop();

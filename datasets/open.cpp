@@ -352,8 +352,7 @@ Splits open_file(const Config& data, bool evaluation_only, const Placement& wher
     std::vector<int64_t> order(static_cast<size_t>(train->size()));
     std::iota(order.begin(), order.end(), 0);
     Rng rng(hash_combine(seed, 0x56414cULL));
-    for (int64_t i = static_cast<int64_t>(order.size()) - 1; i > 0; --i)
-      std::swap(order[i], order[rng.below(static_cast<uint64_t>(i + 1))]);
+    shuffle(order, rng);
     std::vector<int64_t> val(order.begin(), order.begin() + k), rest(order.begin() + k, order.end());
     std::sort(val.begin(), val.end());
     std::sort(rest.begin(), rest.end());

@@ -56,7 +56,7 @@ void ShuffleStream::start(int64_t epoch, int64_t skip) {
   std::vector<int64_t> order(static_cast<size_t>(runs_));
   std::iota(order.begin(), order.end(), 0);
   Rng deal(hash_combine(o_.seed, 0x53545245414dULL + static_cast<uint64_t>(epoch)));
-  for (int64_t i = runs_ - 1; i > 0; --i) std::swap(order[i], order[deal.below(static_cast<uint64_t>(i + 1))]);
+  shuffle(order, deal);
   my_runs_.clear();
   starts_.clear();
   length_ = 0;

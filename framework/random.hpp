@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdint>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace hubel {
 
@@ -79,5 +81,12 @@ class Rng {
   double spare_ = 0;
   bool has_spare_ = false;
 };
+
+// Fisher-Yates over v in place, drawing from rng: the one shuffle behind every epoch's
+// order, the held-out split and the stream's deal of runs.
+inline void shuffle(std::vector<int64_t>& v, Rng& rng) {
+  for (int64_t i = static_cast<int64_t>(v.size()) - 1; i > 0; --i)
+    std::swap(v[static_cast<size_t>(i)], v[static_cast<size_t>(rng.below(static_cast<uint64_t>(i + 1)))]);
+}
 
 }  // namespace hubel
