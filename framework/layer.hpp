@@ -44,6 +44,10 @@ struct Param {
   int64_t numel() const { return shape.numel(); }
 };
 
+// The arithmetic of the layers' products: fp32, or bf16 operands with fp32 sums where a
+// layer has such a plan and the CPU the instructions (train.precision).
+enum class Precision { fp32, bf16 };
+
 // Everything a layer gets once, when the Net is built.
 struct Binding {
   std::span<const Shape> x;       // per-sample input shapes
@@ -53,6 +57,7 @@ struct Binding {
   // Inference only (Net::build_inference): forward in evaluation mode is all that runs;
   // the parameters have no gradient (dw null) and may be shared with other nets.
   bool inference = false;
+  Precision precision = Precision::fp32;
 };
 
 // Sums over the ranks of a data-parallel run, for layers whose forward or backward needs

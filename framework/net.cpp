@@ -68,6 +68,7 @@ struct Net::Impl {
   std::vector<AlignedBuffer> grad_slabs;
   std::vector<AlignedBuffer> output_slabs;  // inference: outputs whose lifetimes do not overlap share one
   bool inference = false;
+  Precision precision = Precision::fp32;
   void plan_gradient_buffers(int64_t max_batch);
   void plan_output_buffers(int64_t max_batch);
   // Arena layout: trainable parameters last layer first, so backward fills the gradient
@@ -554,7 +555,7 @@ void Net::build(int64_t max_batch, uint64_t seed) {
     node.x_views.resize(node.inputs.size());
     node.dx_views.resize(node.inputs.size());
     node.dx_buffer.assign(node.inputs.size(), -1);
-    node.layer->bind(Binding{node.in_shapes, node.out, max_batch, node.params});
+    node.layer->bind(Binding{node.in_shapes, node.out, max_batch, node.params, false, m.precision});
   }
   // Which gradient buffer of its producer each input slot writes.
   for (size_t i = 0; i < m.nodes.size(); ++i) {
@@ -661,11 +662,17 @@ void Net::build_inference(int64_t max_batch, const Net* shared) {
   m.plan_output_buffers(max_batch);
   for (auto& node : m.nodes) {
     node.x_views.resize(node.inputs.size());
-    node.layer->bind(Binding{node.in_shapes, node.out, max_batch, node.params, true});
+    node.layer->bind(Binding{node.in_shapes, node.out, max_batch, node.params, true, m.precision});
   }
 }
 
 bool Net::inference_only() const { return impl_->inference; }
+
+void Net::set_precision(Precision p) {
+  if (built()) throw Error("Net::set_precision after build(): set it before building");
+  impl_->precision = p;
+}
+Precision Net::precision() const { return impl_->precision; }
 
 void Net::freeze(const std::string& layer) {
   if (built()) throw Error("Net::freeze after build(): freeze layers before building");

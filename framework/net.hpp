@@ -62,6 +62,11 @@ class Net {
   // before it is trainable, given a gradient. ConfigError if there is no such layer.
   void freeze(const std::string& layer);
   bool frozen(const std::string& layer) const;
+  // The layers' arithmetic (before build; fp32 unless set): bf16 gives the layers that
+  // have a bf16 plan (the stride-1 convolutions, where the CPU has AVX512_BF16) bf16
+  // operands with fp32 sums; the parameters and everything else stay fp32.
+  void set_precision(Precision p);
+  Precision precision() const;
 
   // Allocates everything for minibatches of up to max_batch rows and initializes the
   // parameters from `seed` (each parameter's stream depends on its layer and name, so

@@ -103,7 +103,10 @@ Run::Run(const Experiment& exp, BuiltModel& model, comm::Communicator& comm, Run
   if (o_.weights_only && o_.resume.empty()) throw ConfigError("weights only needs a checkpoint to resume from");
   if (o_.experiment_text.empty()) o_.experiment_text = exp.root.text();
   const int64_t local_batch = (exp.train.batch + comm.size() - 1) / comm.size();
-  if (!net_.built()) net_.build(local_batch, exp.train.seed);
+  if (!net_.built()) {
+    net_.set_precision(exp.train.precision);
+    net_.build(local_batch, exp.train.seed);
+  }
   optimizer_ = Optimizer::create(exp.optimizer, net_);
   schedule_ = create_run_schedule(exp.schedule, *optimizer_, exp.train);
   trainer_ = std::make_unique<Trainer>(net_, *model.loss, *optimizer_, *schedule_, comm, exp.train);

@@ -100,6 +100,8 @@ TrainOptions TrainOptions::parse(const Config& c) {
                              default_chunk(o.batch), ")"));
   }
   if (auto e = c.find("early_stop")) o.early_stop = EarlyStop::parse(*e);
+  if (c.find("precision"))
+    o.precision = c.choice("precision", {"fp32", "bf16"}, "fp32") == "bf16" ? Precision::bf16 : Precision::fp32;
   o.eval_batches = c.get<int64_t>("eval_batches", 0);
   if (o.eval_batches < 0)
     c.at("eval_batches").fail(cat("eval_batches must be >= 0 (0: the whole held-out set); got ", o.eval_batches));

@@ -40,10 +40,14 @@ struct TrainOptions {
   int64_t chunk = 0;                    // samples per chunk; 0: the default, default_chunk(batch)
   std::optional<EarlyStop> early_stop;  // stop when a monitored metric stops improving
   int64_t eval_batches = 0;             // per-epoch held-out evaluation: this many batches (0: all)
+  // The layers' arithmetic (Net::set_precision): bf16 products with fp32 sums in the
+  // layers that have them, where the CPU has AVX512_BF16 (elsewhere fp32, and the banner
+  // says so).
+  Precision precision = Precision::fp32;
 
   // train: {epochs, batch, seed, max_steps, shuffle, accumulate, bucket_mb, comm_timeout,
   //         log_every, exact: auto | true | false, chunk, early_stop: {monitor, patience,
-  //         min_delta, mode}, eval_batches}
+  //         min_delta, mode}, eval_batches, precision: fp32 | bf16}
   static TrainOptions parse(const Config& c);
   // The chunk the run uses: chunk, or default_chunk(batch).
   int64_t chunk_size() const;

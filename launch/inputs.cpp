@@ -29,6 +29,7 @@ Inputs read_inputs(const std::string& experiment, const std::vector<std::string>
       const Experiment& exp = *in.exp;
       // build_batch -W: this rank's rows of the global batch on W ranks.
       const int64_t rows = build_batch < 0 ? (exp.train.batch - build_batch - 1) / -build_batch : build_batch;
+      in.model->net.set_precision(exp.train.precision);
       in.model->net.build(std::max<int64_t>(1, rows), exp.train.seed);
       const auto optimizer = Optimizer::create(exp.optimizer, in.model->net);
       errors.attempt([&] { create_run_schedule(exp.schedule, *optimizer, exp.train); });

@@ -44,6 +44,7 @@
 #include "launch/inputs.hpp"
 #include "launch/report.hpp"
 #include "launch/visualize.hpp"
+#include "layers/bf16_products.hpp"
 #include "layers/builtin.hpp"
 #include "layers/gemm_kernels.hpp"
 
@@ -907,6 +908,20 @@ bool read_train_options(const Common& c, RunOptions& ro) {
   return c.vm.count("quiet") > 0;
 }
 
+// The banner's word on train.precision: bf16, how many convolutions took the bf16 plan.
+std::string precision_note(const Net& net) {
+  if (net.precision() != Precision::bf16) return "";
+  if (!layers::bf16_kernels()) return ", precision bf16 asked, but this CPU has no AVX512_BF16: fp32";
+  int64_t convs = 0, bf16 = 0;
+  for (size_t i = 0; i < net.size(); ++i) {
+    const Layer& l = net.layer(i);
+    if (l.type().rfind("conv", 0) != 0) continue;
+    ++convs;
+    bf16 += l.plan().rfind("bf16", 0) == 0;
+  }
+  return cat(", bf16 products (fp32 sums) in ", bf16, " of ", convs, " convolutions");
+}
+
 // What hubel train prints before training (rank 0): the first line, then (unless quiet)
 // the data, the model summary and the settings, then whether the run is exact.
 void print_train_banner(const Common& c, const Experiment& exp, const BuiltModel& model, const datasets::Splits& data,
@@ -916,7 +931,7 @@ void print_train_banner(const Common& c, const Experiment& exp, const BuiltModel
   std::cout << "hubel " << HUBEL_VERSION << ": " << comm.size() << " rank(s) x " << runtime.threads() << " thread(s), "
             << (layers::kernel_width() ? std::to_string(layers::kernel_width()) + "-bit product kernels"
                                        : "BLAS products")
-            << ", experiment " << c.experiment << "\n";
+            << precision_note(net) << ", experiment " << c.experiment << "\n";
   if (!quiet) {
     std::cout << "data: " << data.train->name() << " " << data.train->size() << " samples of "
               << data.train->sample_shape().str();

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "framework/config.hpp"
+#include "layers/bf16_products.hpp"
 #include "layers/conv_algorithm.hpp"
 #include "layers/gemm_kernels.hpp"
 
@@ -17,8 +18,8 @@ namespace {
 
 // The plan's name in `impl:`.
 const char* plan_key(Conv::Plan p) {
-  static const char* const kKeys[] = {"reference", "tiled",        "im2col",   "wide_im2col",
-                                      "implicit",  "compact_rows", "positions"};
+  static const char* const kKeys[] = {"reference", "tiled",        "im2col",    "wide_im2col",
+                                      "implicit",  "compact_rows", "positions", "bf16"};
   return kKeys[static_cast<int>(p)];
 }
 
@@ -68,8 +69,9 @@ std::unique_ptr<Layer> Conv::from_config(const Config& c, int rank) {
   o.relu = c.choice("activation", {"none", "relu"}, "none") == "relu";
   o.flip = c.get<bool>("flip", false);
   const std::string impl = c.choice(
-      "impl", {"fast", "reference", "tiled", "im2col", "wide_im2col", "implicit", "compact_rows", "positions"}, "fast");
-  for (int p = 0; p <= static_cast<int>(Plan::positions); ++p)
+      "impl", {"fast", "reference", "tiled", "im2col", "wide_im2col", "implicit", "compact_rows", "positions", "bf16"},
+      "fast");
+  for (int p = 0; p <= static_cast<int>(Plan::bf16); ++p)
     if (impl == plan_key(static_cast<Plan>(p))) o.impl = static_cast<Plan>(p);
   return std::make_unique<Conv>(std::move(o));
 }
@@ -77,8 +79,8 @@ std::unique_ptr<Layer> Conv::from_config(const Config& c, int rank) {
 std::string Conv::type() const { return "conv" + rank_suffix(o_.window.rank); }
 
 const char* Conv::plan_name(Plan plan) {
-  static const char* const kNames[] = {"reference",       "tiled",        "im2col",          "wide im2col",
-                                       "implicit im2col", "compact rows", "output positions"};
+  static const char* const kNames[] = {"reference",       "tiled",        "im2col",           "wide im2col",
+                                       "implicit im2col", "compact rows", "output positions", "bf16 implicit im2col"};
   return kNames[static_cast<int>(plan)];
 }
 
@@ -213,6 +215,11 @@ std::string Conv::unsupported(Plan plan, const Geometry& g) {
         return cat("it needs the filters of a group in whole kernel panels (", panel, "); a group has ", g.Kg);
       return {};
     }
+    case Plan::bf16:
+      if (auto why = unsupported(Plan::implicit, g); !why.empty()) return why;
+      if (!bf16_kernels()) return "this CPU or this build has no bf16 products (AVX512_BF16)";
+      if (g.groups > 1) return "it has one group, and this layer has " + std::to_string(g.groups);
+      return {};
   }
   return "unknown plan";
 }
@@ -226,6 +233,7 @@ Conv::Plan Conv::choose_plan() const {
   if (g_.T > 1) return Plan::tiled;
   if (!WideImage::applies(g_.w)) return Plan::im2col;
   if (kernel_panel() <= 0) return Plan::wide_im2col;
+  if (bf16_ && unsupported(Plan::bf16, g_).empty()) return Plan::bf16;
   // Compact where it applies, then positions: no wide position is computed.
   if (unsupported(Plan::compact_rows, g_).empty()) return Plan::compact_rows;
   if (unsupported(Plan::positions, g_).empty()) return Plan::positions;
@@ -235,6 +243,7 @@ Conv::Plan Conv::choose_plan() const {
 void Conv::bind(const Binding& b) {
   UnaryLayer::bind(b);
   g_ = geometry(b.x[0]);
+  bf16_ = b.precision == Precision::bf16;
   plan_ = choose_plan();
   const ConvProblem p{g_, o_.connections, o_.bias, o_.relu, b.max_batch, b.inference};
   switch (plan_) {
@@ -247,6 +256,9 @@ void Conv::bind(const Binding& b) {
     case Plan::im2col:
     case Plan::wide_im2col:
       algorithm_ = make_im2col_conv(p, plan_ == Plan::wide_im2col);
+      break;
+    case Plan::bf16:
+      algorithm_ = make_bf16_conv(p);
       break;
     default:
       algorithm_ = make_implicit_conv(p, plan_);

@@ -46,6 +46,7 @@ class Conv : public UnaryLayer {
     implicit,      // the column matrix read in place by the kernels (implicit im2col)
     compact_rows,  // implicit, output rows of whole kernel panels: no wide positions
     positions,     // implicit, the output positions as the product's rows: y^T = cols^T W^T
+    bf16,          // implicit, bf16 products with fp32 sums (train.precision: bf16, AVX512_BF16)
   };
   struct Options {
     int64_t filters = 0;  // K; with a connection table, 0 means "as many as the table has rows"
@@ -115,6 +116,7 @@ class Conv : public UnaryLayer {
   Options o_;
   Geometry g_;
   Plan plan_ = Plan::im2col;
+  bool bf16_ = false;  // the net's precision is bf16: the bf16 plan where it applies
   std::unique_ptr<ConvAlgorithm> algorithm_;
   AlignedBuffer w_flipped_, dw_flipped_;  // flip: the kernels reversed, and their gradient
 };

@@ -6,6 +6,7 @@
 //   conv_im2col.cpp     an explicit column matrix per block of samples (im2col, or wide im2col)
 //   conv_implicit.cpp   the column matrix read in place from the padded image (implicit im2col,
 //                       compact rows, output positions)
+//   conv_bf16.cpp       implicit im2col in bf16 products with fp32 sums (train.precision: bf16)
 // Every fast algorithm sums its weight gradient per fixed chunk of samples and adds the
 // chunks in chunk order, so results do not depend on the thread count.
 #pragma once
@@ -62,6 +63,8 @@ std::unique_ptr<ConvAlgorithm> make_tiled_conv(const ConvProblem& p);
 std::unique_ptr<ConvAlgorithm> make_im2col_conv(const ConvProblem& p, bool wide);
 // plan: implicit, compact_rows or positions.
 std::unique_ptr<ConvAlgorithm> make_implicit_conv(const ConvProblem& p, Conv::Plan plan);
+// Implicit im2col with bf16 products and fp32 sums (conv_bf16.cpp).
+std::unique_ptr<ConvAlgorithm> make_bf16_conv(const ConvProblem& p);
 
 namespace conv_detail {
 

@@ -64,7 +64,8 @@ inline void compare(const char* what, std::span<float> values, std::span<const f
 // against the objective sum(r * y) for a fixed random r.
 class LayerHarness {
  public:
-  LayerHarness(Layer& layer, std::vector<Shape> x_shapes, int64_t batch, uint64_t seed = 1, double kink = 0)
+  LayerHarness(Layer& layer, std::vector<Shape> x_shapes, int64_t batch, uint64_t seed = 1, double kink = 0,
+               Precision precision = Precision::fp32)
       : layer_(layer), x_shapes_(std::move(x_shapes)), batch_(batch) {
     y_shape_ = layer.output_shape(x_shapes_);
     auto specs = layer.param_specs(x_shapes_);
@@ -88,7 +89,7 @@ class LayerHarness {
     y_ = Tensor(y_shape_.with_batch(batch));
     r_ = Tensor(y_shape_.with_batch(batch));
     randomize(r_.span(), rng);
-    layer.bind(Binding{x_shapes_, y_shape_, batch, params_});
+    layer.bind(Binding{x_shapes_, y_shape_, batch, params_, false, precision});
   }
 
   Tensor& x(size_t i = 0) { return x_[i]; }

@@ -1,0 +1,179 @@
+// The convolution's bf16 plan (train.precision: bf16, on a CPU with AVX512_BF16): the
+// implicit-im2col products of conv_implicit.cpp, their operands rounded to bf16 and their
+// sums kept in fp32 (bf16_products.hpp), twice the fp32 FMA rate. The weights stay fp32
+// (the optimizer's master copy) and are rounded once per pass; activations, bias, the
+// fused activation and every gradient the layer writes are fp32.
+//
+//   forward   y = W cols: the padded image is converted to pairs of channels (2c, 2c+1),
+//             so that a tap of the pair image is a row of words, and W to the same pairs;
+//   weights   dW = dY cols^T: one dot product per weight over the block's positions, dY
+//             and the padded image each converted to bf16 once;
+//   input     dcols = W^T dY over pairs of filters, added back into the padded image.
+//
+// Stride 1, zero padding, 1-D or 2-D, one weight set, one group (a connection table is
+// expanded to dense weights). The wide layout of WideImage: Wp - OW extra positions per
+// output row, computed and dropped.
+#include <algorithm>
+#include <cstring>
+
+#include "framework/parallel.hpp"
+#include "layers/bf16_products.hpp"
+#include "layers/conv_algorithm.hpp"
+#include "layers/gemm_kernels.hpp"
+
+namespace hubel::layers {
+
+namespace {
+
+using namespace conv_detail;
+
+// Elements of type T in `floats` floats' room.
+template <class T>
+T* as(float* p) {
+  return reinterpret_cast<T*>(p);
+}
+// floats that hold n elements of size bytes each, aligned.
+int64_t room(int64_t n, int64_t bytes) { return align_floats((n * bytes + 3) / 4); }
+
+class Bf16Conv final : public ChunkedConv {
+ public:
+  explicit Bf16Conv(ConvProblem p) : ChunkedConv(std::move(p)), wide_(p_.g, kernel_panel()) {
+    const Conv::Geometry& g = p_.g;
+    const int64_t kv = g.kvol(), plane = wide_.Hp * wide_.Wp;
+    C2_ = (g.C + 1) / 2;
+    K2_ = (g.K + 1) / 2;
+    for (int64_t c2 = 0; c2 < C2_; ++c2)
+      for (int64_t t = 0; t < kv; ++t) taps2_.push_back(c2 * plane + wide_.taps[static_cast<size_t>(t)]);
+    // The pair image: C2 planes of words, and the slack after the last plane that the
+    // runs of the last taps read.
+    pair_words_ = C2_ * plane + (wide_.floats - g.C * plane);
+    nb_ = block_samples(g.C * kv * wide_.Pc);
+    block_max_ = std::min(nb_, std::max<int64_t>(p_.max_batch, 1));
+    ld_max_ = block_ld(wide_.Pcp * block_max_);
+    const int64_t image16 = room(wide_.floats, 2);
+    // Per thread: the padded images of a block (fp32, then bf16), one pair image, the
+    // block's y or dy (fp32, bf16, pairs) and dcols.
+    offsets_[0] = wide_.floats * block_max_;                  // bf16 images
+    offsets_[1] = offsets_[0] + image16 * block_max_;         // pair image
+    offsets_[2] = offsets_[1] + room(pair_words_, 4);         // y or dy, fp32 [K, L]
+    offsets_[3] = offsets_[2] + align_floats(g.K * ld_max_);  // dy bf16 [K, L]
+    offsets_[4] = offsets_[3] + room(g.K * ld_max_, 2);       // dy pairs [K2, L]
+    offsets_[5] = offsets_[4] + room(K2_ * ld_max_, 4);       // dcols [C kv, L]
+    size_scratch(offsets_[5] + (p_.inference ? 0 : align_floats(g.C * kv * ld_max_)));
+    w2_ = AlignedBuffer(room(g.K * C2_ * kv, 4), AlignedBuffer::Uninitialized{});
+    if (!p_.inference) {
+      wt2_ = AlignedBuffer(room(g.C * kv * K2_, 4), AlignedBuffer::Uninitialized{});
+      wt_rows_ = AlignedBuffer(2 * K2_, AlignedBuffer::Uninitialized{});
+    }
+  }
+
+  std::string detail() const override { return "bf16 products, fp32 sums"; }
+
+  void forward(const ConvParams& prm, ConstTensorView x, TensorView y, const StepContext& ctx) override {
+    const Conv::Geometry& g = p_.g;
+    const int64_t n = x.batch(), P = g.P(), K = g.K, kv = g.kvol(), plane = wide_.Hp * wide_.Wp;
+    const int64_t in_stride = g.C * g.w.in_vol(), sc = wide_.Pcp, CK2 = C2_ * kv;
+    const float* W = dense_weights(prm);
+    // W in pairs of channels: w2[k][c2 kv + t] = (W[k][2c2][t], W[k][2c2 + 1][t]).
+    uint32_t* w2 = as<uint32_t>(w2_.data());
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t c2 = 0; c2 < C2_; ++c2) {
+        const float* lo = W + (k * g.C + 2 * c2) * kv;
+        to_bf16_pairs(lo, 2 * c2 + 1 < g.C ? lo + kv : nullptr, kv, w2 + k * CK2 + c2 * kv);
+      }
+    for_each_piece(ctx, n, sample_grain(2 * g.blocks * kv * P), [&](int64_t n0, int64_t n1) {
+      float* s = scratch_.local().data();
+      float* xp = s;
+      uint32_t* x2 = as<uint32_t>(s + offsets_[1]);
+      float* yb = s + offsets_[2];
+      for (int64_t i = n0; i < n1; ++i) {
+        wide_.pad(g, x.data() + i * in_stride, xp);
+        for (int64_t c2 = 0; c2 < C2_; ++c2) {
+          const float* lo = xp + 2 * c2 * plane;
+          to_bf16_pairs(lo, 2 * c2 + 1 < g.C ? lo + plane : nullptr, plane, x2 + c2 * plane);
+        }
+        std::fill(x2 + C2_ * plane, x2 + pair_words_, 0u);
+        bf16_nn(K, sc, CK2, w2, CK2, x2, taps2_.data(), 0, yb, sc);
+        store_output(p_, prm.b, yb, sc, wide_.Wp, y.data() + i * K * P);
+      }
+    });
+  }
+
+  void backward(const ConvParams& prm, ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
+                const StepContext& ctx) override {
+    const Conv::Geometry& g = p_.g;
+    const int64_t n = x.batch(), P = g.P(), K = g.K, kv = g.kvol(), CK = g.C * kv;
+    const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], rows = P / OW, Wp = wide_.Wp;
+    const int64_t sc = wide_.Pcp, image = wide_.floats, image16 = room(wide_.floats, 2) * 2;
+    const float* W = dense_weights(prm);
+    if (!dx.empty()) {  // W^T in pairs of filters: wt2[c kv + t][k2] = (W[2k2][c kv + t], W[2k2 + 1][...])
+      uint32_t* wt2 = as<uint32_t>(wt2_.data());
+      float* lo = wt_rows_.data();
+      float* hi = lo + K2_;
+      for (int64_t q = 0; q < CK; ++q) {
+        for (int64_t k2 = 0; k2 < K2_; ++k2) {
+          lo[k2] = W[2 * k2 * CK + q];
+          hi[k2] = 2 * k2 + 1 < K ? W[(2 * k2 + 1) * CK + q] : 0.0f;
+        }
+        to_bf16_pairs(lo, hi, K2_, wt2 + q * K2_);
+      }
+    }
+    const ChunkPlan plan = chunks(ctx, n, std::max(nb_, sample_grain(4 * g.blocks * kv * P)));
+    const int64_t chunk = plan.size, chunks = plan.count;
+    parallel_chunks(chunks, 1, [&](int64_t c0, int64_t c1) {
+      float* s = scratch_.local().data();
+      float* xp = s;
+      uint16_t* xb = as<uint16_t>(s + offsets_[0]);
+      float* dyb = s + offsets_[2];
+      uint16_t* dy16 = as<uint16_t>(s + offsets_[3]);
+      uint32_t* dy2 = as<uint32_t>(s + offsets_[4]);
+      float* dcols = s + offsets_[5];
+      for (int64_t c = c0; c < c1; ++c) {
+        if (empty_chunk(c, plan, n)) continue;
+        float* dW = partial_w(c);
+        float* db = partial_b(c);
+        const int64_t end = std::min(n, (c + 1) * chunk);
+        for (int64_t b0 = c * chunk; b0 < end; b0 += nb_) {
+          const int64_t nb = std::min(nb_, end - b0);
+          const bool first = b0 == c * chunk;
+          const int64_t L = block_ld(nb * sc);
+          zero_columns(dyb, K, nb * sc, L);
+          for (int64_t j = 0; j < nb; ++j) {
+            const int64_t i = b0 + j;
+            wide_.pad(g, x.data() + i * in_stride, xp + j * image);
+            to_bf16(xp + j * image, image, xb + j * image16);
+            load_gradient(p_, dy.data() + i * K * P, y.data() + i * K * P, dyb + j * sc, L, Wp, sc);
+            bias_gradient_rows(p_.bias, dyb + j * sc, L, rows, Wp, OW, K, first && j == 0, db);
+          }
+          // dW[K, C kv] over the block's samples, each in its own image; the wide
+          // positions and the columns past each sample's Pc are zero in dy.
+          to_bf16(dyb, K * L, dy16);
+          bf16_nt(K, CK, sc, dy16, L, xb, wide_.taps.data(), first ? 0.0f : 1.0f, dW, CK, nb, sc, image16);
+          if (dx.empty()) continue;
+          for (int64_t k2 = 0; k2 < K2_; ++k2)
+            to_bf16_pairs(dyb + 2 * k2 * L, 2 * k2 + 1 < K ? dyb + (2 * k2 + 1) * L : nullptr, L, dy2 + k2 * L);
+          bf16_nn(CK, L, K2_, as<uint32_t>(wt2_.data()), K2_, dy2, nullptr, L, dcols, L);
+          for (int64_t j = 0; j < nb; ++j)
+            wide_.add_back(g, dcols + j * sc, L, Wp, xp, dx.data() + (b0 + j) * in_stride);
+        }
+      }
+    });
+    finish_gradients(prm, chunks, false);
+  }
+
+ private:
+  WideImage wide_;
+  int64_t C2_ = 0, K2_ = 0;     // pairs of channels, of filters (the last padded with a zero)
+  std::vector<int64_t> taps2_;  // the taps of the pair image, in words
+  int64_t pair_words_ = 0;
+  int64_t nb_ = 1, block_max_ = 1, ld_max_ = 0;
+  int64_t offsets_[6] = {};  // the parts of a thread's scratch, in floats
+  AlignedBuffer w2_, wt2_;   // the weights in pairs of channels, and W^T in pairs of filters
+  AlignedBuffer wt_rows_;    // one row of W^T, split into the pairs' halves
+};
+
+}  // namespace
+
+std::unique_ptr<ConvAlgorithm> make_bf16_conv(const ConvProblem& p) { return std::make_unique<Bf16Conv>(p); }
+
+}  // namespace hubel::layers
