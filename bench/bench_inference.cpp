@@ -30,14 +30,15 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: bench_inference CHECKPOINT THREADS SECONDS\n");
+  if (argc != 4 && !(argc == 5 && (std::string(argv[4]) == "fp32" || std::string(argv[4]) == "bf16"))) {
+    std::fprintf(stderr, "usage: bench_inference CHECKPOINT THREADS SECONDS [fp32|bf16]\n");
     return 1;
   }
   const double before = status_mb("VmRSS:");
   hubel::Model::Options o;
   o.threads = std::stoi(argv[2]);
   o.max_batch = 64;
+  if (argc == 5 && std::string(argv[4]) == "bf16") o.precision = hubel::Precision::bf16;
   const hubel::Model m = hubel::Model::load(argv[1], o);
   const double seconds = std::stod(argv[3]);
   const int64_t per = m.input_shape().numel();

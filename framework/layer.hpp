@@ -11,6 +11,7 @@
 
 #include "framework/error.hpp"
 #include "framework/init.hpp"
+#include "framework/precision.hpp"
 #include "framework/tensor.hpp"
 
 namespace hubel {
@@ -43,10 +44,6 @@ struct Param {
   float* dw = nullptr;
   int64_t numel() const { return shape.numel(); }
 };
-
-// The arithmetic of the layers' products: fp32, or bf16 operands with fp32 sums where a
-// layer has such a plan and the CPU the instructions (train.precision).
-enum class Precision { fp32, bf16 };
 
 // Everything a layer gets once, when the Net is built.
 struct Binding {

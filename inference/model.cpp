@@ -59,6 +59,7 @@ struct Model::Impl {
     auto r = std::make_unique<Replica>(
         Replica{build_model(experiment.at("model"), layers::builtin_registry()), Tensor(stored.with_batch(max_batch))});
     lock.unlock();
+    r->model.net.set_precision(base.net.precision());
     r->model.net.build_inference(max_batch, &base.net);
     return r;
   }
@@ -171,6 +172,7 @@ Model Model::load(const std::string& path, const Options& o) {
   datasets::Splits data = datasets::open(root.at("data"), true);
   auto impl = std::make_unique<Impl>(root, std::move(model));
   impl->max_batch = o.max_batch;
+  impl->base.net.set_precision(o.precision);
   impl->base.net.build_inference(o.max_batch);
   load_checkpoint(file, impl->base.net, nullptr, nullptr);
   impl->stored = data.train->sample_shape();

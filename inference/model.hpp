@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "framework/precision.hpp"
 #include "framework/shape.hpp"
 
 namespace hubel {
@@ -29,6 +30,9 @@ class Model {
     std::vector<std::string> sets;  // overrides, as --set path.key=value
     int64_t max_batch = 64;         // rows per forward pass; larger calls go in pieces
     int threads = 0;                // threads of one call (0: the cores this process may use)
+    // bf16: the stride-1 convolutions' products on bf16 operands with fp32 sums, where the
+    // CPU has AVX512_BF16 (elsewhere fp32); outputs then differ from fp32 by bf16's precision.
+    Precision precision = Precision::fp32;
   };
   // `path`: a checkpoint file, a checkpoint directory (its latest whole checkpoint) or
   // exported weights (hubel inspect --export-weights). The experiment's data file is read

@@ -8,7 +8,9 @@
 //             so that a tap of the pair image is a row of words, and W to the same pairs;
 //   weights   dW = dY cols^T: one dot product per weight over the block's positions, dY
 //             and the padded image each converted to bf16 once;
-//   input     dcols = W^T dY over pairs of filters, added back into the padded image.
+//   input     dx = the correlation of the zero-padded dY with the flipped kernels, as one
+//             product like the forward's: the padded dY in pairs of filters, the flipped
+//             W^T in the same pairs, each sample's wide dx cropped into place.
 //
 // Stride 1, zero padding, 1-D or 2-D, one weight set, one group (a connection table is
 // expanded to dense weights). The wide layout of WideImage: Wp - OW extra positions per
@@ -47,23 +49,38 @@ class Bf16Conv final : public ChunkedConv {
     // The pair image: C2 planes of words, and the slack after the last plane that the
     // runs of the last taps read.
     pair_words_ = C2_ * plane + (wide_.floats - g.C * plane);
-    nb_ = block_samples(g.C * kv * wide_.Pc);
+    // The padded dY of the input gradient: Hq x Wq with output row oh at row oh + top_,
+    // column ow at ow + left_ (clipped where padding past (k - 1) d leaves outputs that no
+    // input reaches); dx's wide positions are H x Wq.
+    const Window& w = g.w;
+    Wq_ = w.in[2] + (w.k[2] - 1) * w.d[2];
+    Hq_ = w.in[1] + (w.k[1] - 1) * w.d[1];
+    top_ = (w.k[1] - 1) * w.d[1] - w.lo[1];
+    left_ = (w.k[2] - 1) * w.d[2] - w.lo[2];
+    Pq_ = block_ld(w.in[1] * Wq_);
+    for (int64_t k2 = 0; k2 < K2_; ++k2)
+      for (int64_t kh = 0; kh < w.k[1]; ++kh)
+        for (int64_t kw = 0; kw < w.k[2]; ++kw) taps_q_.push_back((k2 * Hq_ + kh * w.d[1]) * Wq_ + kw * w.d[2]);
+    q_words_ = K2_ * Hq_ * Wq_ + (w.k[2] - 1) * w.d[2] + Pq_ - w.in[1] * Wq_;
+    // A block's samples share the weight gradient's dot products (one segment each): as
+    // many as keep their padded images and dy in the L2 cache (no column matrix is built).
+    nb_ = block_samples(g.C * plane + g.K * wide_.Pcp);
     block_max_ = std::min(nb_, std::max<int64_t>(p_.max_batch, 1));
     ld_max_ = block_ld(wide_.Pcp * block_max_);
     const int64_t image16 = room(wide_.floats, 2);
     // Per thread: the padded images of a block (fp32, then bf16), one pair image, the
-    // block's y or dy (fp32, bf16, pairs) and dcols.
+    // block's y or dy (fp32, bf16), the padded dY in pairs and a sample's wide dx.
     offsets_[0] = wide_.floats * block_max_;                  // bf16 images
     offsets_[1] = offsets_[0] + image16 * block_max_;         // pair image
     offsets_[2] = offsets_[1] + room(pair_words_, 4);         // y or dy, fp32 [K, L]
     offsets_[3] = offsets_[2] + align_floats(g.K * ld_max_);  // dy bf16 [K, L]
-    offsets_[4] = offsets_[3] + room(g.K * ld_max_, 2);       // dy pairs [K2, L]
-    offsets_[5] = offsets_[4] + room(K2_ * ld_max_, 4);       // dcols [C kv, L]
-    size_scratch(offsets_[5] + (p_.inference ? 0 : align_floats(g.C * kv * ld_max_)));
+    offsets_[4] = offsets_[3] + room(g.K * ld_max_, 2);       // padded dY pairs
+    offsets_[5] = offsets_[4] + room(q_words_, 4);            // wide dx [C, Pq]
+    size_scratch(offsets_[5] + (p_.inference ? 0 : align_floats(g.C * Pq_)));
     w2_ = AlignedBuffer(room(g.K * C2_ * kv, 4), AlignedBuffer::Uninitialized{});
     if (!p_.inference) {
-      wt2_ = AlignedBuffer(room(g.C * kv * K2_, 4), AlignedBuffer::Uninitialized{});
-      wt_rows_ = AlignedBuffer(2 * K2_, AlignedBuffer::Uninitialized{});
+      wf2_ = AlignedBuffer(room(g.C * kv * K2_, 4), AlignedBuffer::Uninitialized{});
+      wt_rows_ = AlignedBuffer(2 * kv, AlignedBuffer::Uninitialized{});
     }
   }
 
@@ -106,17 +123,21 @@ class Bf16Conv final : public ChunkedConv {
     const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], rows = P / OW, Wp = wide_.Wp;
     const int64_t sc = wide_.Pcp, image = wide_.floats, image16 = room(wide_.floats, 2) * 2;
     const float* W = dense_weights(prm);
-    if (!dx.empty()) {  // W^T in pairs of filters: wt2[c kv + t][k2] = (W[2k2][c kv + t], W[2k2 + 1][...])
-      uint32_t* wt2 = as<uint32_t>(wt2_.data());
+    if (!dx.empty()) {  // the flipped W^T in pairs of filters: wf2[c][k2 kv + t] = (W[2k2][c][kv-1-t],
+                        // W[2k2+1][c][kv-1-t])
+      uint32_t* wf2 = as<uint32_t>(wf2_.data());
       float* lo = wt_rows_.data();
-      float* hi = lo + K2_;
-      for (int64_t q = 0; q < CK; ++q) {
+      float* hi = lo + kv;
+      for (int64_t c = 0; c < g.C; ++c)
         for (int64_t k2 = 0; k2 < K2_; ++k2) {
-          lo[k2] = W[2 * k2 * CK + q];
-          hi[k2] = 2 * k2 + 1 < K ? W[(2 * k2 + 1) * CK + q] : 0.0f;
+          const float* a = W + (2 * k2 * g.C + c) * kv;
+          const float* b = 2 * k2 + 1 < K ? W + ((2 * k2 + 1) * g.C + c) * kv : nullptr;
+          for (int64_t t = 0; t < kv; ++t) {
+            lo[t] = a[kv - 1 - t];
+            hi[t] = b ? b[kv - 1 - t] : 0.0f;
+          }
+          to_bf16_pairs(lo, hi, kv, wf2 + (c * K2_ + k2) * kv);
         }
-        to_bf16_pairs(lo, hi, K2_, wt2 + q * K2_);
-      }
     }
     const ChunkPlan plan = chunks(ctx, n, std::max(nb_, sample_grain(4 * g.blocks * kv * P)));
     const int64_t chunk = plan.size, chunks = plan.count;
@@ -126,8 +147,8 @@ class Bf16Conv final : public ChunkedConv {
       uint16_t* xb = as<uint16_t>(s + offsets_[0]);
       float* dyb = s + offsets_[2];
       uint16_t* dy16 = as<uint16_t>(s + offsets_[3]);
-      uint32_t* dy2 = as<uint32_t>(s + offsets_[4]);
-      float* dcols = s + offsets_[5];
+      uint32_t* q = as<uint32_t>(s + offsets_[4]);
+      float* dxw = s + offsets_[5];
       for (int64_t c = c0; c < c1; ++c) {
         if (empty_chunk(c, plan, n)) continue;
         float* dW = partial_w(c);
@@ -150,11 +171,7 @@ class Bf16Conv final : public ChunkedConv {
           to_bf16(dyb, K * L, dy16);
           bf16_nt(K, CK, sc, dy16, L, xb, wide_.taps.data(), first ? 0.0f : 1.0f, dW, CK, nb, sc, image16);
           if (dx.empty()) continue;
-          for (int64_t k2 = 0; k2 < K2_; ++k2)
-            to_bf16_pairs(dyb + 2 * k2 * L, 2 * k2 + 1 < K ? dyb + (2 * k2 + 1) * L : nullptr, L, dy2 + k2 * L);
-          bf16_nn(CK, L, K2_, as<uint32_t>(wt2_.data()), K2_, dy2, nullptr, L, dcols, L);
-          for (int64_t j = 0; j < nb; ++j)
-            wide_.add_back(g, dcols + j * sc, L, Wp, xp, dx.data() + (b0 + j) * in_stride);
+          for (int64_t j = 0; j < nb; ++j) input_gradient(dyb + j * sc, L, q, dxw, dx.data() + (b0 + j) * in_stride);
         }
       }
     });
@@ -162,14 +179,36 @@ class Bf16Conv final : public ChunkedConv {
   }
 
  private:
+  // One sample's dx from its dy (plane k at d + k * ldk, output rows Wp apart): dY padded
+  // and paired, the product with the flipped weights, the wide positions cropped.
+  void input_gradient(const float* d, int64_t ldk, uint32_t* q, float* dxw, float* dxi) {
+    const Conv::Geometry& g = p_.g;
+    const int64_t OH = g.w.out[1], OW = g.w.out[2], H = g.w.in[1], Wd = g.w.in[2], K = g.K, kv = g.kvol();
+    std::fill(q, q + q_words_, 0u);
+    const int64_t c0 = std::max<int64_t>(0, -left_), c1 = std::min(OW, Wq_ - left_);
+    for (int64_t k2 = 0; k2 < K2_; ++k2)
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        const int64_t r = oh + top_;
+        if (r < 0 || r >= Hq_ || c1 <= c0) continue;
+        const float* lo = d + 2 * k2 * ldk + oh * wide_.Wp + c0;
+        to_bf16_pairs(lo, 2 * k2 + 1 < K ? lo + ldk : nullptr, c1 - c0, q + (k2 * Hq_ + r) * Wq_ + left_ + c0);
+      }
+    bf16_nn(g.C, Pq_, K2_ * kv, as<uint32_t>(wf2_.data()), K2_ * kv, q, taps_q_.data(), 0, dxw, Pq_);
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t h = 0; h < H; ++h)
+        std::memcpy(dxi + (c * H + h) * Wd, dxw + c * Pq_ + h * Wq_, static_cast<size_t>(Wd) * sizeof(float));
+  }
+
   WideImage wide_;
   int64_t C2_ = 0, K2_ = 0;     // pairs of channels, of filters (the last padded with a zero)
   std::vector<int64_t> taps2_;  // the taps of the pair image, in words
   int64_t pair_words_ = 0;
   int64_t nb_ = 1, block_max_ = 1, ld_max_ = 0;
   int64_t offsets_[6] = {};  // the parts of a thread's scratch, in floats
-  AlignedBuffer w2_, wt2_;   // the weights in pairs of channels, and W^T in pairs of filters
-  AlignedBuffer wt_rows_;    // one row of W^T, split into the pairs' halves
+  AlignedBuffer w2_, wf2_;   // the weights in pairs of channels; flipped W^T in pairs of filters
+  AlignedBuffer wt_rows_;    // one pair's flipped kernels, split into its halves
+  int64_t Hq_ = 0, Wq_ = 0, top_ = 0, left_ = 0, Pq_ = 0, q_words_ = 0;  // the padded dY
+  std::vector<int64_t> taps_q_;                                          // its taps, in words
 };
 
 }  // namespace
