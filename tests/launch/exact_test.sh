@@ -74,6 +74,23 @@ for exp in lenet bn; do
   done
 done
 
+# train.precision: bf16 is as exact: the bf16 convolutions on 1, 2 and 4 ranks, 1 and 2
+# threads, give the 1-rank bits; and they are not the fp32 run's bits.
+if grep -qw avx512_bf16 /proc/cpuinfo; then
+  if run bf16-1x1 1 1 "$T/bn.yaml" --set train.precision=bf16; then
+    grep -q "bf16 products (fp32 sums) in 2 of 2 convolutions" "$T/bf16-1x1.log" ||
+      fail "bf16: the banner does not say the convolutions run in bf16: $(head -1 "$T/bf16-1x1.log")"
+    same "$(last "$T/bn-1x1")" "$(last "$T/bf16-1x1")" && fail "bf16: the model equals the fp32 run's: bf16 did not run"
+    for cfg in 1x2 2x1 4x1; do
+      run bf16-$cfg "${cfg%x*}" "${cfg#*x}" "$T/bn.yaml" --set train.precision=bf16 && equal bf16-1x1 bf16-$cfg
+    done
+  fi
+else
+  run bf16-1x1 1 1 "$T/bn.yaml" --set train.precision=bf16 &&
+    grep -q "precision bf16 asked, but this CPU has no AVX512_BF16: fp32" "$T/bf16-1x1.log" &&
+    equal bn-1x1 bf16-1x1
+fi
+
 # Resume on another number of ranks: 2 ranks stop at step 25, 1 and 4 ranks go on to 60.
 run stop25 2 1 "$LENET" --set train.max_steps=25 && for np in 1 4; do
   cp -r "$T/stop25" "$T/resume-on-$np"
