@@ -13,11 +13,13 @@
 
 #include <tbb/enumerable_thread_specific.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "framework/chunks.hpp"
+#include "framework/parallel.hpp"
 #include "framework/tensor.hpp"
 #include "layers/conv.hpp"
 
@@ -157,6 +159,29 @@ class ChunkedConv : public ConvAlgorithm {
     if (plan.begin(c) < n) return false;
     std::fill(partial_w(c), partial_w(c) + partial_size_, 0.0f);
     return true;
+  }
+  // A block of the backward pass: samples [b0, b0 + nb) of one chunk, whether it is the
+  // chunk's first block (its sums are written, the others' added), and the chunk's
+  // gradient partials.
+  struct Block {
+    int64_t b0, nb;
+    bool first;
+    float* dw;
+    float* db;
+  };
+  // The chunks of `plan` in parallel (an exact run's chunks past n zeroed and skipped), each
+  // cut into blocks of at most nb samples, in order: f(block, the thread's scratch).
+  template <class F>
+  void for_each_block(const ChunkPlan& plan, int64_t n, int64_t nb, F&& f) {
+    parallel_chunks(plan.count, 1, [&](int64_t c0, int64_t c1) {
+      float* scratch = scratch_.local().data();
+      for (int64_t c = c0; c < c1; ++c) {
+        if (empty_chunk(c, plan, n)) continue;
+        const int64_t begin = c * plan.size, end = std::min(n, begin + plan.size);
+        for (int64_t b0 = begin; b0 < end; b0 += nb)
+          f(Block{b0, std::min(nb, end - b0), b0 == begin, partial_w(c), partial_b(c)}, scratch);
+      }
+    });
   }
   // The chunks' partials added in the chunks' tree (framework/chunks.hpp) into p's
   // gradients. transposed: each chunk's weight part is [groups, Cg * kvol, Kg] (turned

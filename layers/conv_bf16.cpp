@@ -140,40 +140,33 @@ class Bf16Conv final : public ChunkedConv {
         }
     }
     const ChunkPlan plan = chunks(ctx, n, std::max(nb_, sample_grain(4 * g.blocks * kv * P)));
-    const int64_t chunk = plan.size, chunks = plan.count;
-    parallel_chunks(chunks, 1, [&](int64_t c0, int64_t c1) {
-      float* s = scratch_.local().data();
+    const int64_t chunks = plan.count;
+    for_each_block(plan, n, nb_, [&](const Block& blk, float* s) {
       float* xp = s;
       uint16_t* xb = as<uint16_t>(s + offsets_[0]);
       float* dyb = s + offsets_[2];
       uint16_t* dy16 = as<uint16_t>(s + offsets_[3]);
       uint32_t* q = as<uint32_t>(s + offsets_[4]);
       float* dxw = s + offsets_[5];
-      for (int64_t c = c0; c < c1; ++c) {
-        if (empty_chunk(c, plan, n)) continue;
-        float* dW = partial_w(c);
-        float* db = partial_b(c);
-        const int64_t end = std::min(n, (c + 1) * chunk);
-        for (int64_t b0 = c * chunk; b0 < end; b0 += nb_) {
-          const int64_t nb = std::min(nb_, end - b0);
-          const bool first = b0 == c * chunk;
-          const int64_t L = block_ld(nb * sc);
-          zero_columns(dyb, K, nb * sc, L);
-          for (int64_t j = 0; j < nb; ++j) {
-            const int64_t i = b0 + j;
-            wide_.pad(g, x.data() + i * in_stride, xp + j * image);
-            to_bf16(xp + j * image, image, xb + j * image16);
-            load_gradient(p_, dy.data() + i * K * P, y.data() + i * K * P, dyb + j * sc, L, Wp, sc);
-            bias_gradient_rows(p_.bias, dyb + j * sc, L, rows, Wp, OW, K, first && j == 0, db);
-          }
-          // dW[K, C kv] over the block's samples, each in its own image; the wide
-          // positions and the columns past each sample's Pc are zero in dy.
-          to_bf16(dyb, K * L, dy16);
-          bf16_nt(K, CK, sc, dy16, L, xb, wide_.taps.data(), first ? 0.0f : 1.0f, dW, CK, nb, sc, image16);
-          if (dx.empty()) continue;
-          for (int64_t j = 0; j < nb; ++j) input_gradient(dyb + j * sc, L, q, dxw, dx.data() + (b0 + j) * in_stride);
-        }
+      const int64_t b0 = blk.b0, nb = blk.nb;
+      const bool first = blk.first;
+      float* dW = blk.dw;
+      float* db = blk.db;
+      const int64_t L = block_ld(nb * sc);
+      zero_columns(dyb, K, nb * sc, L);
+      for (int64_t j = 0; j < nb; ++j) {
+        const int64_t i = b0 + j;
+        wide_.pad(g, x.data() + i * in_stride, xp + j * image);
+        to_bf16(xp + j * image, image, xb + j * image16);
+        load_gradient(p_, dy.data() + i * K * P, y.data() + i * K * P, dyb + j * sc, L, Wp, sc);
+        bias_gradient_rows(p_.bias, dyb + j * sc, L, rows, Wp, OW, K, first && j == 0, db);
       }
+      // dW[K, C kv] over the block's samples, each in its own image; the wide
+      // positions and the columns past each sample's Pc are zero in dy.
+      to_bf16(dyb, K * L, dy16);
+      bf16_nt(K, CK, sc, dy16, L, xb, wide_.taps.data(), first ? 0.0f : 1.0f, dW, CK, nb, sc, image16);
+      if (dx.empty()) return;
+      for (int64_t j = 0; j < nb; ++j) input_gradient(dyb + j * sc, L, q, dxw, dx.data() + (b0 + j) * in_stride);
     });
     finish_gradients(prm, chunks, false);
   }

@@ -72,46 +72,39 @@ class Im2colConv final : public ChunkedConv {
     const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], rows = P / OW, sc = sc_;
     const float* W = dense_weights(prm);
     const ChunkPlan plan = chunks(ctx, n, std::max(nb_, sample_grain(4 * g.blocks * g.kvol() * P)));
-    const int64_t chunk = plan.size, chunks = plan.count;
-    parallel_chunks(chunks, 1, [&](int64_t c0, int64_t c1) {
-      float* cols = scratch_.local().data();
+    const int64_t chunks = plan.count;
+    for_each_block(plan, n, nb_, [&](const Block& blk, float* s) {
+      float* cols = s;
       float* dcols = cols + cols_floats_;
       float* dyb = cols + 2 * cols_floats_;
       float* xp = dyb + align_floats(K * block_ld(sc * block_max_));
-      for (int64_t c = c0; c < c1; ++c) {
-        if (empty_chunk(c, plan, n)) continue;
-        float* dW = partial_w(c);
-        float* db = partial_b(c);
-        const int64_t end = std::min(n, (c + 1) * chunk);
-        for (int64_t b0 = c * chunk; b0 < end; b0 += nb_) {
-          const int64_t nb = std::min(nb_, end - b0);
-          const bool first = b0 == c * chunk, direct = nb_ == 1 && !wide_ && !p_.relu;
-          // The columns past nb * sc are zero in cols and dy: they add nothing.
-          const int64_t L = direct ? P : block_ld(nb * sc);
-          zero_columns(cols, CK, nb * sc, L);
-          if (!direct) zero_columns(dyb, K, nb * sc, L);
-          for (int64_t j = 0; j < nb; ++j) {
-            const int64_t i = b0 + j;
-            to_columns(x.data() + i * in_stride, xp, cols + j * sc, L);
-            const float* dyi = dy.data() + i * K * P;
-            if (direct) {
-              bias_gradient(p_.bias, dyi, K, P, first && j == 0, db);
-              continue;
-            }
-            load_gradient(p_, dyi, y.data() + i * K * P, dyb + j * sc, L, row_stride(), sc);
-            bias_gradient_rows(p_.bias, dyb + j * sc, L, rows, row_stride(), OW, K, first && j == 0, db);
-          }
-          const float* D = direct ? dy.data() + b0 * K * P : dyb;
-          for (int64_t gr = 0; gr < g.groups; ++gr)
-            gemm(false, true, Kg, CgK, L, 1.0f, D + gr * Kg * L, L, cols + gr * CgK * L, L, first ? 0.0f : 1.0f,
-                 dW + gr * Kg * CgK, CgK);
-          if (dx.empty()) continue;
-          for (int64_t gr = 0; gr < g.groups; ++gr)
-            gemm(true, false, CgK, L, Kg, 1.0f, W + gr * Kg * CgK, CgK, D + gr * Kg * L, L, 0.0f, dcols + gr * CgK * L,
-                 L);
-          for (int64_t j = 0; j < nb; ++j) from_columns(dcols + j * sc, L, xp, dx.data() + (b0 + j) * in_stride);
+      const int64_t b0 = blk.b0, nb = blk.nb;
+      const bool first = blk.first, direct = nb_ == 1 && !wide_ && !p_.relu;
+      float* dW = blk.dw;
+      float* db = blk.db;
+      // The columns past nb * sc are zero in cols and dy: they add nothing.
+      const int64_t L = direct ? P : block_ld(nb * sc);
+      zero_columns(cols, CK, nb * sc, L);
+      if (!direct) zero_columns(dyb, K, nb * sc, L);
+      for (int64_t j = 0; j < nb; ++j) {
+        const int64_t i = b0 + j;
+        to_columns(x.data() + i * in_stride, xp, cols + j * sc, L);
+        const float* dyi = dy.data() + i * K * P;
+        if (direct) {
+          bias_gradient(p_.bias, dyi, K, P, first && j == 0, db);
+          continue;
         }
+        load_gradient(p_, dyi, y.data() + i * K * P, dyb + j * sc, L, row_stride(), sc);
+        bias_gradient_rows(p_.bias, dyb + j * sc, L, rows, row_stride(), OW, K, first && j == 0, db);
       }
+      const float* D = direct ? dy.data() + b0 * K * P : dyb;
+      for (int64_t gr = 0; gr < g.groups; ++gr)
+        gemm(false, true, Kg, CgK, L, 1.0f, D + gr * Kg * L, L, cols + gr * CgK * L, L, first ? 0.0f : 1.0f,
+             dW + gr * Kg * CgK, CgK);
+      if (dx.empty()) return;
+      for (int64_t gr = 0; gr < g.groups; ++gr)
+        gemm(true, false, CgK, L, Kg, 1.0f, W + gr * Kg * CgK, CgK, D + gr * Kg * L, L, 0.0f, dcols + gr * CgK * L, L);
+      for (int64_t j = 0; j < nb; ++j) from_columns(dcols + j * sc, L, xp, dx.data() + (b0 + j) * in_stride);
     });
     finish_gradients(prm, chunks, false);
   }

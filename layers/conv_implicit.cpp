@@ -107,61 +107,55 @@ class ImplicitConv final : public ChunkedConv {
     const int64_t* taps = wide_.taps.data();
     const float* W = dense_weights(prm);
     const ChunkPlan plan = chunks(ctx, n, std::max(nb_, sample_grain(4 * g.blocks * g.kvol() * P)));
-    const int64_t chunk = plan.size, chunks = plan.count;
-    parallel_chunks(chunks, 1, [&](int64_t c0, int64_t c1) {
-      float* dyt = scratch_.local().data();  // transposed: dy^T of the block, [nb * sc, K]
+    const int64_t chunks = plan.count;
+    for_each_block(plan, n, nb_, [&](const Block& blk, float* s) {
+      float* dyt = s;  // transposed: dy^T of the block, [nb * sc, K]
       float* dcols = dyt + cols_floats_;
       float* dyb = dyt + 2 * cols_floats_;
       float* xp = dyb + align_floats(K * block_ld(sc * block_max_));
-      for (int64_t c = c0; c < c1; ++c) {
-        if (empty_chunk(c, plan, n)) continue;
-        float* dW = partial_w(c);
-        float* db = partial_b(c);
-        const int64_t end = std::min(n, (c + 1) * chunk);
-        for (int64_t b0 = c * chunk; b0 < end; b0 += nb_) {
-          const int64_t nb = std::min(nb_, end - b0);
-          const bool first = b0 == c * chunk;
-          // The columns past nb * sc are zero in dy (and those past Pc in each sample's
-          // part): they add nothing.
-          const int64_t L = block_ld(nb * sc);
-          zero_columns(dyb, K, nb * sc, L);
-          for (int64_t j = 0; j < nb; ++j) {
-            const int64_t i = b0 + j;
-            pad(x.data() + i * in_stride, xp + j * image);
-            load_gradient(p_, dy.data() + i * K * P, y.data() + i * K * P, dyb + j * sc, L, row_stride, sc);
-            bias_gradient_rows(p_.bias, dyb + j * sc, L, rows, row_stride, OW, K, first && j == 0, db);
-            if (transposed_)  // dy^T in tiles of 8 positions: short rows read, a small block written
-              for (int64_t q0 = 0; q0 < sc; q0 += 8) {
-                float* t = dyt + (j * sc + q0) * K;
-                const int64_t qn = std::min<int64_t>(8, sc - q0);  // positions may not be whole 8s
-                for (int64_t k = 0; k < K; ++k) {
-                  const float* src = dyb + k * L + j * sc + q0;
-                  for (int64_t q = 0; q < qn; ++q) t[q * K + k] = src[q];
-                }
-              }
+      const int64_t b0 = blk.b0, nb = blk.nb;
+      const bool first = blk.first;
+      float* dW = blk.dw;
+      float* db = blk.db;
+      // The columns past nb * sc are zero in dy (and those past Pc in each sample's
+      // part): they add nothing.
+      const int64_t L = block_ld(nb * sc);
+      zero_columns(dyb, K, nb * sc, L);
+      for (int64_t j = 0; j < nb; ++j) {
+        const int64_t i = b0 + j;
+        pad(x.data() + i * in_stride, xp + j * image);
+        load_gradient(p_, dy.data() + i * K * P, y.data() + i * K * P, dyb + j * sc, L, row_stride, sc);
+        bias_gradient_rows(p_.bias, dyb + j * sc, L, rows, row_stride, OW, K, first && j == 0, db);
+        if (transposed_)  // dy^T in tiles of 8 positions: short rows read, a small block written
+          for (int64_t q0 = 0; q0 < sc; q0 += 8) {
+            float* t = dyt + (j * sc + q0) * K;
+            const int64_t qn = std::min<int64_t>(8, sc - q0);  // positions may not be whole 8s
+            for (int64_t k = 0; k < K; ++k) {
+              const float* src = dyb + k * L + j * sc + q0;
+              for (int64_t q = 0; q < qn; ++q) t[q * K + k] = src[q];
+            }
           }
-          for (int64_t gr = 0; gr < g.groups; ++gr) {
-            float* dWg = dW + gr * Kg * CgK;
-            if (transposed_)  // [CgK, Kg] per group, accumulated sample by sample
-              for (int64_t j = 0; j < nb; ++j)
-                columns_times_grad_t(CgK, Kg, sc, xp + j * image, taps + gr * CgK, compact_ ? pmap_.data() : nullptr,
-                                     dyt + j * sc * K + gr * Kg, K, first && j == 0 ? 0.0f : 1.0f, dWg, Kg);
-            else if (compact_)  // per sample: one piece of each dot product per output row
-              for (int64_t j = 0; j < nb; ++j)
-                grad_times_columns_t(Kg, CgK, OW, dyb + gr * Kg * L + j * sc, L, xp + j * image, taps + gr * CgK,
-                                     first && j == 0 ? 0.0f : 1.0f, dWg, CgK, rows, OW, Wp);
-            else  // one dot product per weight over the block's samples, each in its image
-              grad_times_columns_t(Kg, CgK, sc, dyb + gr * Kg * L, L, xp, taps + gr * CgK, first ? 0.0f : 1.0f, dWg,
-                                   CgK, nb, sc, image);
-          }
-          if (dx.empty()) continue;
-          for (int64_t gr = 0; gr < g.groups; ++gr)
-            kernel_gemm_nn(true, CgK, L, Kg, 1.0f, W + gr * Kg * CgK, CgK, dyb + gr * Kg * L, L, 0.0f,
-                           dcols + gr * CgK * L, L);
-          for (int64_t j = 0; j < nb; ++j)
-            wide_.add_back(g, dcols + j * sc, L, row_stride, xp, dx.data() + (b0 + j) * in_stride);
-        }
       }
+      for (int64_t gr = 0; gr < g.groups; ++gr) {
+        float* dWg = dW + gr * Kg * CgK;
+        if (transposed_)  // [CgK, Kg] per group, accumulated sample by sample
+          for (int64_t j = 0; j < nb; ++j)
+            columns_times_grad_t(CgK, Kg, sc, xp + j * image, taps + gr * CgK, compact_ ? pmap_.data() : nullptr,
+                                 dyt + j * sc * K + gr * Kg, K, first && j == 0 ? 0.0f : 1.0f, dWg, Kg);
+        else if (compact_)  // per sample: one piece of each dot product per output row
+          for (int64_t j = 0; j < nb; ++j)
+            grad_times_columns_t(Kg, CgK, OW, dyb + gr * Kg * L + j * sc, L, xp + j * image, taps + gr * CgK,
+                                 first && j == 0 ? 0.0f : 1.0f, dWg, CgK, rows, OW, Wp);
+        else  // one dot product per weight over the block's samples, each in its image
+          grad_times_columns_t(Kg, CgK, sc, dyb + gr * Kg * L, L, xp, taps + gr * CgK, first ? 0.0f : 1.0f, dWg, CgK,
+                               nb, sc, image);
+      }
+      if (dx.empty()) return;
+      for (int64_t gr = 0; gr < g.groups; ++gr)
+        kernel_gemm_nn(true, CgK, L, Kg, 1.0f, W + gr * Kg * CgK, CgK, dyb + gr * Kg * L, L, 0.0f, dcols + gr * CgK * L,
+                       L);
+      for (int64_t j = 0; j < nb; ++j)
+        wide_.add_back(g, dcols + j * sc, L, row_stride, xp, dx.data() + (b0 + j) * in_stride);
     });
     finish_gradients(prm, chunks, transposed_);
   }
