@@ -117,7 +117,7 @@ constexpr std::array<NnTile, sizeof...(R)> nn_tiles(std::integer_sequence<int, R
 
 template <class V>
 void nn(int64_t m, int64_t n, int64_t k2, const uint32_t* a, int64_t lda, const uint32_t* b, const int64_t* off,
-        int64_t ldb, float* c, int64_t ldc) {
+        int64_t ldb, float* c, int64_t ldc, int64_t group, int64_t group_stride) {
   static constexpr auto tiles = nn_tiles<V>(std::make_integer_sequence<int, V::kMR>{});
   constexpr int64_t panel = 2 * V::kW;
   if (k2 <= 0) {
@@ -126,11 +126,13 @@ void nn(int64_t m, int64_t n, int64_t k2, const uint32_t* a, int64_t lda, const 
   }
   for (int64_t p0 = 0; p0 < k2; p0 += kPass<V>) {
     const int64_t kc = std::min(kPass<V>, k2 - p0);
-    for (int64_t j = 0; j + panel <= n; j += panel)
+    for (int64_t j = 0; j + panel <= n; j += panel) {
+      const int64_t bj = group ? j / group * group_stride + j % group : j;
       for (int64_t i = 0; i < m; i += V::kMR) {
         const int64_t r = std::min<int64_t>(V::kMR, m - i);
-        tiles[static_cast<size_t>(r - 1)](kc, a + i * lda + p0, lda, b, off, ldb, p0, j, c + i * ldc + j, ldc, p0 > 0);
+        tiles[static_cast<size_t>(r - 1)](kc, a + i * lda + p0, lda, b, off, ldb, p0, bj, c + i * ldc + j, ldc, p0 > 0);
       }
+    }
   }
 }
 
@@ -245,9 +247,9 @@ void to_bf16_pairs(const float* a, const float* b, int64_t n, uint32_t* out) {
 }
 
 void bf16_nn(int64_t m, int64_t n, int64_t k2, const uint32_t* a, int64_t lda, const uint32_t* b, const int64_t* off,
-             int64_t ldb, float* c, int64_t ldc) {
-  if (wide()) return nn<B512>(m, n, k2, a, lda, b, off, ldb, c, ldc);
-  nn<B256>(m, n, k2, a, lda, b, off, ldb, c, ldc);
+             int64_t ldb, float* c, int64_t ldc, int64_t group, int64_t group_stride) {
+  if (wide()) return nn<B512>(m, n, k2, a, lda, b, off, ldb, c, ldc, group, group_stride);
+  nn<B256>(m, n, k2, a, lda, b, off, ldb, c, ldc, group, group_stride);
 }
 
 void bf16_nt(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b, const int64_t* off,
@@ -265,7 +267,7 @@ namespace {
 void to_bf16(const float*, int64_t, uint16_t*) { absent(); }
 void to_bf16_pairs(const float*, const float*, int64_t, uint32_t*) { absent(); }
 void bf16_nn(int64_t, int64_t, int64_t, const uint32_t*, int64_t, const uint32_t*, const int64_t*, int64_t, float*,
-             int64_t) {
+             int64_t, int64_t, int64_t) {
   absent();
 }
 void bf16_nt(int64_t, int64_t, int64_t, const uint16_t*, int64_t, const uint16_t*, const int64_t*, float, float*,

@@ -28,9 +28,11 @@ void to_bf16_pairs(const float* a, const float* b, int64_t n, uint32_t* out);
 float from_bf16(uint16_t v);
 
 // nn: C[m, n] = A B, summed over k2 pairs: A(i, p) = a[i * lda + p], B's row p at
-// b + off[p] (or b + p * ldb when off is null), in words. C is written, not read.
+// b + off[p] (or b + p * ldb when off is null), in words. C is written, not read. With
+// group > 0 (a multiple of kernel_panel()), B's columns come in groups of that many whose
+// starts lie group_stride apart: column j is read at (j / group) * group_stride + j % group.
 void bf16_nn(int64_t m, int64_t n, int64_t k2, const uint32_t* a, int64_t lda, const uint32_t* b, const int64_t* off,
-             int64_t ldb, float* c, int64_t ldc);
+             int64_t ldb, float* c, int64_t ldc, int64_t group = 0, int64_t group_stride = 0);
 
 // nt: C[i][j] = beta C[i][j] + sum over segments s of sum_{p < k} A[i][s * a_step + p] *
 // B_j[s * b_step + p], where A's row i is at a + i * lda and B_j at b + off[j]; long dot

@@ -43,6 +43,7 @@ class Bf16Conv final : public ChunkedConv {
     const Conv::Geometry& g = p_.g;
     const int64_t kv = g.kvol(), plane = wide_.Hp * wide_.Wp;
     C2_ = (g.C + 1) / 2;
+    compact_ = g.w.out[2] % kernel_panel() == 0;
     K2_ = (g.K + 1) / 2;
     for (int64_t c2 = 0; c2 < C2_; ++c2)
       for (int64_t t = 0; t < kv; ++t) taps2_.push_back(c2 * plane + wide_.taps[static_cast<size_t>(t)]);
@@ -68,9 +69,9 @@ class Bf16Conv final : public ChunkedConv {
     block_max_ = std::min(nb_, std::max<int64_t>(p_.max_batch, 1));
     ld_max_ = block_ld(wide_.Pcp * block_max_);
     const int64_t image16 = room(wide_.floats, 2);
-    // Per thread: the padded images of a block (fp32, then bf16), one pair image, the
+    // Per thread: the padded images of a block (bf16), one pair image, the
     // block's y or dy (fp32, bf16), the padded dY in pairs and a sample's wide dx.
-    offsets_[0] = wide_.floats * block_max_;                  // bf16 images
+    offsets_[0] = 0;                                          // bf16 images
     offsets_[1] = offsets_[0] + image16 * block_max_;         // pair image
     offsets_[2] = offsets_[1] + room(pair_words_, 4);         // y or dy, fp32 [K, L]
     offsets_[3] = offsets_[2] + align_floats(g.K * ld_max_);  // dy bf16 [K, L]
@@ -88,7 +89,7 @@ class Bf16Conv final : public ChunkedConv {
 
   void forward(const ConvParams& prm, ConstTensorView x, TensorView y, const StepContext& ctx) override {
     const Conv::Geometry& g = p_.g;
-    const int64_t n = x.batch(), P = g.P(), K = g.K, kv = g.kvol(), plane = wide_.Hp * wide_.Wp;
+    const int64_t n = x.batch(), P = g.P(), K = g.K, kv = g.kvol(), OW = g.w.out[2];
     const int64_t in_stride = g.C * g.w.in_vol(), sc = wide_.Pcp, CK2 = C2_ * kv;
     const float* W = dense_weights(prm);
     // W in pairs of channels: w2[k][c2 kv + t] = (W[k][2c2][t], W[k][2c2 + 1][t]).
@@ -100,18 +101,18 @@ class Bf16Conv final : public ChunkedConv {
       }
     for_each_piece(ctx, n, sample_grain(2 * g.blocks * kv * P), [&](int64_t n0, int64_t n1) {
       float* s = scratch_.local().data();
-      float* xp = s;
       uint32_t* x2 = as<uint32_t>(s + offsets_[1]);
       float* yb = s + offsets_[2];
       for (int64_t i = n0; i < n1; ++i) {
-        wide_.pad(g, x.data() + i * in_stride, xp);
-        for (int64_t c2 = 0; c2 < C2_; ++c2) {
-          const float* lo = xp + 2 * c2 * plane;
-          to_bf16_pairs(lo, 2 * c2 + 1 < g.C ? lo + plane : nullptr, plane, x2 + c2 * plane);
+        pair_image(x.data() + i * in_stride, x2);
+        float* yi = y.data() + i * K * P;
+        if (compact_) {  // each panel's columns from its own image row, straight into y
+          bf16_nn(K, P, CK2, w2, CK2, x2, taps2_.data(), 0, yi, P, OW, wide_.Wp);
+          if (prm.b || p_.relu) store_output(p_, prm.b, yi, P, OW, yi);
+        } else {  // the wide positions, dropped by the copy
+          bf16_nn(K, sc, CK2, w2, CK2, x2, taps2_.data(), 0, yb, sc);
+          store_output(p_, prm.b, yb, sc, wide_.Wp, yi);
         }
-        std::fill(x2 + C2_ * plane, x2 + pair_words_, 0u);
-        bf16_nn(K, sc, CK2, w2, CK2, x2, taps2_.data(), 0, yb, sc);
-        store_output(p_, prm.b, yb, sc, wide_.Wp, y.data() + i * K * P);
       }
     });
   }
@@ -121,7 +122,7 @@ class Bf16Conv final : public ChunkedConv {
     const Conv::Geometry& g = p_.g;
     const int64_t n = x.batch(), P = g.P(), K = g.K, kv = g.kvol(), CK = g.C * kv;
     const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], rows = P / OW, Wp = wide_.Wp;
-    const int64_t sc = wide_.Pcp, image = wide_.floats, image16 = room(wide_.floats, 2) * 2;
+    const int64_t sc = wide_.Pcp, image16 = room(wide_.floats, 2) * 2;
     const float* W = dense_weights(prm);
     if (!dx.empty()) {  // the flipped W^T in pairs of filters: wf2[c][k2 kv + t] = (W[2k2][c][kv-1-t],
                         // W[2k2+1][c][kv-1-t])
@@ -142,7 +143,6 @@ class Bf16Conv final : public ChunkedConv {
     const ChunkPlan plan = chunks(ctx, n, std::max(nb_, sample_grain(4 * g.blocks * kv * P)));
     const int64_t chunks = plan.count;
     for_each_block(plan, n, nb_, [&](const Block& blk, float* s) {
-      float* xp = s;
       uint16_t* xb = as<uint16_t>(s + offsets_[0]);
       float* dyb = s + offsets_[2];
       uint16_t* dy16 = as<uint16_t>(s + offsets_[3]);
@@ -156,8 +156,7 @@ class Bf16Conv final : public ChunkedConv {
       zero_columns(dyb, K, nb * sc, L);
       for (int64_t j = 0; j < nb; ++j) {
         const int64_t i = b0 + j;
-        wide_.pad(g, x.data() + i * in_stride, xp + j * image);
-        to_bf16(xp + j * image, image, xb + j * image16);
+        plain_image(x.data() + i * in_stride, xb + j * image16);
         load_gradient(p_, dy.data() + i * K * P, y.data() + i * K * P, dyb + j * sc, L, Wp, sc);
         bias_gradient_rows(p_.bias, dyb + j * sc, L, rows, Wp, OW, K, first && j == 0, db);
       }
@@ -172,6 +171,30 @@ class Bf16Conv final : public ChunkedConv {
   }
 
  private:
+  // One sample's zero-padded image (WideImage's layout) in bf16: plain, or in pairs of
+  // channels (2c2, 2c2 + 1), straight from x.
+  template <class T>
+  void padded(const float* xi, T* out, int64_t words, bool pairs) const {
+    const Conv::Geometry& g = p_.g;
+    const Window& w = g.w;
+    const int64_t H = w.in[1], Wd = w.in[2], Hp = wide_.Hp, Wp = wide_.Wp;
+    const int64_t cols = std::max<int64_t>(0, std::min(Wd, Wp - w.lo[2]));
+    std::fill(out, out + words, T{0});
+    for (int64_t c = 0; c < g.C; c += pairs ? 2 : 1) {
+      const float* lo = xi + c * H * Wd;
+      const float* hi = pairs && c + 1 < g.C ? lo + H * Wd : nullptr;
+      T* plane = out + (pairs ? c / 2 : c) * Hp * Wp + w.lo[1] * Wp + w.lo[2];
+      for (int64_t h = 0; h < H && h + w.lo[1] < Hp; ++h) {
+        if constexpr (sizeof(T) == 4)
+          to_bf16_pairs(lo + h * Wd, hi ? hi + h * Wd : nullptr, cols, plane + h * Wp);
+        else
+          to_bf16(lo + h * Wd, cols, plane + h * Wp);
+      }
+    }
+  }
+  void pair_image(const float* xi, uint32_t* x2) const { padded(xi, x2, pair_words_, true); }
+  void plain_image(const float* xi, uint16_t* xb) const { padded(xi, xb, wide_.floats, false); }
+
   // One sample's dx from its dy (plane k at d + k * ldk, output rows Wp apart): dY padded
   // and paired, the product with the flipped weights, the wide positions cropped.
   void input_gradient(const float* d, int64_t ldk, uint32_t* q, float* dxw, float* dxi) {
@@ -193,6 +216,7 @@ class Bf16Conv final : public ChunkedConv {
   }
 
   WideImage wide_;
+  bool compact_ = false;        // output rows of whole panels: y written in place
   int64_t C2_ = 0, K2_ = 0;     // pairs of channels, of filters (the last padded with a zero)
   std::vector<int64_t> taps2_;  // the taps of the pair image, in words
   int64_t pair_words_ = 0;

@@ -193,7 +193,9 @@ const std::vector<Case>& cases() {
       {"{type: conv2d, kernel: 3, connections: [[0, 1], [1, 2], [0, 2], [0, 1, 2]]}", {3, 6, 6}, 2},
       {"{type: conv2d, filters: 3, kernel: 3, dilation: 2, padding: 2, bias: location}", {2, 9, 8}, 3},
       {"{type: conv1d, filters: 33, kernel: 3, padding: same}", {2, 40}, 2},
-      {"{type: conv2d, filters: 4, kernel: 3, padding: 3}", {2, 5, 6}, 2},  // outputs no input reaches
+      {"{type: conv2d, filters: 4, kernel: 3, padding: 3}", {2, 5, 6}, 2},                   // outputs no input reaches
+      {"{type: conv2d, filters: 8, kernel: 3, padding: same, bias: false}", {5, 6, 32}, 2},  // rows of whole panels
+      {"{type: conv2d, filters: 6, kernel: 3, padding: 1, bias: location}", {4, 5, 16}, 3},
       {"{type: conv2d, filters: 4, kernel: [3, 2], padding: [[0, 2], [1, 0]]}", {3, 7, 6}, 2},
       {"{type: conv2d, filters: 64, kernel: 3, padding: 1}", {64, 8, 8}, 40},  // several blocks and chunks
   };
