@@ -139,8 +139,8 @@ void nn(int64_t m, int64_t n, int64_t k2, const uint32_t* a, int64_t lda, const 
 // C[R, S] dot products over k elements per segment, in vector lanes, a masked vector for
 // the last k % (2 kW) of each segment.
 template <class V, int R, int S>
-void nt_tile(int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b, const int64_t* off, int64_t j, float* c,
-             int64_t ldc, float beta, int64_t segments, int64_t a_step, int64_t b_step) {
+void nt_tile(int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b, const int64_t* off, int64_t ldb, int64_t j,
+             float* c, int64_t ldc, float beta, int64_t segments, int64_t a_step, int64_t b_step) {
   using F = typename V::F;
   using I = typename V::I;
   constexpr int64_t E = 2 * V::kW;
@@ -148,7 +148,7 @@ void nt_tile(int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b, const
   for (int r = 0; r < R; ++r)
     for (int s = 0; s < S; ++s) acc[r][s] = V::zero();
   const uint16_t* br[S];
-  for (int s = 0; s < S; ++s) br[s] = b + off[j + s];
+  for (int s = 0; s < S; ++s) br[s] = off ? b + off[j + s] : b + (j + s) * ldb;
   const int64_t kv = k - k % E, rest = k % E;
   for (int64_t g = 0; g < segments; ++g) {
     const uint16_t* ag = a + g * a_step;
@@ -182,8 +182,8 @@ void nt_tile(int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b, const
     }
 }
 
-using NtTile = void (*)(int64_t, const uint16_t*, int64_t, const uint16_t*, const int64_t*, int64_t, float*, int64_t,
-                        float, int64_t, int64_t, int64_t);
+using NtTile = void (*)(int64_t, const uint16_t*, int64_t, const uint16_t*, const int64_t*, int64_t, int64_t, float*,
+                        int64_t, float, int64_t, int64_t, int64_t);
 template <class V, int R, int... S>
 constexpr std::array<NtTile, sizeof...(S)> nt_row(std::integer_sequence<int, S...>) {
   return {&nt_tile<V, R, S + 1>...};
@@ -196,14 +196,14 @@ constexpr auto nt_tiles(std::integer_sequence<int, R...>) {
 
 template <class V>
 void nt(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b, const int64_t* off,
-        float beta, float* c, int64_t ldc, int64_t segments, int64_t a_step, int64_t b_step) {
+        int64_t ldb, float beta, float* c, int64_t ldc, int64_t segments, int64_t a_step, int64_t b_step) {
   static constexpr auto tiles = nt_tiles<V>(std::make_integer_sequence<int, V::kTR>{});
   for (int64_t j = 0; j < n; j += V::kTS) {
     const int64_t s = std::min<int64_t>(V::kTS, n - j);
     for (int64_t i = 0; i < m; i += V::kTR) {
       const int64_t r = std::min<int64_t>(V::kTR, m - i);
-      tiles[static_cast<size_t>(r - 1)][static_cast<size_t>(s - 1)](k, a + i * lda, lda, b, off, j, c + i * ldc + j,
-                                                                    ldc, beta, segments, a_step, b_step);
+      tiles[static_cast<size_t>(r - 1)][static_cast<size_t>(s - 1)](
+          k, a + i * lda, lda, b, off, ldb, j, c + i * ldc + j, ldc, beta, segments, a_step, b_step);
     }
   }
 }
@@ -253,9 +253,9 @@ void bf16_nn(int64_t m, int64_t n, int64_t k2, const uint32_t* a, int64_t lda, c
 }
 
 void bf16_nt(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b, const int64_t* off,
-             float beta, float* c, int64_t ldc, int64_t segments, int64_t a_step, int64_t b_step) {
-  if (wide()) return nt<B512>(m, n, k, a, lda, b, off, beta, c, ldc, segments, a_step, b_step);
-  nt<B256>(m, n, k, a, lda, b, off, beta, c, ldc, segments, a_step, b_step);
+             float beta, float* c, int64_t ldc, int64_t segments, int64_t a_step, int64_t b_step, int64_t ldb) {
+  if (wide()) return nt<B512>(m, n, k, a, lda, b, off, ldb, beta, c, ldc, segments, a_step, b_step);
+  nt<B256>(m, n, k, a, lda, b, off, ldb, beta, c, ldc, segments, a_step, b_step);
 }
 
 #else  // no bf16 products in this build
@@ -271,7 +271,7 @@ void bf16_nn(int64_t, int64_t, int64_t, const uint32_t*, int64_t, const uint32_t
   absent();
 }
 void bf16_nt(int64_t, int64_t, int64_t, const uint16_t*, int64_t, const uint16_t*, const int64_t*, float, float*,
-             int64_t, int64_t, int64_t, int64_t) {
+             int64_t, int64_t, int64_t, int64_t, int64_t) {
   absent();
 }
 

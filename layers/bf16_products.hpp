@@ -35,9 +35,11 @@ void bf16_nn(int64_t m, int64_t n, int64_t k2, const uint32_t* a, int64_t lda, c
              int64_t ldb, float* c, int64_t ldc, int64_t group = 0, int64_t group_stride = 0);
 
 // nt: C[i][j] = beta C[i][j] + sum over segments s of sum_{p < k} A[i][s * a_step + p] *
-// B_j[s * b_step + p], where A's row i is at a + i * lda and B_j at b + off[j]; long dot
-// products kept in vector lanes and summed in a fixed order. beta is 0 or 1.
+// B_j[s * b_step + p], where A's row i is at a + i * lda and B_j at b + off[j] (or at
+// b + j * ldb when off is null); long dot products kept in vector lanes and summed in a
+// fixed order. beta is 0 or 1.
 void bf16_nt(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b, const int64_t* off,
-             float beta, float* c, int64_t ldc, int64_t segments = 1, int64_t a_step = 0, int64_t b_step = 0);
+             float beta, float* c, int64_t ldc, int64_t segments = 1, int64_t a_step = 0, int64_t b_step = 0,
+             int64_t ldb = 0);
 
 }  // namespace hubel::layers

@@ -18,8 +18,8 @@ namespace {
 
 // The plan's name in `impl:`.
 const char* plan_key(Conv::Plan p) {
-  static const char* const kKeys[] = {"reference", "tiled",        "im2col",    "wide_im2col",
-                                      "implicit",  "compact_rows", "positions", "bf16"};
+  static const char* const kKeys[] = {"reference",    "tiled",     "im2col", "wide_im2col", "implicit",
+                                      "compact_rows", "positions", "bf16",   "bf16_im2col"};
   return kKeys[static_cast<int>(p)];
 }
 
@@ -68,10 +68,11 @@ std::unique_ptr<Layer> Conv::from_config(const Config& c, int rank) {
   if (auto i = c.find("bias_init")) o.b_init = Init::parse(*i);
   o.relu = c.choice("activation", {"none", "relu"}, "none") == "relu";
   o.flip = c.get<bool>("flip", false);
-  const std::string impl = c.choice(
-      "impl", {"fast", "reference", "tiled", "im2col", "wide_im2col", "implicit", "compact_rows", "positions", "bf16"},
-      "fast");
-  for (int p = 0; p <= static_cast<int>(Plan::bf16); ++p)
+  const std::string impl = c.choice("impl",
+                                    {"fast", "reference", "tiled", "im2col", "wide_im2col", "implicit", "compact_rows",
+                                     "positions", "bf16", "bf16_im2col"},
+                                    "fast");
+  for (int p = 0; p <= static_cast<int>(Plan::bf16_im2col); ++p)
     if (impl == plan_key(static_cast<Plan>(p))) o.impl = static_cast<Plan>(p);
   return std::make_unique<Conv>(std::move(o));
 }
@@ -80,7 +81,8 @@ std::string Conv::type() const { return "conv" + rank_suffix(o_.window.rank); }
 
 const char* Conv::plan_name(Plan plan) {
   static const char* const kNames[] = {"reference",       "tiled",        "im2col",           "wide im2col",
-                                       "implicit im2col", "compact rows", "output positions", "bf16 implicit im2col"};
+                                       "implicit im2col", "compact rows", "output positions", "bf16 implicit im2col",
+                                       "bf16 im2col"};
   return kNames[static_cast<int>(plan)];
 }
 
@@ -220,6 +222,12 @@ std::string Conv::unsupported(Plan plan, const Geometry& g) {
       if (!bf16_kernels()) return "this CPU or this build has no bf16 products (AVX512_BF16)";
       if (g.groups > 1) return "it has one group, and this layer has " + std::to_string(g.groups);
       return {};
+    case Plan::bf16_im2col:
+      if (auto why = unsupported(Plan::im2col, g); !why.empty()) return why;
+      if (panel <= 0) return "this CPU has no product kernels for it (no AVX2)";
+      if (!bf16_kernels()) return "this CPU or this build has no bf16 products (AVX512_BF16)";
+      if (g.groups > 1) return "it has one group, and this layer has " + std::to_string(g.groups);
+      return {};
   }
   return "unknown plan";
 }
@@ -231,7 +239,8 @@ Conv::Plan Conv::choose_plan() const {
     return *o_.impl;
   }
   if (g_.T > 1) return Plan::tiled;
-  if (!WideImage::applies(g_.w)) return Plan::im2col;
+  if (!WideImage::applies(g_.w))
+    return bf16_ && unsupported(Plan::bf16_im2col, g_).empty() ? Plan::bf16_im2col : Plan::im2col;
   if (kernel_panel() <= 0) return Plan::wide_im2col;
   if (bf16_ && unsupported(Plan::bf16, g_).empty()) return Plan::bf16;
   // Compact where it applies, then positions: no wide position is computed.
@@ -256,6 +265,9 @@ void Conv::bind(const Binding& b) {
     case Plan::im2col:
     case Plan::wide_im2col:
       algorithm_ = make_im2col_conv(p, plan_ == Plan::wide_im2col);
+      break;
+    case Plan::bf16_im2col:
+      algorithm_ = make_im2col_conv(p, false, true);
       break;
     case Plan::bf16:
       algorithm_ = make_bf16_conv(p);

@@ -47,6 +47,7 @@ class Conv : public UnaryLayer {
     compact_rows,  // implicit, output rows of whole kernel panels: no wide positions
     positions,     // implicit, the output positions as the product's rows: y^T = cols^T W^T
     bf16,          // implicit, bf16 products with fp32 sums (train.precision: bf16, AVX512_BF16)
+    bf16_im2col,   // im2col, bf16 products with fp32 sums: where bf16 does not apply (strides, 1x1)
   };
   struct Options {
     int64_t filters = 0;  // K; with a connection table, 0 means "as many as the table has rows"

@@ -62,7 +62,8 @@ class ConvAlgorithm {
 std::unique_ptr<ConvAlgorithm> make_reference_conv(const ConvProblem& p);
 std::unique_ptr<ConvAlgorithm> make_tiled_conv(const ConvProblem& p);
 // wide: stride 1 and zero padding; the column rows are copied in runs from the padded image.
-std::unique_ptr<ConvAlgorithm> make_im2col_conv(const ConvProblem& p, bool wide);
+// bf16: the products on bf16 operands with fp32 sums (one group).
+std::unique_ptr<ConvAlgorithm> make_im2col_conv(const ConvProblem& p, bool wide, bool bf16 = false);
 // plan: implicit, compact_rows or positions.
 std::unique_ptr<ConvAlgorithm> make_implicit_conv(const ConvProblem& p, Conv::Plan plan);
 // Implicit im2col with bf16 products and fp32 sums (conv_bf16.cpp).
@@ -91,6 +92,8 @@ int64_t block_ld(int64_t columns);
 // alone, never of the batch, so that a sample is computed the same way in any batch (on
 // any number of ranks): blocks start at the start of a task's (or a chunk's) samples.
 int64_t block_samples(int64_t floats_per_sample);
+// Floats that hold n elements of `bytes` bytes each (bf16 values, pairs), aligned.
+inline int64_t room(int64_t n, int64_t bytes) { return align_floats((n * bytes + 3) / 4); }
 // m[r][from, ld) = 0 for rows r < rows.
 void zero_columns(float* m, int64_t rows, int64_t from, int64_t ld);
 // y[k][q] += b[k] (channel) or b[k][q] (location), for one sample of K planes of V values.

@@ -34,8 +34,6 @@ template <class T>
 T* as(float* p) {
   return reinterpret_cast<T*>(p);
 }
-// floats that hold n elements of size bytes each, aligned.
-int64_t room(int64_t n, int64_t bytes) { return align_floats((n * bytes + 3) / 4); }
 
 class Bf16Conv final : public ChunkedConv {
  public:

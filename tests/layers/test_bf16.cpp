@@ -159,16 +159,18 @@ struct Case {
   const char* yaml;  // without impl
   Shape x;
   int64_t batch;
+  const char* impl = "bf16";
 };
 
 // The bf16 plan against the reference plan on the same layer, x, weights and dy: with
 // `exact`, all of them rounded to bf16 first (then only the order of the sums differs).
 void compare_with_reference(const Case& v, bool exact, double tol) {
   const std::string yaml(v.yaml);
-  auto fast = layer_from_yaml(cat(yaml.substr(0, yaml.size() - 1), ", impl: bf16}"));
+  auto fast = layer_from_yaml(cat(yaml.substr(0, yaml.size() - 1), ", impl: ", v.impl, "}"));
   auto ref = layer_from_yaml(cat(yaml.substr(0, yaml.size() - 1), ", impl: reference}"));
   test::LayerHarness hf(*fast, {v.x}, v.batch, 9), hr(*ref, {v.x}, v.batch, 9);
-  EXPECT_EQ(fast->plan(), "bf16 implicit im2col, bf16 products, fp32 sums");
+  EXPECT_EQ(fast->plan(), std::string(v.impl) == "bf16" ? "bf16 implicit im2col, bf16 products, fp32 sums"
+                                                        : "bf16 im2col, bf16 products, fp32 sums");
   for (auto* h : {&hf, &hr}) {
     if (exact) {
       round_all(h->x().span());
@@ -198,6 +200,19 @@ const std::vector<Case>& cases() {
       {"{type: conv2d, filters: 6, kernel: 3, padding: 1, bias: location}", {4, 5, 16}, 3},
       {"{type: conv2d, filters: 4, kernel: [3, 2], padding: [[0, 2], [1, 0]]}", {3, 7, 6}, 2},
       {"{type: conv2d, filters: 64, kernel: 3, padding: 1}", {64, 8, 8}, 40},  // several blocks and chunks
+      // The im2col plan: strides (ResNet's first of a stage, its 1x1 projection), 3-D, odd
+      // taps and filters, a bias per location, several blocks.
+      {"{type: conv2d, filters: 32, kernel: 3, stride: 2, padding: same}", {16, 16, 16}, 5, "bf16_im2col"},
+      {"{type: conv2d, filters: 32, kernel: 1, stride: 2, rounding: floor, bias: false}",
+       {16, 16, 16},
+       3,
+       "bf16_im2col"},
+      {"{type: conv2d, filters: 5, kernel: 3, stride: 2, rounding: floor, bias: location}",
+       {3, 9, 8},
+       3,
+       "bf16_im2col"},
+      {"{type: conv3d, filters: 4, kernel: 2, stride: 2}", {3, 4, 6, 6}, 2, "bf16_im2col"},
+      {"{type: conv2d, filters: 16, kernel: 5, padding: 2}", {6, 14, 14}, 33, "bf16_im2col"},
   };
   return c;
 }
@@ -224,6 +239,11 @@ TEST(Bf16, ConvPlanIsWithinBf16PrecisionOnAnyValues) {
   // last bits), a looser bound.
   compare_with_reference({"{type: conv2d, filters: 8, kernel: 3, padding: 1, activation: relu}", {4, 10, 10}, 3}, false,
                          5e-2);
+  compare_with_reference({"{type: conv2d, filters: 8, kernel: 3, stride: 2, padding: same, activation: relu}",
+                          {4, 10, 10},
+                          3,
+                          "bf16_im2col"},
+                         false, 5e-2);
 }
 
 TEST(Bf16, ConvPlanGivesTheSameBitsOnOneAndTwoThreads) {
@@ -257,7 +277,8 @@ TEST(Bf16, ThePrecisionChoosesThePlan) {
   EXPECT_EQ(plan_of(same, Shape{16, 32, 32}, Precision::bf16), "bf16 implicit im2col, bf16 products, fp32 sums");
   EXPECT_NE(plan_of(same, Shape{16, 32, 32}, Precision::fp32).find("compact rows"), std::string::npos);
   const std::string strided = "{type: conv2d, filters: 16, kernel: 3, stride: 2, padding: 1, rounding: floor}";
-  EXPECT_EQ(plan_of(strided, Shape{16, 32, 32}, Precision::bf16), "im2col");
+  EXPECT_EQ(plan_of(strided, Shape{16, 32, 32}, Precision::bf16), "bf16 im2col, bf16 products, fp32 sums");
+  EXPECT_EQ(plan_of(strided, Shape{16, 32, 32}, Precision::fp32), "im2col");
   try {
     auto conv = layer_from_yaml("{type: conv2d, filters: 4, kernel: 3, groups: 2, impl: bf16}");
     test::LayerHarness h(*conv, {Shape{4, 6, 6}}, 2);
