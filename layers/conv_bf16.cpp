@@ -14,7 +14,9 @@
 //
 // Stride 1, zero padding, 1-D or 2-D, one weight set, one group (a connection table is
 // expanded to dense weights). The wide layout of WideImage: Wp - OW extra positions per
-// output row, computed and dropped.
+// output row, computed and dropped, except where the output rows are whole kernel panels
+// (the forward's product then writes y in place). conv_im2col.cpp has the bf16 plan for
+// the other convolutions (strides, 1x1).
 #include <algorithm>
 #include <cstring>
 
@@ -122,8 +124,8 @@ class Bf16Conv final : public ChunkedConv {
     const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], rows = P / OW, Wp = wide_.Wp;
     const int64_t sc = wide_.Pcp, image16 = room(wide_.floats, 2) * 2;
     const float* W = dense_weights(prm);
-    if (!dx.empty()) {  // the flipped W^T in pairs of filters: wf2[c][k2 kv + t] = (W[2k2][c][kv-1-t],
-                        // W[2k2+1][c][kv-1-t])
+    // The flipped W^T in pairs of filters: wf2[c][k2 kv + t] = (W[2k2][c][kv-1-t], W[2k2+1][c][kv-1-t]).
+    if (!dx.empty()) {
       uint32_t* wf2 = as<uint32_t>(wf2_.data());
       float* lo = wt_rows_.data();
       float* hi = lo + kv;
