@@ -1,7 +1,9 @@
 // Writing and reading the hubel dataset format.
 #include "datasets/hdf5_dataset.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -111,7 +113,13 @@ FileStats read_file_stats(const std::string& path, const Shape* mean_image_shape
 }
 
 Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int64_t memory_bytes, Part part)
-    : path_(path), split_(split), file_(h5::File::open_read(path)), memory_bytes_(memory_bytes), part_(part) {
+    : path_(path),
+      split_(split),
+      file_(h5::File::open_read(path)),
+      memory_bytes_(memory_bytes),
+      part_(part),
+      paged_(memory_bytes == kPaged) {
+  if (paged_ && part_.world > 0) throw Error(cat(path, ":/", split, ": a paged split is not partitioned"));
   if (part_.world < 0 || (part_.world > 0 && (part_.rank < 0 || part_.rank >= part_.world)))
     throw Error(cat(path, ":/", split, ": rank ", part_.rank, " of a partition over ", part_.world));
   const std::string group = "/" + split, images = group + "/images", labels = group + "/labels";
@@ -185,17 +193,73 @@ Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int6
   // only a few chunks at a time.
   const int64_t bytes = n_ * shape_.numel() * (uint8_ ? 1 : 4);
   if (part_.world > 0) held_first_ = part_begin(part_.rank);
-  if (struct stat st{}; ::stat(path_.c_str(), &st) == 0) {
+  if (paged_) {
+    // The descriptor is opened first and the identity taken from it: a file replaced
+    // between the two would otherwise pass check_file() and be read anyway.
+    fd_.fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_.fd < 0) throw DataError(cat(name(), ": cannot open the file for reading rows: ", std::strerror(errno)));
+    if (struct stat st{}; ::fstat(fd_.fd, &st) == 0) {
+      device_ = st.st_dev;
+      inode_ = st.st_ino;
+      file_bytes_ = st.st_size;
+    }
+  } else if (struct stat st{}; ::stat(path_.c_str(), &st) == 0) {
     device_ = st.st_dev;
     inode_ = st.st_ino;
     file_bytes_ = st.st_size;
   }
   const int64_t cache = part_.world > 0 || bytes <= memory_bytes_ ? int64_t{1} << 20
-                        : memory_bytes_ == kStreamed              ? int64_t{1} << 20
-                                                     : std::min<int64_t>(bytes + (1 << 20), int64_t{128} << 20);
+                        : memory_bytes_ == kStreamed || paged_
+                            ? int64_t{1} << 20
+                            : std::min<int64_t>(bytes + (1 << 20), int64_t{128} << 20);
   images_ = h5::open_dataset(file_, images, static_cast<size_t>(cache));
   chunk_rows_ = h5::chunk_rows(images_);
   if (chunk_rows_ > 0) verified_.assign(static_cast<size_t>((n_ + chunk_rows_ - 1) / chunk_rows_), false);
+  if (paged_) {
+    try {
+      layout_ = h5::row_layout(file_, images_, images, uint8_ ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, file_bytes_);
+    } catch (const DataError& e) {
+      throw DataError(cat(e.what(),
+                          "; store: paged reads rows in place, from a split stored uncompressed (hubel "
+                          "convert without --compress), else use store: resident, partitioned or streaming"));
+    }
+  }
+}
+
+Hdf5Dataset::Descriptor::~Descriptor() {
+  if (fd >= 0) ::close(fd);
+}
+
+void Hdf5Dataset::pread_rows_locked(std::span<const int64_t> idx, uint8_t* out) const {
+  check_file();
+  const int64_t row_bytes = stored_bytes(), per_chunk = layout_.rows_per_chunk;
+  for (size_t i = 0; i < idx.size(); ++i) {
+    const int64_t id = idx[i];
+    check_index(id);
+    const int64_t c = id / per_chunk;
+    // A chunk's checksum is verified (by HDF5, reading the whole chunk) before any of its
+    // rows is used.
+    if (layout_.checksum && !verified_[static_cast<size_t>(c)]) {
+      const int64_t first = c * per_chunk, count = std::min(per_chunk, n_ - first);
+      if (static_cast<int64_t>(chunk_.size()) < count * row_bytes)
+        chunk_.resize(static_cast<size_t>(count * row_bytes));
+      h5::read_run(file_, images_, "/" + split_ + "/images", uint8_ ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, first, count,
+                   chunk_.data(), true);
+      verified_[static_cast<size_t>(c)] = true;
+    }
+    uint8_t* row = out + static_cast<int64_t>(i) * row_bytes;
+    const int64_t at = layout_.offsets[static_cast<size_t>(c)] + (id - c * per_chunk) * row_bytes;
+    for (int64_t done = 0; done < row_bytes;) {
+      const ssize_t got = ::pread(fd_.fd, row + done, static_cast<size_t>(row_bytes - done), at + done);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0)
+        throw DataError(cat(name(), ": reading sample ", id, " from the file failed (",
+                            got < 0 ? std::strerror(errno) : "the file ends early", ")"));
+      done += got;
+    }
+  }
+  if (!uint8_)
+    check_finite(reinterpret_cast<const float*>(out), 0, static_cast<int64_t>(idx.size()), shape_.numel(), idx.data());
 }
 
 void Hdf5Dataset::check_finite(const float* rows, int64_t first, int64_t count, int64_t per,
@@ -262,6 +326,7 @@ void Hdf5Dataset::to_float(const uint8_t* row, float* out) const {
 
 const uint8_t* Hdf5Dataset::held_locked() const {
   const int64_t row_bytes = stored_bytes();
+  if (paged_) return nullptr;
   const bool whole = part_.world == 0 && n_ * row_bytes <= memory_bytes_;
   if (part_.world == 0 && !whole) return nullptr;
   if (!loaded_) {
@@ -293,6 +358,12 @@ void Hdf5Dataset::gather_locked(std::span<const int64_t> idx, Put&& put) const {
                         part_.rank, "'s: a partitioned split is read collectively (read_global)"));
       put(i, idx[i], held + (idx[i] - held_first_) * row_bytes);
     }
+    return;
+  }
+  if (paged_) {
+    if (static_cast<int64_t>(raw_.size()) < n * row_bytes) raw_.resize(static_cast<size_t>(n * row_bytes));
+    pread_rows_locked(idx, raw_.data());
+    for (int64_t i = 0; i < n; ++i) put(i, idx[i], raw_.data() + i * row_bytes);
     return;
   }
   order_.resize(idx.size());
@@ -336,7 +407,7 @@ void Hdf5Dataset::read_stored(std::span<const int64_t> idx, uint8_t* rows, int32
   std::lock_guard<std::mutex> guard(mutex_);
   const int64_t row_bytes = stored_bytes(), n = static_cast<int64_t>(idx.size());
   // A run of consecutive rows from the file (a stream's): read straight into place.
-  if (n > 0 && !held_locked() && idx[0] >= 0 && idx[n - 1] == idx[0] + n - 1 && idx[n - 1] < n_ &&
+  if (n > 0 && !paged_ && !held_locked() && idx[0] >= 0 && idx[n - 1] == idx[0] + n - 1 && idx[n - 1] < n_ &&
       std::adjacent_find(idx.begin(), idx.end(), [](int64_t a, int64_t b) { return b != a + 1; }) == idx.end()) {
     check_file();
     h5::read_run(file_, images_, "/" + split_ + "/images", uint8_ ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, idx[0], n,

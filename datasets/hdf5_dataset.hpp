@@ -72,7 +72,12 @@ class Hdf5Dataset : public Dataset {
   // a time with hyperslab selections.
   // memory_bytes = kStreamed: never resident; for sets read in order (held-out and test
   // sets), through a small chunk cache, so evaluating costs no copy of the split in memory.
-  static constexpr int64_t kDefaultMemoryBytes = int64_t{1} << 30, kStreamed = 0;
+  // memory_bytes = kPaged: never resident either, for sets read in any order: each row is
+  // read straight from the file (pread at its place in the file, which the operating
+  // system's page cache holds, shared by every process on the machine), and each chunk's
+  // checksum is verified through HDF5 the first time one of its rows is read. Only for
+  // splits stored uncompressed (h5::row_layout).
+  static constexpr int64_t kDefaultMemoryBytes = int64_t{1} << 30, kStreamed = 0, kPaged = -1;
   // part.world > 0: partitioned. Rank r of W holds rows [r N / W, (r + 1) N / W) as stored
   // (read in whole runs the first time a sample is asked for) and the split is read
   // collectively (read_global): each minibatch's rows held elsewhere come through one
@@ -134,6 +139,20 @@ class Hdf5Dataset : public Dataset {
   // Whether rows [a, b] span a chunk not verified yet; mark_verified records a read of them.
   bool needs_verify(int64_t a, int64_t b) const;
   void mark_verified(int64_t a, int64_t b) const;
+  // kPaged: the file, open for pread, and where each chunk of rows lies in it.
+  struct Descriptor {
+    int fd = -1;
+    Descriptor() = default;
+    Descriptor(const Descriptor&) = delete;
+    Descriptor& operator=(const Descriptor&) = delete;
+    ~Descriptor();
+  };
+  bool paged_ = false;
+  Descriptor fd_;
+  h5::RowLayout layout_;
+  // Rows idx from the file into consecutive rows of out (mutex_ held), each chunk's
+  // checksum verified on its first read.
+  void pread_rows_locked(std::span<const int64_t> idx, uint8_t* out) const;
   uint64_t device_ = 0, inode_ = 0;
   int64_t file_bytes_ = 0;
   int64_t held_first_ = 0;                 // the first row of resident_
@@ -144,6 +163,7 @@ class Hdf5Dataset : public Dataset {
   mutable std::vector<std::pair<int64_t, int64_t>> order_;
   mutable std::vector<int64_t> rows_;
   mutable std::vector<uint8_t> raw_;
+  mutable std::vector<uint8_t> chunk_;  // kPaged: a chunk being verified
 };
 
 }  // namespace hubel::datasets

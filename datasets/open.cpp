@@ -248,8 +248,8 @@ Splits open_file(const Config& data, bool evaluation_only, const Placement& wher
         .fail(cat("memory_mb is this rank's budget for the training split in MiB, at least 1; got ", memory_mb));
   const int64_t budget = memory_mb << 20;
   auto store = data.get<std::string>("store", "auto");
-  if (store != "auto" && store != "resident" && store != "partitioned" && store != "streaming")
-    data.at("store").fail(cat("store is auto, resident, partitioned or streaming; got '", store, "'"));
+  if (store != "auto" && store != "resident" && store != "partitioned" && store != "paged" && store != "streaming")
+    data.at("store").fail(cat("store is auto, resident, partitioned, paged or streaming; got '", store, "'"));
   s.shuffle_buffer = data.get<int64_t>("shuffle_buffer", 10000);
   if (s.shuffle_buffer < 1 || s.shuffle_buffer > (int64_t{1} << 32))
     data.at("shuffle_buffer").fail(cat("shuffle_buffer is a number of samples in [1, 2^32]; got ", s.shuffle_buffer));
@@ -282,6 +282,11 @@ Splits open_file(const Config& data, bool evaluation_only, const Placement& wher
       s.store_why = cat(what, " in ", where.world, " parts of ", part_mb, " MiB, one per rank (",
                         chosen ? "a part fits " : "data.store; ", budget_text,
                         "); each minibatch's rows are exchanged between the ranks");
+    } else if (store == "paged") {
+      train_memory = Hdf5Dataset::kPaged;
+      s.store_why = cat(what,
+                        " left in the file: each row read from it as a minibatch needs it (data.store; the "
+                        "operating system's page cache holds the file, shared by the node's ranks)");
     } else {
       train_memory = Hdf5Dataset::kStreamed;
       s.store_why = cat(what, " read in runs of whole chunks through a shuffle buffer of ", s.shuffle_buffer,

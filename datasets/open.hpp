@@ -35,7 +35,8 @@ struct Splits {
   double timeout = 600;    // data.timeout: seconds to wait for the loader thread (0: for ever)
   int decode_threads = 0;  // data.decode_threads (encoded images): 0 the shared pool, 1 the loader thread
   // How the training split is held (data.store, data.memory_mb): "resident" (every rank a
-  // copy), "partitioned" (each rank 1/W, rows exchanged per minibatch), "streaming" (read
+  // copy), "partitioned" (each rank 1/W, rows exchanged per minibatch), "paged" (rows read
+  // in place from the file, which the page cache holds: the same bits as resident), "streaming" (read
   // in runs through a shuffle buffer of shuffle_buffer samples), "generated"; and why.
   std::string store = "generated", store_why;
   int64_t shuffle_buffer = 0;  // > 0 when streaming

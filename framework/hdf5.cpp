@@ -472,6 +472,72 @@ int64_t chunk_rows(const Handle& d) {
   return rank > 0 ? static_cast<int64_t>(chunk[0]) : 0;
 }
 
+RowLayout row_layout(const File& f, const Handle& d, const std::string& path, hid_t native_type, int64_t file_bytes) {
+  Guard g(lock());
+  Handle type(H5Dget_type(d.get()), H5Tclose);
+  if (H5Tequal(type.get(), native_type) <= 0)
+    fail(f, path, "is stored in another byte order or type than it is read as: it cannot be read in place");
+  Handle fspace(H5Dget_space(d.get()), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(fspace.get());
+  if (rank < 1 || rank > 8) fail(f, path, "unreadable dataspace");
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(fspace.get(), dims.data(), nullptr);
+  const int64_t n = static_cast<int64_t>(dims[0]);
+  int64_t row_bytes = static_cast<int64_t>(H5Tget_size(native_type));
+  for (int i = 1; i < rank; ++i) row_bytes *= static_cast<int64_t>(dims[static_cast<size_t>(i)]);
+  Handle dcpl(H5Dget_create_plist(d.get()), H5Pclose);
+  RowLayout out;
+  auto inside = [&](haddr_t addr, int64_t bytes, const std::string& what) {
+    if (addr == HADDR_UNDEF) fail(f, path, cat(what, " is not written: truncated or damaged"));
+    if (static_cast<int64_t>(addr) < 0 || static_cast<int64_t>(addr) + bytes > file_bytes)
+      fail(f, path, cat(what, " lies past the end of the file (", file_bytes, " bytes): truncated or damaged"));
+    out.offsets.push_back(static_cast<int64_t>(addr));
+  };
+  if (n == 0) return out;
+  if (H5Pget_layout(dcpl.get()) == H5D_CONTIGUOUS) {
+    out.rows_per_chunk = n;
+    inside(H5Dget_offset(d.get()), n * row_bytes, "the data");
+    return out;
+  }
+  if (H5Pget_layout(dcpl.get()) != H5D_CHUNKED) fail(f, path, "is neither chunked nor contiguous");
+  std::vector<hsize_t> chunk(static_cast<size_t>(rank));
+  if (H5Pget_chunk(dcpl.get(), rank, chunk.data()) != rank) fail(f, path, "an unreadable chunk layout");
+  for (int i = 1; i < rank; ++i)
+    if (chunk[static_cast<size_t>(i)] != dims[static_cast<size_t>(i)])
+      fail(f, path, "has chunks that cut samples apart (a chunk must hold whole rows to be read in place)");
+  bool checksum = false;
+  std::string other;  // the filters that transform the bytes, by name
+  for (int i = 0, k = H5Pget_nfilters(dcpl.get()); i < k; ++i) {
+    unsigned flags = 0, conf = 0;
+    size_t nelem = 0;
+    const H5Z_filter_t id =
+        H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nelem, nullptr, 0, nullptr, &conf);
+    if (id == H5Z_FILTER_FLETCHER32)
+      checksum = true;
+    else
+      other += cat(other.empty() ? "" : " and ", id == H5Z_FILTER_DEFLATE   ? std::string("compressed (deflate)")
+                                                 : id == H5Z_FILTER_SHUFFLE ? std::string("byte-shuffled")
+                                                                            : cat("through HDF5 filter ", id));
+  }
+  if (!other.empty()) fail(f, path, cat("is stored ", other, ": its rows cannot be read in place"));
+  out.rows_per_chunk = static_cast<int64_t>(chunk[0]);
+  out.checksum = checksum;
+  const int64_t chunk_bytes = out.rows_per_chunk * row_bytes;
+  std::vector<hsize_t> at(static_cast<size_t>(rank), 0);
+  for (int64_t first = 0; first < n; first += out.rows_per_chunk) {
+    at[0] = static_cast<hsize_t>(first);
+    unsigned mask = 0;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0;
+    if (H5Dget_chunk_info_by_coord(d.get(), at.data(), &mask, &addr, &size) < 0) addr = HADDR_UNDEF;
+    const std::string what = cat("the chunk of rows from ", first);
+    if (addr != HADDR_UNDEF && static_cast<int64_t>(size) != chunk_bytes + (checksum && mask == 0 ? 4 : 0))
+      fail(f, path, cat(what, " stores ", size, " bytes, not the ", chunk_bytes, " of its rows: damaged"));
+    inside(addr, chunk_bytes, what);
+  }
+  return out;
+}
+
 void read_rows(const File& f, const Handle& d, const std::string& path, hid_t native_type, const int64_t* rows,
                int64_t count, void* data, bool verify) {
   if (count <= 0) return;

@@ -113,6 +113,19 @@ void read_dataset(const File& f, const std::string& path, hid_t native_type, voi
 Handle open_dataset(const File& f, const std::string& path, size_t cache_bytes = 0);
 // Rows per chunk along the first dimension of an open dataset; 0 when it is not chunked.
 int64_t chunk_rows(const Handle& dataset);
+// Where a dataset's rows lie in the file, for reading them without HDF5 (pread): the byte
+// offset of each chunk along the first dimension, rows_per_chunk rows each (a contiguous
+// dataset: one offset, rows_per_chunk = its rows). Only for datasets stored as they are:
+// chunks span whole rows and no filter but Fletcher-32 (whose checksum trails a chunk's
+// bytes), the stored type is native_type, every chunk is written and inside the file.
+// Otherwise a DataError naming the dataset says what stands in the way.
+struct RowLayout {
+  int64_t rows_per_chunk = 0;
+  std::vector<int64_t> offsets;
+  bool checksum = false;  // the chunks carry Fletcher-32 (read_run verifies it)
+};
+RowLayout row_layout(const File& f, const Handle& dataset, const std::string& path, hid_t native_type,
+                     int64_t file_bytes);
 // Reads rows [first, first + count) of an open dataset (a run of bytes of a 1-D one).
 // verify false: skip the chunks' checksums (Fletcher-32; for chunks already verified).
 void read_run(const File& f, const Handle& dataset, const std::string& path, hid_t native_type, int64_t first,

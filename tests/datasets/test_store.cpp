@@ -6,6 +6,7 @@
 
 #include <barrier>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <numeric>
 #include <set>
@@ -28,7 +29,8 @@ namespace {
 using test::error_of;
 
 // n samples of [1, 2, 3]: sample i's bytes are (i * 7 + j) mod 251, its label i mod 5.
-std::string write_set(const test::TempDir& dir, int64_t n, int64_t chunk_rows = 8, const std::string& name = "set.h5") {
+std::string write_set(const test::TempDir& dir, int64_t n, int64_t chunk_rows = 8, const std::string& name = "set.h5",
+                      bool checksum = true, int deflate = 0) {
   DatasetContents c;
   c.classes = {"a", "b", "c", "d", "e"};
   DatasetContents::Split s{"train", Shape{1, 2, 3}, {}, {}};
@@ -40,6 +42,8 @@ std::string write_set(const test::TempDir& dir, int64_t n, int64_t chunk_rows = 
   const std::string path = dir / name;
   WriteOptions o;
   o.chunk_rows = chunk_rows;
+  o.checksum = checksum;
+  o.deflate = deflate;
   write_dataset_file(path, c, o);
   return path;
 }
@@ -346,6 +350,119 @@ TEST(Stream, TheLoaderStreamsFullBatchesWithPrefetch) {
   EXPECT_EQ(from3.x, std::vector<float>(sb.x.begin() + 3 * 4 * 6, sb.x.end()));
 }
 
+// --- the paged store: rows read in place --------------------------------------------------
+
+TEST(Paged, ReadsTheStoredRowsChunkedOrContiguous) {
+  test::TempDir dir;
+  // 103 samples in chunks of 8 with checksums (the last chunk partial), and contiguous.
+  for (const bool chunked : {true, false}) {
+    SCOPED_TRACE(chunked ? "chunked" : "contiguous");
+    const std::string path = write_set(dir, 103, chunked ? 8 : 0, chunked ? "c.h5" : "n.h5", chunked);
+    Hdf5Dataset paged(path, "train", Hdf5Dataset::kPaged);
+    // Sample i's byte j is (7i + j) mod 251: a worked example, repeats and the last row.
+    const std::vector<int64_t> ids{102, 0, 57, 57, 96, 8};
+    Tensor x(Shape{6, 1, 2, 3});
+    std::vector<int32_t> labels(6);
+    paged.read(ids, x.view(), labels.data(), TensorView());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      EXPECT_EQ(labels[i], ids[i] % 5);
+      for (int j = 0; j < 6; ++j) EXPECT_EQ(x.data()[i * 6 + j], static_cast<float>((ids[i] * 7 + j) % 251)) << ids[i];
+    }
+    std::vector<uint8_t> stored(6 * 6);
+    paged.read_stored(ids, stored.data(), nullptr);
+    EXPECT_EQ(stored[0], 102 * 7 % 251);
+    EXPECT_EQ(stored[35], (8 * 7 + 5) % 251);
+    const int64_t past = 103;
+    EXPECT_NE(error_of<DataError>([&] {
+                paged.read(std::span<const int64_t>(&past, 1), x.view(), nullptr, TensorView());
+              }).find("sample 103 out of range [0, 103)"),
+              std::string::npos);
+  }
+}
+
+TEST(Paged, SameBatchesAsResidentOnOneAndTwoRanksThroughSubsets) {
+  test::TempDir dir;
+  const std::string path = write_set(dir, 103);
+  for (int world = 1; world <= 2; ++world)
+    for (int prefetch : {0, 2}) {
+      const auto seen = on_ranks(world, [&](int rank) {
+        auto resident = std::make_shared<Hdf5Dataset>(path, "train");
+        auto paged = std::make_shared<Hdf5Dataset>(path, "train", Hdf5Dataset::kPaged);
+        std::vector<int64_t> keep;
+        for (int64_t i = 0; i < 103; i += 1 + i % 2) keep.push_back(i);  // a held-out fraction's rest
+        ClassSubset a(std::make_shared<Subset>(resident, keep, "rest"), {4, 1, 2});
+        ClassSubset b(std::make_shared<Subset>(paged, keep, "rest"), {4, 1, 2});
+        LoaderOptions o{6, rank, world, true, false, false, 3, prefetch};
+        Loader want(a, nullptr, o), got(b, nullptr, o);
+        return std::make_pair(run(want, 2, 1), run(got, 2, 1));
+      });
+      for (int r = 0; r < world; ++r) {
+        SCOPED_TRACE(testing::Message() << "rank " << r << " of " << world << ", prefetch " << prefetch);
+        EXPECT_FALSE(seen[r].second.x.empty());
+        EXPECT_EQ(seen[r].first.x, seen[r].second.x);
+        EXPECT_EQ(seen[r].first.labels, seen[r].second.labels);
+      }
+    }
+}
+
+TEST(Paged, AChunksChecksumIsVerifiedBeforeItsRowsAreUsed) {
+  test::TempDir dir;
+  const std::string path = write_set(dir, 64, 8);
+  Hdf5Dataset paged(path, "train", Hdf5Dataset::kPaged);
+  Tensor x(Shape{1, 1, 2, 3});
+  const int64_t first = 3, damaged = 19;  // chunks 0 and 2
+  paged.read(std::span<const int64_t>(&first, 1), x.view(), nullptr, TensorView());
+  // Flip the first byte of row 19 in the file, in place (same size, same inode).
+  int64_t at = 0;
+  {
+    h5::File f = h5::File::open_read(path);
+    h5::Handle d = h5::open_dataset(f, "/train/images");
+    const auto layout =
+        h5::row_layout(f, d, "/train/images", H5T_NATIVE_UINT8, static_cast<int64_t>(std::filesystem::file_size(path)));
+    ASSERT_EQ(layout.rows_per_chunk, 8);
+    ASSERT_EQ(layout.offsets.size(), 8u);
+    EXPECT_TRUE(layout.checksum);
+    at = layout.offsets[2] + 3 * 6;
+  }
+  {
+    std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekg(at);
+    const int byte = file.get();
+    ASSERT_EQ(byte, damaged * 7 % 251);
+    file.seekp(at);
+    file.put(static_cast<char>(byte ^ 0x40));
+  }
+  const std::string e =
+      error_of<DataError>([&] { paged.read(std::span<const int64_t>(&damaged, 1), x.view(), nullptr, TensorView()); });
+  EXPECT_NE(e.find(path + ":/train/images: reading failed (a damaged file, or a checksum mismatch)"), std::string::npos)
+      << e;
+  // Chunk 0 was verified before the damage: its rows still read, as stored.
+  paged.read(std::span<const int64_t>(&first, 1), x.view(), nullptr, TensorView());
+  EXPECT_EQ(x.data()[0], 21.0f);
+}
+
+TEST(Paged, ACompressedSplitOrAChangedFileIsADataErrorNamingIt) {
+  test::TempDir dir;
+  const std::string z = write_set(dir, 64, 8, "z.h5", true, 1);
+  const std::string e = error_of<DataError>([&] { Hdf5Dataset(z, "train", Hdf5Dataset::kPaged); });
+  EXPECT_NE(
+      e.find(
+          z +
+          ":/train/images: is stored byte-shuffled and compressed (deflate): its rows cannot be read in place; store: "
+          "paged reads rows in place, from a split stored uncompressed"),
+      std::string::npos)
+      << e;
+  const std::string path = write_set(dir, 64, 8);
+  Hdf5Dataset paged(path, "train", Hdf5Dataset::kPaged);
+  Tensor x(Shape{1, 1, 2, 3});
+  const int64_t one = 1;
+  std::filesystem::resize_file(path, 2000);
+  EXPECT_NE(error_of<DataError>([&] {
+              paged.read(std::span<const int64_t>(&one, 1), x.view(), nullptr, TensorView());
+            }).find(path + ":/train: the file changed size since it was opened"),
+            std::string::npos);
+}
+
 // --- data.store -------------------------------------------------------------------------
 
 TEST(Store, ChosenByTheBudgetAndTheRanks) {
@@ -364,6 +481,11 @@ TEST(Store, ChosenByTheBudgetAndTheRanks) {
   EXPECT_EQ(streamed.store, "streaming");
   EXPECT_EQ(streamed.shuffle_buffer, 77);
   EXPECT_NE(streamed.store_why.find("NOT the exact global permutation"), std::string::npos);
+  const Splits paged = open_with("store: paged\n", {0, 2, 2});
+  EXPECT_EQ(paged.store, "paged");
+  EXPECT_EQ(paged.shuffle_buffer, 0);
+  EXPECT_FALSE(paged.train->collective());
+  EXPECT_NE(paged.store_why.find(path + ":/train (1 MiB) left in the file"), std::string::npos) << paged.store_why;
   EXPECT_NE(error_of<ConfigError>([&] { open_with("store: everywhere\n", {}); }).find("store is auto, resident"),
             std::string::npos);
 }

@@ -23,6 +23,7 @@ same() {  # same A B: /model and /optimizer bitwise equal
 # that train whole epochs, real enough that the loader thread reads HDF5.
 fashion() {
   local n=$1 out=$2 dir
+  shift 2  # the rest: more arguments for hubel convert
   dir=$(mktemp -d "$T/idx.XXXX")
   python3 - "$n" "$dir" <<'PY' || return 1
 import gzip, os, struct, sys
@@ -39,7 +40,7 @@ for prefix, count in (("train", n), ("t10k", max(1, n // 5))):
     open(os.path.join(out, prefix + "-images-idx3-ubyte"), "wb").write(struct.pack(">IIII", 0x803, count, 28, 28) + img[16:16 + count * 784])
     open(os.path.join(out, prefix + "-labels-idx1-ubyte"), "wb").write(struct.pack(">II", 0x801, count) + lab[8:8 + count])
 PY
-  "$HUBEL" convert idx "$dir" "$out" --classes fashion-mnist > /dev/null || return 1
+  "$HUBEL" convert idx "$dir" "$out" --classes fashion-mnist "$@" > /dev/null || return 1
   rm -rf "$dir"
 }
 LENET="$SRC/launch/experiments/lenet_modern.yaml"
