@@ -147,6 +147,10 @@ void Pool::backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, Te
       const float* yp = y.data() + pl * P;
       const float* dyp = dy.data() + pl * P;
       float* dxp = dx.data() + pl * IV;
+      if (plan_ == Plan::max_2x2) {
+        pool_fast::max_2x2_backward_plane(w_, dyp, argmax_.data() + pl * P, dxp);
+        continue;
+      }
       std::fill(dxp, dxp + IV, 0.0f);
       switch (o_.kind) {
         case PoolKind::max: {

@@ -20,5 +20,8 @@ bool max_2x2_applies(const Window& w);
 // One plane of it, branch-free (selects by masks: the comparisons of random data are
 // unpredictable).
 void max_2x2_plane(const Window& w, const float* x, float* y, int32_t* argmax);
+// Its backward: the whole plane of dx (every input, in a window or not) from dy and the
+// argmax the forward wrote.
+void max_2x2_backward_plane(const Window& w, const float* dy, const int32_t* argmax, float* dx);
 
 }  // namespace hubel::layers::pool_fast
