@@ -5,7 +5,8 @@
 // fused activation and every gradient the layer writes are fp32.
 //
 //   forward   y = W cols: the padded image is converted to pairs of channels (2c, 2c+1),
-//             so that a tap of the pair image is a row of words, and W to the same pairs;
+//             so that a tap of the pair image is a row of words, and W to the same pairs
+//             (an odd count's last channel to pairs of neighbouring taps of a row);
 //   weights   dW = dY cols^T: one dot product per weight over the block's positions, dY
 //             and the padded image each converted to bf16 once;
 //   input     dx = the correlation of the zero-padded dY with the flipped kernels, as one
@@ -45,8 +46,17 @@ class Bf16Conv final : public ChunkedConv {
     C2_ = (g.C + 1) / 2;
     compact_ = g.w.out[2] % kernel_panel() == 0;
     K2_ = (g.K + 1) / 2;
-    for (int64_t c2 = 0; c2 < C2_; ++c2)
+    // An odd number of channels: the last one's taps are paired along the row instead,
+    // the pair image's last plane holding (x[p], x[p + 1]) against (W[t], W[t + 1]) (a
+    // channel paired with zeros would waste half of each product): a 5x5 kernel on one
+    // channel is 15 products, not 25.
+    tail_ = g.C % 2 == 1 && g.w.d[2] == 1 && g.w.k[2] >= 2;
+    full_ = tail_ ? g.C / 2 : C2_;
+    for (int64_t c2 = 0; c2 < full_; ++c2)
       for (int64_t t = 0; t < kv; ++t) taps2_.push_back(c2 * plane + wide_.taps[static_cast<size_t>(t)]);
+    if (tail_)
+      for (int64_t kh = 0; kh < g.w.k[1]; ++kh)
+        for (int64_t kw = 0; kw < g.w.k[2]; kw += 2) taps2_.push_back(full_ * plane + kh * g.w.d[1] * wide_.Wp + kw);
     // The pair image: C2 planes of words, and the slack after the last plane that the
     // runs of the last taps read.
     pair_words_ = C2_ * plane + (wide_.floats - g.C * plane);
@@ -79,10 +89,8 @@ class Bf16Conv final : public ChunkedConv {
     offsets_[5] = offsets_[4] + room(q_words_, 4);            // wide dx [C, Pq]
     size_scratch(offsets_[5] + (p_.inference ? 0 : align_floats(g.C * Pq_)));
     w2_ = AlignedBuffer(room(g.K * C2_ * kv, 4), AlignedBuffer::Uninitialized{});
-    if (!p_.inference) {
-      wf2_ = AlignedBuffer(room(g.C * kv * K2_, 4), AlignedBuffer::Uninitialized{});
-      wt_rows_ = AlignedBuffer(2 * kv, AlignedBuffer::Uninitialized{});
-    }
+    wt_rows_ = AlignedBuffer(2 * kv, AlignedBuffer::Uninitialized{});
+    if (!p_.inference) wf2_ = AlignedBuffer(room(g.C * kv * K2_, 4), AlignedBuffer::Uninitialized{});
   }
 
   std::string detail() const override { return "bf16 products, fp32 sums"; }
@@ -90,15 +98,28 @@ class Bf16Conv final : public ChunkedConv {
   void forward(const ConvParams& prm, ConstTensorView x, TensorView y, const StepContext& ctx) override {
     const Conv::Geometry& g = p_.g;
     const int64_t n = x.batch(), P = g.P(), K = g.K, kv = g.kvol(), OW = g.w.out[2];
-    const int64_t in_stride = g.C * g.w.in_vol(), sc = wide_.Pcp, CK2 = C2_ * kv;
+    const int64_t in_stride = g.C * g.w.in_vol(), sc = wide_.Pcp, CK2 = static_cast<int64_t>(taps2_.size());
     const float* W = dense_weights(prm);
-    // W in pairs of channels: w2[k][c2 kv + t] = (W[k][2c2][t], W[k][2c2 + 1][t]).
+    // W in pairs of channels: w2[k][c2 kv + t] = (W[k][2c2][t], W[k][2c2 + 1][t]); the
+    // tail's in pairs of taps along the row, (W[k][C - 1][t], W[k][C - 1][t + 1]).
     uint32_t* w2 = as<uint32_t>(w2_.data());
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t c2 = 0; c2 < C2_; ++c2) {
+    for (int64_t k = 0; k < K; ++k) {
+      for (int64_t c2 = 0; c2 < full_; ++c2) {
         const float* lo = W + (k * g.C + 2 * c2) * kv;
         to_bf16_pairs(lo, 2 * c2 + 1 < g.C ? lo + kv : nullptr, kv, w2 + k * CK2 + c2 * kv);
       }
+      if (!tail_) continue;
+      const float* last = W + (k * g.C + g.C - 1) * kv;
+      float* lo = wt_rows_.data();
+      float* hi = lo + kv;
+      int64_t j = 0;
+      for (int64_t kh = 0; kh < g.w.k[1]; ++kh)
+        for (int64_t kw = 0; kw < g.w.k[2]; kw += 2, ++j) {
+          lo[j] = last[kh * g.w.k[2] + kw];
+          hi[j] = kw + 1 < g.w.k[2] ? last[kh * g.w.k[2] + kw + 1] : 0.0f;
+        }
+      to_bf16_pairs(lo, hi, j, w2 + k * CK2 + full_ * kv);
+    }
     for_each_piece(ctx, n, sample_grain(2 * g.blocks * kv * P), [&](int64_t n0, int64_t n1) {
       float* s = scratch_.local().data();
       uint32_t* x2 = as<uint32_t>(s + offsets_[1]);
@@ -192,7 +213,14 @@ class Bf16Conv final : public ChunkedConv {
       }
     }
   }
-  void pair_image(const float* xi, uint32_t* x2) const { padded(xi, x2, pair_words_, true); }
+  void pair_image(const float* xi, uint32_t* x2) const {
+    padded(xi, x2, pair_words_, true);
+    if (!tail_) return;
+    // The last plane holds (x[p], 0): make it (x[p], x[p + 1]), the slack included.
+    uint32_t* t = x2 + full_ * wide_.Hp * wide_.Wp;
+    const int64_t words = pair_words_ - full_ * wide_.Hp * wide_.Wp;
+    for (int64_t p = 0; p + 1 < words; ++p) t[p] |= t[p + 1] << 16;
+  }
   void plain_image(const float* xi, uint16_t* xb) const { padded(xi, xb, wide_.floats, false); }
 
   // One sample's dx from its dy (plane k at d + k * ldk, output rows Wp apart): dY padded
@@ -218,6 +246,8 @@ class Bf16Conv final : public ChunkedConv {
   WideImage wide_;
   bool compact_ = false;        // output rows of whole panels: y written in place
   int64_t C2_ = 0, K2_ = 0;     // pairs of channels, of filters (the last padded with a zero)
+  bool tail_ = false;           // an odd channel count's last channel in pairs of taps
+  int64_t full_ = 0;            // the planes of channel pairs (C2_, or C2_ - 1 with a tail)
   std::vector<int64_t> taps2_;  // the taps of the pair image, in words
   int64_t pair_words_ = 0;
   int64_t nb_ = 1, block_max_ = 1, ld_max_ = 0;

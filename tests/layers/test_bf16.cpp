@@ -192,6 +192,9 @@ const std::vector<Case>& cases() {
       {"{type: conv2d, filters: 16, kernel: 3, padding: 1, bias: false}", {16, 8, 8}, 5},  // ResNet's
       {"{type: conv2d, filters: 5, kernel: 3, padding: same}", {3, 11, 9}, 3},             // odd C and K
       {"{type: conv2d, filters: 6, kernel: 5, padding: 2}", {1, 28, 28}, 2},               // LeNet's c1
+      // odd C: the last channel's taps in pairs along the row (an even width; 1-D; dilated rows)
+      {"{type: conv2d, filters: 3, kernel: [3, 4], dilation: [2, 1], padding: [[2, 2], [1, 2]]}", {5, 9, 12}, 2},
+      {"{type: conv1d, filters: 7, kernel: 5, padding: 2}", {1, 37}, 3},
       {"{type: conv2d, kernel: 3, connections: [[0, 1], [1, 2], [0, 2], [0, 1, 2]]}", {3, 6, 6}, 2},
       {"{type: conv2d, filters: 3, kernel: 3, dilation: 2, padding: 2, bias: location}", {2, 9, 8}, 3},
       {"{type: conv1d, filters: 33, kernel: 3, padding: same}", {2, 40}, 2},
