@@ -88,6 +88,31 @@ void max_2x2_plane(const Window& w, const float* x, float* y, int32_t* argmax) {
       _mm256_storeu_ps(yr + ow, m);
       if (a) _mm256_storeu_si256(reinterpret_cast<__m256i*>(a + ow), arg);
     }
+    // 4 more the same way (LeNet's second pooling is 5 wide).
+    for (; ow + 4 <= OW; ow += 4) {
+      auto split = [](const float* r, __m128& even, __m128& odd) {
+        const __m128 a = _mm_loadu_ps(r), b = _mm_loadu_ps(r + 4);
+        even = _mm_shuffle_ps(a, b, 0x88);
+        odd = _mm_shuffle_ps(a, b, 0xdd);
+      };
+      __m128 v0, v1, v2, v3;
+      split(r0 + 2 * ow, v0, v1);
+      split(r1 + 2 * ow, v2, v3);
+      const __m128i q = _mm_add_epi32(_mm_set1_epi32(base + static_cast<int32_t>(2 * ow)), _mm_setr_epi32(0, 2, 4, 6));
+      __m128 m = v0;
+      __m128i arg = q;
+      auto step = [&](__m128 v, int32_t off) {
+        const __m128 take = _mm_cmp_ps(v, m, _CMP_GT_OQ);
+        m = _mm_blendv_ps(m, v, take);
+        arg = _mm_castps_si128(
+            _mm_blendv_ps(_mm_castsi128_ps(arg), _mm_castsi128_ps(_mm_add_epi32(q, _mm_set1_epi32(off))), take));
+      };
+      step(v1, 1);
+      step(v2, Wi);
+      step(v3, Wi + 1);
+      _mm_storeu_ps(yr + ow, m);
+      if (a) _mm_storeu_si128(reinterpret_cast<__m128i*>(a + ow), arg);
+    }
 #endif
     for (; ow < OW; ++ow) {
       const float v0 = r0[2 * ow], v1 = r0[2 * ow + 1], v2 = r1[2 * ow], v3 = r1[2 * ow + 1];
@@ -140,13 +165,26 @@ void max_2x2_backward_plane(const Window& w, const float* dy, const int32_t* arg
       put(d0 + 2 * ow, at(0), at(1));
       put(d1 + 2 * ow, at(Wi), at(Wi + 1));
     }
+    for (; ow + 4 <= OW; ow += 4) {
+      const __m128 gv = _mm_loadu_ps(g + ow);
+      const __m128i av = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + ow));
+      const __m128i q = _mm_add_epi32(_mm_set1_epi32(base + static_cast<int32_t>(2 * ow)), _mm_setr_epi32(0, 2, 4, 6));
+      auto at = [&](int32_t off) {
+        const __m128i hit = _mm_cmpeq_epi32(av, _mm_add_epi32(q, _mm_set1_epi32(off)));
+        return _mm_add_ps(_mm_setzero_ps(), _mm_and_ps(_mm_castsi128_ps(hit), gv));
+      };
+      auto put = [](float* d, __m128 even, __m128 odd) {
+        _mm_storeu_ps(d, _mm_unpacklo_ps(even, odd));
+        _mm_storeu_ps(d + 4, _mm_unpackhi_ps(even, odd));
+      };
+      put(d0 + 2 * ow, at(0), at(1));
+      put(d1 + 2 * ow, at(Wi), at(Wi + 1));
+    }
 #endif
+    // (zeros, then the gradient added where the maximum was: no branch on random data)
     for (; ow < OW; ++ow) {
-      const auto q = base + static_cast<int32_t>(2 * ow);
-      d0[2 * ow] = 0.0f + (a[ow] == q ? g[ow] : 0.0f);
-      d0[2 * ow + 1] = 0.0f + (a[ow] == q + 1 ? g[ow] : 0.0f);
-      d1[2 * ow] = 0.0f + (a[ow] == q + Wi ? g[ow] : 0.0f);
-      d1[2 * ow + 1] = 0.0f + (a[ow] == q + Wi + 1 ? g[ow] : 0.0f);
+      d0[2 * ow] = d0[2 * ow + 1] = d1[2 * ow] = d1[2 * ow + 1] = 0.0f;
+      dx[a[ow]] += g[ow];
     }
     // An odd width's last column is in no window.
     for (int64_t c = 2 * OW; c < W; ++c) d0[c] = d1[c] = 0.0f;
