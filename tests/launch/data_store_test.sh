@@ -21,6 +21,18 @@ train() {
     { fail "$name: exit $?"; tail -5 "$T/$name.log"; return 1; }
 }
 
+# like_resident STORE NAME NP BANNER: run NAME (store STORE on NP ranks) said BANNER and
+# trained to the resident run's bits (model, optimizer, held-out metrics).
+like_resident() {
+  local store=$1 name=$2 np=$3 banner=$4
+  grep -q "^store: $store: .*fm.h5:/train (2 MiB) $banner" "$T/$name.log" ||
+    fail "$np ranks: the banner does not say the store is $store: $(grep -m1 store: "$T/$name.log")"
+  same "$(last "$T/resident-$np")" "$(last "$T/$name")" &&
+    cmp -s <(cut -d, -f1-7 "$T/resident-$np/metrics.csv" 2> /dev/null) <(cut -d, -f1-7 "$T/$name/metrics.csv" 2> /dev/null) &&
+    ok "$np rank(s): $store equals resident bit for bit (model, optimizer, held-out metrics)" ||
+    fail "$np rank(s): $store differs from resident"
+}
+
 # 1.9 MiB of samples: a 1 MiB budget leaves the whole split resident nowhere, a part of
 # it fits on 2 and 4 ranks (auto partitions), and 1 rank is told to partition.
 for np in 1 2 4; do
@@ -30,12 +42,7 @@ for np in 1 2 4; do
   else
     train parted-$np $np --set data.memory_mb=1 || continue
   fi
-  grep -q "^store: partitioned: .*fm.h5:/train (2 MiB) in $np parts" "$T/parted-$np.log" ||
-    fail "$np ranks: the banner does not say the store is partitioned: $(grep -m1 store: "$T/parted-$np.log")"
-  same "$(last "$T/resident-$np")" "$(last "$T/parted-$np")" &&
-    cmp -s <(cut -d, -f1-7 "$T/resident-$np/metrics.csv" 2> /dev/null) <(cut -d, -f1-7 "$T/parted-$np/metrics.csv" 2> /dev/null) &&
-    ok "$np rank(s): partitioned equals resident bit for bit (model, optimizer, held-out metrics)" ||
-    fail "$np rank(s): partitioned differs from resident"
+  like_resident partitioned parted-$np $np "in $np parts"
 done
 
 # Stopped mid-epoch (the loader threads ahead by different amounts), then resumed.
@@ -50,12 +57,7 @@ fi
 # and a run stopped mid-epoch resumes to them; a compressed split is refused, naming it.
 for np in 1 2; do
   train paged-$np $np --set data.store=paged || continue
-  grep -q "^store: paged: .*fm.h5:/train (2 MiB) left in the file" "$T/paged-$np.log" ||
-    fail "$np ranks: the banner does not say the store is paged: $(grep -m1 store: "$T/paged-$np.log")"
-  same "$(last "$T/resident-$np")" "$(last "$T/paged-$np")" &&
-    cmp -s <(cut -d, -f1-7 "$T/resident-$np/metrics.csv" 2> /dev/null) <(cut -d, -f1-7 "$T/paged-$np/metrics.csv" 2> /dev/null) &&
-    ok "$np rank(s): paged equals resident bit for bit (model, optimizer, held-out metrics)" ||
-    fail "$np rank(s): paged differs from resident"
+  like_resident paged paged-$np $np "left in the file"
 done
 if train paged-stop 2 --set data.store=paged --set train.max_steps=30; then
   train paged-stop 2 --set data.store=paged --resume auto &&
@@ -105,27 +107,27 @@ rc=$?
 # The file cut short while it streams, or while rows are read in place: the rank that
 # reads it names it and the job stops.
 for store in streaming paged; do
-cp "$T/fm.h5" "$T/cut.h5"
-timeout -k 5 120 "$MPIEXEC" --oversubscribe -np 2 "$HUBEL" train "$LENET" --threads 1 --run-dir "$T/cut-$store" \
-  --set data.file="$T/cut.h5" --set data.store=$store --set data.shuffle_buffer=100 --set train.epochs=200 \
-  --set train.batch=64 > "$T/cut.log" 2>&1 &
-pid=$!
-for _ in $(seq 300); do grep -q "^epoch   2/" "$T/cut.log" && break; sleep 0.1; done
-truncate -s 200000 "$T/cut.h5"
-cut_at=$(date +%s%N)
-while kill -0 $pid 2> /dev/null && [ $((($(date +%s%N) - cut_at) / 1000000)) -lt 30000 ]; do sleep 0.1; done
-if kill -0 $pid 2> /dev/null; then
-  fail "a data file cut short ($store): the job still runs 30 s later"
-  kill -KILL $pid
-  wait $pid
-else
-  wait $pid
-  rc=$? took=$((($(date +%s%N) - cut_at) / 1000000))
-  line=$(grep -m1 "error: .*cut.h5" "$T/cut.log")
-  [ $rc != 0 ] && grep -q "hubel (rank [01]): error: .*cut.h5:/train" <<< "$line" &&
-    ok "a data file cut short ($store): exit $rc ${took} ms later: ${line:0:140}" ||
-    fail "a data file cut short ($store): exit $rc, $(grep -m2 -i error "$T/cut.log")"
-fi
+  cp "$T/fm.h5" "$T/cut.h5"
+  timeout -k 5 120 "$MPIEXEC" --oversubscribe -np 2 "$HUBEL" train "$LENET" --threads 1 --run-dir "$T/cut-$store" \
+    --set data.file="$T/cut.h5" --set data.store=$store --set data.shuffle_buffer=100 --set train.epochs=200 \
+    --set train.batch=64 > "$T/cut.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do grep -q "^epoch   2/" "$T/cut.log" && break; sleep 0.1; done
+  truncate -s 200000 "$T/cut.h5"
+  cut_at=$(date +%s%N)
+  while kill -0 $pid 2> /dev/null && [ $((($(date +%s%N) - cut_at) / 1000000)) -lt 30000 ]; do sleep 0.1; done
+  if kill -0 $pid 2> /dev/null; then
+    fail "a data file cut short ($store): the job still runs 30 s later"
+    kill -KILL $pid
+    wait $pid
+  else
+    wait $pid
+    rc=$? took=$((($(date +%s%N) - cut_at) / 1000000))
+    line=$(grep -m1 "error: .*cut.h5" "$T/cut.log")
+    [ $rc != 0 ] && grep -q "hubel (rank [01]): error: .*cut.h5:/train" <<< "$line" &&
+      ok "a data file cut short ($store): exit $rc ${took} ms later: ${line:0:140}" ||
+      fail "a data file cut short ($store): exit $rc, $(grep -m2 -i error "$T/cut.log")"
+  fi
 done
 
 [ $failures = 0 ] && echo "data_store: all passed" || echo "data_store: $failures failed"
