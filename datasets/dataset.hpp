@@ -26,6 +26,9 @@ class Dataset {
   virtual ~Dataset() = default;
   // Names the data in messages: "spirals(train)", "data/fmnist.h5:/train".
   virtual std::string name() const = 0;
+  // The one-time work before the first read, so that an epoch's clock does not count it:
+  // a resident split reads itself into memory. Reads do it themselves when not asked.
+  virtual void prepare() const {}
   virtual int64_t size() const = 0;
   virtual Shape sample_shape() const = 0;
   // Number of classes of the labels; 0 when samples have target values instead.

@@ -346,6 +346,11 @@ const uint8_t* Hdf5Dataset::held_locked() const {
   return resident_.data();
 }
 
+void Hdf5Dataset::prepare() const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  held_locked();
+}
+
 template <class Put>
 void Hdf5Dataset::gather_locked(std::span<const int64_t> idx, Put&& put) const {
   const int64_t n = static_cast<int64_t>(idx.size()), row_bytes = stored_bytes();

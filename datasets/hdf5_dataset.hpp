@@ -86,6 +86,7 @@ class Hdf5Dataset : public Dataset {
   Hdf5Dataset(const std::string& path, const std::string& split, int64_t memory_bytes = kDefaultMemoryBytes,
               Part part = {});
   std::string name() const override { return path_ + ":/" + split_; }
+  void prepare() const override;
   int64_t size() const override { return n_; }
   Shape sample_shape() const override { return shape_; }
   int64_t num_classes() const override { return classes_; }

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <future>
+#include <memory>
 #include <numeric>
 
 #include "datasets/images.hpp"
@@ -244,6 +246,33 @@ void Loader::produce(int64_t first, int64_t end) {
     }
     cv_.notify_all();
   }
+}
+
+void Loader::prepare() {
+  if (o_.prefetch == 0 || o_.timeout_seconds <= 0) {
+    data_.prepare();
+    return;
+  }
+  // A read stuck in the file system ends the run through stall_stop, as a batch's would;
+  // the thread is then left behind (joining it would wait for ever).
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> finished = done->get_future();
+  std::thread reader([&data = data_, done] {
+    try {
+      data.prepare();
+      done->set_value();
+    } catch (...) {
+      done->set_exception(std::current_exception());
+    }
+  });
+  if (finished.wait_for(std::chrono::duration<double>(o_.timeout_seconds)) != std::future_status::ready) {
+    reader.detach();
+    stall_stop(cat("reading ", name(), " into memory has not finished in ", o_.timeout_seconds,
+                   " s: a read is stuck (a hung file system, or a lock held by a library); data.timeout sets this "
+                   "limit"));
+  }
+  reader.join();
+  finished.get();
 }
 
 bool Loader::next(Batch& b) {

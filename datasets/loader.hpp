@@ -65,6 +65,9 @@ class Loader : public BatchSource {
   Shape target_shape() const override { return data_.target_shape(); }
   int64_t size() const override { return data_.size(); }
   int64_t batches_per_epoch() const override { return batches_; }
+  // The data set's prepare(), on a thread of its own bounded by data.timeout like a
+  // batch (with prefetching; without, on this one).
+  void prepare() override;
   void start(int64_t epoch, int64_t batch = 0) override;
   bool next(Batch& b) override;
 

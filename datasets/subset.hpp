@@ -14,6 +14,7 @@ class Subset : public Dataset {
   Subset(std::shared_ptr<const Dataset> base, std::vector<int64_t> indices, std::string label)
       : base_(std::move(base)), idx_(std::move(indices)), label_(std::move(label)) {}
   std::string name() const override { return base_->name() + " (" + label_ + ")"; }
+  void prepare() const override { base_->prepare(); }
   int64_t size() const override { return static_cast<int64_t>(idx_.size()); }
   Shape sample_shape() const override { return base_->sample_shape(); }
   int64_t num_classes() const override { return base_->num_classes(); }
@@ -66,6 +67,7 @@ class ClassSubset : public Dataset {
   // Throws DataError when a class is out of range, listed twice, or has no sample.
   ClassSubset(std::shared_ptr<const Dataset> base, const std::vector<int64_t>& classes);
   std::string name() const override { return name_; }
+  void prepare() const override { base_->prepare(); }
   int64_t size() const override { return static_cast<int64_t>(idx_.size()); }
   Shape sample_shape() const override { return base_->sample_shape(); }
   int64_t num_classes() const override { return static_cast<int64_t>(classes_); }

@@ -35,6 +35,9 @@ class BatchSource {
   // Samples in the data set, and minibatches in one epoch.
   virtual int64_t size() const = 0;
   virtual int64_t batches_per_epoch() const = 0;
+  // The one-time work before the first epoch (a resident split read into memory), so that
+  // the epochs' clocks count training only; start() and next() do it when not asked.
+  virtual void prepare() {}
   // Positions the source at minibatch `batch` of `epoch` (0, 0 for the start).
   virtual void start(int64_t epoch, int64_t batch = 0) = 0;
   // The next minibatch of the epoch; false when the epoch is done.

@@ -396,6 +396,8 @@ std::vector<EpochMetrics> Trainer::fit(BatchSource& train, BatchSource* test,
   if (o_.early_stop && o_.early_stop->monitor.needs_heldout() && !test)
     throw ConfigError(cat("train.early_stop watches ", o_.early_stop->monitor.metric,
                           " but the run has no held-out set (data.val or data.val_fraction); or monitor train_loss"));
+  // The training split's one-time read into memory, before the first epoch's clock starts.
+  if (start_epoch_ < o_.epochs) train.prepare();
   for (int64_t epoch = start_epoch_; epoch < o_.epochs && !stop; ++epoch) {
     // Early stopping decides on the history alone, so a resumed run stops where the
     // uninterrupted one did (also when it resumes from the checkpoint of that epoch).

@@ -646,6 +646,14 @@ class Stuck : public Dataset {
       if (labels) labels[i] = 0;
     }
   }
+  // from < 0: prepare() blocks instead, until released (a resident split's read stuck).
+  void prepare() const override {
+    if (from_ >= 0) return;
+    std::unique_lock<std::mutex> lock(m_);
+    cv_.wait(lock, [&] { return released_; });
+    prepared_ = true;
+    cv_.notify_all();
+  }
   void release() {
     {
       std::lock_guard<std::mutex> lock(m_);
@@ -653,9 +661,16 @@ class Stuck : public Dataset {
     }
     cv_.notify_all();
   }
+  // Waits until a blocked prepare() has returned from its wait (so that the thread that
+  // ran it no longer needs this object).
+  void wait_prepared() const {
+    std::unique_lock<std::mutex> lock(m_);
+    cv_.wait(lock, [&] { return prepared_; });
+  }
 
  private:
   int64_t from_;
+  mutable bool prepared_ = false;
   mutable std::mutex m_;
   mutable std::condition_variable cv_;
   bool released_ = false;
@@ -696,6 +711,33 @@ TEST(Loader, AReadStuckLongerThanTheTimeoutStopsTheRunNamingTheDataAndBatch) {
   EXPECT_EQ(message,
             "the loader thread has not produced batch 3 of stuck.h5:/train in 0.3 s: a read is stuck (a hung file "
             "system, or a lock held by a library); data.timeout sets this limit");
+}
+
+TEST(Loader, AResidentReadStuckBeforeTrainingStopsTheRunToo) {
+  Stuck data(-1);
+  set_stall_handler([](const std::string& m) { throw StallSeen(m); });
+  LoaderOptions o{8, 0, 1, false, false, false, 1, 2};
+  o.timeout_seconds = 0.3;
+  std::string message;
+  {
+    Loader l(data, nullptr, o);
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      l.prepare();
+      ADD_FAILURE() << "no stall reported";
+    } catch (const StallSeen& e) {
+      message = e.what();
+    }
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_GE(waited, 0.3);
+    EXPECT_LT(waited, 5.0);
+    data.release();
+    data.wait_prepared();
+  }
+  set_stall_handler(nullptr);
+  EXPECT_EQ(message,
+            "reading stuck.h5:/train into memory has not finished in 0.3 s: a read is stuck (a hung file system, or a "
+            "lock held by a library); data.timeout sets this limit");
 }
 
 }  // namespace hubel::datasets

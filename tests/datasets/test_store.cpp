@@ -463,6 +463,32 @@ TEST(Paged, ACompressedSplitOrAChangedFileIsADataErrorNamingIt) {
             std::string::npos);
 }
 
+// --- prepare: the one-time read before the first epoch ------------------------------------
+
+TEST(Prepare, AResidentSplitIsInMemoryAfterItAndReadsNeedNoFile) {
+  test::TempDir dir;
+  const std::string path = write_set(dir, 50), copy = write_set(dir, 50, 8, "copy.h5");
+  auto resident = std::make_shared<Hdf5Dataset>(path, "train");
+  auto unprepared = std::make_shared<Hdf5Dataset>(copy, "train");
+  Subset rest(resident, {1, 4, 9, 49}, "rest");
+  LoaderOptions o{2, 0, 1, false, false, false, 1, 2};
+  Loader l(rest, nullptr, o);
+  l.prepare();  // through the subset, on the loader's own thread
+  std::filesystem::remove(path);
+  std::filesystem::remove(copy);
+  const Seen seen = run(l, 1);
+  ASSERT_EQ(seen.x.size(), 4u * 6);
+  EXPECT_EQ(seen.x[6], static_cast<float>(4 * 7 % 251));  // sample 4's first byte
+  EXPECT_EQ(seen.x[23], static_cast<float>((49 * 7 + 5) % 251));
+  // Not prepared, the first read needs the file.
+  Tensor x(Shape{1, 1, 2, 3});
+  const int64_t one = 1;
+  EXPECT_NE(error_of<DataError>([&] {
+              unprepared->read(std::span<const int64_t>(&one, 1), x.view(), nullptr, TensorView());
+            }).find(":/train: the file is gone since it was opened"),
+            std::string::npos);
+}
+
 // --- data.store -------------------------------------------------------------------------
 
 TEST(Store, ChosenByTheBudgetAndTheRanks) {
