@@ -94,18 +94,18 @@ void bias_gradient_rows(BiasKind kind, const float* d, int64_t ldk, int64_t rows
                         int64_t K, bool first, float* db) {
   if (kind == BiasKind::channel) {
     for (int64_t k = 0; k < K; ++k) {
+      // Each row's last OW % 16 values go to the first lanes too: no serial chain of adds
+      // (LeNet's 10-wide rows were all tail).
       float lane[16] = {};
-      float tail = 0;
       for (int64_t r = 0; r < rows; ++r) {
         const float* row = d + k * ldk + r * row_stride;
         int64_t q = 0;
         for (; q + 16 <= OW; q += 16)
           for (int l = 0; l < 16; ++l) lane[l] += row[q + l];
-        for (; q < OW; ++q) tail += row[q];
+        for (int64_t l = 0; q + l < OW; ++l) lane[l] += row[q + l];
       }
       float s = 0;
       for (int l = 0; l < 16; ++l) s += lane[l];
-      s += tail;
       db[k] = first ? s : db[k] + s;
     }
   } else if (kind == BiasKind::location) {
@@ -140,15 +140,26 @@ void store_output(const ConvProblem& p, const float* bias, const float* src, int
     for (int64_t r = 0; r < rows; ++r) {
       const float* s = src + k * ldk + r * row_stride;
       float* dst = yi + k * P + r * OW;
+      // One pass: the bias, then the ReLU on the sum in a register.
       if (p.bias == BiasKind::location) {
         const float* b = bias + k * P + r * OW;
-        for (int64_t q = 0; q < OW; ++q) dst[q] = s[q] + b[q];
+        if (p.relu)
+          for (int64_t q = 0; q < OW; ++q) {
+            const float v = s[q] + b[q];
+            dst[q] = v > 0 ? v : 0.0f;
+          }
+        else
+          for (int64_t q = 0; q < OW; ++q) dst[q] = s[q] + b[q];
       } else {
         const float b = bias ? bias[k] : 0.0f;
-        for (int64_t q = 0; q < OW; ++q) dst[q] = s[q] + b;
+        if (p.relu)
+          for (int64_t q = 0; q < OW; ++q) {
+            const float v = s[q] + b;
+            dst[q] = v > 0 ? v : 0.0f;
+          }
+        else
+          for (int64_t q = 0; q < OW; ++q) dst[q] = s[q] + b;
       }
-      if (p.relu)
-        for (int64_t q = 0; q < OW; ++q) dst[q] = dst[q] > 0 ? dst[q] : 0.0f;
     }
 }
 
