@@ -29,8 +29,8 @@ THREADED=(test_datasets test_comm test_inference)
 cmake -S . -B build-tsan "${FLAGS[@]}" -DHUBEL_SANITIZE=thread > /dev/null
 cmake --build build-tsan -j2 --target "${THREADED[@]}"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
-echo "== test_datasets --gtest_filter=Loader*:Partitioned*:Stream.TheLoader* (thread)"
-build-tsan/tests/test_datasets --gtest_brief=1 --gtest_filter='Loader*:Partitioned*:Stream.TheLoader*'
+echo "== test_datasets --gtest_filter=Loader*:Partitioned*:Paged*:Prepare*:Stream.TheLoader* (thread)"
+build-tsan/tests/test_datasets --gtest_brief=1 --gtest_filter='Loader*:Partitioned*:Paged*:Prepare*:Stream.TheLoader*'
 echo "== test_comm (thread)"
 build-tsan/tests/test_comm --gtest_brief=1
 # (Callers on one thread each: where TBB's threads steal from each other, its uninstrumented
