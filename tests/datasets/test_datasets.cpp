@@ -679,6 +679,23 @@ class Stuck : public Dataset {
 struct StallSeen : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// The stall message of stuck(), which must report one after 0.3 s and before 5 s.
+template <class F>
+std::string stall_of(F&& stuck) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string message;
+  try {
+    stuck();
+    ADD_FAILURE() << "no stall reported";
+  } catch (const StallSeen& e) {
+    message = e.what();
+  }
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_GE(waited, 0.3);
+  EXPECT_LT(waited, 5.0);
+  return message;
+}
 }  // namespace
 
 TEST(Loader, AReadStuckLongerThanTheTimeoutStopsTheRunNamingTheDataAndBatch) {
@@ -693,18 +710,9 @@ TEST(Loader, AReadStuckLongerThanTheTimeoutStopsTheRunNamingTheDataAndBatch) {
     Loader l(data, nullptr, o);
     l.start(0);
     Batch b;
-    ASSERT_TRUE(l.next(b));  // samples 0-7
-    ASSERT_TRUE(l.next(b));  // 8-15
-    const auto t0 = std::chrono::steady_clock::now();
-    try {
-      l.next(b);  // 16-23: stuck
-      ADD_FAILURE() << "no stall reported";
-    } catch (const StallSeen& e) {
-      message = e.what();
-    }
-    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    EXPECT_GE(waited, 0.3);
-    EXPECT_LT(waited, 5.0);
+    ASSERT_TRUE(l.next(b));                  // samples 0-7
+    ASSERT_TRUE(l.next(b));                  // 8-15
+    message = stall_of([&] { l.next(b); });  // 16-23: stuck
     data.release();
   }
   set_stall_handler(nullptr);
@@ -721,16 +729,7 @@ TEST(Loader, AResidentReadStuckBeforeTrainingStopsTheRunToo) {
   std::string message;
   {
     Loader l(data, nullptr, o);
-    const auto t0 = std::chrono::steady_clock::now();
-    try {
-      l.prepare();
-      ADD_FAILURE() << "no stall reported";
-    } catch (const StallSeen& e) {
-      message = e.what();
-    }
-    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    EXPECT_GE(waited, 0.3);
-    EXPECT_LT(waited, 5.0);
+    message = stall_of([&] { l.prepare(); });
     data.release();
     data.wait_prepared();
   }
