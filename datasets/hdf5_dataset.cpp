@@ -193,17 +193,14 @@ Hdf5Dataset::Hdf5Dataset(const std::string& path, const std::string& split, int6
   // only a few chunks at a time.
   const int64_t bytes = n_ * shape_.numel() * (uint8_ ? 1 : 4);
   if (part_.world > 0) held_first_ = part_begin(part_.rank);
+  // The file's identity, which check_file() compares before each read. Paged, the
+  // descriptor is opened first and the identity taken from it: a file replaced between
+  // the two would otherwise pass check_file() and be read anyway.
   if (paged_) {
-    // The descriptor is opened first and the identity taken from it: a file replaced
-    // between the two would otherwise pass check_file() and be read anyway.
     fd_.fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_.fd < 0) throw DataError(cat(name(), ": cannot open the file for reading rows: ", std::strerror(errno)));
-    if (struct stat st{}; ::fstat(fd_.fd, &st) == 0) {
-      device_ = st.st_dev;
-      inode_ = st.st_ino;
-      file_bytes_ = st.st_size;
-    }
-  } else if (struct stat st{}; ::stat(path_.c_str(), &st) == 0) {
+  }
+  if (struct stat st{}; (paged_ ? ::fstat(fd_.fd, &st) : ::stat(path_.c_str(), &st)) == 0) {
     device_ = st.st_dev;
     inode_ = st.st_ino;
     file_bytes_ = st.st_size;
@@ -239,13 +236,13 @@ void Hdf5Dataset::pread_rows_locked(std::span<const int64_t> idx, uint8_t* out) 
     const int64_t c = id / per_chunk;
     // A chunk's checksum is verified (by HDF5, reading the whole chunk) before any of its
     // rows is used.
-    if (layout_.checksum && !verified_[static_cast<size_t>(c)]) {
+    if (layout_.checksum && needs_verify(id, id)) {
       const int64_t first = c * per_chunk, count = std::min(per_chunk, n_ - first);
       if (static_cast<int64_t>(chunk_.size()) < count * row_bytes)
         chunk_.resize(static_cast<size_t>(count * row_bytes));
       h5::read_run(file_, images_, "/" + split_ + "/images", uint8_ ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, first, count,
                    chunk_.data(), true);
-      verified_[static_cast<size_t>(c)] = true;
+      mark_verified(id, id);
     }
     uint8_t* row = out + static_cast<int64_t>(i) * row_bytes;
     const int64_t at = layout_.offsets[static_cast<size_t>(c)] + (id - c * per_chunk) * row_bytes;

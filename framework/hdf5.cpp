@@ -296,6 +296,17 @@ std::vector<std::string> read_strings(const File& f, const std::string& object, 
   return out;
 }
 
+// The filters of a dataset's creation property list, in pipeline order.
+std::vector<H5Z_filter_t> filters_of(hid_t dcpl) {
+  std::vector<H5Z_filter_t> ids;
+  for (int i = 0, k = H5Pget_nfilters(dcpl); i < k; ++i) {
+    unsigned flags = 0, conf = 0;
+    size_t nelem = 0;
+    ids.push_back(H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelem, nullptr, 0, nullptr, &conf));
+  }
+  return ids;
+}
+
 }  // namespace
 
 DatasetInfo dataset_info(const File& f, const std::string& path) {
@@ -325,14 +336,8 @@ void check_stored(const File& f, const std::string& path, const DatasetInfo& inf
   // Unreduced storage (no compression) must hold every declared byte; a compressed one
   // must have every chunk written (HDF5 would read the fill value for the rest).
   bool compressed = false;
-  const int nfilters = H5Pget_nfilters(dcpl.get());
-  for (int i = 0; i < nfilters; ++i) {
-    unsigned flags = 0, conf = 0;
-    size_t nelem = 0;
-    const H5Z_filter_t id =
-        H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nelem, nullptr, 0, nullptr, &conf);
+  for (const H5Z_filter_t id : filters_of(dcpl.get()))
     if (id != H5Z_FILTER_FLETCHER32 && id != H5Z_FILTER_SHUFFLE) compressed = true;
-  }
   const double stored = static_cast<double>(H5Dget_storage_size(d.get()));
   if (!compressed) {
     if (stored < declared)
@@ -507,11 +512,7 @@ RowLayout row_layout(const File& f, const Handle& d, const std::string& path, hi
       fail(f, path, "has chunks that cut samples apart (a chunk must hold whole rows to be read in place)");
   bool checksum = false;
   std::string other;  // the filters that transform the bytes, by name
-  for (int i = 0, k = H5Pget_nfilters(dcpl.get()); i < k; ++i) {
-    unsigned flags = 0, conf = 0;
-    size_t nelem = 0;
-    const H5Z_filter_t id =
-        H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nelem, nullptr, 0, nullptr, &conf);
+  for (const H5Z_filter_t id : filters_of(dcpl.get())) {
     if (id == H5Z_FILTER_FLETCHER32)
       checksum = true;
     else

@@ -141,24 +141,21 @@ void store_output(const ConvProblem& p, const float* bias, const float* src, int
       const float* s = src + k * ldk + r * row_stride;
       float* dst = yi + k * P + r * OW;
       // One pass: the bias, then the ReLU on the sum in a register.
+      auto row = [&](auto bias_at) {
+        if (p.relu)
+          for (int64_t q = 0; q < OW; ++q) {
+            const float v = s[q] + bias_at(q);
+            dst[q] = v > 0 ? v : 0.0f;
+          }
+        else
+          for (int64_t q = 0; q < OW; ++q) dst[q] = s[q] + bias_at(q);
+      };
       if (p.bias == BiasKind::location) {
         const float* b = bias + k * P + r * OW;
-        if (p.relu)
-          for (int64_t q = 0; q < OW; ++q) {
-            const float v = s[q] + b[q];
-            dst[q] = v > 0 ? v : 0.0f;
-          }
-        else
-          for (int64_t q = 0; q < OW; ++q) dst[q] = s[q] + b[q];
+        row([b](int64_t q) { return b[q]; });
       } else {
         const float b = bias ? bias[k] : 0.0f;
-        if (p.relu)
-          for (int64_t q = 0; q < OW; ++q) {
-            const float v = s[q] + b;
-            dst[q] = v > 0 ? v : 0.0f;
-          }
-        else
-          for (int64_t q = 0; q < OW; ++q) dst[q] = s[q] + b;
+        row([b](int64_t) { return b; });
       }
     }
 }
