@@ -69,13 +69,21 @@ void Watchdog::run() {
     cv_.wait_for(lock, std::chrono::milliseconds(100));
     const int64_t limit = timeout_ms_.load();
     if (quit_ || limit <= 0) continue;
+    // Of the waits past the limit, the one that began first: the others (a collective
+    // the step reached while the loader's exchange already waited) follow from it, and
+    // which of them a 100 ms poll finds past the limit is chance.
     const int64_t now = now_ms();
+    const Slot* oldest = nullptr;
+    int64_t oldest_since = 0;
     for (auto& s : slots_) {
       const int64_t since = s.since_ms.load();
       if (since == 0 || now - since <= limit) continue;
-      const char* what = s.what.load();
-      const Activity a{what ? what : "a collective operation", s.index.load(), s.count.load()};
-      on_stall_(message(a, now - since));  // does not return
+      if (!oldest || since < oldest_since) oldest = &s, oldest_since = since;
+    }
+    if (oldest) {
+      const char* what = oldest->what.load();
+      const Activity a{what ? what : "a collective operation", oldest->index.load(), oldest->count.load()};
+      on_stall_(message(a, now - oldest_since));  // does not return
     }
   }
 }

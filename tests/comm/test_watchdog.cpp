@@ -54,6 +54,48 @@ TEST(Watchdog, AWaitPastTheTimeoutIsReportedWhileItIsStillStuck) {
   EXPECT_NE(seen.message.find("train.comm_timeout = 0.2 s"), std::string::npos) << seen.message;
 }
 
+// Two threads stuck 10 ms apart are, at the first poll past the limit, usually both past
+// it: the one that began first is named (the later one waits because of it), not the
+// one whose slot comes first.
+TEST(Watchdog, OfTwoStuckWaitsTheOneThatBeganFirstIsReported) {
+  Seen seen;
+  Watchdog w(0, 0.2, [&](const std::string& m) {
+    std::lock_guard<std::mutex> g(seen.m);
+    if (seen.count++ == 0) seen.message = m;
+  });
+  std::atomic<bool> release{false}, first_waits{false};
+  std::atomic<int> registered{0};
+  // "later" takes the first slot (a wait that ends at once), then waits after "first".
+  std::thread later([&] {
+    w.begin();
+    w.end();
+    registered = 1;
+    while (!first_waits) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ScopedActivity act("the per-step agreement on signals and checkpoints");
+    w.begin();
+    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    w.end();
+  });
+  std::thread first([&] {
+    while (registered == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ScopedActivity act("the partitioned store's data exchange");
+    w.begin();
+    first_waits = true;
+    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    w.end();
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  while (seen.count == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5))
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  release = true;
+  later.join();
+  first.join();
+  ASSERT_GE(seen.count.load(), 1);
+  std::lock_guard<std::mutex> g(seen.m);
+  EXPECT_NE(seen.message.find("in the partitioned store's data exchange"), std::string::npos) << seen.message;
+}
+
 TEST(Watchdog, WaitsThatEndInTimeAndNestedWaitsAreNotReported) {
   std::atomic<int> count{0};
   Watchdog w(0, 0.3, [&](const std::string&) { ++count; });
