@@ -133,6 +133,24 @@ class Layer {
     onnx_refuse("ONNX has no operator for it");
   }
 
+  // Fusion (Net::build, after bind): `next` reads this layer's output and nothing else, no
+  // other layer reads that output, and next has no parameters. A layer that can compute
+  // next's work inside its own passes returns true, and from then on the Net calls
+  // forward_fused and backward_fused for the pair instead of the four calls. They must give
+  // the bits the two layers give. Only a layer with one input is offered a fusion.
+  virtual bool fuse(const Layer& /*next*/) { return false; }
+  // y and next's output next_y, as forward and then next's forward write them.
+  virtual void forward_fused(ConstTensorView /*x*/, TensorView /*y*/, TensorView /*next_y*/,
+                             const StepContext& /*ctx*/) {
+    throw Error(cat("layer '", name_, "': forward_fused without a fusion"));
+  }
+  // dx and the parameter gradients from next_dy, the gradient at next's output, as next's
+  // backward and then backward compute them.
+  virtual void backward_fused(ConstTensorView /*x*/, ConstTensorView /*y*/, ConstTensorView /*next_dy*/,
+                              TensorView /*dx*/, const StepContext& /*ctx*/) {
+    throw Error(cat("layer '", name_, "': backward_fused without a fusion"));
+  }
+
   const std::vector<Param>& params() const { return params_; }
 
  protected:

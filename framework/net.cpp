@@ -53,10 +53,17 @@ struct Net::Impl {
     std::vector<ConstTensorView> x_views;
     std::vector<TensorView> dx_views;
     std::vector<int> dx_buffer;  // index into the producer's grad list, per slot
+    // Fusion (Layer::fuse): this node computes node fused_next's work in its own passes,
+    // or (fused_into) its work is done in that node's.
+    int fused_next = -1, fused_into = -1;
     double forward_seconds = 0, backward_seconds = 0;
     int64_t forward_calls = 0;
   };
   bool profiling = false;
+  bool fusion = true;
+  // After bind: offers each node whose output only a parameter-free one-input node reads
+  // that fusion (Layer::fuse), in model order.
+  void plan_fusion();
 
   Shape input_shape;
   std::vector<Node> nodes;
@@ -378,6 +385,8 @@ Net Net::from_config(const Config& model, const LayerRegistry& registry) {
     }
   }
   errors.raise();
+  // model.fuse: false runs every layer alone (Net::set_fusion).
+  if (auto f = model.find("fuse")) net.set_fusion(f->as<bool>());
   // model.freeze: layer name patterns.
   if (auto f = model.find("freeze")) {
     for (const auto& pattern : f->as<std::vector<std::string>>()) {
@@ -475,9 +484,13 @@ void Net::Impl::plan_gradient_buffers(int64_t max_batch) {
     if (!node.needs_grad) continue;
     const size_t buffers = std::max<size_t>(1, node.consumers.size());
     node.grad.assign(buffers, nullptr);
+    // A node that computes its consumer's backward (fusion) takes that consumer's gradient
+    // instead of one of its own; the consumer's is read at this node's backward.
+    if (node.fused_next >= 0) continue;
+    const int read = node.fused_into >= 0 ? node.fused_into : i;
     for (size_t b = 0; b < buffers; ++b)
       uses.push_back({i, b, node.out.numel() * max_batch, node.consumers.empty() ? -1 : N - 1 - node.consumers[b].node,
-                      N - 1 - i});
+                      N - 1 - read});
   }
   std::stable_sort(uses.begin(), uses.end(), [](const Use& a, const Use& b) { return a.start < b.start; });
   struct Slab {
@@ -548,7 +561,6 @@ void Net::build(int64_t max_batch, uint64_t seed) {
       initialize({node.params.back().w, static_cast<size_t>(s.shape.numel())}, s.init, s.fan_in, s.fan_out, rng);
     }
   }
-  m.plan_gradient_buffers(max_batch);
   for (auto& node : m.nodes) {
     node.y = Tensor(node.out.with_batch(max_batch));
     node.yp = node.y.data();
@@ -557,6 +569,8 @@ void Net::build(int64_t max_batch, uint64_t seed) {
     node.dx_buffer.assign(node.inputs.size(), -1);
     node.layer->bind(Binding{node.in_shapes, node.out, max_batch, node.params, false, m.precision});
   }
+  m.plan_fusion();
+  m.plan_gradient_buffers(max_batch);
   // Which gradient buffer of its producer each input slot writes.
   for (size_t i = 0; i < m.nodes.size(); ++i) {
     const auto& consumers = m.nodes[i].consumers;
@@ -567,6 +581,18 @@ void Net::build(int64_t max_batch, uint64_t seed) {
   // A node that needs no gradient never runs backward; a consumer of it gets no dx buffer.
   if (!m.nodes.back().needs_grad)
     throw ConfigError("the network has no trainable parameters (are all layers frozen?): there is nothing to train");
+}
+
+void Net::Impl::plan_fusion() {
+  if (!fusion) return;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    Node& node = nodes[i];
+    if (node.fused_into >= 0 || node.inputs.size() != 1 || node.consumers.size() != 1) continue;
+    Node& next = nodes[static_cast<size_t>(node.consumers[0].node)];
+    if (next.inputs.size() != 1 || !next.specs.empty() || !node.layer->fuse(*next.layer)) continue;
+    node.fused_next = node.consumers[0].node;
+    next.fused_into = static_cast<int>(i);
+  }
 }
 
 std::vector<std::vector<int64_t>> Net::Impl::lay_out_arena(int64_t& size) {
@@ -617,9 +643,11 @@ void Net::Impl::plan_output_buffers(int64_t max_batch) {
   std::vector<size_t> slab_of(static_cast<size_t>(N));
   for (int i = 0; i < N; ++i) {
     const int64_t need = align_floats(nodes[static_cast<size_t>(i)].out.numel() * max_batch);
+    // A fused node's output is written while its producer runs (and reads its own input).
+    const int from = nodes[static_cast<size_t>(i)].fused_into >= 0 ? nodes[static_cast<size_t>(i)].fused_into : i;
     size_t best = slabs.size();
     for (size_t s = 0; s < slabs.size(); ++s) {
-      if (slabs[s].busy_until >= i) continue;
+      if (slabs[s].busy_until >= from) continue;
       // The smallest that fits, else the largest (grown).
       if (best == slabs.size() ||
           (slabs[s].size >= need && (slabs[best].size < need || slabs[s].size < slabs[best].size)) ||
@@ -659,14 +687,21 @@ void Net::build_inference(int64_t max_batch, const Net* shared) {
     for (size_t j = 0; j < node.specs.size(); ++j)
       node.params.push_back({node.specs[j].name, node.specs[j].shape, base + offsets[i][j], nullptr});
   }
-  m.plan_output_buffers(max_batch);
   for (auto& node : m.nodes) {
     node.x_views.resize(node.inputs.size());
     node.layer->bind(Binding{node.in_shapes, node.out, max_batch, node.params, true, m.precision});
   }
+  m.plan_fusion();
+  m.plan_output_buffers(max_batch);
 }
 
 bool Net::inference_only() const { return impl_->inference; }
+
+void Net::set_fusion(bool on) {
+  if (built()) throw Error("Net::set_fusion after build(): set it before building");
+  impl_->fusion = on;
+}
+bool Net::fusion() const { return impl_->fusion; }
 
 void Net::set_precision(Precision p) {
   if (built()) throw Error("Net::set_precision after build(): set it before building");
@@ -696,8 +731,10 @@ void Net::set_profiling(bool on) {
 std::vector<Net::LayerTime> Net::layer_times() const {
   std::vector<LayerTime> out;
   for (const auto& node : impl_->nodes)
-    out.push_back({node.layer->name(), node.layer->type(), node.forward_seconds, node.backward_seconds,
-                   node.forward_calls, node.layer->flops(node.in_shapes, node.out), node.layer->plan()});
+    out.push_back(
+        {node.layer->name(), node.layer->type(), node.forward_seconds, node.backward_seconds, node.forward_calls,
+         node.fused_into >= 0 ? 0 : node.layer->flops(node.in_shapes, node.out),
+         node.fused_into >= 0 ? cat("in ", impl_->name_of(node.fused_into), "'s passes (fused)") : node.layer->plan()});
   return out;
 }
 const Shape& Net::input_shape() const { return impl_->input_shape; }
@@ -730,15 +767,24 @@ TensorView Net::input(int64_t n) {
 ConstTensorView Net::forward(int64_t n, const StepContext& ctx) {
   check_rows(*this, n);
   Impl& m = *impl_;
+  const bool timed = m.profiling && ctx.training;
   for (auto& node : m.nodes) {
+    if (node.fused_into >= 0) {  // computed by its producer
+      node.forward_calls += timed ? 1 : 0;
+      continue;
+    }
     for (size_t s = 0; s < node.inputs.size(); ++s) node.x_views[s] = m.output_of(node.inputs[s], n);
-    if (m.profiling && ctx.training) {
-      const auto t0 = std::chrono::steady_clock::now();
-      node.layer->forward(node.x_views, TensorView(node.yp, node.out.with_batch(n)), ctx);
+    const auto t0 = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+    const TensorView y(node.yp, node.out.with_batch(n));
+    if (node.fused_next >= 0) {
+      const Impl::Node& next = m.nodes[static_cast<size_t>(node.fused_next)];
+      node.layer->forward_fused(node.x_views[0], y, TensorView(next.yp, next.out.with_batch(n)), ctx);
+    } else {
+      node.layer->forward(node.x_views, y, ctx);
+    }
+    if (timed) {
       node.forward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       ++node.forward_calls;
-    } else {
-      node.layer->forward(node.x_views, TensorView(node.yp, node.out.with_batch(n)), ctx);
     }
   }
   return m.output_of(static_cast<int>(m.nodes.size()) - 1, n);
@@ -770,15 +816,23 @@ void Net::backward(int64_t n, const StepContext& ctx, const std::function<void(i
         for (int64_t j = b0; j < b1; ++j) dst[j] += src[j];
       });
     }
-    for (size_t s = 0; s < node.inputs.size(); ++s) {
-      const int p = node.inputs[s];
-      node.x_views[s] = m.output_of(p, n);
-      const bool wants = p != kNetInput && m.nodes[p].needs_grad;
-      node.dx_views[s] =
-          wants ? TensorView(m.nodes[p].grad[node.dx_buffer[s]], m.nodes[p].out.with_batch(n)) : TensorView();
+    if (node.fused_into < 0) {  // (a fused node's backward is its producer's)
+      for (size_t s = 0; s < node.inputs.size(); ++s) {
+        const int p = node.inputs[s];
+        node.x_views[s] = m.output_of(p, n);
+        const bool wants = p != kNetInput && m.nodes[p].needs_grad;
+        node.dx_views[s] =
+            wants ? TensorView(m.nodes[p].grad[node.dx_buffer[s]], m.nodes[p].out.with_batch(n)) : TensorView();
+      }
+      if (node.fused_next >= 0) {
+        const Impl::Node& next = m.nodes[static_cast<size_t>(node.fused_next)];
+        node.layer->backward_fused(node.x_views[0], m.output_of(i, n),
+                                   ConstTensorView(next.grad[0], next.out.with_batch(n)), node.dx_views[0], ctx);
+      } else {
+        node.layer->backward(node.x_views, m.output_of(i, n), ConstTensorView(node.grad[0], node.out.with_batch(n)),
+                             node.dx_views, ctx);
+      }
     }
-    node.layer->backward(node.x_views, m.output_of(i, n), ConstTensorView(node.grad[0], node.out.with_batch(n)),
-                         node.dx_views, ctx);
     if (m.profiling)
       node.backward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (on_progress) on_progress(node.grads_done);

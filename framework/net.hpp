@@ -67,6 +67,11 @@ class Net {
   // operands with fp32 sums; the parameters and everything else stay fp32.
   void set_precision(Precision p);
   Precision precision() const;
+  // Fusion (before build; on unless set off): a layer whose output only the next layer
+  // reads may compute that layer's work in its own passes (Layer::fuse: a convolution and
+  // the 2x2 max pooling after it), with the same results. Off: every layer runs alone.
+  void set_fusion(bool on);
+  bool fusion() const;
 
   // Allocates everything for minibatches of up to max_batch rows and initializes the
   // parameters from `seed` (each parameter's stream depends on its layer and name, so

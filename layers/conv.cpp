@@ -9,6 +9,7 @@
 #include "layers/bf16_products.hpp"
 #include "layers/conv_algorithm.hpp"
 #include "layers/gemm_kernels.hpp"
+#include "layers/pool.hpp"
 
 namespace hubel::layers {
 
@@ -89,7 +90,8 @@ const char* Conv::plan_name(Plan plan) {
 std::string Conv::plan() const {
   std::string s = plan_name(plan_);
   const std::string detail = algorithm_ ? algorithm_->detail() : std::string();
-  return detail.empty() ? s : s + ", " + detail;
+  if (!detail.empty()) s += ", " + detail;
+  return pool_ ? s + "; the 2x2 max pooling fused" : s;
 }
 
 std::string Conv::describe() const {
@@ -297,22 +299,47 @@ ConvParams params_of(const std::vector<Param>& params, BiasKind bias) {
 }
 }  // namespace
 
-void Conv::forward(ConstTensorView x, TensorView y, const StepContext& ctx) {
+void Conv::forward(ConstTensorView x, TensorView y, const StepContext& ctx) { run_forward(x, y, ctx, {}); }
+
+void Conv::backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) {
+  run_backward(x, y, dy, dx, ctx, {});
+}
+
+bool Conv::fuse(const Layer& next) {
+  const auto* pool = dynamic_cast<const Pool*>(&next);
+  if (!pool || !algorithm_ || !algorithm_->fuses_pool()) return false;
+  pool_ = pool->max_2x2_window();
+  return pool_ != nullptr;
+}
+
+void Conv::forward_fused(ConstTensorView x, TensorView y, TensorView next_y, const StepContext& ctx) {
+  if (!pool_) Layer::forward_fused(x, y, next_y, ctx);
+  run_forward(x, y, ctx, FusedPool{pool_, next_y.data(), nullptr});
+}
+
+void Conv::backward_fused(ConstTensorView x, ConstTensorView y, ConstTensorView next_dy, TensorView dx,
+                          const StepContext& ctx) {
+  if (!pool_) Layer::backward_fused(x, y, next_dy, dx, ctx);
+  run_backward(x, y, ConstTensorView(), dx, ctx, FusedPool{pool_, nullptr, next_dy.data()});
+}
+
+void Conv::run_forward(ConstTensorView x, TensorView y, const StepContext& ctx, const FusedPool& pool) {
   ConvParams p = params_of(params_, o_.bias);
   if (o_.flip) {
     flip_kernels(p.w, params_[0].numel(), g_.kvol(), w_flipped_.data());
     p.w = w_flipped_.data();
   }
-  algorithm_->forward(p, x, y, ctx);
+  algorithm_->forward(p, x, y, ctx, pool);
 }
 
-void Conv::backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx) {
+void Conv::run_backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx,
+                        const FusedPool& pool) {
   ConvParams p = params_of(params_, o_.bias);
   if (o_.flip) {  // forward's flipped kernels (the weights have not changed since); the gradient flipped back
     p.w = w_flipped_.data();
     p.dw = dw_flipped_.data();
   }
-  algorithm_->backward(p, x, y, dy, dx, ctx);
+  algorithm_->backward(p, x, y, dy, dx, ctx, pool);
   if (o_.flip) flip_kernels(dw_flipped_.data(), params_[0].numel(), g_.kvol(), params_[0].dw);
 }
 

@@ -32,6 +32,7 @@ namespace hubel::layers {
 enum class BiasKind { none, channel, location };
 
 class ConvAlgorithm;  // layers/conv_algorithm.hpp
+struct FusedPool;     // layers/conv_algorithm.hpp
 
 class Conv : public UnaryLayer {
  public:
@@ -90,6 +91,12 @@ class Conv : public UnaryLayer {
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
   void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
                 const StepContext& ctx) override;
+  // A 2x2 max pooling at stride 2 (Pool's max_2x2 plan) that reads this layer's output:
+  // computed in the fast algorithms' own passes (conv_algorithm.hpp, FusedPool).
+  bool fuse(const Layer& next) override;
+  void forward_fused(ConstTensorView x, TensorView y, TensorView next_y, const StepContext& ctx) override;
+  void backward_fused(ConstTensorView x, ConstTensorView y, ConstTensorView next_dy, TensorView dx,
+                      const StepContext& ctx) override;
 
   // Everything derived from the options and the input shape.
   struct Geometry {
@@ -113,12 +120,16 @@ class Conv : public UnaryLayer {
 
  private:
   Plan choose_plan() const;
+  void run_forward(ConstTensorView x, TensorView y, const StepContext& ctx, const FusedPool& pool);
+  void run_backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx, const StepContext& ctx,
+                    const FusedPool& pool);
 
   Options o_;
   Geometry g_;
   Plan plan_ = Plan::im2col;
   bool bf16_ = false;  // the net's precision is bf16: the bf16 plan where it applies
   std::unique_ptr<ConvAlgorithm> algorithm_;
+  const Window* pool_ = nullptr;          // the fused pooling's window (Conv::fuse), else null
   AlignedBuffer w_flipped_, dw_flipped_;  // flip: the kernels reversed, and their gradient
 };
 

@@ -8,6 +8,7 @@
 #include "framework/config.hpp"
 #include "framework/parallel.hpp"
 #include "layers/gemm_kernels.hpp"
+#include "layers/pool_fast.hpp"
 
 namespace hubel::layers::conv_detail {
 
@@ -181,6 +182,28 @@ void load_gradient(const ConvProblem& p, const float* dyi, const float* yi, floa
   }
   if (width > rows * row_stride)
     for (int64_t k = 0; k < K; ++k) std::fill(dst + k * ldk + rows * row_stride, dst + k * ldk + width, 0.0f);
+}
+
+void load_gradient(const ConvProblem& p, const FusedPool& pool, ConstTensorView dy, ConstTensorView y, int64_t i,
+                   float* dst, int64_t ldk, int64_t row_stride, int64_t width) {
+  const int64_t K = p.g.K, P = p.g.P(), OW = p.g.w.out[2], rows = P / OW;
+  const float* yi = y.data() + i * K * P;
+  if (!pool.w) return load_gradient(p, dy.data() + i * K * P, yi, dst, ldk, row_stride, width);
+  const int64_t PP = pool.w->out_vol();
+  for (int64_t k = 0; k < K; ++k) {
+    float* d = dst + k * ldk;
+    pool_fast::max_2x2_gradient_rows(*pool.w, yi + k * P, pool.dy + (i * K + k) * PP, p.relu, d, row_stride);
+    if (row_stride > OW)  // the wide positions
+      for (int64_t r = 0; r < rows; ++r) std::fill(d + r * row_stride + OW, d + (r + 1) * row_stride, 0.0f);
+    if (width > rows * row_stride) std::fill(d + rows * row_stride, d + width, 0.0f);
+  }
+}
+
+void pool_output(const ConvProblem& p, const FusedPool& pool, ConstTensorView y, int64_t i) {
+  if (!pool.w) return;
+  const int64_t K = p.g.K, P = p.g.P(), PP = pool.w->out_vol();
+  for (int64_t k = 0; k < K; ++k)
+    pool_fast::max_2x2_plane(*pool.w, y.data() + (i * K + k) * P, pool.y + (i * K + k) * PP, nullptr);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -44,17 +44,33 @@ struct ConvParams {
   float* db = nullptr;
 };
 
+// A 2x2 max pooling at stride 2 that reads y and nothing else, computed in the passes of a
+// fast algorithm (Conv::fuse): forward pools each sample's y while it is still in cache;
+// backward takes the gradient at the pooling's output in place of dy, and finds each
+// window's maximum again in y by the pooling's own comparisons (pool_fast.hpp), so the
+// results are the two layers' bits.
+struct FusedPool {
+  const Window* w = nullptr;  // the pooling's window over y's planes; null: nothing fused
+  float* y = nullptr;         // forward: the pooling's output [n, K, w->out_vol()]
+  const float* dy = nullptr;  // backward: the gradient at that output
+};
+
 class ConvAlgorithm {
  public:
   virtual ~ConvAlgorithm() = default;
-  // y = the convolution of x with the weights, plus the bias, through the fused activation.
-  // ctx.chunk: an exact run's chunks, which no block of samples may straddle.
-  virtual void forward(const ConvParams& p, ConstTensorView x, TensorView y, const StepContext& ctx) = 0;
-  // dy is the gradient at y (with the fused activation, masked here by y > 0). The weight
-  // and bias gradients are written (not added); dx too, unless it is empty.
-  // ctx.chunk: the chunks of samples the parameter gradient is summed by (framework/chunks.hpp).
+  // y = the convolution of x with the weights, plus the bias, through the fused activation;
+  // and the fused pooling's output, if any. ctx.chunk: an exact run's chunks, which no
+  // block of samples may straddle.
+  virtual void forward(const ConvParams& p, ConstTensorView x, TensorView y, const StepContext& ctx,
+                       const FusedPool& pool) = 0;
+  // dy is the gradient at y (with the fused activation, masked here by y > 0); with a fused
+  // pooling, pool.dy is read instead. The weight and bias gradients are written (not
+  // added); dx too, unless it is empty. ctx.chunk: the chunks of samples the parameter
+  // gradient is summed by (framework/chunks.hpp).
   virtual void backward(const ConvParams& p, ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
-                        const StepContext& ctx) = 0;
+                        const StepContext& ctx, const FusedPool& pool) = 0;
+  // Can it compute a FusedPool (the algorithms that write y and read dy a sample at a time)?
+  virtual bool fuses_pool() const { return false; }
   // What --profile shows after the plan's name (empty, or e.g. how the weight gradient is made).
   virtual std::string detail() const { return {}; }
 };
@@ -118,6 +134,12 @@ void store_output(const ConvProblem& p, const float* bias, const float* src, int
 // positions of each row and from column P_row_stride (rows * row_stride) up to `width`.
 void load_gradient(const ConvProblem& p, const float* dyi, const float* yi, float* dst, int64_t ldk, int64_t row_stride,
                    int64_t width);
+// Sample i's gradient into a block matrix as load_gradient does: from dy and y, or with a
+// fused pooling from pool.dy, to the maximum of each window of y (zero elsewhere).
+void load_gradient(const ConvProblem& p, const FusedPool& pool, ConstTensorView dy, ConstTensorView y, int64_t i,
+                   float* dst, int64_t ldk, int64_t row_stride, int64_t width);
+// With a fused pooling: its output for sample i, from that sample's y (just written).
+void pool_output(const ConvProblem& p, const FusedPool& pool, ConstTensorView y, int64_t i);
 
 // The wide layout (stride 1, zero padding, 1-D or 2-D): the input is copied once into a
 // zero-padded image xp [C, Hp, Wp] (exactly what the windows cover, plus slack), and the

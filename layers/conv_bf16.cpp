@@ -95,7 +95,10 @@ class Bf16Conv final : public ChunkedConv {
 
   std::string detail() const override { return "bf16 products, fp32 sums"; }
 
-  void forward(const ConvParams& prm, ConstTensorView x, TensorView y, const StepContext& ctx) override {
+  bool fuses_pool() const override { return true; }
+
+  void forward(const ConvParams& prm, ConstTensorView x, TensorView y, const StepContext& ctx,
+               const FusedPool& pool) override {
     const Conv::Geometry& g = p_.g;
     const int64_t n = x.batch(), P = g.P(), K = g.K, kv = g.kvol(), OW = g.w.out[2];
     const int64_t in_stride = g.C * g.w.in_vol(), sc = wide_.Pcp, CK2 = static_cast<int64_t>(taps2_.size());
@@ -134,12 +137,13 @@ class Bf16Conv final : public ChunkedConv {
           bf16_nn(K, sc, CK2, w2, CK2, x2, taps2_.data(), 0, yb, sc);
           store_output(p_, prm.b, yb, sc, wide_.Wp, yi);
         }
+        pool_output(p_, pool, y, i);
       }
     });
   }
 
   void backward(const ConvParams& prm, ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
-                const StepContext& ctx) override {
+                const StepContext& ctx, const FusedPool& pool) override {
     const Conv::Geometry& g = p_.g;
     const int64_t n = x.batch(), P = g.P(), K = g.K, kv = g.kvol(), CK = g.C * kv;
     const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], rows = P / OW, Wp = wide_.Wp;
@@ -178,7 +182,7 @@ class Bf16Conv final : public ChunkedConv {
       for (int64_t j = 0; j < nb; ++j) {
         const int64_t i = b0 + j;
         plain_image(x.data() + i * in_stride, xb + j * image16);
-        load_gradient(p_, dy.data() + i * K * P, y.data() + i * K * P, dyb + j * sc, L, Wp, sc);
+        load_gradient(p_, pool, dy, y, i, dyb + j * sc, L, Wp, sc);
         bias_gradient_rows(p_.bias, dyb + j * sc, L, rows, Wp, OW, K, first && j == 0, db);
       }
       // dW[K, C kv] over the block's samples, each in its own image; the wide

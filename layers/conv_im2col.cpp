@@ -43,7 +43,10 @@ class Im2colConv final : public ChunkedConv {
 
   std::string detail() const override { return bf16_ ? "bf16 products, fp32 sums" : ""; }
 
-  void forward(const ConvParams& prm, ConstTensorView x, TensorView y, const StepContext& ctx) override {
+  bool fuses_pool() const override { return true; }
+
+  void forward(const ConvParams& prm, ConstTensorView x, TensorView y, const StepContext& ctx,
+               const FusedPool& pool) override {
     const Conv::Geometry& g = p_.g;
     const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
     const int64_t in_stride = g.C * g.w.in_vol(), sc = sc_;
@@ -88,13 +91,14 @@ class Im2colConv final : public ChunkedConv {
           } else {
             store_output(p_, prm.b, yb + j * sc, L, row_stride(), yi);
           }
+          pool_output(p_, pool, y, b0 + j);
         }
       }
     });
   }
 
   void backward(const ConvParams& prm, ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
-                const StepContext& ctx) override {
+                const StepContext& ctx, const FusedPool& pool) override {
     const Conv::Geometry& g = p_.g;
     const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
     const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], rows = P / OW, sc = sc_;
@@ -116,7 +120,7 @@ class Im2colConv final : public ChunkedConv {
       float* dyb = cols + 2 * cols_floats_;
       float* xp = dyb + align_floats(K * block_ld(sc * block_max_));
       const int64_t b0 = blk.b0, nb = blk.nb;
-      const bool first = blk.first, direct = nb_ == 1 && !wide_ && !p_.relu && !bf16_;
+      const bool first = blk.first, direct = nb_ == 1 && !wide_ && !p_.relu && !bf16_ && !pool.w;
       float* dW = blk.dw;
       float* db = blk.db;
       // The columns past nb * sc are zero in cols and dy: they add nothing.
@@ -126,12 +130,11 @@ class Im2colConv final : public ChunkedConv {
       for (int64_t j = 0; j < nb; ++j) {
         const int64_t i = b0 + j;
         to_columns(x.data() + i * in_stride, xp, cols + j * sc, L);
-        const float* dyi = dy.data() + i * K * P;
         if (direct) {
-          bias_gradient(p_.bias, dyi, K, P, first && j == 0, db);
+          bias_gradient(p_.bias, dy.data() + i * K * P, K, P, first && j == 0, db);
           continue;
         }
-        load_gradient(p_, dyi, y.data() + i * K * P, dyb + j * sc, L, row_stride(), sc);
+        load_gradient(p_, pool, dy, y, i, dyb + j * sc, L, row_stride(), sc);
         bias_gradient_rows(p_.bias, dyb + j * sc, L, rows, row_stride(), OW, K, first && j == 0, db);
       }
       const float* D = direct ? dy.data() + b0 * K * P : dyb;

@@ -48,7 +48,10 @@ class ImplicitConv final : public ChunkedConv {
 
   std::string detail() const override { return transposed_ ? "dW^T" : "dW by dot products"; }
 
-  void forward(const ConvParams& prm, ConstTensorView x, TensorView y, const StepContext& ctx) override {
+  bool fuses_pool() const override { return true; }
+
+  void forward(const ConvParams& prm, ConstTensorView x, TensorView y, const StepContext& ctx,
+               const FusedPool& pool) override {
     const Conv::Geometry& g = p_.g;
     const int64_t n = x.batch(), P = g.P(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
     const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], Wp = wide_.Wp;
@@ -72,6 +75,7 @@ class ImplicitConv final : public ChunkedConv {
               columns_t_times_weights_t(P, Kg, CgK, xp + j * image, pmap_.data(), taps + gr * CgK,
                                         w_t_.data() + gr * Kg, K, yb + gr * Kg, K);
             store_transposed(prm.b, yb, y.data() + (b0 + j) * K * P);
+            pool_output(p_, pool, y, b0 + j);
           }
         } else if (compact_) {
           // Each panel's columns from its own image row, the product straight into y, then
@@ -82,6 +86,7 @@ class ImplicitConv final : public ChunkedConv {
               weights_times_columns(Kg, P, CgK, W + gr * Kg * CgK, CgK,
                                     ImageColumns{xp + j * image, taps + gr * CgK, OW, Wp}, yi + gr * Kg * P, P);
             store_output(p_, prm.b, yi, P, OW, yi);
+            pool_output(p_, pool, y, b0 + j);
           }
         } else {
           const int64_t L = block_ld(nb * sc);
@@ -90,14 +95,17 @@ class ImplicitConv final : public ChunkedConv {
               weights_times_columns(Kg, sc, CgK, W + gr * Kg * CgK, CgK, {xp + j * image, taps + gr * CgK},
                                     yb + gr * Kg * L + j * sc, L);
           // The copy (dropping the wide positions), the bias and the activation in one pass.
-          for (int64_t j = 0; j < nb; ++j) store_output(p_, prm.b, yb + j * sc, L, Wp, y.data() + (b0 + j) * K * P);
+          for (int64_t j = 0; j < nb; ++j) {
+            store_output(p_, prm.b, yb + j * sc, L, Wp, y.data() + (b0 + j) * K * P);
+            pool_output(p_, pool, y, b0 + j);
+          }
         }
       }
     });
   }
 
   void backward(const ConvParams& prm, ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
-                const StepContext& ctx) override {
+                const StepContext& ctx, const FusedPool& pool) override {
     const Conv::Geometry& g = p_.g;
     const int64_t n = x.batch(), P = g.P(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
     const int64_t in_stride = g.C * g.w.in_vol(), OW = g.w.out[2], rows = P / OW, Wp = wide_.Wp;
@@ -124,7 +132,7 @@ class ImplicitConv final : public ChunkedConv {
       for (int64_t j = 0; j < nb; ++j) {
         const int64_t i = b0 + j;
         pad(x.data() + i * in_stride, xp + j * image);
-        load_gradient(p_, dy.data() + i * K * P, y.data() + i * K * P, dyb + j * sc, L, row_stride, sc);
+        load_gradient(p_, pool, dy, y, i, dyb + j * sc, L, row_stride, sc);
         bias_gradient_rows(p_.bias, dyb + j * sc, L, rows, row_stride, OW, K, first && j == 0, db);
         if (transposed_)  // dy^T in tiles of 8 positions: short rows read, a small block written
           for (int64_t q0 = 0; q0 < sc; q0 += 8) {

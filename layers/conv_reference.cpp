@@ -30,7 +30,7 @@ class ReferenceConv final : public ConvAlgorithm {
     if (p_.relu) masked_ = AlignedBuffer(p_.max_batch * p_.g.K * p_.g.P(), AlignedBuffer::Uninitialized{});
   }
 
-  void forward(const ConvParams& prm, ConstTensorView x, TensorView y, const StepContext&) override {
+  void forward(const ConvParams& prm, ConstTensorView x, TensorView y, const StepContext&, const FusedPool&) override {
     const Conv::Geometry& g = p_.g;
     const int64_t P = g.P(), kvol = g.kvol(), iv = g.w.in_vol();
     parallel_chunks(x.batch(), 1, [&](int64_t n0, int64_t n1) {
@@ -56,7 +56,7 @@ class ReferenceConv final : public ConvAlgorithm {
   }
 
   void backward(const ConvParams& prm, ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
-                const StepContext&) override {
+                const StepContext&, const FusedPool&) override {
     const Conv::Geometry& g = p_.g;
     const int64_t P = g.P(), kvol = g.kvol(), iv = g.w.in_vol();
     const float* d = dy.data();

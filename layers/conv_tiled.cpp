@@ -49,7 +49,7 @@ class TiledConv final : public ChunkedConv {
     if (p_.relu) masked_ = AlignedBuffer(p_.max_batch * g.K * P, AlignedBuffer::Uninitialized{});
   }
 
-  void forward(const ConvParams& prm, ConstTensorView x, TensorView y, const StepContext&) override {
+  void forward(const ConvParams& prm, ConstTensorView x, TensorView y, const StepContext&, const FusedPool&) override {
     const Conv::Geometry& g = p_.g;
     const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
     const int64_t in_stride = g.C * g.w.in_vol();
@@ -82,7 +82,7 @@ class TiledConv final : public ChunkedConv {
   }
 
   void backward(const ConvParams& prm, ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
-                const StepContext& ctx) override {
+                const StepContext& ctx, const FusedPool&) override {
     const Conv::Geometry& g = p_.g;
     const int64_t n = x.batch(), P = g.P(), CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), K = g.K, Kg = g.Kg;
     const int64_t in_stride = g.C * g.w.in_vol();

@@ -54,6 +54,9 @@ class Pool : public UnaryLayer {
   void forward(ConstTensorView x, TensorView y, const StepContext& ctx) override;
   void backward(ConstTensorView x, ConstTensorView y, ConstTensorView dy, TensorView dx,
                 const StepContext& ctx) override;
+  // After bind: the window of a layer that runs the max_2x2 plan (a convolution that feeds
+  // it may compute it in its own passes: Conv::fuse), else null.
+  const Window* max_2x2_window() const { return plan_ == Plan::max_2x2 ? &w_ : nullptr; }
 
  private:
   Window window(const Shape& x) const;
