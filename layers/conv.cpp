@@ -254,6 +254,8 @@ Conv::Plan Conv::choose_plan() const {
 void Conv::bind(const Binding& b) {
   UnaryLayer::bind(b);
   g_ = geometry(b.x[0]);
+  max_batch_ = b.max_batch;
+  inference_ = b.inference;
   bf16_ = b.precision == Precision::bf16;
   plan_ = choose_plan();
   const ConvProblem p{g_, o_.connections, o_.bias, o_.relu, b.max_batch, b.inference};
@@ -309,18 +311,19 @@ bool Conv::fuse(const Layer& next) {
   const auto* pool = dynamic_cast<const Pool*>(&next);
   if (!pool || !algorithm_ || !algorithm_->fuses_pool()) return false;
   pool_ = pool->max_2x2_window();
+  if (pool_ && !inference_) pool_argmax_.assign(static_cast<size_t>(max_batch_ * g_.K * pool_->out_vol()), -1);
   return pool_ != nullptr;
 }
 
 void Conv::forward_fused(ConstTensorView x, TensorView y, TensorView next_y, const StepContext& ctx) {
   if (!pool_) Layer::forward_fused(x, y, next_y, ctx);
-  run_forward(x, y, ctx, FusedPool{pool_, next_y.data(), nullptr});
+  run_forward(x, y, ctx, FusedPool{pool_, next_y.data(), inference_ ? nullptr : pool_argmax_.data(), nullptr});
 }
 
 void Conv::backward_fused(ConstTensorView x, ConstTensorView y, ConstTensorView next_dy, TensorView dx,
                           const StepContext& ctx) {
   if (!pool_) Layer::backward_fused(x, y, next_dy, dx, ctx);
-  run_backward(x, y, ConstTensorView(), dx, ctx, FusedPool{pool_, nullptr, next_dy.data()});
+  run_backward(x, y, ConstTensorView(), dx, ctx, FusedPool{pool_, nullptr, pool_argmax_.data(), next_dy.data()});
 }
 
 void Conv::run_forward(ConstTensorView x, TensorView y, const StepContext& ctx, const FusedPool& pool) {

@@ -129,7 +129,10 @@ class Conv : public UnaryLayer {
   Plan plan_ = Plan::im2col;
   bool bf16_ = false;  // the net's precision is bf16: the bf16 plan where it applies
   std::unique_ptr<ConvAlgorithm> algorithm_;
-  const Window* pool_ = nullptr;          // the fused pooling's window (Conv::fuse), else null
+  const Window* pool_ = nullptr;      // the fused pooling's window (Conv::fuse), else null
+  std::vector<int32_t> pool_argmax_;  // where its maxima are (training)
+  int64_t max_batch_ = 0;
+  bool inference_ = false;
   AlignedBuffer w_flipped_, dw_flipped_;  // flip: the kernels reversed, and their gradient
 };
 

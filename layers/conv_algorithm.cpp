@@ -5,6 +5,10 @@
 #include <algorithm>
 #include <cstring>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "framework/config.hpp"
 #include "framework/parallel.hpp"
 #include "layers/gemm_kernels.hpp"
@@ -94,17 +98,42 @@ void bias_gradient(BiasKind kind, const float* dy, int64_t K, int64_t V, bool fi
 void bias_gradient_rows(BiasKind kind, const float* d, int64_t ldk, int64_t rows, int64_t row_stride, int64_t OW,
                         int64_t K, bool first, float* db) {
   if (kind == BiasKind::channel) {
+    // 16 lanes, lane l summing values q = l (mod 16) of every row in row order; each row's
+    // last OW % 16 values go to the first lanes too: no serial chain of adds (LeNet's
+    // 10-wide rows were all tail). Then the lanes in order.
+    const int64_t tail = OW % 16, whole = OW - tail;
+#if defined(__AVX2__)
+    // (the tail by masked loads: +0 added to the other lanes, which are never -0 as
+    // they start at +0, so the scalar loop's bits)
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(tail, 8))), lanes);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::max<int64_t>(tail - 8, 0))), lanes);
+#endif
     for (int64_t k = 0; k < K; ++k) {
-      // Each row's last OW % 16 values go to the first lanes too: no serial chain of adds
-      // (LeNet's 10-wide rows were all tail).
       float lane[16] = {};
+#if defined(__AVX2__)
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
       for (int64_t r = 0; r < rows; ++r) {
         const float* row = d + k * ldk + r * row_stride;
-        int64_t q = 0;
-        for (; q + 16 <= OW; q += 16)
-          for (int l = 0; l < 16; ++l) lane[l] += row[q + l];
-        for (int64_t l = 0; q + l < OW; ++l) lane[l] += row[q + l];
+        for (int64_t q = 0; q < whole; q += 16) {
+          a0 = _mm256_add_ps(a0, _mm256_loadu_ps(row + q));
+          a1 = _mm256_add_ps(a1, _mm256_loadu_ps(row + q + 8));
+        }
+        if (tail) {
+          a0 = _mm256_add_ps(a0, _mm256_maskload_ps(row + whole, m0));
+          a1 = _mm256_add_ps(a1, _mm256_maskload_ps(row + whole + 8, m1));
+        }
       }
+      _mm256_storeu_ps(lane, a0);
+      _mm256_storeu_ps(lane + 8, a1);
+#else
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* row = d + k * ldk + r * row_stride;
+        for (int64_t q = 0; q < whole; q += 16)
+          for (int l = 0; l < 16; ++l) lane[l] += row[q + l];
+        for (int64_t l = 0; l < tail; ++l) lane[l] += row[whole + l];
+      }
+#endif
       float s = 0;
       for (int l = 0; l < 16; ++l) s += lane[l];
       db[k] = first ? s : db[k] + s;
@@ -187,12 +216,12 @@ void load_gradient(const ConvProblem& p, const float* dyi, const float* yi, floa
 void load_gradient(const ConvProblem& p, const FusedPool& pool, ConstTensorView dy, ConstTensorView y, int64_t i,
                    float* dst, int64_t ldk, int64_t row_stride, int64_t width) {
   const int64_t K = p.g.K, P = p.g.P(), OW = p.g.w.out[2], rows = P / OW;
-  const float* yi = y.data() + i * K * P;
-  if (!pool.w) return load_gradient(p, dy.data() + i * K * P, yi, dst, ldk, row_stride, width);
+  if (!pool.w) return load_gradient(p, dy.data() + i * K * P, y.data() + i * K * P, dst, ldk, row_stride, width);
   const int64_t PP = pool.w->out_vol();
   for (int64_t k = 0; k < K; ++k) {
     float* d = dst + k * ldk;
-    pool_fast::max_2x2_gradient_rows(*pool.w, yi + k * P, pool.dy + (i * K + k) * PP, p.relu, d, row_stride);
+    const int64_t at = (i * K + k) * PP;
+    pool_fast::max_2x2_backward_plane(*pool.w, pool.dy + at, pool.argmax + at, d, row_stride);
     if (row_stride > OW)  // the wide positions
       for (int64_t r = 0; r < rows; ++r) std::fill(d + r * row_stride + OW, d + (r + 1) * row_stride, 0.0f);
     if (width > rows * row_stride) std::fill(d + rows * row_stride, d + width, 0.0f);
@@ -202,8 +231,15 @@ void load_gradient(const ConvProblem& p, const FusedPool& pool, ConstTensorView 
 void pool_output(const ConvProblem& p, const FusedPool& pool, ConstTensorView y, int64_t i) {
   if (!pool.w) return;
   const int64_t K = p.g.K, P = p.g.P(), PP = pool.w->out_vol();
-  for (int64_t k = 0; k < K; ++k)
-    pool_fast::max_2x2_plane(*pool.w, y.data() + (i * K + k) * P, pool.y + (i * K + k) * PP, nullptr);
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t at = (i * K + k) * PP;
+    int32_t* a = pool.argmax ? pool.argmax + at : nullptr;
+    const float* m = pool.y + at;
+    pool_fast::max_2x2_plane(*pool.w, y.data() + (i * K + k) * P, pool.y + at, a);
+    // The ReLU's gradient is 0 where the maximum is not positive (y > 0 at the maximum).
+    if (a && p.relu)
+      for (int64_t q = 0; q < PP; ++q) a[q] = m[q] > 0 ? a[q] : -1;
+  }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -45,14 +45,15 @@ struct ConvParams {
 };
 
 // A 2x2 max pooling at stride 2 that reads y and nothing else, computed in the passes of a
-// fast algorithm (Conv::fuse): forward pools each sample's y while it is still in cache;
-// backward takes the gradient at the pooling's output in place of dy, and finds each
-// window's maximum again in y by the pooling's own comparisons (pool_fast.hpp), so the
-// results are the two layers' bits.
+// fast algorithm (Conv::fuse): forward pools each sample's y while it is still in cache
+// (pool_fast.hpp's kernels: the pooling's own comparisons), noting where each maximum is,
+// or -1 where the fused ReLU cuts it; backward takes the gradient at the pooling's output
+// through those positions in place of dy, without reading y. The two layers' bits.
 struct FusedPool {
   const Window* w = nullptr;  // the pooling's window over y's planes; null: nothing fused
   float* y = nullptr;         // forward: the pooling's output [n, K, w->out_vol()]
-  const float* dy = nullptr;  // backward: the gradient at that output
+  int32_t* argmax = nullptr;  // [n, K, w->out_vol()]: written by forward (unless null), read by backward
+  const float* dy = nullptr;  // backward: the gradient at the pooling's output
 };
 
 class ConvAlgorithm {

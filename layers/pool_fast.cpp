@@ -134,12 +134,13 @@ void max_2x2_plane(const Window& w, const float* x, float* y, int32_t* argmax) {
   }
 }
 
-void max_2x2_backward_plane(const Window& w, const float* dy, const int32_t* argmax, float* dx) {
+void max_2x2_backward_plane(const Window& w, const float* dy, const int32_t* argmax, float* dx, int64_t ld) {
   const int64_t H = w.in[1], W = w.in[2], OH = w.out[1], OW = w.out[2];
   const auto Wi = static_cast<int32_t>(W);
+  if (ld == 0) ld = W;
   for (int64_t oh = 0; oh < OH; ++oh) {
-    float* d0 = dx + 2 * oh * W;
-    float* d1 = d0 + W;
+    float* d0 = dx + 2 * oh * ld;
+    float* d1 = d0 + ld;
     const float* g = dy + oh * OW;
     const int32_t* a = argmax + oh * OW;
     const auto base = static_cast<int32_t>(2 * oh * W);
@@ -181,104 +182,14 @@ void max_2x2_backward_plane(const Window& w, const float* dy, const int32_t* arg
       put(d1 + 2 * ow, at(Wi), at(Wi + 1));
     }
 #endif
-    // (zeros, then the gradient added where the maximum was: no branch on random data)
+    // (each tap 0 + g where the maximum was, else 0: no branch on random data)
     for (; ow < OW; ++ow) {
-      d0[2 * ow] = d0[2 * ow + 1] = d1[2 * ow] = d1[2 * ow + 1] = 0.0f;
-      dx[a[ow]] += g[ow];
-    }
-    // An odd width's last column is in no window.
-    for (int64_t c = 2 * OW; c < W; ++c) d0[c] = d1[c] = 0.0f;
-  }
-  // Nor an odd height's last row.
-  if (2 * OH < H) std::memset(dx + 2 * OH * W, 0, static_cast<size_t>((H - 2 * OH) * W) * sizeof(float));
-}
-
-void max_2x2_gradient_rows(const Window& w, const float* x, const float* dy, bool relu, float* dx, int64_t ld) {
-  const int64_t H = w.in[1], W = w.in[2], OH = w.out[1], OW = w.out[2];
-  for (int64_t oh = 0; oh < OH; ++oh) {
-    const float* r0 = x + 2 * oh * W;
-    const float* r1 = r0 + W;
-    float* d0 = dx + 2 * oh * ld;
-    float* d1 = d0 + ld;
-    const float* g = dy + oh * OW;
-    // The gradient goes to the tap whose strict > took the maximum last (tap 0 if none
-    // did), as 0 + g like max_2x2_backward_plane's; a masked-off ReLU gives +0.
-    int64_t ow = 0;
-#if defined(__AVX2__)
-    const __m256 zero = _mm256_setzero_ps();
-    for (; ow + 8 <= OW; ow += 8) {
-      auto split = [](const float* r, __m256& even, __m256& odd) {
-        const __m256 a = _mm256_loadu_ps(r), b = _mm256_loadu_ps(r + 8);
-        even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xd8));
-        odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xdd)), 0xd8));
-      };
-      __m256 v0, v1, v2, v3;
-      split(r0 + 2 * ow, v0, v1);
-      split(r1 + 2 * ow, v2, v3);
-      const __m256 t1 = _mm256_cmp_ps(v1, v0, _CMP_GT_OQ);
-      __m256 m = _mm256_blendv_ps(v0, v1, t1);
-      const __m256 t2 = _mm256_cmp_ps(v2, m, _CMP_GT_OQ);
-      m = _mm256_blendv_ps(m, v2, t2);
-      const __m256 t3 = _mm256_cmp_ps(v3, m, _CMP_GT_OQ);
-      m = _mm256_blendv_ps(m, v3, t3);
-      __m256 gv = _mm256_add_ps(zero, _mm256_loadu_ps(g + ow));
-      if (relu) gv = _mm256_and_ps(_mm256_cmp_ps(m, zero, _CMP_GT_OQ), gv);
-      // The winner: t3, else t2, else t1, else tap 0.
-      const __m256 g3 = _mm256_and_ps(t3, gv);
-      const __m256 rest3 = _mm256_andnot_ps(t3, gv);
-      const __m256 g2 = _mm256_and_ps(t2, rest3);
-      const __m256 rest2 = _mm256_andnot_ps(t2, rest3);
-      const __m256 g1 = _mm256_and_ps(t1, rest2);
-      const __m256 g0 = _mm256_andnot_ps(t1, rest2);
-      auto put = [](float* d, __m256 even, __m256 odd) {
-        const __m256 lo = _mm256_unpacklo_ps(even, odd), hi = _mm256_unpackhi_ps(even, odd);
-        _mm256_storeu_ps(d, _mm256_permute2f128_ps(lo, hi, 0x20));
-        _mm256_storeu_ps(d + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
-      };
-      put(d0 + 2 * ow, g0, g1);
-      put(d1 + 2 * ow, g2, g3);
-    }
-    for (; ow + 4 <= OW; ow += 4) {
-      auto split = [](const float* r, __m128& even, __m128& odd) {
-        const __m128 a = _mm_loadu_ps(r), b = _mm_loadu_ps(r + 4);
-        even = _mm_shuffle_ps(a, b, 0x88);
-        odd = _mm_shuffle_ps(a, b, 0xdd);
-      };
-      __m128 v0, v1, v2, v3;
-      split(r0 + 2 * ow, v0, v1);
-      split(r1 + 2 * ow, v2, v3);
-      const __m128 t1 = _mm_cmp_ps(v1, v0, _CMP_GT_OQ);
-      __m128 m = _mm_blendv_ps(v0, v1, t1);
-      const __m128 t2 = _mm_cmp_ps(v2, m, _CMP_GT_OQ);
-      m = _mm_blendv_ps(m, v2, t2);
-      const __m128 t3 = _mm_cmp_ps(v3, m, _CMP_GT_OQ);
-      m = _mm_blendv_ps(m, v3, t3);
-      __m128 gv = _mm_add_ps(_mm_setzero_ps(), _mm_loadu_ps(g + ow));
-      if (relu) gv = _mm_and_ps(_mm_cmp_ps(m, _mm_setzero_ps(), _CMP_GT_OQ), gv);
-      const __m128 g3 = _mm_and_ps(t3, gv);
-      const __m128 rest3 = _mm_andnot_ps(t3, gv);
-      const __m128 g2 = _mm_and_ps(t2, rest3);
-      const __m128 rest2 = _mm_andnot_ps(t2, rest3);
-      const __m128 g1 = _mm_and_ps(t1, rest2);
-      const __m128 g0 = _mm_andnot_ps(t1, rest2);
-      _mm_storeu_ps(d0 + 2 * ow, _mm_unpacklo_ps(g0, g1));
-      _mm_storeu_ps(d0 + 2 * ow + 4, _mm_unpackhi_ps(g0, g1));
-      _mm_storeu_ps(d1 + 2 * ow, _mm_unpacklo_ps(g2, g3));
-      _mm_storeu_ps(d1 + 2 * ow + 4, _mm_unpackhi_ps(g2, g3));
-    }
-#endif
-    for (; ow < OW; ++ow) {
-      const float v0 = r0[2 * ow], v1 = r0[2 * ow + 1], v2 = r1[2 * ow], v3 = r1[2 * ow + 1];
-      int tap = 0;
-      float m = v0;
-      if (v1 > m) m = v1, tap = 1;
-      if (v2 > m) m = v2, tap = 2;
-      if (v3 > m) m = v3, tap = 3;
-      const float gv = relu && !(m > 0) ? 0.0f : 0.0f + g[ow];
-      d0[2 * ow] = tap == 0 ? gv : 0.0f;
-      d0[2 * ow + 1] = tap == 1 ? gv : 0.0f;
-      d1[2 * ow] = tap == 2 ? gv : 0.0f;
-      d1[2 * ow + 1] = tap == 3 ? gv : 0.0f;
+      const auto q = base + static_cast<int32_t>(2 * ow);
+      auto at = [&](int32_t off) { return 0.0f + (a[ow] == q + off ? g[ow] : 0.0f); };
+      d0[2 * ow] = at(0);
+      d0[2 * ow + 1] = at(1);
+      d1[2 * ow] = at(Wi);
+      d1[2 * ow + 1] = at(Wi + 1);
     }
     // An odd width's last column is in no window.
     for (int64_t c = 2 * OW; c < W; ++c) d0[c] = d1[c] = 0.0f;

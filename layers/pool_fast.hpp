@@ -21,14 +21,9 @@ bool max_2x2_applies(const Window& w);
 // unpredictable).
 void max_2x2_plane(const Window& w, const float* x, float* y, int32_t* argmax);
 // Its backward: the whole plane of dx (every input, in a window or not) from dy and the
-// argmax the forward wrote.
-void max_2x2_backward_plane(const Window& w, const float* dy, const int32_t* argmax, float* dx);
-// The same gradient without the argmax, for a convolution that computes the pooling in its
-// own passes (Conv::fuse): each window's maximum found again in the plane x the forward
-// pooled, by the forward's comparisons, so the same tap (ties and NaN alike). With relu
-// (the convolution's fused activation), the gradient is kept only where that maximum is
-// positive, as a mask by the convolution's output would keep it. dx's rows lie ld apart;
-// columns [0, W) of every row are written.
-void max_2x2_gradient_rows(const Window& w, const float* x, const float* dy, bool relu, float* dx, int64_t ld);
+// argmax the forward wrote; an argmax of -1 gives its window zeros (a convolution with a
+// ReLU that computes the pooling marks so the windows whose maximum is not positive:
+// Conv::fuse). dx's rows lie ld apart (0: W), columns [0, W) of each written.
+void max_2x2_backward_plane(const Window& w, const float* dy, const int32_t* argmax, float* dx, int64_t ld = 0);
 
 }  // namespace hubel::layers::pool_fast

@@ -13,6 +13,7 @@
 #include "framework/random.hpp"
 #include "layers/builtin.hpp"
 #include "layers/conv.hpp"
+#include "layers/conv_algorithm.hpp"
 #include "layers/gemm_kernels.hpp"
 #include "tests/expect_error.hpp"
 #include "tests/gradcheck.hpp"
@@ -724,4 +725,40 @@ TEST(Conv, FlipIsTheTrueConvolution) {
   }
 }
 
+}  // namespace hubel::layers
+
+namespace hubel::layers {
+namespace {
+
+// The bias gradient's sum over a block's rows (conv_detail::bias_gradient_rows, vector
+// lanes with masked tails) against its order written out: 16 lanes, lane l adding values
+// q = l (mod 16) of each row in row order, each row's last OW % 16 values into the first
+// lanes; then the lanes in order, written for the first sample and added after.
+TEST(ConvPieces, BiasGradientRowsSumsInItsStatedOrder) {
+  Rng rng(5);
+  for (const int64_t OW : {1, 5, 8, 10, 16, 17, 24, 27, 32, 33}) {
+    const int64_t rows = 3, stride = OW + 2, K = 3, ldk = rows * stride + 7;
+    std::vector<float> d(static_cast<size_t>(K * ldk));
+    test::randomize(d, rng);
+    for (size_t i = 0; i < d.size(); i += 13) d[i] = -0.0f;
+    std::vector<float> sums(static_cast<size_t>(K)), want(static_cast<size_t>(K)), got(static_cast<size_t>(K), 0.5f);
+    for (int64_t k = 0; k < K; ++k) {
+      float lane[16] = {};
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* row = d.data() + k * ldk + r * stride;
+        for (int64_t q = 0; q < OW; ++q) lane[q < OW - OW % 16 ? q % 16 : q - (OW - OW % 16)] += row[q];
+      }
+      float s = 0;
+      for (float v : lane) s += v;
+      sums[static_cast<size_t>(k)] = s;
+      want[static_cast<size_t>(k)] = 0.5f + s;
+    }
+    conv_detail::bias_gradient_rows(BiasKind::channel, d.data(), ldk, rows, stride, OW, K, false, got.data());
+    EXPECT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0) << "OW " << OW;
+    conv_detail::bias_gradient_rows(BiasKind::channel, d.data(), ldk, rows, stride, OW, K, true, got.data());
+    EXPECT_EQ(std::memcmp(sums.data(), got.data(), sums.size() * sizeof(float)), 0) << "OW " << OW << ", first";
+  }
+}
+
+}  // namespace
 }  // namespace hubel::layers

@@ -1,7 +1,7 @@
 // Fusion (Layer::fuse, Net::set_fusion): a convolution computing the 2x2 max pooling that
 // follows it in its own passes must give the two layers' bits, forward and backward, on
-// every plan that fuses (and leave the others alone); the pooling's gradient kernel must
-// give max_2x2_backward_plane's bits with the ReLU mask a convolution applies after it.
+// every plan that fuses (and leave the others alone); the pooling's backward kernel, into
+// the convolution's wider rows with the ReLU's cut windows, the bits of the plane and the mask.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -35,41 +35,41 @@ void fill(std::span<float> v, Rng& rng, bool nan) {
   }
 }
 
-TEST(Fusion, PoolGradientRowsEqualThePoolingBackwardThenTheReluMask) {
+TEST(Fusion, PoolBackwardIntoWiderRowsWithCutWindowsEqualsThePlaneThenTheReluMask) {
   Rng rng(7);
   // Widths that take the 8-wide, 4-wide and scalar paths, odd sides (floor rounding).
   for (const auto& [H, W] :
-       {std::pair<int64_t, int64_t>{4, 4}, {6, 10}, {32, 32}, {7, 33}, {5, 27}, {2, 16}, {34, 34}, {12, 12}}) {
-    for (const bool relu : {false, true})
-      for (const bool nan : {false, true}) {
-        Window w;
-        w.rank = 2;
-        w.in = {1, H, W};
-        w.out = {1, H / 2, W / 2};
-        w.k = {1, 2, 2};
-        w.s = {1, 2, 2};
-        ASSERT_TRUE(pool_fast::max_2x2_applies(w));
-        std::vector<float> x(static_cast<size_t>(H * W)), dy(static_cast<size_t>(w.out_vol()));
-        fill(x, rng, nan);
-        fill(dy, rng, nan);
-        // The two layers: the pooling's argmax and backward, then the convolution's mask.
-        std::vector<float> y(dy.size()), dx(x.size());
-        std::vector<int32_t> argmax(dy.size());
-        pool_fast::max_2x2_plane(w, x.data(), y.data(), argmax.data());
-        pool_fast::max_2x2_backward_plane(w, dy.data(), argmax.data(), dx.data());
-        if (relu)
-          for (size_t i = 0; i < dx.size(); ++i) dx[i] = x[i] > 0 ? dx[i] : 0.0f;
-        // Fused, into rows 3 floats wider than the plane (the padding left as it was).
-        const int64_t ld = W + 3;
-        std::vector<float> rows(static_cast<size_t>(H * ld), 99.0f);
-        pool_fast::max_2x2_gradient_rows(w, x.data(), dy.data(), relu, rows.data(), ld);
-        for (int64_t h = 0; h < H; ++h) {
-          ASSERT_TRUE(
-              same_bits({rows.data() + h * ld, static_cast<size_t>(W)}, {dx.data() + h * W, static_cast<size_t>(W)}))
-              << H << "x" << W << " relu " << relu << " nan " << nan << " row " << h;
-          for (int64_t c = W; c < ld; ++c) ASSERT_EQ(rows[static_cast<size_t>(h * ld + c)], 99.0f);
-        }
+       {std::pair<int64_t, int64_t>{4, 4}, {6, 10}, {32, 32}, {7, 33}, {5, 27}, {2, 16}, {34, 34}}) {
+    for (const bool nan : {false, true}) {
+      Window w;
+      w.rank = 2;
+      w.in = {1, H, W};
+      w.out = {1, H / 2, W / 2};
+      w.k = {1, 2, 2};
+      w.s = {1, 2, 2};
+      ASSERT_TRUE(pool_fast::max_2x2_applies(w));
+      std::vector<float> x(static_cast<size_t>(H * W)), dy(static_cast<size_t>(w.out_vol()));
+      fill(x, rng, nan);
+      fill(dy, rng, nan);
+      // The two layers: the pooling's argmax and backward, then a ReLU's mask by x > 0.
+      std::vector<float> y(dy.size()), dx(x.size());
+      std::vector<int32_t> argmax(dy.size());
+      pool_fast::max_2x2_plane(w, x.data(), y.data(), argmax.data());
+      pool_fast::max_2x2_backward_plane(w, dy.data(), argmax.data(), dx.data());
+      for (size_t i = 0; i < dx.size(); ++i) dx[i] = x[i] > 0 ? dx[i] : 0.0f;
+      // Fused: the windows whose maximum is not positive cut (-1), into rows 3 floats wider
+      // than the plane (the extra columns left as they were).
+      for (size_t q = 0; q < argmax.size(); ++q) argmax[q] = y[q] > 0 ? argmax[q] : -1;
+      const int64_t ld = W + 3;
+      std::vector<float> rows(static_cast<size_t>(H * ld), 99.0f);
+      pool_fast::max_2x2_backward_plane(w, dy.data(), argmax.data(), rows.data(), ld);
+      for (int64_t h = 0; h < H; ++h) {
+        ASSERT_TRUE(
+            same_bits({rows.data() + h * ld, static_cast<size_t>(W)}, {dx.data() + h * W, static_cast<size_t>(W)}))
+            << H << "x" << W << " nan " << nan << " row " << h;
+        for (int64_t c = W; c < ld; ++c) ASSERT_EQ(rows[static_cast<size_t>(h * ld + c)], 99.0f);
       }
+    }
   }
 }
 
