@@ -30,19 +30,24 @@ int64_t Add::flops(std::span<const Shape> x, const Shape& y) const {
 void Add::forward(std::span<const ConstTensorView> x, TensorView y, const StepContext&) {
   float* yp = y.data();
   parallel_chunks(y.numel(), 16384, [&](int64_t b, int64_t e) {
-    const float* x0 = x[0].data();
-    for (int64_t j = b; j < e; ++j) yp[j] = x0[j];
-    for (size_t i = 1; i < x.size(); ++i) {
+    // The first two in one pass (the residual add), then any others in order.
+    const float *x0 = x[0].data(), *x1 = x[1].data();
+    for (int64_t j = b; j < e; ++j) yp[j] = x0[j] + x1[j];
+    for (size_t i = 2; i < x.size(); ++i) {
       const float* xi = x[i].data();
       for (int64_t j = b; j < e; ++j) yp[j] += xi[j];
     }
   });
 }
 
+// Each input's gradient is dy: copied by the threads in pieces (one thread's copy of a
+// stage-1 ResNet gradient, 8 MB, had taken 1.3 ms, and longer with a second thread idle).
 void Add::backward(std::span<const ConstTensorView>, ConstTensorView, ConstTensorView dy,
                    std::span<const TensorView> dx, const StepContext&) {
-  for (size_t i = 0; i < dx.size(); ++i)
-    if (!dx[i].empty()) std::memcpy(dx[i].data(), dy.data(), dy.numel() * sizeof(float));
+  parallel_chunks(dy.numel(), 16384, [&](int64_t b, int64_t e) {
+    for (const auto& d : dx)
+      if (!d.empty()) std::memcpy(d.data() + b, dy.data() + b, static_cast<size_t>(e - b) * sizeof(float));
+  });
 }
 
 std::unique_ptr<Layer> Concat::from_config(const Config&) { return std::make_unique<Concat>(); }
