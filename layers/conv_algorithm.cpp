@@ -190,38 +190,31 @@ void store_output(const ConvProblem& p, const float* bias, const float* src, int
     }
 }
 
-void load_gradient(const ConvProblem& p, const float* dyi, const float* yi, float* dst, int64_t ldk, int64_t row_stride,
-                   int64_t width) {
-  const int64_t K = p.g.K, P = p.g.P(), OW = p.g.w.out[2], rows = P / OW;
-  for (int64_t k = 0; k < K; ++k) {
-    for (int64_t r = 0; r < rows; ++r) {
-      float* d = dst + k * ldk + r * row_stride;
-      const float* src = dyi + k * P + r * OW;
-      if (p.relu) {
-        const float* yr = yi + k * P + r * OW;
-        for (int64_t q = 0; q < OW; ++q) {
-          const float v = src[q];  // read unconditionally: a select, not a masked load
-          d[q] = yr[q] > 0 ? v : 0.0f;
-        }
-      } else {
-        for (int64_t q = 0; q < OW; ++q) d[q] = src[q];  // short rows: no call per row
-      }
-      if (row_stride > OW) std::fill(d + OW, d + row_stride, 0.0f);  // the wide positions
-    }
-  }
-  if (width > rows * row_stride)
-    for (int64_t k = 0; k < K; ++k) std::fill(dst + k * ldk + rows * row_stride, dst + k * ldk + width, 0.0f);
-}
-
 void load_gradient(const ConvProblem& p, const FusedPool& pool, ConstTensorView dy, ConstTensorView y, int64_t i,
                    float* dst, int64_t ldk, int64_t row_stride, int64_t width) {
   const int64_t K = p.g.K, P = p.g.P(), OW = p.g.w.out[2], rows = P / OW;
-  if (!pool.w) return load_gradient(p, dy.data() + i * K * P, y.data() + i * K * P, dst, ldk, row_stride, width);
-  const int64_t PP = pool.w->out_vol();
   for (int64_t k = 0; k < K; ++k) {
     float* d = dst + k * ldk;
-    const int64_t at = (i * K + k) * PP;
-    pool_fast::max_2x2_backward_plane(*pool.w, pool.dy + at, pool.argmax + at, d, row_stride);
+    if (pool.w) {
+      const int64_t at = (i * K + k) * pool.w->out_vol();
+      pool_fast::max_2x2_backward_plane(*pool.w, pool.dy + at, pool.argmax + at, d, row_stride);
+    } else {
+      const float* src = dy.data() + (i * K + k) * P;
+      const float* yk = y.data() + (i * K + k) * P;
+      for (int64_t r = 0; r < rows; ++r) {
+        float* dr = d + r * row_stride;
+        const float* sr = src + r * OW;
+        if (p.relu) {
+          const float* yr = yk + r * OW;
+          for (int64_t q = 0; q < OW; ++q) {
+            const float v = sr[q];  // read unconditionally: a select, not a masked load
+            dr[q] = yr[q] > 0 ? v : 0.0f;
+          }
+        } else {
+          for (int64_t q = 0; q < OW; ++q) dr[q] = sr[q];  // short rows: no call per row
+        }
+      }
+    }
     if (row_stride > OW)  // the wide positions
       for (int64_t r = 0; r < rows; ++r) std::fill(d + r * row_stride + OW, d + (r + 1) * row_stride, 0.0f);
     if (width > rows * row_stride) std::fill(d + rows * row_stride, d + width, 0.0f);

@@ -130,13 +130,10 @@ void mask_by_output(const float* y, const float* dy, int64_t n, float* out);
 // extra positions, dropped), with the bias and the fused activation.
 void store_output(const ConvProblem& p, const float* bias, const float* src, int64_t ldk, int64_t row_stride,
                   float* yi);
-// The reverse: one sample's dy [K, P] into a block matrix (plane k at dst + k * ldk, row r
-// at + r * row_stride), masked by y > 0 with the fused activation, zeros in the extra
-// positions of each row and from column P_row_stride (rows * row_stride) up to `width`.
-void load_gradient(const ConvProblem& p, const float* dyi, const float* yi, float* dst, int64_t ldk, int64_t row_stride,
-                   int64_t width);
-// Sample i's gradient into a block matrix as load_gradient does: from dy and y, or with a
-// fused pooling from pool.dy, to the maximum of each window of y (zero elsewhere).
+// The reverse: sample i's gradient at y [K, P] into a block matrix (plane k at dst + k * ldk,
+// row r at + r * row_stride): dy masked by y > 0 with the fused activation, or with a fused
+// pooling pool.dy at each window's maximum (zero elsewhere); zeros in the extra positions
+// of each row and from column rows * row_stride up to `width`.
 void load_gradient(const ConvProblem& p, const FusedPool& pool, ConstTensorView dy, ConstTensorView y, int64_t i,
                    float* dst, int64_t ldk, int64_t row_stride, int64_t width);
 // With a fused pooling: its output for sample i, from that sample's y (just written).

@@ -81,9 +81,10 @@ struct Pass {
   std::vector<std::string> plans;
 };
 
-Pass pass(const std::string& layers, const std::string& input, bool fusion, int64_t n = 5) {
+Pass pass(const std::string& layers, const std::string& input, bool fusion, Precision precision, int64_t n = 5) {
   const Config c = Config::parse(cat("model:\n  input: ", input, "\n  layers:\n", layers), "fusion.yaml");
   Net net = Net::from_config(c.at("model"), builtin_registry());
+  net.set_precision(precision);
   net.set_fusion(fusion);
   net.build(8, 3);
   Rng rng(11);
@@ -106,8 +107,12 @@ Pass pass(const std::string& layers, const std::string& input, bool fusion, int6
 }
 
 void expect_fused_like_alone(const std::string& layers, const std::string& input, int fused_layers,
-                             const std::string& what) {
-  const Pass alone = pass(layers, input, false), fused = pass(layers, input, true);
+                             const std::string& what, Precision precision = Precision::fp32) {
+  const Pass alone = pass(layers, input, false, precision), fused = pass(layers, input, true, precision);
+  if (precision == Precision::bf16) {  // (the convolution, layer 2, on its bf16 plan)
+    EXPECT_NE(alone.plans[2].find("bf16"), std::string::npos) << what << ": " << alone.plans[2];
+    EXPECT_NE(fused.plans[2].find("fused"), std::string::npos) << what << ": " << fused.plans[2];
+  }
   int fused_seen = 0;
   for (const auto& plan : fused.plans) fused_seen += plan.find("(fused)") != std::string::npos;
   EXPECT_EQ(fused_seen, fused_layers) << what;
@@ -156,29 +161,8 @@ TEST(Fusion, Bf16ConvolutionWithItsPoolingGivesTheBitsOfTheTwoLayers) {
                                  "{type: conv2d, filters: 7, kernel: 3, padding: 2, activation: relu}",
                                  "{type: conv2d, filters: 6, kernel: 5, padding: 2}"})
     for (const int64_t side : {10, 32}) {  // 32: output rows of whole panels, written in place
-      const std::string layers = model(conv, "{type: maxpool2d, kernel: 2}", side);
-      const Config c = Config::parse(cat("model:\n  input: [4]\n  layers:\n", layers), "fusion.yaml");
-      // The same comparison in bf16.
-      auto run = [&](bool fusion) {
-        Net net = Net::from_config(c.at("model"), builtin_registry());
-        net.set_precision(Precision::bf16);
-        net.set_fusion(fusion);
-        net.build(8, 3);
-        Rng rng(11);
-        test::randomize(net.input(6).span(), rng);
-        StepContext ctx;
-        ctx.training = true;
-        net.forward(6, ctx);
-        TensorView g = net.output_grad(6);
-        for (int64_t i = 0; i < g.numel(); ++i) g[i] = std::cos(0.3f * static_cast<float>(i));
-        net.backward(6, ctx);
-        std::vector<float> all(net.grads().begin(), net.grads().end());
-        const ConstTensorView pooled = net.activation(net.layer(3).name(), 6);
-        all.insert(all.end(), pooled.data(), pooled.data() + pooled.numel());
-        EXPECT_NE(net.layer(2).plan().find(fusion ? "fused" : "bf16"), std::string::npos) << net.layer(2).plan();
-        return all;
-      };
-      EXPECT_TRUE(same_bits(run(false), run(true))) << conv << " on " << side << "x" << side;
+      expect_fused_like_alone(model(conv, "{type: maxpool2d, kernel: 2}", side), "[4]", 1,
+                              cat(conv, " on ", side, "x", side), Precision::bf16);
     }
 }
 
