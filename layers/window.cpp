@@ -4,6 +4,10 @@
 #include <algorithm>
 #include <cstring>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "framework/error.hpp"
 
 namespace hubel::layers {
@@ -347,6 +351,41 @@ void walk_rows(const Window& w, int64_t channels, Image* x, int64_t ld, Row&& ro
   }
 }
 
+// dst[o] = src[2 o] for first <= o < last: a stride-2 row of columns, where src[0 .. avail)
+// may be read. Eight at a time from two contiguous vectors (the scalar gather of every
+// other float was a quarter of the speed).
+inline void copy_even(const float* src, int64_t first, int64_t last, int64_t avail, float* dst) {
+  int64_t o = first;
+#if defined(__AVX2__)
+  for (; o + 8 <= last && 2 * o + 16 <= avail; o += 8) {
+    const __m256 a = _mm256_loadu_ps(src + 2 * o), b = _mm256_loadu_ps(src + 2 * o + 8);
+    const __m256 even = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 | a4 a6 b4 b6
+    _mm256_storeu_ps(dst + o, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xD8)));
+  }
+#endif
+  for (; o < last; ++o) dst[o] = src[2 * o];
+}
+
+// dst[2 o] += src[o] for first <= o < last, col2im's stride-2 row, where dst[0 .. avail)
+// is the image's row: eight at a time into two contiguous vectors whose odd floats are
+// written back as they were read (adding a zero would turn -0 into +0).
+inline void add_even(const float* src, int64_t first, int64_t last, int64_t avail, float* dst) {
+  int64_t o = first;
+#if defined(__AVX2__)
+  const __m256i spread = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  for (; o + 8 <= last && 2 * o + 16 <= avail; o += 8) {
+    const __m256 v = _mm256_loadu_ps(src + o);              // v0 .. v7
+    const __m256 lo = _mm256_permutevar8x32_ps(v, spread);  // v0 v0 v1 v1 v2 v2 v3 v3
+    const __m256 hi = _mm256_permutevar8x32_ps(v, _mm256_add_epi32(spread, _mm256_set1_epi32(4)));  // v4 .. v7 twice
+    float* d = dst + 2 * o;
+    const __m256 a = _mm256_loadu_ps(d), b = _mm256_loadu_ps(d + 8);
+    _mm256_storeu_ps(d, _mm256_blend_ps(a, _mm256_add_ps(a, lo), 0x55));
+    _mm256_storeu_ps(d + 8, _mm256_blend_ps(b, _mm256_add_ps(b, hi), 0x55));
+  }
+#endif
+  for (; o < last; ++o) dst[2 * o] += src[o];
+}
+
 }  // namespace
 
 void im2col(const Window& w, int64_t channels, const float* x, float* cols, int64_t ld) {
@@ -368,6 +407,8 @@ void im2col(const Window& w, int64_t channels, const float* x, float* cols, int6
       // per row cost more than the copy.
       const float* sr = src + off;
       for (int64_t o = first; o < last; ++o) dst[o] = sr[o];
+    } else if (s == 2) {
+      copy_even(src + off, first, last, n - off, dst);
     } else {
       for (int64_t o = first; o < last; ++o) dst[o] = src[o * s + off];
     }
@@ -393,6 +434,8 @@ void col2im(const Window& w, int64_t channels, const float* cols, float* x, int6
     if (s == 1) {
       float* d = dst + off;
       for (int64_t o = first; o < last; ++o) d[o] += src[o];
+    } else if (s == 2) {
+      add_even(src, first, last, n - off, dst + off);
     } else {
       for (int64_t o = first; o < last; ++o) dst[o * s + off] += src[o];
     }

@@ -760,5 +760,56 @@ TEST(ConvPieces, BiasGradientRowsSumsInItsStatedOrder) {
   }
 }
 
+// im2col and col2im against their definitions (for_each_output / for_each_tap), bit for
+// bit, on strides 1 to 3 and widths that take stride 2's eight-wide vector path and its
+// scalar ends: 1x1 and 3x3 kernels, no, same and reflect padding, a block's row stride.
+TEST(ConvPieces, Im2colAndCol2imEqualTheirDefinition) {
+  Rng rng(11);
+  int checked = 0;
+  for (const char* geometry : {"kernel: 3, stride: 2, padding: same", "kernel: 1, stride: 2, rounding: floor",
+                               "kernel: 3, stride: 2, rounding: floor", "kernel: 3, stride: 2, padding: 1",
+                               "kernel: 3, stride: 2, padding: same, padding_value: reflect",
+                               "kernel: [1, 3], stride: [1, 2], padding: [[0, 0], [2, 1]], rounding: floor",
+                               "kernel: 3, stride: 1, padding: same", "kernel: 3, stride: 3, rounding: floor"})
+    for (const int64_t W : {1, 7, 15, 16, 17, 18, 19, 31, 32, 33, 34, 40}) {
+      const Config c = Config::parse(cat("{", geometry, "}"));
+      const std::vector<int64_t> in{3, W};
+      std::string error;
+      const Window w = resolve_window(WindowOptions::parse(c, 2, false), in, [&](const std::string& m) { error = m; });
+      if (!error.empty()) continue;  // a kernel wider than a narrow image
+      const int64_t C = 2, P = w.out_vol(), ld = P + 5, K = w.k_vol();
+      std::vector<float> x(static_cast<size_t>(C * w.in_vol()));
+      test::randomize(x, rng);
+      for (size_t i = 0; i < x.size(); i += 7) x[i] = -0.0f;
+      // im2col
+      std::vector<float> want(static_cast<size_t>(C * K * ld), 0.0f), got(want.size(), 0.0f);
+      for (int64_t ch = 0; ch < C; ++ch)
+        for_each_output(w, [&](int64_t p, int64_t od, int64_t oh, int64_t ow) {
+          for_each_tap(w, od, oh, ow, [&](int64_t kk, int64_t q) {
+            want[static_cast<size_t>((ch * K + kk) * ld + p)] = x[static_cast<size_t>(ch * w.in_vol() + q)];
+          });
+        });
+      im2col(w, C, x.data(), got.data(), ld);
+      for (int64_t r = 0; r < C * K; ++r)  // columns past P are the caller's
+        EXPECT_EQ(std::memcmp(want.data() + r * ld, got.data() + r * ld, static_cast<size_t>(P) * sizeof(float)), 0)
+            << geometry << ", width " << W << ", row " << r;
+      // col2im: each element the sum of the columns that read it, taps then positions in order
+      std::vector<float> cols(static_cast<size_t>(C * K * ld));
+      test::randomize(cols, rng);
+      std::vector<float> back(x.size(), 0.0f), dx(x.size(), 9.0f);
+      for (int64_t ch = 0; ch < C; ++ch)
+        for (int64_t kk = 0; kk < K; ++kk)
+          for_each_output(w, [&](int64_t p, int64_t od, int64_t oh, int64_t ow) {
+            for_each_tap(w, od, oh, ow, [&](int64_t k2, int64_t q) {
+              if (k2 == kk)
+                back[static_cast<size_t>(ch * w.in_vol() + q)] += cols[static_cast<size_t>((ch * K + kk) * ld + p)];
+            });
+          });
+      col2im(w, C, cols.data(), dx.data(), ld);
+      EXPECT_EQ(std::memcmp(back.data(), dx.data(), back.size() * sizeof(float)), 0) << geometry << ", width " << W;
+      ++checked;
+    }
+  EXPECT_GE(checked, 80);
+}
 }  // namespace
 }  // namespace hubel::layers
