@@ -243,6 +243,20 @@ bool WideImage::applies(const Window& w) {
          !w.is_pointwise();
 }
 
+PaddedGradient::PaddedGradient(const Window& w, int64_t planes) {
+  Wq = w.in[2] + (w.k[2] - 1) * w.d[2];
+  Hq = w.in[1] + (w.k[1] - 1) * w.d[1];
+  top = (w.k[1] - 1) * w.d[1] - w.lo[1];
+  left = (w.k[2] - 1) * w.d[2] - w.lo[2];
+  c0 = std::max<int64_t>(0, -left);
+  c1 = std::min(w.out[2], Wq - left);
+  Pq = block_ld(w.in[1] * Wq);
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t kh = 0; kh < w.k[1]; ++kh)
+      for (int64_t kw = 0; kw < w.k[2]; ++kw) taps.push_back((p * Hq + kh * w.d[1]) * Wq + kw * w.d[2]);
+  size = planes * Hq * Wq + (w.k[2] - 1) * w.d[2] + Pq - w.in[1] * Wq;
+}
+
 WideImage::WideImage(const Conv::Geometry& g, int64_t panel) {
   const Window& w = g.w;
   Hp = w.out[1] + (w.k[1] - 1) * w.d[1];

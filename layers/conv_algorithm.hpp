@@ -164,6 +164,24 @@ struct WideImage {
   void add_back(const Conv::Geometry& g, const float* dcols, int64_t ld, int64_t run, float* xp, float* dxi) const;
 };
 
+// The input gradient of a WideImage convolution as one product like the forward's: dx is
+// the correlation of the zero-padded dY with the flipped kernels. dY's planes are padded
+// to Hq x Wq, output row oh at row oh + top and column ow at ow + left (clipped where
+// padding past (k - 1) d leaves outputs that no input reaches: columns [c0, c1) of dY are
+// copied); dx's wide positions are H x Wq, Pq with whole panels. The planes hold one
+// element per position: a float, or (bf16) a word of two filters' values.
+struct PaddedGradient {
+  PaddedGradient(const Window& w, int64_t planes);
+  int64_t Hq = 0, Wq = 0, top = 0, left = 0, c0 = 0, c1 = 0, Pq = 0;
+  int64_t size = 0;           // elements of the planes and the slack the last runs read
+  std::vector<int64_t> taps;  // plane p's tap (kh, kw) at (p Hq + kh d) Wq + kw d, p-major
+  // Where column c0 of output row oh of plane p goes, or -1 when the row is clipped.
+  int64_t row_at(int64_t p, int64_t oh) const {
+    const int64_t r = oh + top;
+    return r < 0 || r >= Hq || c1 <= c0 ? -1 : (p * Hq + r) * Wq + left + c0;
+  }
+};
+
 // The base of the fast algorithms: the weights in the dense layout [T, K, Cg * kvol] (a
 // connection table expanded), and the gradient partials per fixed chunk of samples.
 class ChunkedConv : public ConvAlgorithm {

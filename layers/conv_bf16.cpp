@@ -40,7 +40,8 @@ T* as(float* p) {
 
 class Bf16Conv final : public ChunkedConv {
  public:
-  explicit Bf16Conv(ConvProblem p) : ChunkedConv(std::move(p)), wide_(p_.g, kernel_panel()) {
+  explicit Bf16Conv(ConvProblem p)
+      : ChunkedConv(std::move(p)), wide_(p_.g, kernel_panel()), q_(p_.g.w, (p_.g.K + 1) / 2) {
     const Conv::Geometry& g = p_.g;
     const int64_t kv = g.kvol(), plane = wide_.Hp * wide_.Wp;
     C2_ = (g.C + 1) / 2;
@@ -60,19 +61,6 @@ class Bf16Conv final : public ChunkedConv {
     // The pair image: C2 planes of words, and the slack after the last plane that the
     // runs of the last taps read.
     pair_words_ = C2_ * plane + (wide_.floats - g.C * plane);
-    // The padded dY of the input gradient: Hq x Wq with output row oh at row oh + top_,
-    // column ow at ow + left_ (clipped where padding past (k - 1) d leaves outputs that no
-    // input reaches); dx's wide positions are H x Wq.
-    const Window& w = g.w;
-    Wq_ = w.in[2] + (w.k[2] - 1) * w.d[2];
-    Hq_ = w.in[1] + (w.k[1] - 1) * w.d[1];
-    top_ = (w.k[1] - 1) * w.d[1] - w.lo[1];
-    left_ = (w.k[2] - 1) * w.d[2] - w.lo[2];
-    Pq_ = block_ld(w.in[1] * Wq_);
-    for (int64_t k2 = 0; k2 < K2_; ++k2)
-      for (int64_t kh = 0; kh < w.k[1]; ++kh)
-        for (int64_t kw = 0; kw < w.k[2]; ++kw) taps_q_.push_back((k2 * Hq_ + kh * w.d[1]) * Wq_ + kw * w.d[2]);
-    q_words_ = K2_ * Hq_ * Wq_ + (w.k[2] - 1) * w.d[2] + Pq_ - w.in[1] * Wq_;
     // A block's samples share the weight gradient's dot products (one segment each): as
     // many as keep their padded images and dy in the L2 cache (no column matrix is built).
     nb_ = block_samples(g.C * plane + g.K * wide_.Pcp);
@@ -86,8 +74,8 @@ class Bf16Conv final : public ChunkedConv {
     offsets_[2] = offsets_[1] + room(pair_words_, 4);         // y or dy, fp32 [K, L]
     offsets_[3] = offsets_[2] + align_floats(g.K * ld_max_);  // dy bf16 [K, L]
     offsets_[4] = offsets_[3] + room(g.K * ld_max_, 2);       // padded dY pairs
-    offsets_[5] = offsets_[4] + room(q_words_, 4);            // wide dx [C, Pq]
-    size_scratch(offsets_[5] + (p_.inference ? 0 : align_floats(g.C * Pq_)));
+    offsets_[5] = offsets_[4] + room(q_.size, 4);             // wide dx [C, Pq]
+    size_scratch(offsets_[5] + (p_.inference ? 0 : align_floats(g.C * q_.Pq)));
     w2_ = AlignedBuffer(room(g.K * C2_ * kv, 4), AlignedBuffer::Uninitialized{});
     wt_rows_ = AlignedBuffer(2 * kv, AlignedBuffer::Uninitialized{});
     if (!p_.inference) wf2_ = AlignedBuffer(room(g.C * kv * K2_, 4), AlignedBuffer::Uninitialized{});
@@ -231,20 +219,19 @@ class Bf16Conv final : public ChunkedConv {
   // and paired, the product with the flipped weights, the wide positions cropped.
   void input_gradient(const float* d, int64_t ldk, uint32_t* q, float* dxw, float* dxi) {
     const Conv::Geometry& g = p_.g;
-    const int64_t OH = g.w.out[1], OW = g.w.out[2], H = g.w.in[1], Wd = g.w.in[2], K = g.K, kv = g.kvol();
-    std::fill(q, q + q_words_, 0u);
-    const int64_t c0 = std::max<int64_t>(0, -left_), c1 = std::min(OW, Wq_ - left_);
+    const int64_t OH = g.w.out[1], H = g.w.in[1], Wd = g.w.in[2], K = g.K, kv = g.kvol();
+    std::fill(q, q + q_.size, 0u);
     for (int64_t k2 = 0; k2 < K2_; ++k2)
       for (int64_t oh = 0; oh < OH; ++oh) {
-        const int64_t r = oh + top_;
-        if (r < 0 || r >= Hq_ || c1 <= c0) continue;
-        const float* lo = d + 2 * k2 * ldk + oh * wide_.Wp + c0;
-        to_bf16_pairs(lo, 2 * k2 + 1 < K ? lo + ldk : nullptr, c1 - c0, q + (k2 * Hq_ + r) * Wq_ + left_ + c0);
+        const int64_t at = q_.row_at(k2, oh);
+        if (at < 0) continue;
+        const float* lo = d + 2 * k2 * ldk + oh * wide_.Wp + q_.c0;
+        to_bf16_pairs(lo, 2 * k2 + 1 < K ? lo + ldk : nullptr, q_.c1 - q_.c0, q + at);
       }
-    bf16_nn(g.C, Pq_, K2_ * kv, as<uint32_t>(wf2_.data()), K2_ * kv, q, taps_q_.data(), 0, dxw, Pq_);
+    bf16_nn(g.C, q_.Pq, K2_ * kv, as<uint32_t>(wf2_.data()), K2_ * kv, q, q_.taps.data(), 0, dxw, q_.Pq);
     for (int64_t c = 0; c < g.C; ++c)
       for (int64_t h = 0; h < H; ++h)
-        std::memcpy(dxi + (c * H + h) * Wd, dxw + c * Pq_ + h * Wq_, static_cast<size_t>(Wd) * sizeof(float));
+        std::memcpy(dxi + (c * H + h) * Wd, dxw + c * q_.Pq + h * q_.Wq, static_cast<size_t>(Wd) * sizeof(float));
   }
 
   WideImage wide_;
@@ -258,8 +245,7 @@ class Bf16Conv final : public ChunkedConv {
   int64_t offsets_[6] = {};  // the parts of a thread's scratch, in floats
   AlignedBuffer w2_, wf2_;   // the weights in pairs of channels; flipped W^T in pairs of filters
   AlignedBuffer wt_rows_;    // one pair's flipped kernels, split into its halves
-  int64_t Hq_ = 0, Wq_ = 0, top_ = 0, left_ = 0, Pq_ = 0, q_words_ = 0;  // the padded dY
-  std::vector<int64_t> taps_q_;                                          // its taps, in words
+  PaddedGradient q_;         // the padded dY in pairs of filters, in words
 };
 
 }  // namespace

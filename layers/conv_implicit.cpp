@@ -10,8 +10,10 @@
 //                 instead of 140).
 // The weight gradient is made either by one dot product per weight (dW = dY cols^T) or
 // transposed (dW^T = cols dY^T, where the filters of a group are whole panels), and the
-// input gradient as dcols = W^T dY, added back into the padded image.
+// input gradient as the product of the flipped W^T with the zero-padded dY (dx is their
+// correlation), like the forward's.
 #include <algorithm>
+#include <cstring>
 
 #include "framework/parallel.hpp"
 #include "layers/conv_algorithm.hpp"
@@ -26,23 +28,28 @@ using namespace conv_detail;
 
 class ImplicitConv final : public ChunkedConv {
  public:
-  ImplicitConv(ConvProblem p, Conv::Plan plan) : ChunkedConv(std::move(p)), plan_(plan), wide_(p_.g, kernel_panel()) {
+  ImplicitConv(ConvProblem p, Conv::Plan plan)
+      : ChunkedConv(std::move(p)), plan_(plan), wide_(p_.g, kernel_panel()), q_(p_.g.w, p_.g.K) {
     const Conv::Geometry& g = p_.g;
     const int64_t P = g.P(), OW = g.w.out[2], CK = g.C * g.kvol(), CgK = g.Cg * g.kvol(), panel = kernel_panel();
     compact_ = plan_ == Conv::Plan::compact_rows || plan_ == Conv::Plan::positions;
     if (compact_)  // output position q's column in the padded image
       for (int64_t q = 0; q < P; ++q) pmap_.push_back(q / OW * wide_.Wp + q % OW);
-    nb_ = block_samples(CK * wide_.Pc);
-    block_max_ = std::min(nb_, std::max<int64_t>(p_.max_batch, 1));
-    const int64_t ld = block_ld(wide_.Pcp * block_max_);
-    cols_floats_ = align_floats(std::max(CK, g.K) * ld);  // dcols, and dy^T when transposed
-    // dy^T and dcols, y or dy of the block [K, ld], and one padded image per sample of a block.
-    size_scratch(2 * cols_floats_ + align_floats(g.K * ld) + wide_.floats * block_max_);
     // The weight gradient transposed with whole panels of filters, at least two, and many
     // taps (bench_conv: the CIFAR-sized net's c2, 64 filters and 288 taps, is faster so;
     // LeNet's c2, 16 filters, and the CIFAR net's c1, 27 taps, are not). With positions
     // as rows, the dot products in pieces would need rows of half panels: always transposed.
     transposed_ = plan_ == Conv::Plan::positions || (g.Kg % panel == 0 && g.Kg >= 2 * panel && CgK >= 64);
+    nb_ = block_samples(CK * wide_.Pc);
+    block_max_ = std::min(nb_, std::max<int64_t>(p_.max_batch, 1));
+    const int64_t ld = block_ld(wide_.Pcp * block_max_);
+    cols_floats_ = transposed_ ? align_floats(g.K * ld) : 0;
+    // dy^T (transposed), y or dy of the block [K, ld], one padded image per sample of a block,
+    // and the input gradient's padded dY and wide dx.
+    dq_floats_ = align_floats(q_.size);
+    size_scratch(cols_floats_ + align_floats(g.K * ld) + wide_.floats * block_max_ +
+                 (p_.inference ? 0 : dq_floats_ + align_floats(g.C * q_.Pq)));
+    if (!p_.inference) wf_ = AlignedBuffer(g.C * g.Kg * g.kvol(), AlignedBuffer::Uninitialized{});
     if (plan_ == Conv::Plan::positions) w_t_ = AlignedBuffer(g.K * CgK, AlignedBuffer::Uninitialized{});
   }
 
@@ -62,7 +69,7 @@ class ImplicitConv final : public ChunkedConv {
       for (int64_t k = 0; k < K; ++k)
         for (int64_t q = 0; q < CgK; ++q) w_t_.data()[q * K + k] = W[k * CgK + q];
     for_each_piece(ctx, n, std::max(nb_, sample_grain(2 * g.blocks * g.kvol() * P)), [&](int64_t n0, int64_t n1) {
-      float* yb = scratch_.local().data() + 2 * cols_floats_;
+      float* yb = scratch_.local().data() + cols_floats_;
       float* xp = yb + align_floats(K * block_ld(sc * block_max_));
       for (int64_t b0 = n0; b0 < n1; b0 += nb_) {
         const int64_t nb = std::min(nb_, n1 - b0);
@@ -114,12 +121,21 @@ class ImplicitConv final : public ChunkedConv {
     const int64_t row_stride = compact_ ? OW : Wp, sc = compact_ ? P : wide_.Pcp, image = wide_.floats;
     const int64_t* taps = wide_.taps.data();
     const float* W = dense_weights(prm);
+    if (!dx.empty()) {  // the flipped W^T of each group: wf[gr][c][k kv + t] = W[gr Kg + k][c][kv - 1 - t]
+      const int64_t kv = g.kvol();
+      for (int64_t gr = 0; gr < g.groups; ++gr)
+        for (int64_t c = 0; c < g.Cg; ++c)
+          for (int64_t k = 0; k < Kg; ++k) {
+            const float* src = W + (gr * Kg + k) * CgK + c * kv;
+            float* dst = wf_.data() + ((gr * g.Cg + c) * Kg + k) * kv;
+            for (int64_t t = 0; t < kv; ++t) dst[t] = src[kv - 1 - t];
+          }
+    }
     const ChunkPlan plan = chunks(ctx, n, std::max(nb_, sample_grain(4 * g.blocks * g.kvol() * P)));
     const int64_t chunks = plan.count;
     for_each_block(plan, n, nb_, [&](const Block& blk, float* s) {
       float* dyt = s;  // transposed: dy^T of the block, [nb * sc, K]
-      float* dcols = dyt + cols_floats_;
-      float* dyb = dyt + 2 * cols_floats_;
+      float* dyb = dyt + cols_floats_;
       float* xp = dyb + align_floats(K * block_ld(sc * block_max_));
       const int64_t b0 = blk.b0, nb = blk.nb;
       const bool first = blk.first;
@@ -159,11 +175,9 @@ class ImplicitConv final : public ChunkedConv {
                                nb, sc, image);
       }
       if (dx.empty()) return;
-      for (int64_t gr = 0; gr < g.groups; ++gr)
-        kernel_gemm_nn(true, CgK, L, Kg, 1.0f, W + gr * Kg * CgK, CgK, dyb + gr * Kg * L, L, 0.0f, dcols + gr * CgK * L,
-                       L);
+      float* dq = xp + image * block_max_;
       for (int64_t j = 0; j < nb; ++j)
-        wide_.add_back(g, dcols + j * sc, L, row_stride, xp, dx.data() + (b0 + j) * in_stride);
+        input_gradient(dyb + j * sc, L, row_stride, dq, dq + dq_floats_, dx.data() + (b0 + j) * in_stride);
     });
     finish_gradients(prm, chunks, transposed_);
   }
@@ -183,15 +197,42 @@ class ImplicitConv final : public ChunkedConv {
     }
   }
 
+  // One sample's dx from its dy (plane k at d + k * ldk, output rows row_stride apart), as
+  // the product of the flipped W^T with the zero-padded dY (PaddedGradient), each group's
+  // channels from its filters' planes, the wide positions cropped. (dcols = W^T dY added
+  // back into the image, the other way, was twice the forward's time: 9 taps' worth of
+  // columns written and read again from a product whose sums are only K long.)
+  void input_gradient(const float* d, int64_t ldk, int64_t row_stride, float* dq, float* dxw, float* dxi) const {
+    const Conv::Geometry& g = p_.g;
+    const int64_t OH = g.w.out[1], H = g.w.in[1], Wd = g.w.in[2], Kg = g.Kg, kv = g.kvol();
+    std::fill(dq, dq + q_.size, 0.0f);
+    for (int64_t k = 0; k < g.K; ++k)
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        const int64_t at = q_.row_at(k, oh);
+        if (at >= 0)
+          std::memcpy(dq + at, d + k * ldk + oh * row_stride + q_.c0,
+                      static_cast<size_t>(q_.c1 - q_.c0) * sizeof(float));
+      }
+    for (int64_t gr = 0; gr < g.groups; ++gr)
+      weights_times_columns(g.Cg, q_.Pq, Kg * kv, wf_.data() + gr * g.Cg * Kg * kv, Kg * kv,
+                            ImageColumns{dq, q_.taps.data() + gr * Kg * kv}, dxw + gr * g.Cg * q_.Pq, q_.Pq);
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t h = 0; h < H; ++h)
+        std::memcpy(dxi + (c * H + h) * Wd, dxw + c * q_.Pq + h * q_.Wq, static_cast<size_t>(Wd) * sizeof(float));
+  }
+
   Conv::Plan plan_;
   WideImage wide_;
+  PaddedGradient q_;  // the input gradient's padded dY, all K planes
+  int64_t dq_floats_ = 0;
+  AlignedBuffer wf_;           // the flipped W^T of each group, [groups][Cg][Kg kv]
   bool compact_ = false;       // compact_rows or positions: no wide positions
   bool transposed_ = false;    // the weight gradient made as dW^T
   std::vector<int64_t> pmap_;  // compact: output position q's column in the padded image
   int64_t nb_ = 1;             // samples per block
   int64_t block_max_ = 1;      // the most samples a block holds: nb_, or the batch when smaller
-  int64_t cols_floats_ = 0;
-  AlignedBuffer w_t_;  // positions: the weights transposed for the forward pass, [CgK, K]
+  int64_t cols_floats_ = 0;    // of dy^T
+  AlignedBuffer w_t_;          // positions: the weights transposed for the forward pass, [CgK, K]
 };
 
 }  // namespace

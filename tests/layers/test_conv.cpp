@@ -641,6 +641,8 @@ TEST(Conv, EveryPlanEqualsTheReference) {
       {"{type: conv1d, filters: 32, kernel: 3, padding: same, bias: false}", {2, 40}, 2},
       {"{type: conv2d, filters: 3, kernel: 3, stride: 2, padding: 1}", {2, 7, 7}, 2},
       {"{type: conv2d, filters: 2, kernel: 3, tiles: 2, activation: relu}", {2, 6, 6}, 2},
+      // padding past (k - 1) d: outputs that no input reaches (the input gradient's clipping)
+      {"{type: conv2d, filters: 4, kernel: 3, padding: [[3, 0], [1, 4]]}", {2, 6, 7}, 2},
   };
   const int before = kernel_width();
   std::vector<int> widths = kernel_widths();
