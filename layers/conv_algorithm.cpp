@@ -257,6 +257,13 @@ PaddedGradient::PaddedGradient(const Window& w, int64_t planes) {
   size = planes * Hq * Wq + (w.k[2] - 1) * w.d[2] + Pq - w.in[1] * Wq;
 }
 
+void PaddedGradient::crop(const Window& w, int64_t C, const float* dxw, float* dxi) const {
+  const int64_t H = w.in[1], Wd = w.in[2];
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t h = 0; h < H; ++h)
+      std::memcpy(dxi + (c * H + h) * Wd, dxw + c * Pq + h * Wq, static_cast<size_t>(Wd) * sizeof(float));
+}
+
 WideImage::WideImage(const Conv::Geometry& g, int64_t panel) {
   const Window& w = g.w;
   Hp = w.out[1] + (w.k[1] - 1) * w.d[1];

@@ -180,6 +180,8 @@ struct PaddedGradient {
     const int64_t r = oh + top;
     return r < 0 || r >= Hq || c1 <= c0 ? -1 : (p * Hq + r) * Wq + left + c0;
   }
+  // One sample's dx [C, H, W] from the product's wide positions (channel c at dxw + c Pq).
+  void crop(const Window& w, int64_t C, const float* dxw, float* dxi) const;
 };
 
 // The base of the fast algorithms: the weights in the dense layout [T, K, Cg * kvol] (a

@@ -219,7 +219,7 @@ class Bf16Conv final : public ChunkedConv {
   // and paired, the product with the flipped weights, the wide positions cropped.
   void input_gradient(const float* d, int64_t ldk, uint32_t* q, float* dxw, float* dxi) {
     const Conv::Geometry& g = p_.g;
-    const int64_t OH = g.w.out[1], H = g.w.in[1], Wd = g.w.in[2], K = g.K, kv = g.kvol();
+    const int64_t OH = g.w.out[1], K = g.K, kv = g.kvol();
     std::fill(q, q + q_.size, 0u);
     for (int64_t k2 = 0; k2 < K2_; ++k2)
       for (int64_t oh = 0; oh < OH; ++oh) {
@@ -229,9 +229,7 @@ class Bf16Conv final : public ChunkedConv {
         to_bf16_pairs(lo, 2 * k2 + 1 < K ? lo + ldk : nullptr, q_.c1 - q_.c0, q + at);
       }
     bf16_nn(g.C, q_.Pq, K2_ * kv, as<uint32_t>(wf2_.data()), K2_ * kv, q, q_.taps.data(), 0, dxw, q_.Pq);
-    for (int64_t c = 0; c < g.C; ++c)
-      for (int64_t h = 0; h < H; ++h)
-        std::memcpy(dxi + (c * H + h) * Wd, dxw + c * q_.Pq + h * q_.Wq, static_cast<size_t>(Wd) * sizeof(float));
+    q_.crop(g.w, g.C, dxw, dxi);
   }
 
   WideImage wide_;

@@ -46,9 +46,8 @@ class ImplicitConv final : public ChunkedConv {
     cols_floats_ = transposed_ ? align_floats(g.K * ld) : 0;
     // dy^T (transposed), y or dy of the block [K, ld], one padded image per sample of a block,
     // and the input gradient's padded dY and wide dx.
-    dq_floats_ = align_floats(q_.size);
     size_scratch(cols_floats_ + align_floats(g.K * ld) + wide_.floats * block_max_ +
-                 (p_.inference ? 0 : dq_floats_ + align_floats(g.C * q_.Pq)));
+                 (p_.inference ? 0 : align_floats(q_.size) + align_floats(g.C * q_.Pq)));
     if (!p_.inference) wf_ = AlignedBuffer(g.C * g.Kg * g.kvol(), AlignedBuffer::Uninitialized{});
     if (plan_ == Conv::Plan::positions) w_t_ = AlignedBuffer(g.K * CgK, AlignedBuffer::Uninitialized{});
   }
@@ -177,7 +176,7 @@ class ImplicitConv final : public ChunkedConv {
       if (dx.empty()) return;
       float* dq = xp + image * block_max_;
       for (int64_t j = 0; j < nb; ++j)
-        input_gradient(dyb + j * sc, L, row_stride, dq, dq + dq_floats_, dx.data() + (b0 + j) * in_stride);
+        input_gradient(dyb + j * sc, L, row_stride, dq, dq + align_floats(q_.size), dx.data() + (b0 + j) * in_stride);
     });
     finish_gradients(prm, chunks, transposed_);
   }
@@ -204,7 +203,7 @@ class ImplicitConv final : public ChunkedConv {
   // columns written and read again from a product whose sums are only K long.)
   void input_gradient(const float* d, int64_t ldk, int64_t row_stride, float* dq, float* dxw, float* dxi) const {
     const Conv::Geometry& g = p_.g;
-    const int64_t OH = g.w.out[1], H = g.w.in[1], Wd = g.w.in[2], Kg = g.Kg, kv = g.kvol();
+    const int64_t OH = g.w.out[1], Kg = g.Kg, kv = g.kvol();
     std::fill(dq, dq + q_.size, 0.0f);
     for (int64_t k = 0; k < g.K; ++k)
       for (int64_t oh = 0; oh < OH; ++oh) {
@@ -216,15 +215,12 @@ class ImplicitConv final : public ChunkedConv {
     for (int64_t gr = 0; gr < g.groups; ++gr)
       weights_times_columns(g.Cg, q_.Pq, Kg * kv, wf_.data() + gr * g.Cg * Kg * kv, Kg * kv,
                             ImageColumns{dq, q_.taps.data() + gr * Kg * kv}, dxw + gr * g.Cg * q_.Pq, q_.Pq);
-    for (int64_t c = 0; c < g.C; ++c)
-      for (int64_t h = 0; h < H; ++h)
-        std::memcpy(dxi + (c * H + h) * Wd, dxw + c * q_.Pq + h * q_.Wq, static_cast<size_t>(Wd) * sizeof(float));
+    q_.crop(g.w, g.C, dxw, dxi);
   }
 
   Conv::Plan plan_;
   WideImage wide_;
-  PaddedGradient q_;  // the input gradient's padded dY, all K planes
-  int64_t dq_floats_ = 0;
+  PaddedGradient q_;           // the input gradient's padded dY, all K planes
   AlignedBuffer wf_;           // the flipped W^T of each group, [groups][Cg][Kg kv]
   bool compact_ = false;       // compact_rows or positions: no wide positions
   bool transposed_ = false;    // the weight gradient made as dW^T
