@@ -205,12 +205,15 @@ std::string Conv::unsupported(Plan plan, const Geometry& g) {
     case Plan::im2col:
       return g.T > 1 ? "it has one weight set, and this layer has tiles" : "";
     case Plan::wide_im2col:
-      if (g.T > 1) return "it has one weight set, and this layer has tiles";
-      return WideImage::applies(g.w) ? "" : "it needs stride 1, zero padding, 1-D or 2-D, and a kernel larger than 1";
+      if (WideImage::strided(g.w)) return "it needs stride 1";
+      [[fallthrough]];
     case Plan::implicit:
     case Plan::compact_rows:
     case Plan::positions: {
-      if (auto why = unsupported(Plan::wide_im2col, g); !why.empty()) return why;
+      if (g.T > 1) return "it has one weight set, and this layer has tiles";
+      if (!WideImage::applies(g.w))
+        return "it needs zero padding, 1-D or 2-D, a kernel larger than 1, and no dilation with a stride";
+      if (plan == Plan::wide_im2col) return {};
       if (panel <= 0) return "this CPU has no product kernels for it (no AVX2)";
       if (plan == Plan::compact_rows && g.w.out[2] % panel)
         return cat("it needs output rows of whole kernel panels (", panel, " wide); the output is ", g.w.out[2],
@@ -243,7 +246,7 @@ Conv::Plan Conv::choose_plan() const {
   if (g_.T > 1) return Plan::tiled;
   if (!WideImage::applies(g_.w))
     return bf16_ && unsupported(Plan::bf16_im2col, g_).empty() ? Plan::bf16_im2col : Plan::im2col;
-  if (kernel_panel() <= 0) return Plan::wide_im2col;
+  if (kernel_panel() <= 0) return WideImage::strided(g_.w) ? Plan::im2col : Plan::wide_im2col;
   if (bf16_ && unsupported(Plan::bf16, g_).empty()) return Plan::bf16;
   // Compact where it applies, then positions: no wide position is computed.
   if (unsupported(Plan::compact_rows, g_).empty()) return Plan::compact_rows;

@@ -239,53 +239,150 @@ void pool_output(const ConvProblem& p, const FusedPool& pool, ConstTensorView y,
 // WideImage
 
 bool WideImage::applies(const Window& w) {
-  return w.value == PadValue::zero && w.in[0] == 1 && w.out[0] == 1 && w.k[0] == 1 && w.s[1] == 1 && w.s[2] == 1 &&
-         !w.is_pointwise();
+  const bool strided_dilated = (w.s[1] > 1 && w.d[1] > 1) || (w.s[2] > 1 && w.d[2] > 1);
+  // A 1x1 kernel reads the input itself (stride 1) or one phase of it (strided): im2col's
+  // columns are that, with no padded copy to make.
+  return w.value == PadValue::zero && w.in[0] == 1 && w.out[0] == 1 && w.k[0] == 1 && !strided_dilated && w.k_vol() > 1;
 }
 
 PaddedGradient::PaddedGradient(const Window& w, int64_t planes) {
-  Wq = w.in[2] + (w.k[2] - 1) * w.d[2];
-  Hq = w.in[1] + (w.k[1] - 1) * w.d[1];
-  top = (w.k[1] - 1) * w.d[1] - w.lo[1];
-  left = (w.k[2] - 1) * w.d[2] - w.lo[2];
-  c0 = std::max<int64_t>(0, -left);
-  c1 = std::min(w.out[2], Wq - left);
-  Pq = block_ld(w.in[1] * Wq);
-  for (int64_t p = 0; p < planes; ++p)
-    for (int64_t kh = 0; kh < w.k[1]; ++kh)
-      for (int64_t kw = 0; kw < w.k[2]; ++kw) taps.push_back((p * Hq + kh * w.d[1]) * Wq + kw * w.d[2]);
-  size = planes * Hq * Wq + (w.k[2] - 1) * w.d[2] + Pq - w.in[1] * Wq;
+  if (!WideImage::strided(w)) {
+    Wq = w.in[2] + (w.k[2] - 1) * w.d[2];
+    Hq = w.in[1] + (w.k[1] - 1) * w.d[1];
+    top = (w.k[1] - 1) * w.d[1] - w.lo[1];
+    left = (w.k[2] - 1) * w.d[2] - w.lo[2];
+    c0 = std::max<int64_t>(0, -left);
+    c1 = std::min(w.out[2], Wq - left);
+    Pq = block_ld(w.in[1] * Wq);
+    const int64_t kv = w.k[1] * w.k[2];
+    Phase f;
+    for (int64_t t = 0; t < kv; ++t) f.kernel.push_back(kv - 1 - t);
+    for (int64_t p = 0; p < planes; ++p)
+      for (int64_t kh = 0; kh < w.k[1]; ++kh)
+        for (int64_t kw = 0; kw < w.k[2]; ++kw) f.taps.push_back((p * Hq + kh * w.d[1]) * Wq + kw * w.d[2]);
+    phases.push_back(std::move(f));
+    size = planes * Hq * Wq + (w.k[2] - 1) * w.d[2] + Pq - w.in[1] * Wq;
+    return;
+  }
+  // Strided (dilation 1): M = ceil(k / s) taps of the largest phase along each dimension;
+  // a phase plane has Hp = OH + (k - 1) / s rows, as WideImage's.
+  const int64_t sh = w.s[1], sw = w.s[2], Mh = (w.k[1] + sh - 1) / sh, Mw = (w.k[2] + sw - 1) / sw;
+  const int64_t Hp = w.out[1] + (w.k[1] - 1) / sh, Wp = w.out[2] + (w.k[2] - 1) / sw;
+  top = Mh - 1;
+  left = Mw - 1;
+  Hq = Hp + Mh - 1;
+  Wq = Wp + Mw - 1;
+  c0 = 0;
+  c1 = w.out[2];
+  Pq = block_ld(Hp * Wq);
+  for (int64_t a = 0; a < std::min(sh, w.k[1]); ++a)
+    for (int64_t b = 0; b < std::min(sw, w.k[2]); ++b) {
+      // dx(s i + a, s j + b) = sum over u, v of dY(i - u, j - v) W(a + s u, b + s v): in the
+      // padded dY, row i + (Mh - 1 - u), column j + (Mw - 1 - v).
+      Phase f;
+      for (int64_t u = 0; a + sh * u < w.k[1]; ++u)
+        for (int64_t v = 0; b + sw * v < w.k[2]; ++v) f.kernel.push_back((a + sh * u) * w.k[2] + b + sw * v);
+      for (int64_t p = 0; p < planes; ++p)
+        for (int64_t u = 0; a + sh * u < w.k[1]; ++u)
+          for (int64_t v = 0; b + sw * v < w.k[2]; ++v) f.taps.push_back((p * Hq + Mh - 1 - u) * Wq + Mw - 1 - v);
+      phases.push_back(std::move(f));
+    }
+  size = planes * Hq * Wq + (Mw - 1) + Pq - Hp * Wq;
 }
 
-void PaddedGradient::crop(const Window& w, int64_t C, const float* dxw, float* dxi) const {
+void PaddedGradient::crop(const Window& w, const WideImage& wide, int64_t C, const float* dxw, float* dxi) const {
   const int64_t H = w.in[1], Wd = w.in[2];
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t h = 0; h < H; ++h)
-      std::memcpy(dxi + (c * H + h) * Wd, dxw + c * Pq + h * Wq, static_cast<size_t>(Wd) * sizeof(float));
+  if (phases.size() == 1 && !WideImage::strided(w)) {
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t h = 0; h < H; ++h)
+        std::memcpy(dxi + (c * H + h) * Wd, dxw + c * Pq + h * Wq, static_cast<size_t>(Wd) * sizeof(float));
+    return;
+  }
+  // Padded position (r, q) of channel c is phase f's wide position (i, j): at
+  // dxw + (f C + c) Pq + i Wq + j. Positions no phase holds have no tap: zero.
+  const int64_t sh = w.s[1], sw = w.s[2], pw = wide.pw, phase_floats = C * Pq;
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t r = h + w.lo[1], a = r % sh, i = r / sh;
+    const bool row = a < wide.ph && i < wide.Hp;
+    for (int64_t c = 0; c < C; ++c) {
+      float* out = dxi + (c * H + h) * Wd;
+      if (!row) {
+        std::fill(out, out + Wd, 0.0f);
+        continue;
+      }
+      const float* src = dxw + (a * pw * C + c) * Pq + i * Wq;
+      const auto one = [&](int64_t x) {
+        const int64_t q = x + w.lo[2], b = q % sw, j = q / sw;
+        out[x] = b < pw && j < wide.Wp ? src[b * phase_floats + j] : 0.0f;
+      };
+      int64_t x = 0;
+      if (sw == 2 && pw == 2) {  // the pairs (x, x + 1) of phases 0 and 1, one vector each
+        if (w.lo[2] % 2) one(x++);
+        const int64_t j0 = (x + w.lo[2]) / 2, pairs = std::max<int64_t>(0, std::min((Wd - x) / 2, wide.Wp - j0));
+        interleave(src + j0, src + phase_floats + j0, pairs, out + x);
+        x += 2 * pairs;
+      }
+      for (; x < Wd; ++x) one(x);
+    }
+  }
 }
 
 WideImage::WideImage(const Conv::Geometry& g, int64_t panel) {
   const Window& w = g.w;
-  Hp = w.out[1] + (w.k[1] - 1) * w.d[1];
-  Wp = w.out[2] + (w.k[2] - 1) * w.d[2];
+  const int64_t sh = w.s[1], sw = w.s[2];
+  Hp = w.out[1] + (w.k[1] - 1) * w.d[1] / sh;
+  Wp = w.out[2] + (w.k[2] - 1) * w.d[2] / sw;
+  ph = std::min(sh, w.k[1]);
+  pw = std::min(sw, w.k[2]);
+  plane = ph * pw * Hp * Wp;
   Pc = w.out[1] * Wp;
   Pcp = panel > 0 ? (Pc + panel - 1) / panel * panel : Pc;
-  // The last row's run reaches (k - 1) * dilation past the last plane (and, read in
-  // place, up to a panel further: the columns that round Pc up).
-  floats = align_floats(g.C * Hp * Wp + (w.k[2] - 1) * w.d[2] + Pcp - Pc);
   for (int64_t c = 0; c < g.C; ++c)
     for (int64_t kh = 0; kh < w.k[1]; ++kh)
-      for (int64_t kw = 0; kw < w.k[2]; ++kw) taps.push_back(c * Hp * Wp + kh * w.d[1] * Wp + kw * w.d[2]);
+      for (int64_t kw = 0; kw < w.k[2]; ++kw) {
+        const int64_t r = kh * w.d[1], q = kw * w.d[2];
+        taps.push_back(c * plane + (((r % sh) * pw + q % sw) * Hp + r / sh) * Wp + q / sw);
+      }
+  // The last runs reach past the last plane: (k - 1) d at stride 1, and, read in place, up
+  // to a panel further (the columns that round Pc up).
+  int64_t end = g.C * plane;
+  for (const int64_t t : taps) end = std::max(end, t + Pcp);
+  floats = align_floats(end);
 }
 
 void WideImage::pad(const Conv::Geometry& g, const float* xi, float* xp) const {
   const Window& w = g.w;
-  const int64_t H = w.in[1], Wd = w.in[2], cols = std::min(Wd, Wp - w.lo[2]);
+  const int64_t H = w.in[1], Wd = w.in[2];
   std::fill(xp, xp + floats, 0.0f);
-  for (int64_t c = 0; c < g.C; ++c)
-    for (int64_t h = 0; h < H && h + w.lo[1] < Hp; ++h)
-      std::memcpy(xp + (c * Hp + h + w.lo[1]) * Wp + w.lo[2], xi + (c * H + h) * Wd,
-                  static_cast<size_t>(std::max<int64_t>(cols, 0)) * sizeof(float));
+  if (!strided(w)) {
+    const int64_t cols = std::min(Wd, Wp - w.lo[2]);
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t h = 0; h < H && h + w.lo[1] < Hp; ++h)
+        std::memcpy(xp + (c * Hp + h + w.lo[1]) * Wp + w.lo[2], xi + (c * H + h) * Wd,
+                    static_cast<size_t>(std::max<int64_t>(cols, 0)) * sizeof(float));
+    return;
+  }
+  // Each input row into its phase rows: positions lo + x, every s_w-th to one phase.
+  const int64_t sw = w.s[2];
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t row = at(h + w.lo[1], 0, w);
+    if (row < 0) continue;  // a row no tap reads
+    for (int64_t b = 0; b < pw; ++b) {
+      // x = s_w j + b - lo for j from the first x >= 0 to the phase's end.
+      int64_t j = b >= w.lo[2] ? 0 : (w.lo[2] - b + sw - 1) / sw;
+      const int64_t x0 = sw * j + b - w.lo[2];
+      const int64_t n = std::min(Wp - j, (Wd - x0 + sw - 1) / sw);
+      if (n <= 0) continue;
+      for (int64_t c = 0; c < g.C; ++c) {
+        const float* src = xi + (c * H + h) * Wd + x0;
+        float* dst = xp + c * plane + row + b * Hp * Wp + j;
+        if (sw == 2)
+          copy_even(src, 0, n, Wd - x0, dst);
+        else
+          for (int64_t m = 0; m < n; ++m) dst[m] = src[m * sw];
+      }
+    }
+  }
 }
 
 void WideImage::columns(const Conv::Geometry& g, const float* xi, float* xp, float* cols, int64_t ld) const {
@@ -312,10 +409,9 @@ void WideImage::add_back(const Conv::Geometry& g, const float* dcols, int64_t ld
   for (int64_t c = 0; c < g.C; ++c)
     for (int64_t h = 0; h < H; ++h) {
       float* out = dxi + (c * H + h) * Wd;
-      const int64_t ph = h + w.lo[1];
       for (int64_t x = 0; x < Wd; ++x) {
-        const int64_t px = x + w.lo[2];
-        out[x] = ph < Hp && px < Wp ? xp[(c * Hp + ph) * Wp + px] : 0.0f;
+        const int64_t p = at(h + w.lo[1], x + w.lo[2], w);
+        out[x] = p >= 0 ? xp[c * plane + p] : 0.0f;
       }
     }
 }

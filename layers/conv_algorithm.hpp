@@ -139,23 +139,39 @@ void load_gradient(const ConvProblem& p, const FusedPool& pool, ConstTensorView 
 // With a fused pooling: its output for sample i, from that sample's y (just written).
 void pool_output(const ConvProblem& p, const FusedPool& pool, ConstTensorView y, int64_t i);
 
-// The wide layout (stride 1, zero padding, 1-D or 2-D): the input is copied once into a
-// zero-padded image xp [C, Hp, Wp] (exactly what the windows cover, plus slack), and the
-// column row of (channel c, tap kh, kw) is the contiguous run of OH * Wp elements of xp at
-// taps[row] = c*Hp*Wp + kh*dh*Wp + kw*dw. A product over these columns computes Wp - OW
-// extra "wide" positions per output row: forward drops them, and backward gives them a
-// zero output gradient, so they add exact zeros to the weight and input gradients.
+// The wide layout (zero padding, 1-D or 2-D): the input is copied once into a zero-padded
+// image xp (exactly what the windows cover, plus slack), and the column row of (channel c,
+// tap kh, kw) is a contiguous run of OH * Wp elements of xp at taps[row]. A product over
+// these columns computes Wp - OW extra "wide" positions per output row: forward drops them,
+// and backward gives them a zero output gradient, so they add exact zeros to the weight
+// and input gradients.
+//   stride 1   each channel one plane [Hp, Wp]; tap (kh, kw) at c*plane + kh*dh*Wp + kw*dw.
+//   stride s   (dilation 1) each channel split into its phases: phase (a, b) holds the
+//              padded positions (s_h i + a, s_w j + b), a plane [Hp, Wp] with Hp = OH +
+//              (kh - 1) / s_h. Tap (kh, kw) reads phase (kh % s_h, kw % s_w) shifted by
+//              (kh / s_h, kw / s_w): the strided windows become stride-1 runs, each tap
+//              one run, no column matrix (the phases no tap reads, as with a 2x2 kernel
+//              at stride 3, are not stored).
 struct WideImage {
-  // applies: stride 1 in H and W, zero padding, no depth, not pointwise.
+  // applies: zero padding, no depth, a kernel larger than 1, dilation 1 where the stride
+  // is above 1.
   static bool applies(const Window& w);
+  static bool strided(const Window& w) { return w.s[1] > 1 || w.s[2] > 1; }
   // panel > 0: the columns read in place, each sample's Pc rounded up to whole panels.
   WideImage(const Conv::Geometry& g, int64_t panel);
-  int64_t Hp = 0, Wp = 0;
-  int64_t Pc = 0;      // columns per sample: OH * Wp
-  int64_t Pcp = 0;     // Pc rounded up to whole panels (implicit), else Pc
-  int64_t floats = 0;  // of one padded image, with the slack the last runs read
+  int64_t Hp = 0, Wp = 0;  // of a plane (a phase's, when strided)
+  int64_t ph = 1, pw = 1;  // the phases stored along H and along W (1, 1 at stride 1)
+  int64_t plane = 0;       // floats of one channel's planes: ph * pw * Hp * Wp
+  int64_t Pc = 0;          // columns per sample: OH * Wp
+  int64_t Pcp = 0;         // Pc rounded up to whole panels (implicit), else Pc
+  int64_t floats = 0;      // of one padded image, with the slack the last runs read
   std::vector<int64_t> taps;
 
+  // Where padded position (r, q) of a channel lies in its planes, or -1 where no tap reads it.
+  int64_t at(int64_t r, int64_t q, const Window& w) const {
+    const int64_t a = r % w.s[1], b = q % w.s[2], i = r / w.s[1], j = q / w.s[2];
+    return a < ph && b < pw && i < Hp && j < Wp ? ((a * pw + b) * Hp + i) * Wp + j : -1;
+  }
   void pad(const Conv::Geometry& g, const float* xi, float* xp) const;
   // One sample's column matrix (rows ld apart), copied from its padded image.
   void columns(const Conv::Geometry& g, const float* xi, float* xp, float* cols, int64_t ld) const;
@@ -164,24 +180,36 @@ struct WideImage {
   void add_back(const Conv::Geometry& g, const float* dcols, int64_t ld, int64_t run, float* xp, float* dxi) const;
 };
 
-// The input gradient of a WideImage convolution as one product like the forward's: dx is
-// the correlation of the zero-padded dY with the flipped kernels. dY's planes are padded
-// to Hq x Wq, output row oh at row oh + top and column ow at ow + left (clipped where
-// padding past (k - 1) d leaves outputs that no input reaches: columns [c0, c1) of dY are
-// copied); dx's wide positions are H x Wq, Pq with whole panels. The planes hold one
-// element per position: a float, or (bf16) a word of two filters' values.
+// The input gradient of a WideImage convolution as products like the forward's: dx is the
+// correlation of the zero-padded dY with the flipped kernels.
+//   stride 1   one product. dY's planes are padded to Hq x Wq, output row oh at row oh +
+//              top and column ow at ow + left (clipped where padding past (k - 1) d leaves
+//              outputs that no input reaches: columns [c0, c1) of dY are copied); dx's wide
+//              positions are H x Wq.
+//   stride s   one product per phase of the padded input (WideImage): phase (a, b) is the
+//              correlation of dY, padded by (M - 1) on top and left (M = ceil(k / s)), with
+//              the kernel's taps (a + s u, b + s v) flipped; its wide positions are the
+//              phase's Hp x Wq, cropped into dx through WideImage::at.
+// Pq: a phase's wide positions in whole panels. The planes hold one element per position:
+// a float, or (bf16) a word of two filters' values.
 struct PaddedGradient {
   PaddedGradient(const Window& w, int64_t planes);
   int64_t Hq = 0, Wq = 0, top = 0, left = 0, c0 = 0, c1 = 0, Pq = 0;
-  int64_t size = 0;           // elements of the planes and the slack the last runs read
-  std::vector<int64_t> taps;  // plane p's tap (kh, kw) at (p Hq + kh d) Wq + kw d, p-major
+  int64_t size = 0;  // elements of the planes and the slack the last runs read
+  struct Phase {
+    std::vector<int64_t> taps;    // plane p's tap t at taps[p * kernel.size() + t], p-major
+    std::vector<int64_t> kernel;  // the weight of tap t: kernel[t] = kh * kw_count + kw
+  };
+  std::vector<Phase> phases;  // one at stride 1; (a, b) at a * pw + b, WideImage's order
   // Where column c0 of output row oh of plane p goes, or -1 when the row is clipped.
   int64_t row_at(int64_t p, int64_t oh) const {
     const int64_t r = oh + top;
     return r < 0 || r >= Hq || c1 <= c0 ? -1 : (p * Hq + r) * Wq + left + c0;
   }
-  // One sample's dx [C, H, W] from the product's wide positions (channel c at dxw + c Pq).
-  void crop(const Window& w, int64_t C, const float* dxw, float* dxi) const;
+  // One sample's dx [C, H, W] from the products' wide positions (phase f, channel c at
+  // dxw + (f C + c) Pq).
+  void crop(const Window& w, const WideImage& wide, int64_t C, const float* dxw, float* dxi) const;
+  int64_t wide_floats(int64_t C) const { return static_cast<int64_t>(phases.size()) * C * Pq; }
 };
 
 // The base of the fast algorithms: the weights in the dense layout [T, K, Cg * kvol] (a

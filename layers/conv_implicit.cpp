@@ -1,6 +1,7 @@
-// The convolution with its column matrix read in place (implicit im2col): stride 1, zero
-// padding, the product kernels of conv_products.hpp reading each column row (a tap) from
-// the sample's zero-padded image (conv_algorithm.hpp, WideImage). Three arrangements:
+// The convolution with its column matrix read in place (implicit im2col): zero padding, the
+// product kernels of conv_products.hpp reading each column row (a tap) from the sample's
+// zero-padded image (conv_algorithm.hpp, WideImage; a strided one's phases, where each tap
+// is a stride-1 run). Three arrangements:
 //   implicit      a block of samples per product, each sample's columns the wide
 //                 positions OH * Wp (rounded up to whole kernel panels);
 //   compact_rows  output rows of whole kernel panels: each panel's columns read from its
@@ -11,7 +12,7 @@
 // The weight gradient is made either by one dot product per weight (dW = dY cols^T) or
 // transposed (dW^T = cols dY^T, where the filters of a group are whole panels), and the
 // input gradient as the product of the flipped W^T with the zero-padded dY (dx is their
-// correlation), like the forward's.
+// correlation), like the forward's: one product, or one per phase when strided.
 #include <algorithm>
 #include <cstring>
 
@@ -47,7 +48,7 @@ class ImplicitConv final : public ChunkedConv {
     // dy^T (transposed), y or dy of the block [K, ld], one padded image per sample of a block,
     // and the input gradient's padded dY and wide dx.
     size_scratch(cols_floats_ + align_floats(g.K * ld) + wide_.floats * block_max_ +
-                 (p_.inference ? 0 : align_floats(q_.size) + align_floats(g.C * q_.Pq)));
+                 (p_.inference ? 0 : align_floats(q_.size) + align_floats(q_.wide_floats(g.C))));
     if (!p_.inference) wf_ = AlignedBuffer(g.C * g.Kg * g.kvol(), AlignedBuffer::Uninitialized{});
     if (plan_ == Conv::Plan::positions) w_t_ = AlignedBuffer(g.K * CgK, AlignedBuffer::Uninitialized{});
   }
@@ -120,15 +121,17 @@ class ImplicitConv final : public ChunkedConv {
     const int64_t row_stride = compact_ ? OW : Wp, sc = compact_ ? P : wide_.Pcp, image = wide_.floats;
     const int64_t* taps = wide_.taps.data();
     const float* W = dense_weights(prm);
-    if (!dx.empty()) {  // the flipped W^T of each group: wf[gr][c][k kv + t] = W[gr Kg + k][c][kv - 1 - t]
-      const int64_t kv = g.kvol();
-      for (int64_t gr = 0; gr < g.groups; ++gr)
-        for (int64_t c = 0; c < g.Cg; ++c)
-          for (int64_t k = 0; k < Kg; ++k) {
-            const float* src = W + (gr * Kg + k) * CgK + c * kv;
-            float* dst = wf_.data() + ((gr * g.Cg + c) * Kg + k) * kv;
-            for (int64_t t = 0; t < kv; ++t) dst[t] = src[kv - 1 - t];
-          }
+    if (!dx.empty()) {  // each phase's flipped W^T of each group: wf[gr][c][k nt + t] = W[gr Kg + k][c][kernel[t]]
+      float* wf = wf_.data();
+      for (const PaddedGradient::Phase& f : q_.phases) {
+        const int64_t nt = static_cast<int64_t>(f.kernel.size());
+        for (int64_t gr = 0; gr < g.groups; ++gr)
+          for (int64_t c = 0; c < g.Cg; ++c)
+            for (int64_t k = 0; k < Kg; ++k, wf += nt) {
+              const float* src = W + (gr * Kg + k) * CgK + c * g.kvol();
+              for (int64_t t = 0; t < nt; ++t) wf[t] = src[f.kernel[static_cast<size_t>(t)]];
+            }
+      }
     }
     const ChunkPlan plan = chunks(ctx, n, std::max(nb_, sample_grain(4 * g.blocks * g.kvol() * P)));
     const int64_t chunks = plan.count;
@@ -203,7 +206,7 @@ class ImplicitConv final : public ChunkedConv {
   // columns written and read again from a product whose sums are only K long.)
   void input_gradient(const float* d, int64_t ldk, int64_t row_stride, float* dq, float* dxw, float* dxi) const {
     const Conv::Geometry& g = p_.g;
-    const int64_t OH = g.w.out[1], Kg = g.Kg, kv = g.kvol();
+    const int64_t OH = g.w.out[1], Kg = g.Kg;
     std::fill(dq, dq + q_.size, 0.0f);
     for (int64_t k = 0; k < g.K; ++k)
       for (int64_t oh = 0; oh < OH; ++oh) {
@@ -212,10 +215,14 @@ class ImplicitConv final : public ChunkedConv {
           std::memcpy(dq + at, d + k * ldk + oh * row_stride + q_.c0,
                       static_cast<size_t>(q_.c1 - q_.c0) * sizeof(float));
       }
-    for (int64_t gr = 0; gr < g.groups; ++gr)
-      weights_times_columns(g.Cg, q_.Pq, Kg * kv, wf_.data() + gr * g.Cg * Kg * kv, Kg * kv,
-                            ImageColumns{dq, q_.taps.data() + gr * Kg * kv}, dxw + gr * g.Cg * q_.Pq, q_.Pq);
-    q_.crop(g.w, g.C, dxw, dxi);
+    const float* wf = wf_.data();
+    for (const PaddedGradient::Phase& f : q_.phases) {
+      const int64_t nt = static_cast<int64_t>(f.kernel.size());
+      for (int64_t gr = 0; gr < g.groups; ++gr, wf += g.Cg * Kg * nt, dxw += g.Cg * q_.Pq)
+        weights_times_columns(g.Cg, q_.Pq, Kg * nt, wf, Kg * nt, ImageColumns{dq, f.taps.data() + gr * Kg * nt}, dxw,
+                              q_.Pq);
+    }
+    q_.crop(g.w, wide_, g.C, dxw - q_.wide_floats(g.C), dxi);
   }
 
   Conv::Plan plan_;

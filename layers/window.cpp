@@ -351,21 +351,6 @@ void walk_rows(const Window& w, int64_t channels, Image* x, int64_t ld, Row&& ro
   }
 }
 
-// dst[o] = src[2 o] for first <= o < last: a stride-2 row of columns, where src[0 .. avail)
-// may be read. Eight at a time from two contiguous vectors (the scalar gather of every
-// other float was a quarter of the speed).
-inline void copy_even(const float* src, int64_t first, int64_t last, int64_t avail, float* dst) {
-  int64_t o = first;
-#if defined(__AVX2__)
-  for (; o + 8 <= last && 2 * o + 16 <= avail; o += 8) {
-    const __m256 a = _mm256_loadu_ps(src + 2 * o), b = _mm256_loadu_ps(src + 2 * o + 8);
-    const __m256 even = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 | a4 a6 b4 b6
-    _mm256_storeu_ps(dst + o, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xD8)));
-  }
-#endif
-  for (; o < last; ++o) dst[o] = src[2 * o];
-}
-
 // dst[2 o] += src[o] for first <= o < last, col2im's stride-2 row, where dst[0 .. avail)
 // is the image's row: eight at a time into two contiguous vectors whose odd floats are
 // written back as they were read (adding a zero would turn -0 into +0).
@@ -387,6 +372,36 @@ inline void add_even(const float* src, int64_t first, int64_t last, int64_t avai
 }
 
 }  // namespace
+
+// Eight at a time from two contiguous vectors (the scalar gather of every other float was
+// a quarter of the speed).
+void copy_even(const float* src, int64_t first, int64_t last, int64_t avail, float* dst) {
+  int64_t o = first;
+#if defined(__AVX2__)
+  for (; o + 8 <= last && 2 * o + 16 <= avail; o += 8) {
+    const __m256 a = _mm256_loadu_ps(src + 2 * o), b = _mm256_loadu_ps(src + 2 * o + 8);
+    const __m256 even = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 | a4 a6 b4 b6
+    _mm256_storeu_ps(dst + o, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xD8)));
+  }
+#endif
+  for (; o < last; ++o) dst[o] = src[2 * o];
+}
+
+void interleave(const float* even, const float* odd, int64_t n, float* dst) {
+  int64_t m = 0;
+#if defined(__AVX2__)
+  for (; m + 8 <= n; m += 8) {
+    const __m256 a = _mm256_loadu_ps(even + m), b = _mm256_loadu_ps(odd + m);
+    const __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);  // a0 b0 a1 b1 | a4 b4 a5 b5, ...
+    _mm256_storeu_ps(dst + 2 * m, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(dst + 2 * m + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+  }
+#endif
+  for (; m < n; ++m) {
+    dst[2 * m] = even[m];
+    dst[2 * m + 1] = odd[m];
+  }
+}
 
 void im2col(const Window& w, int64_t channels, const float* x, float* cols, int64_t ld) {
   const int64_t ow = w.out[2], s = w.s[2], n = w.in[2];

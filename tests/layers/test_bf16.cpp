@@ -203,6 +203,18 @@ const std::vector<Case>& cases() {
       {"{type: conv2d, filters: 6, kernel: 3, padding: 1, bias: location}", {4, 5, 16}, 3},
       {"{type: conv2d, filters: 4, kernel: [3, 2], padding: [[0, 2], [1, 0]]}", {3, 7, 6}, 2},
       {"{type: conv2d, filters: 64, kernel: 3, padding: 1}", {64, 8, 8}, 40},  // several blocks and chunks
+      // strided, through the phases: ResNet's first of a stage; odd C (no pairs along a row),
+      // a bias per location; unequal strides, kernels and padding; a stride above the
+      // kernel; 1-D; padding past the kernel; several blocks and chunks
+      {"{type: conv2d, filters: 32, kernel: 3, stride: 2, padding: same}", {16, 16, 16}, 5},
+      {"{type: conv2d, filters: 5, kernel: 3, stride: 2, rounding: floor, bias: location}", {3, 9, 8}, 3},
+      {"{type: conv2d, filters: 6, kernel: [3, 5], stride: [2, 3], padding: [[1, 0], [2, 1]], rounding: floor}",
+       {4, 9, 13},
+       2},
+      {"{type: conv2d, filters: 3, kernel: 2, stride: 3, rounding: floor}", {2, 10, 11}, 2},
+      {"{type: conv1d, filters: 7, kernel: 3, stride: 2, padding: 1, rounding: floor}", {3, 34}, 2},
+      {"{type: conv2d, filters: 4, kernel: 3, stride: 2, padding: 3, rounding: floor}", {2, 5, 6}, 2},
+      {"{type: conv2d, filters: 32, kernel: 3, stride: 2, padding: same}", {32, 8, 8}, 40},
       // The im2col plan: strides (ResNet's first of a stage, its 1x1 projection), 3-D, odd
       // taps and filters, a bias per location, several blocks.
       {"{type: conv2d, filters: 32, kernel: 3, stride: 2, padding: same}", {16, 16, 16}, 5, "bf16_im2col"},
@@ -242,11 +254,10 @@ TEST(Bf16, ConvPlanIsWithinBf16PrecisionOnAnyValues) {
   // last bits), a looser bound.
   compare_with_reference({"{type: conv2d, filters: 8, kernel: 3, padding: 1, activation: relu}", {4, 10, 10}, 3}, false,
                          5e-2);
-  compare_with_reference({"{type: conv2d, filters: 8, kernel: 3, stride: 2, padding: same, activation: relu}",
-                          {4, 10, 10},
-                          3,
-                          "bf16_im2col"},
-                         false, 5e-2);
+  for (const char* impl : {"bf16", "bf16_im2col"})
+    compare_with_reference(
+        {"{type: conv2d, filters: 8, kernel: 3, stride: 2, padding: same, activation: relu}", {4, 10, 10}, 3, impl},
+        false, 5e-2);
 }
 
 TEST(Bf16, ConvPlanGivesTheSameBitsOnOneAndTwoThreads) {
@@ -267,8 +278,9 @@ TEST(Bf16, ConvPlanGivesTheSameBitsOnOneAndTwoThreads) {
   EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float)));
 }
 
-// With the net's precision bf16 the stride-1 convolutions take the bf16 plan; the others
-// keep theirs, and impl: bf16 where it cannot run says why.
+// With the net's precision bf16 the convolutions of a kernel larger than 1 take the bf16
+// plan (strided ones through their phases); 1x1 ones keep theirs, and impl: bf16 where it
+// cannot run says why.
 TEST(Bf16, ThePrecisionChoosesThePlan) {
   NEEDS_BF16();
   auto plan_of = [](const std::string& yaml, const Shape& x, Precision p) {
@@ -280,8 +292,11 @@ TEST(Bf16, ThePrecisionChoosesThePlan) {
   EXPECT_EQ(plan_of(same, Shape{16, 32, 32}, Precision::bf16), "bf16 implicit im2col, bf16 products, fp32 sums");
   EXPECT_NE(plan_of(same, Shape{16, 32, 32}, Precision::fp32).find("compact rows"), std::string::npos);
   const std::string strided = "{type: conv2d, filters: 16, kernel: 3, stride: 2, padding: 1, rounding: floor}";
-  EXPECT_EQ(plan_of(strided, Shape{16, 32, 32}, Precision::bf16), "bf16 im2col, bf16 products, fp32 sums");
-  EXPECT_EQ(plan_of(strided, Shape{16, 32, 32}, Precision::fp32), "im2col");
+  EXPECT_EQ(plan_of(strided, Shape{16, 32, 32}, Precision::bf16), "bf16 implicit im2col, bf16 products, fp32 sums");
+  EXPECT_NE(plan_of(strided, Shape{16, 32, 32}, Precision::fp32).find("compact rows"), std::string::npos);
+  const std::string projection = "{type: conv2d, filters: 32, kernel: 1, stride: 2, rounding: floor}";
+  EXPECT_EQ(plan_of(projection, Shape{16, 32, 32}, Precision::bf16), "bf16 im2col, bf16 products, fp32 sums");
+  EXPECT_EQ(plan_of(projection, Shape{16, 32, 32}, Precision::fp32), "im2col");
   try {
     auto conv = layer_from_yaml("{type: conv2d, filters: 4, kernel: 3, groups: 2, impl: bf16}");
     test::LayerHarness h(*conv, {Shape{4, 6, 6}}, 2);

@@ -620,7 +620,13 @@ TEST(Conv, ThePlanFollowsTheShapes) {
       EXPECT_EQ(c3, panel == 16 ? "output positions, dW^T" : "implicit im2col, dW by dot products") << bits;
       EXPECT_EQ(rows, "compact rows, dW by dot products") << bits;
     }
-    EXPECT_EQ(plan_of("{type: conv2d, filters: 4, kernel: 3, stride: 2, rounding: floor}", Shape{2, 9, 9}), "im2col");
+    // Strided: the phases of the padded image read in place (no column matrix), except a 1x1
+    // kernel, whose columns are one phase of the input itself, and a dilated kernel.
+    EXPECT_EQ(plan_of("{type: conv2d, filters: 4, kernel: 3, stride: 2, rounding: floor}", Shape{2, 9, 9}),
+              panel == 0 ? "im2col" : "implicit im2col, dW by dot products")
+        << bits;
+    EXPECT_EQ(plan_of("{type: conv2d, filters: 4, kernel: 1, stride: 2}", Shape{2, 9, 9}), "im2col");
+    EXPECT_EQ(plan_of("{type: conv2d, filters: 4, kernel: 3, stride: 2, dilation: 2}", Shape{2, 9, 9}), "im2col");
     EXPECT_EQ(plan_of("{type: conv2d, filters: 4, kernel: 3, tiles: 2}", Shape{2, 6, 6}), "tiled");
     EXPECT_EQ(plan_of("{type: conv2d, filters: 4, kernel: 3, impl: reference}", Shape{2, 6, 6}), "reference");
   }
@@ -643,6 +649,18 @@ TEST(Conv, EveryPlanEqualsTheReference) {
       {"{type: conv2d, filters: 2, kernel: 3, tiles: 2, activation: relu}", {2, 6, 6}, 2},
       // padding past (k - 1) d: outputs that no input reaches (the input gradient's clipping)
       {"{type: conv2d, filters: 4, kernel: 3, padding: [[3, 0], [1, 4]]}", {2, 6, 7}, 2},
+      // strided, through the phases of the padded image: ResNet's first of a stage; unequal
+      // strides and kernels, asymmetric padding; a stride above the kernel (phases no tap
+      // reads); 1-D; padding past the kernel; groups
+      {"{type: conv2d, filters: 16, kernel: 3, stride: 2, padding: same, bias: false}", {16, 16, 16}, 3},
+      {"{type: conv2d, filters: 6, kernel: [3, 5], stride: [2, 3], padding: [[1, 0], [2, 1]], rounding: floor, "
+       "activation: relu}",
+       {4, 9, 13},
+       2},
+      {"{type: conv2d, filters: 3, kernel: 2, stride: 3, rounding: floor}", {2, 10, 11}, 2},
+      {"{type: conv1d, filters: 16, kernel: 3, stride: 2, padding: 1, rounding: floor}", {3, 34}, 2},
+      {"{type: conv2d, filters: 4, kernel: 3, stride: 2, padding: 3, rounding: floor}", {2, 5, 6}, 2},
+      {"{type: conv2d, filters: 8, kernel: 3, groups: 2, stride: 2, padding: 1, rounding: floor}", {4, 8, 8}, 2},
   };
   const int before = kernel_width();
   std::vector<int> widths = kernel_widths();
