@@ -367,6 +367,22 @@ void WideImage::pad(const Conv::Geometry& g, const float* xi, float* xp) const {
   for (int64_t h = 0; h < H; ++h) {
     const int64_t row = at(h + w.lo[1], 0, w);
     if (row < 0) continue;  // a row no tap reads
+    if (sw == 2 && pw == 2) {
+      // x even and odd: phases lo % 2 and the other, from column (x + lo) / 2. The pairs
+      // both of whose columns are inside the phases in one pass, the rest one by one.
+      const int64_t pe = w.lo[2] % 2, je = w.lo[2] / 2, jo = (w.lo[2] + 1) / 2;
+      const int64_t pairs = std::max<int64_t>(0, std::min(Wd / 2, Wp - std::max(je, jo)));
+      for (int64_t c = 0; c < g.C; ++c) {
+        const float* src = xi + (c * H + h) * Wd;
+        float* dst = xp + c * plane + row;
+        deinterleave(src, pairs, dst + pe * Hp * Wp + je, dst + (1 - pe) * Hp * Wp + jo);
+        for (int64_t x = 2 * pairs; x < Wd; ++x) {
+          const int64_t q = x + w.lo[2];
+          if (q / 2 < Wp) dst[(q % 2) * Hp * Wp + q / 2] = src[x];
+        }
+      }
+      continue;
+    }
     for (int64_t b = 0; b < pw; ++b) {
       // x = s_w j + b - lo for j from the first x >= 0 to the phase's end.
       int64_t j = b >= w.lo[2] ? 0 : (w.lo[2] - b + sw - 1) / sw;

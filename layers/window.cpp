@@ -403,6 +403,23 @@ void interleave(const float* even, const float* odd, int64_t n, float* dst) {
   }
 }
 
+void deinterleave(const float* src, int64_t n, float* even, float* odd) {
+  int64_t m = 0;
+#if defined(__AVX2__)
+  for (; m + 8 <= n; m += 8) {
+    const __m256 a = _mm256_loadu_ps(src + 2 * m), b = _mm256_loadu_ps(src + 2 * m + 8);
+    const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 | a4 a6 b4 b6
+    const __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));  // a1 a3 b1 b3 | a5 a7 b5 b7
+    _mm256_storeu_ps(even + m, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
+    _mm256_storeu_ps(odd + m, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8)));
+  }
+#endif
+  for (; m < n; ++m) {
+    even[m] = src[2 * m];
+    odd[m] = src[2 * m + 1];
+  }
+}
+
 void im2col(const Window& w, int64_t channels, const float* x, float* cols, int64_t ld) {
   const int64_t ow = w.out[2], s = w.s[2], n = w.in[2];
   walk_rows(w, channels, x, ld, [&](int64_t col, const float* src, int64_t off) {

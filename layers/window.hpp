@@ -130,8 +130,9 @@ void col2im(const Window& w, int64_t channels, const float* cols, float* x, int6
 // The stride-2 rows of these and of the strided convolutions' phases (conv_algorithm.hpp):
 // dst[o] = src[2 o] for first <= o < last, where src[0 .. avail) may be read;
 void copy_even(const float* src, int64_t first, int64_t last, int64_t avail, float* dst);
-// dst[2 m] = even[m] and dst[2 m + 1] = odd[m] for m < n.
+// dst[2 m] = even[m] and dst[2 m + 1] = odd[m] for m < n; and back.
 void interleave(const float* even, const float* odd, int64_t n, float* dst);
+void deinterleave(const float* src, int64_t n, float* even, float* odd);
 // impl: fast | reference (the naive kernel, kept for tests and debugging) of a layer's config.
 bool reference_impl(const Config& c);
 // Every tap of every window reads inside the input (no padding is ever read).
