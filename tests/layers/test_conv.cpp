@@ -831,5 +831,37 @@ TEST(ConvPieces, Im2colAndCol2imEqualTheirDefinition) {
     }
   EXPECT_GE(checked, 80);
 }
+
+// The stride-2 row pieces of im2col and of the strided phases, bit for bit against their
+// definitions, at lengths around the vector width (the vector loops and their scalar ends),
+// from offsets that are not vector-aligned.
+TEST(ConvPieces, StrideTwoRowsEqualTheirDefinition) {
+  Rng rng(5);
+  std::vector<float> src(200), a(100), b(100), out(200);
+  for (float& v : src) v = rng.normal();
+  for (const int64_t n : {0, 1, 7, 8, 9, 15, 16, 17, 23, 24, 25, 40}) {
+    for (const int64_t off : {0, 1, 3}) {
+      SCOPED_TRACE(cat("n ", n, ", offset ", off));
+      const float* s = src.data() + off;
+      std::fill(a.begin(), a.end(), -1.0f);
+      std::fill(b.begin(), b.end(), -1.0f);
+      deinterleave(s, n, a.data() + off, b.data());
+      for (int64_t m = 0; m < n; ++m) {
+        EXPECT_EQ(a[static_cast<size_t>(off + m)], s[2 * m]) << m;
+        EXPECT_EQ(b[static_cast<size_t>(m)], s[2 * m + 1]) << m;
+      }
+      EXPECT_EQ(a[static_cast<size_t>(off + n)], -1.0f);  // nothing past the end
+      EXPECT_EQ(b[static_cast<size_t>(n)], -1.0f);
+      std::fill(out.begin(), out.end(), -1.0f);
+      interleave(a.data() + off, b.data(), n, out.data() + off);
+      EXPECT_EQ(0, std::memcmp(out.data() + off, s, static_cast<size_t>(2 * n) * sizeof(float)));
+      EXPECT_EQ(out[static_cast<size_t>(off + 2 * n)], -1.0f);
+      std::fill(out.begin(), out.end(), -1.0f);
+      copy_even(s, 0, n, 2 * n - 1, out.data());  // the last odd float may not be read
+      for (int64_t m = 0; m < n; ++m) EXPECT_EQ(out[static_cast<size_t>(m)], s[2 * m]) << m;
+      EXPECT_EQ(out[static_cast<size_t>(n)], -1.0f);
+    }
+  }
+}
 }  // namespace
 }  // namespace hubel::layers
