@@ -138,7 +138,9 @@ void nn(int64_t m, int64_t n, int64_t k2, const uint32_t* a, int64_t lda, const 
 
 // C[R, S] dot products over k elements per segment, in vector lanes, a masked vector for
 // the last k % (2 kW) of each segment.
-template <class V, int R, int S>
+// (Rest: whether segments end in a part vector; without one, the accumulators stay in
+// registers across segments, where the branch had GCC spill them at every segment.)
+template <class V, int R, int S, bool Rest>
 void nt_tile(int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b, const int64_t* off, int64_t ldb, int64_t j,
              float* c, int64_t ldc, float beta, int64_t segments, int64_t a_step, int64_t b_step) {
   using F = typename V::F;
@@ -165,7 +167,7 @@ void nt_tile(int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b, const
         for (int r = 0; r < R; ++r) acc[r][s] = V::dp(acc[r][s], av[r], bv);
       }
     }
-    if (rest) {
+    if constexpr (Rest) {
       I av[R];
       for (int r = 0; r < R; ++r) av[r] = V::load_first(ag + r * lda + kv, rest);
       for (int s = 0; s < S; ++s) {
@@ -184,20 +186,22 @@ void nt_tile(int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b, const
 
 using NtTile = void (*)(int64_t, const uint16_t*, int64_t, const uint16_t*, const int64_t*, int64_t, int64_t, float*,
                         int64_t, float, int64_t, int64_t, int64_t);
-template <class V, int R, int... S>
+template <class V, bool Rest, int R, int... S>
 constexpr std::array<NtTile, sizeof...(S)> nt_row(std::integer_sequence<int, S...>) {
-  return {&nt_tile<V, R, S + 1>...};
+  return {&nt_tile<V, R, S + 1, Rest>...};
 }
-template <class V, int... R>
+template <class V, bool Rest, int... R>
 constexpr auto nt_tiles(std::integer_sequence<int, R...>) {
   return std::array<std::array<NtTile, V::kTS>, sizeof...(R)>{
-      nt_row<V, R + 1>(std::make_integer_sequence<int, V::kTS>{})...};
+      nt_row<V, Rest, R + 1>(std::make_integer_sequence<int, V::kTS>{})...};
 }
 
 template <class V>
 void nt(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b, const int64_t* off,
         int64_t ldb, float beta, float* c, int64_t ldc, int64_t segments, int64_t a_step, int64_t b_step) {
-  static constexpr auto tiles = nt_tiles<V>(std::make_integer_sequence<int, V::kTR>{});
+  static constexpr auto whole = nt_tiles<V, false>(std::make_integer_sequence<int, V::kTR>{});
+  static constexpr auto part = nt_tiles<V, true>(std::make_integer_sequence<int, V::kTR>{});
+  const auto& tiles = k % (2 * V::kW) ? part : whole;
   for (int64_t j = 0; j < n; j += V::kTS) {
     const int64_t s = std::min<int64_t>(V::kTS, n - j);
     for (int64_t i = 0; i < m; i += V::kTR) {

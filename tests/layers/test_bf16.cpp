@@ -127,9 +127,15 @@ TEST(Bf16, ProductsEqualTheReferenceOnBf16Values) {
       expect_close("C", c, want, 1e-5);
     }
     // nt: dot products over k elements per segment, B's rows anywhere; k through the
-    // vector part and the masked tail; beta 0 and 1.
-    for (const auto& [m, n, k, segments] :
-         {std::tuple{1, 1, 1, 1}, {5, 7, 33, 1}, {3, 11, 100, 3}, {16, 9, 1100, 2}, {4, 4, 31, 4}}) {
+    // vector part and the masked tail, or whole vectors only (64, 160: the tiles without a
+    // tail, at both widths); beta 0 and 1.
+    for (const auto& [m, n, k, segments] : {std::tuple{1, 1, 1, 1},
+                                            {5, 7, 33, 1},
+                                            {3, 11, 100, 3},
+                                            {16, 9, 1100, 2},
+                                            {4, 4, 31, 4},
+                                            {6, 10, 64, 3},
+                                            {9, 12, 160, 5}}) {
       SCOPED_TRACE(cat("nt ", m, " x ", n, ", ", k, " per segment, ", segments, " segments"));
       const int64_t lda = k * segments + 5, a_step = k + 1, b_step = k + 2, span = b_step * segments;
       const auto a = random_bf16(m * lda, rng), b = random_bf16(n * span + 7 * n, rng);
