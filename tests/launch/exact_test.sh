@@ -10,7 +10,8 @@ DATA="$T/fashion.h5"
 fashion 1200 "$DATA" || { echo "FAIL: converting Fashion-MNIST"; exit 1; }
 
 # LeNet with momentum SGD (cosine schedule, weight decay), and a net with synchronized
-# batch norm, dropout and Adam with gradient clipping.
+# batch norm, a strided convolution (read through its phases), dropout and Adam with
+# gradient clipping.
 cat > "$T/bn.yaml" <<'YAML'
 model:
   input: [1, 28, 28]
@@ -19,7 +20,7 @@ model:
     - {type: batchnorm, name: bn1, sync: true}
     - {type: relu}
     - {type: maxpool2d, kernel: 2}
-    - {type: conv2d, name: c2, filters: 16, kernel: 3}
+    - {type: conv2d, name: c2, filters: 16, kernel: 3, stride: 2, padding: 1, rounding: floor}
     - {type: batchnorm, name: bn2, sync: true}
     - {type: relu}
     - {type: global_avgpool}
