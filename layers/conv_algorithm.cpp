@@ -292,7 +292,7 @@ PaddedGradient::PaddedGradient(const Window& w, int64_t planes) {
 
 void PaddedGradient::crop(const Window& w, const WideImage& wide, int64_t C, const float* dxw, float* dxi) const {
   const int64_t H = w.in[1], Wd = w.in[2];
-  if (phases.size() == 1 && !WideImage::strided(w)) {
+  if (!WideImage::strided(w)) {
     for (int64_t c = 0; c < C; ++c)
       for (int64_t h = 0; h < H; ++h)
         std::memcpy(dxi + (c * H + h) * Wd, dxw + c * Pq + h * Wq, static_cast<size_t>(Wd) * sizeof(float));

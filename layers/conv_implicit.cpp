@@ -216,13 +216,14 @@ class ImplicitConv final : public ChunkedConv {
                       static_cast<size_t>(q_.c1 - q_.c0) * sizeof(float));
       }
     const float* wf = wf_.data();
+    float* out = dxw;  // [phases][C][Pq]
     for (const PaddedGradient::Phase& f : q_.phases) {
       const int64_t nt = static_cast<int64_t>(f.kernel.size());
-      for (int64_t gr = 0; gr < g.groups; ++gr, wf += g.Cg * Kg * nt, dxw += g.Cg * q_.Pq)
-        weights_times_columns(g.Cg, q_.Pq, Kg * nt, wf, Kg * nt, ImageColumns{dq, f.taps.data() + gr * Kg * nt}, dxw,
+      for (int64_t gr = 0; gr < g.groups; ++gr, wf += g.Cg * Kg * nt, out += g.Cg * q_.Pq)
+        weights_times_columns(g.Cg, q_.Pq, Kg * nt, wf, Kg * nt, ImageColumns{dq, f.taps.data() + gr * Kg * nt}, out,
                               q_.Pq);
     }
-    q_.crop(g.w, wide_, g.C, dxw - q_.wide_floats(g.C), dxi);
+    q_.crop(g.w, wide_, g.C, dxw, dxi);
   }
 
   Conv::Plan plan_;
