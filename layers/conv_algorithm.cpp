@@ -377,8 +377,8 @@ void WideImage::pad(const Conv::Geometry& g, const float* xi, float* xp) const {
         float* dst = xp + c * plane + row;
         deinterleave(src, pairs, dst + pe * Hp * Wp + je, dst + (1 - pe) * Hp * Wp + jo);
         for (int64_t x = 2 * pairs; x < Wd; ++x) {
-          const int64_t q = x + w.lo[2];
-          if (q / 2 < Wp) dst[(q % 2) * Hp * Wp + q / 2] = src[x];
+          const int64_t to = at(h + w.lo[1], x + w.lo[2], w);
+          if (to >= 0) xp[c * plane + to] = src[x];
         }
       }
       continue;
