@@ -78,42 +78,67 @@ void BatchNorm::bind(const Binding& b) {
 }
 
 namespace {
-// sum of u[s] and of u[s] * v[s] over s < S, in double, in 8 lanes added in a fixed
+// sum of u[s] and of u[s] * v[s] over s < S, in double, in 16 lanes added in a fixed
 // tree: vectorized (a single running sum is a chain of dependent additions, 4 cycles
-// each), and the same bits whatever the threads.
-void pair_sums(const float* u, const float* v, int64_t S, double& su, double& suv) {
-  double a[8] = {}, b[8] = {};
+// each; 16 lanes are four independent chains of vectors, so the pass runs at the speed of
+// memory), and the same bits whatever the threads. Lane j adds elements j, j + 16, ...
+template <bool Square>  // v == u
+void lane_sums(const float* u, const float* v, int64_t S, double& su, double& suv) {
+  constexpr int kLanes = 16;
+  double a[kLanes] = {}, b[kLanes] = {};
   int64_t s = 0;
 #if defined(__AVX2__) && defined(__FMA__)
-  // The 8 lanes as two vectors of 4 doubles each (GCC leaves the loop below scalar): lane
-  // j still adds elements j, j + 8, ... in order, so the same bits.
-  __m256d a0 = _mm256_setzero_pd(), a1 = a0, b0 = a0, b1 = a0;
-  for (; s + 8 <= S; s += 8) {
-    const __m256 x = _mm256_loadu_ps(u + s), y = _mm256_loadu_ps(v + s);
-    const __m256d xl = _mm256_cvtps_pd(_mm256_castps256_ps128(x)), xh = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
-    const __m256d yl = _mm256_cvtps_pd(_mm256_castps256_ps128(y)), yh = _mm256_cvtps_pd(_mm256_extractf128_ps(y, 1));
-    a0 = _mm256_add_pd(a0, xl);
-    a1 = _mm256_add_pd(a1, xh);
-    b0 = _mm256_fmadd_pd(xl, yl, b0);
-    b1 = _mm256_fmadd_pd(xh, yh, b1);
+  // The 16 lanes as four vectors of 4 doubles each (GCC leaves the loop below scalar).
+  __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  const auto lo = [](__m256 x) { return _mm256_cvtps_pd(_mm256_castps256_ps128(x)); };
+  const auto hi = [](__m256 x) { return _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)); };
+  for (; s + kLanes <= S; s += kLanes) {
+    const __m256 x = _mm256_loadu_ps(u + s), x8 = _mm256_loadu_ps(u + s + 8);
+    const __m256d x0 = lo(x), x1 = hi(x), x2 = lo(x8), x3 = hi(x8);
+    a0 = _mm256_add_pd(a0, x0);
+    a1 = _mm256_add_pd(a1, x1);
+    a2 = _mm256_add_pd(a2, x2);
+    a3 = _mm256_add_pd(a3, x3);
+    if constexpr (Square) {
+      b0 = _mm256_fmadd_pd(x0, x0, b0);
+      b1 = _mm256_fmadd_pd(x1, x1, b1);
+      b2 = _mm256_fmadd_pd(x2, x2, b2);
+      b3 = _mm256_fmadd_pd(x3, x3, b3);
+    } else {
+      const __m256 y = _mm256_loadu_ps(v + s), y8 = _mm256_loadu_ps(v + s + 8);
+      b0 = _mm256_fmadd_pd(x0, lo(y), b0);
+      b1 = _mm256_fmadd_pd(x1, hi(y), b1);
+      b2 = _mm256_fmadd_pd(x2, lo(y8), b2);
+      b3 = _mm256_fmadd_pd(x3, hi(y8), b3);
+    }
   }
   _mm256_storeu_pd(a, a0);
   _mm256_storeu_pd(a + 4, a1);
+  _mm256_storeu_pd(a + 8, a2);
+  _mm256_storeu_pd(a + 12, a3);
   _mm256_storeu_pd(b, b0);
   _mm256_storeu_pd(b + 4, b1);
+  _mm256_storeu_pd(b + 8, b2);
+  _mm256_storeu_pd(b + 12, b3);
 #endif
-  for (; s + 8 <= S; s += 8)
-    for (int j = 0; j < 8; ++j) {
+  for (; s + kLanes <= S; s += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
       const double x = u[s + j];
       a[j] += x;
-      b[j] += x * v[s + j];
+      b[j] += x * static_cast<double>(Square ? u[s + j] : v[s + j]);
     }
   for (int j = 0; s < S; ++s, ++j) {
     a[j] += u[s];
-    b[j] += static_cast<double>(u[s]) * v[s];
+    b[j] += static_cast<double>(u[s]) * (Square ? u[s] : v[s]);
   }
-  su = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-  suv = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
+  const auto tree = [](const double* t) {
+    const auto eight = [](const double* e) {
+      return ((e[0] + e[1]) + (e[2] + e[3])) + ((e[4] + e[5]) + (e[6] + e[7]));
+    };
+    return eight(t) + eight(t + 8);
+  };
+  su = tree(a);
+  suv = tree(b);
 }
 }  // namespace
 
@@ -131,7 +156,7 @@ void BatchNorm::forward(ConstTensorView x, TensorView y, const StepContext& ctx)
     chunk_sums_.assign(static_cast<size_t>(plan.count * 2 * C), 0.0);
     per_chunk_channel(plan, n, C, S, [&](int64_t k, int64_t c, int64_t at) {
       double s1 = 0, s2 = 0;
-      pair_sums(x.data() + at, x.data() + at, S, s1, s2);
+      lane_sums<true>(x.data() + at, nullptr, S, s1, s2);
       chunk_sums_[static_cast<size_t>(k * 2 * C + c)] += s1;
       chunk_sums_[static_cast<size_t>(k * 2 * C + C + c)] += s2;
     });
@@ -185,7 +210,7 @@ void BatchNorm::backward(ConstTensorView x, ConstTensorView, ConstTensorView dy,
   chunk_sums_.assign(static_cast<size_t>(plan.count * 2 * C), 0.0);
   per_chunk_channel(plan, n, C, S, [&](int64_t k, int64_t c, int64_t at) {
     double a = 0, b = 0;
-    pair_sums(dy.data() + at, x.data() + at, S, a, b);
+    lane_sums<false>(dy.data() + at, x.data() + at, S, a, b);
     chunk_sums_[static_cast<size_t>(k * 2 * C + c)] += a;
     chunk_sums_[static_cast<size_t>(k * 2 * C + C + c)] += b;
   });
