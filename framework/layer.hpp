@@ -119,6 +119,10 @@ class Layer {
 
   // y = f(x). Rows of x and y: the current minibatch size n <= max_batch.
   virtual void forward(std::span<const ConstTensorView> x, TensorView y, const StepContext& ctx) = 0;
+  // Whether every input's gradient is dy itself (a sum of the inputs). The Net may then hand
+  // backward dy's own buffer as an input's dx, which backward leaves as it is; the producer
+  // reads dy in place instead of a copy.
+  virtual bool passes_gradient() const { return false; }
   // Given dy, writes dx (overwriting; an empty view means that input needs no gradient)
   // and overwrites the parameter gradients dw with this minibatch's gradient.
   virtual void backward(std::span<const ConstTensorView> x, ConstTensorView y, ConstTensorView dy,

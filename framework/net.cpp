@@ -469,6 +469,11 @@ void Net::check_memory(int64_t max_batch) const {
 // when i runs; the buffers a node reads and writes in one backward call are live at the
 // same time, so they never share. Greedy: buffers by first use, each into the free slab
 // nearest its size (grown when too small), or a new slab. A chain needs two slabs.
+//
+// Where c passes its gradient through (Layer::passes_gradient: a residual add), node i's
+// buffer for c is c's own gradient buffer, live until i has read it, and c's backward
+// copies nothing. Only buffers nobody writes after c may be shared that way: one that the
+// fan-out adds into (buffer 0 of a node with several consumers) keeps its own.
 void Net::Impl::plan_gradient_buffers(int64_t max_batch) {
   Impl& m = *this;
   struct Use {
@@ -478,19 +483,43 @@ void Net::Impl::plan_gradient_buffers(int64_t max_batch) {
     int start, end;
   };
   const int N = static_cast<int>(m.nodes.size());
-  std::vector<Use> uses;
-  for (int i = 0; i < N; ++i) {
+  // The buffer each (node, buffer) is: itself, or (passed through) its consumer's.
+  std::vector<std::vector<std::pair<int, size_t>>> holder(static_cast<size_t>(N));
+  std::vector<int> end(static_cast<size_t>(N), -1);  // when each node's buffer 0 is last read
+  for (int i = N - 1; i >= 0; --i) {
     auto& node = m.nodes[i];
     if (!node.needs_grad) continue;
     const size_t buffers = std::max<size_t>(1, node.consumers.size());
     node.grad.assign(buffers, nullptr);
+    auto& own = holder[static_cast<size_t>(i)];
+    for (size_t b = 0; b < buffers; ++b) own.emplace_back(i, b);
+    const int read = node.fused_into >= 0 ? node.fused_into : i;
+    end[static_cast<size_t>(i)] = N - 1 - read;
+    if (node.fused_next >= 0 || node.fused_into >= 0) continue;
+    for (size_t b = 0; b < node.consumers.size(); ++b) {
+      const int c = node.consumers[b].node;
+      const auto& consumer = m.nodes[c];
+      if (c <= i || !consumer.layer->passes_gradient() || consumer.fused_into >= 0 || consumer.fused_next >= 0 ||
+          (b == 0 && buffers > 1))
+        continue;
+      own[b] = holder[static_cast<size_t>(c)][0];
+      int& last = end[static_cast<size_t>(own[b].first)];
+      last = std::max(last, N - 1 - i);
+    }
+  }
+  std::vector<Use> uses;
+  for (int i = 0; i < N; ++i) {
+    auto& node = m.nodes[i];
+    if (!node.needs_grad) continue;
     // A node that computes its consumer's backward (fusion) takes that consumer's gradient
     // instead of one of its own; the consumer's is read at this node's backward.
     if (node.fused_next >= 0) continue;
-    const int read = node.fused_into >= 0 ? node.fused_into : i;
-    for (size_t b = 0; b < buffers; ++b)
+    for (size_t b = 0; b < node.grad.size(); ++b) {
+      if (holder[static_cast<size_t>(i)][b] != std::pair<int, size_t>(i, b)) continue;  // passed through
+      const int read = node.fused_into >= 0 ? node.fused_into : i;
       uses.push_back({i, b, node.out.numel() * max_batch, node.consumers.empty() ? -1 : N - 1 - node.consumers[b].node,
-                      N - 1 - read});
+                      b == 0 ? end[static_cast<size_t>(i)] : N - 1 - read});
+    }
   }
   std::stable_sort(uses.begin(), uses.end(), [](const Use& a, const Use& b) { return a.start < b.start; });
   struct Slab {
@@ -521,6 +550,11 @@ void Net::Impl::plan_gradient_buffers(int64_t max_batch) {
   m.grad_slabs.clear();
   for (const auto& s : slabs) m.grad_slabs.emplace_back(s.size);
   for (size_t u = 0; u < uses.size(); ++u) m.nodes[uses[u].node].grad[uses[u].b] = m.grad_slabs[slab_of[u]].data();
+  for (int i = 0; i < N; ++i)
+    for (size_t b = 0; b < holder[static_cast<size_t>(i)].size(); ++b) {
+      const auto [h, hb] = holder[static_cast<size_t>(i)][b];
+      m.nodes[i].grad[b] = m.nodes[h].grad[hb];
+    }
 }
 
 void Net::build(int64_t max_batch, uint64_t seed) {

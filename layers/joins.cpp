@@ -44,9 +44,11 @@ void Add::forward(std::span<const ConstTensorView> x, TensorView y, const StepCo
 // stage-1 ResNet gradient, 8 MB, had taken 1.3 ms, and longer with a second thread idle).
 void Add::backward(std::span<const ConstTensorView>, ConstTensorView, ConstTensorView dy,
                    std::span<const TensorView> dx, const StepContext&) {
+  // (An input whose dx the Net made dy's own buffer, passes_gradient, needs nothing.)
   parallel_chunks(dy.numel(), 16384, [&](int64_t b, int64_t e) {
     for (const auto& d : dx)
-      if (!d.empty()) std::memcpy(d.data() + b, dy.data() + b, static_cast<size_t>(e - b) * sizeof(float));
+      if (!d.empty() && d.data() != dy.data())
+        std::memcpy(d.data() + b, dy.data() + b, static_cast<size_t>(e - b) * sizeof(float));
   });
 }
 

@@ -25,6 +25,7 @@ class Add : public Layer {
   static std::unique_ptr<Layer> from_config(const Config& c);
   std::string type() const override { return "add"; }
   int arity() const override { return 0; }
+  bool passes_gradient() const override { return true; }
   Shape output_shape(std::span<const Shape> x) const override;
   int64_t flops(std::span<const Shape> x, const Shape& y) const override;
   void to_onnx(onnx::Graph& g, std::span<const std::string> x, std::span<const Shape> xs,

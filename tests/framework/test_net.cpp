@@ -216,6 +216,51 @@ TEST(Net, GradientBuffersOfAChainShareTwoSlabs) {
   test::check_net_gradients(net, loss, 8, Targets{labels.data(), {}}, test::GradCheckOptions{});
 }
 
+namespace {
+// An add that records, at each backward, which inputs' gradients are dy's own buffer.
+class ProbeAdd : public layers::Add {
+ public:
+  explicit ProbeAdd(std::string name) { set_name(std::move(name)); }
+  void backward(std::span<const ConstTensorView> x, ConstTensorView y, ConstTensorView dy,
+                std::span<const TensorView> dx, const StepContext& ctx) override {
+    passed.clear();
+    for (const auto& d : dx) passed.push_back(!d.empty() && d.data() == dy.data());
+    Add::backward(x, y, dy, dx, ctx);
+  }
+  std::vector<bool> passed;
+};
+
+template <class L, class... A>
+L& add_named(Net& net, const std::string& name, const std::vector<std::string>& inputs, A&&... a) {
+  auto layer = std::make_unique<L>(std::forward<A>(a)...);
+  layer->set_name(name);
+  return static_cast<L&>(net.add(std::move(layer), inputs));
+}
+}  // namespace
+
+// A residual add hands its dy to its inputs as their gradient buffers, except where the
+// fan-out adds into the buffer (the first of several consumers): t feeds a, s1 and s3; s1
+// feeds s2 twice; s2 feeds s3, s3 out. The gradients still equal finite differences.
+TEST(Net, AddsPassTheirGradientThrough) {
+  Net net(Shape{6});
+  add_named<layers::Dense>(net, "fc1", {}, layers::Dense::Options{8});
+  add_named<layers::Tanh>(net, "t", {});
+  add_named<layers::Dense>(net, "a", {"t"}, layers::Dense::Options{8});
+  auto& s1 = add_named<ProbeAdd>(net, "s1", {"a", "t"}, "s1");
+  auto& s2 = add_named<ProbeAdd>(net, "s2", {"s1", "s1"}, "s2");
+  auto& s3 = add_named<ProbeAdd>(net, "s3", {"s2", "t"}, "s3");
+  add_named<layers::Dense>(net, "out", {"s3"}, layers::Dense::Options{3});
+  net.build(4, 5);
+  Rng rng(3);
+  test::randomize(net.input(4).span(), rng);
+  std::vector<int32_t> labels{0, 2, 1, 2};
+  layers::SoftmaxCrossEntropy loss;
+  test::check_net_gradients(net, loss, 4, Targets{labels.data(), {}}, test::GradCheckOptions{});
+  EXPECT_EQ(s1.passed, (std::vector<bool>{true, true}));   // a: one consumer; t: its second
+  EXPECT_EQ(s2.passed, (std::vector<bool>{false, true}));  // s1's first buffer takes the fan-out
+  EXPECT_EQ(s3.passed, (std::vector<bool>{true, true}));   // s2 through s3 (a chain of adds); t's third
+}
+
 TEST(Net, ForwardRejectsTooLargeBatches) {
   Net net = net_from("model:\n  input: [2]\n  layers:\n    - {type: dense, units: 2}\n");
   net.build(4, 1);
