@@ -10,8 +10,9 @@ DATA="$T/fashion.h5"
 fashion 1200 "$DATA" || { echo "FAIL: converting Fashion-MNIST"; exit 1; }
 
 # LeNet with momentum SGD (cosine schedule, weight decay), and a net with synchronized
-# batch norm, a strided convolution (read through its phases), dropout and Adam with
-# gradient clipping.
+# batch norm, a residual block (its add passes the gradient through, the pooled output's
+# two gradients added by the fan-out), a strided convolution (read through its phases),
+# dropout and Adam with gradient clipping.
 cat > "$T/bn.yaml" <<'YAML'
 model:
   input: [1, 28, 28]
@@ -19,7 +20,11 @@ model:
     - {type: conv2d, name: c1, filters: 8, kernel: 3, padding: same, bias: false}
     - {type: batchnorm, name: bn1, sync: true}
     - {type: relu}
-    - {type: maxpool2d, kernel: 2}
+    - {type: maxpool2d, name: p1, kernel: 2}
+    - {type: conv2d, name: r1, filters: 8, kernel: 3, padding: same, bias: false}
+    - {type: batchnorm, name: rbn, sync: true}
+    - {type: add, name: res, inputs: [rbn, p1]}
+    - {type: relu}
     - {type: conv2d, name: c2, filters: 16, kernel: 3, stride: 2, padding: 1, rounding: floor}
     - {type: batchnorm, name: bn2, sync: true}
     - {type: relu}
@@ -79,7 +84,7 @@ done
 # threads, give the 1-rank bits; and they are not the fp32 run's bits.
 if grep -qw avx512_bf16 /proc/cpuinfo; then
   if run bf16-1x1 1 1 "$T/bn.yaml" --set train.precision=bf16; then
-    grep -q "bf16 products (fp32 sums) in 2 of 2 convolutions" "$T/bf16-1x1.log" ||
+    grep -q "bf16 products (fp32 sums) in 3 of 3 convolutions" "$T/bf16-1x1.log" ||
       fail "bf16: the banner does not say the convolutions run in bf16: $(head -1 "$T/bf16-1x1.log")"
     same "$(last "$T/bn-1x1")" "$(last "$T/bf16-1x1")" && fail "bf16: the model equals the fp32 run's: bf16 did not run"
     for cfg in 1x2 2x1 4x1; do
