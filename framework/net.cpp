@@ -499,8 +499,8 @@ void Net::Impl::plan_gradient_buffers(int64_t max_batch) {
     for (size_t b = 0; b < node.consumers.size(); ++b) {
       const int c = node.consumers[b].node;
       const auto& consumer = m.nodes[c];
-      if (c <= i || !consumer.layer->passes_gradient() || consumer.fused_into >= 0 || consumer.fused_next >= 0 ||
-          (b == 0 && buffers > 1))
+      if (c <= i || holder[static_cast<size_t>(c)].empty() || !consumer.layer->passes_gradient() ||
+          consumer.fused_into >= 0 || consumer.fused_next >= 0 || (b == 0 && buffers > 1))
         continue;
       own[b] = holder[static_cast<size_t>(c)][0];
       int& last = end[static_cast<size_t>(own[b].first)];
