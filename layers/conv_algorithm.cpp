@@ -368,17 +368,17 @@ void WideImage::pad(const Conv::Geometry& g, const float* xi, float* xp) const {
     const int64_t row = at(h + w.lo[1], 0, w);
     if (row < 0) continue;  // a row no tap reads
     if (sw == 2 && pw == 2) {
-      // x even and odd: phases lo % 2 and the other, from column (x + lo) / 2. The pairs
-      // both of whose columns are inside the phases in one pass, the rest one by one.
-      const int64_t pe = w.lo[2] % 2, je = w.lo[2] / 2, jo = (w.lo[2] + 1) / 2;
-      const int64_t pairs = std::max<int64_t>(0, std::min(Wd / 2, Wp - std::max(je, jo)));
+      // x even and odd into their two phases: the pairs both of whose columns are inside
+      // the phases (the odd one's column, (lo + 1) / 2 + m, is the later) in one pass, the
+      // rest one by one.
+      const int64_t r = h + w.lo[1], pairs = std::max<int64_t>(0, std::min(Wd / 2, Wp - (w.lo[2] + 1) / 2));
       for (int64_t c = 0; c < g.C; ++c) {
         const float* src = xi + (c * H + h) * Wd;
-        float* dst = xp + c * plane + row;
-        deinterleave(src, pairs, dst + pe * Hp * Wp + je, dst + (1 - pe) * Hp * Wp + jo);
+        float* xc = xp + c * plane;
+        if (pairs > 0) deinterleave(src, pairs, xc + at(r, w.lo[2], w), xc + at(r, w.lo[2] + 1, w));
         for (int64_t x = 2 * pairs; x < Wd; ++x) {
-          const int64_t to = at(h + w.lo[1], x + w.lo[2], w);
-          if (to >= 0) xp[c * plane + to] = src[x];
+          const int64_t to = at(r, x + w.lo[2], w);
+          if (to >= 0) xc[to] = src[x];
         }
       }
       continue;
